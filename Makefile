@@ -1,0 +1,47 @@
+# flowact-agent: `make demo` and `make test` set everything up themselves (offline, CPU only).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+EXTRAS := whisper,openai,llamacpp,piper,livekit,mqtt,preview,face,train,dev
+APT_PACKAGES := espeak-ng libespeak-ng1 mosquitto iproute2 chromium sox
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: demo test bench lint setup system clean
+
+setup: system $(STAMP)
+
+system:
+	@bash tools/ensure_system.sh $(APT_PACKAGES)
+
+$(STAMP): pyproject.toml Makefile tools/ensure_system.sh
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (need Python >= 3.11)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# The local CPU build of torch, installed first so nothing pulls a CUDA build.
+	$(PIP) install -q torch==2.13.0
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install -q -e ".[$(EXTRAS)]" torch==2.13.0
+	# mediapipe 0.10.21 is the last release with face-mesh models; it pins numpy<2/protobuf<5
+	# but runs beside numpy 2.x and protobuf 6.x, so it goes in without its declared deps.
+	$(PIP) install -q --no-deps mediapipe==0.10.21
+	touch $(STAMP)
+
+demo: setup
+	$(PY) -m agent demo
+
+test: setup
+	$(PY) -m pytest -q tests
+
+bench: setup
+	$(PY) bench/run_all.py
+
+lint: setup
+	$(PY) -m ruff check agent flowact plugins tests bench examples
+	$(PY) -m mypy agent plugins flowact
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

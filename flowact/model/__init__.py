@@ -1,0 +1,1 @@
+"""MMDiT model code (motion-space and video-latent presets)."""

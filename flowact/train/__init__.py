@@ -1,0 +1,1 @@
+"""Training: data extraction from talking videos, training loop, distillation."""

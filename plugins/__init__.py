@@ -1,0 +1,1 @@
+"""Engine, transport and channel plugins (one folder each, Config beside the code)."""
