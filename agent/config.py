@@ -42,7 +42,7 @@ class SessionConfig(BaseModel):
     input_sample_rate: int = Field(16000, description="user audio rate fed to VAD/ASR (Hz)")
     width: int = Field(854, ge=64, le=3840)
     height: int = Field(480, ge=64, le=2160)
-    portrait: str = "examples/assets/portrait.png"
+    portrait: str = "examples/assets/grace_hopper.jpg"
     system_prompt: str = (
         "You are a friendly, concise assistant speaking through a video avatar. "
         "Answer in one to three short spoken sentences."
