@@ -62,8 +62,8 @@ class PluginSpec:
     """A validated plugin section: the class to build and its validated config."""
 
     kind: str
-    type: str
-    cls: type[Any]
+    name: str
+    cls: Any
     config: BaseModel
 
     def build(self, **context: Any) -> Any:
@@ -160,7 +160,7 @@ def parse_config(
             cfg = plugin_config_class(cls).model_validate(body)
         except ValidationError as e:
             raise ConfigError(_validation_message(source, kind, e)) from e
-        plugins[kind] = PluginSpec(kind=kind, type=name, cls=cls, config=cfg)
+        plugins[kind] = PluginSpec(kind=kind, name=name, cls=cls, config=cfg)
     return AgentConfig(source=source, session=session, plugins=plugins)
 
 

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from flowact.api import Generator
 from agent.commands import Command
 from agent.frames import AudioChunk, SpeechChunk, TextDelta, ToolCall, Transcript, VadEvent, VideoChunk
+from flowact.api import Generator
 
 __all__ = [
     "ASR",

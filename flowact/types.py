@@ -32,7 +32,7 @@ N_MELS = 40
 """Log-mel bands per video frame in ControlChunk.mel."""
 
 
-class AgentState(str, enum.Enum):
+class AgentState(enum.StrEnum):
     """What the agent is doing; drives idle/listening/thinking/speaking behaviour."""
 
     IDLE = "idle"
