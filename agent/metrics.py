@@ -1,0 +1,141 @@
+"""Session metrics: per-turn stage latencies, frame counters, fps, A/V offset.
+
+All times come from the injected clock. `snapshot()` is what telemetry (MQTT, preview page) gets;
+every finished turn and every snapshot is also logged as one structured JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from agent.clock import Clock
+
+__all__ = ["SessionMetrics", "TurnMetrics", "TURN_STAGES"]
+
+log = logging.getLogger("agent.metrics")
+
+TURN_STAGES = (
+    "user_end",  # end of user speech (VAD) or message typed
+    "asr_final",
+    "llm_first_token",
+    "tts_first_audio",
+    "first_frame",  # first speaking frame written to the sink
+)
+
+
+@dataclass(slots=True)
+class TurnMetrics:
+    turn: int
+    started: float
+    marks: dict[str, float] = field(default_factory=dict)
+    engine_s: float = 0.0  # time spent inside engine calls (ASR/LLM/TTS), for overhead
+    interrupted: bool = False
+
+    def mark(self, stage: str, t: float) -> None:
+        self.marks.setdefault(stage, t)
+
+    def latencies(self) -> dict[str, float]:
+        """Seconds from the user's end of speech (or turn start) to each stage."""
+        t0 = self.marks.get("user_end", self.started)
+        return {s: round(self.marks[s] - t0, 4) for s in TURN_STAGES if s in self.marks and s != "user_end"}
+
+
+class SessionMetrics:
+    """Counters and bounded histories for one session."""
+
+    def __init__(self, clock: Clock, *, fps: int, keep_turns: int = 50) -> None:
+        self.clock = clock
+        self.fps = fps
+        self.started = clock.now()
+        self.first_frame_at: float | None = None
+        self.frames_written = 0
+        self.frames_repeated = 0
+        self.frames_dropped = 0
+        self.audio_samples_written = 0
+        self.sample_rate = 0
+        self.turns: deque[TurnMetrics] = deque(maxlen=keep_turns)
+        self._frame_times: deque[float] = deque(maxlen=fps * 4)
+        self.render_ms: deque[float] = deque(maxlen=fps * 10)
+        self.errors = 0
+        self.barge_ins = 0
+
+    # --- turns ---------------------------------------------------------------------------------
+    def turn(self, turn: int) -> TurnMetrics:
+        for tm in reversed(self.turns):
+            if tm.turn == turn:
+                return tm
+        tm = TurnMetrics(turn=turn, started=self.clock.now())
+        self.turns.append(tm)
+        return tm
+
+    def mark(self, turn: int, stage: str, t: float | None = None) -> None:
+        self.turn(turn).mark(stage, self.clock.now() if t is None else t)
+
+    def finish_turn(self, turn: int, *, interrupted: bool = False) -> dict[str, Any]:
+        tm = self.turn(turn)
+        tm.interrupted = interrupted
+        record = {"event": "turn", "turn": turn, "interrupted": interrupted, **tm.latencies()}
+        record["engine_s"] = round(tm.engine_s, 4)
+        log.info(json.dumps(record))
+        return record
+
+    # --- frames --------------------------------------------------------------------------------
+    def on_frames(self, n: int, audio_samples: int, sample_rate: int) -> None:
+        now = self.clock.now()
+        if self.first_frame_at is None and n > 0:
+            self.first_frame_at = now
+        self.frames_written += n
+        self.audio_samples_written += audio_samples
+        self.sample_rate = sample_rate
+        for _ in range(n):
+            self._frame_times.append(now)
+
+    @property
+    def fps_measured(self) -> float:
+        if len(self._frame_times) < 2:
+            return 0.0
+        span = self._frame_times[-1] - self._frame_times[0]
+        return (len(self._frame_times) - 1) / span if span > 0 else 0.0
+
+    @property
+    def av_offset_ms(self) -> float:
+        """Audio minus video duration written so far (ms); 0 means perfectly aligned."""
+        if not self.sample_rate:
+            return 0.0
+        audio_s = self.audio_samples_written / self.sample_rate
+        video_s = (self.frames_written + self.frames_dropped) / self.fps
+        return round((audio_s - video_s) * 1000.0, 2)
+
+    @property
+    def ttff_s(self) -> float | None:
+        return None if self.first_frame_at is None else round(self.first_frame_at - self.started, 4)
+
+    def snapshot(self) -> dict[str, Any]:
+        last = next((t for t in reversed(self.turns) if t.marks), None)
+        render = sorted(self.render_ms)
+        snap: dict[str, Any] = {
+            "uptime_s": round(self.clock.now() - self.started, 3),
+            "ttff_s": self.ttff_s,
+            "fps": round(self.fps_measured, 2),
+            "frames": self.frames_written,
+            "repeated": self.frames_repeated,
+            "dropped": self.frames_dropped,
+            "av_offset_ms": self.av_offset_ms,
+            "render_ms_p50": round(render[len(render) // 2], 3) if render else None,
+            "turns": len(self.turns),
+            "barge_ins": self.barge_ins,
+            "errors": self.errors,
+        }
+        if last is not None:
+            snap["last_turn"] = {"turn": last.turn, **last.latencies()}
+        return snap
+
+    def turn_table(self) -> list[dict[str, Any]]:
+        return [{"turn": t.turn, "interrupted": t.interrupted, **t.latencies()} for t in self.turns]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"snapshot": self.snapshot(), "turns": [asdict(t) for t in self.turns]}

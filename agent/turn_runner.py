@@ -1,0 +1,195 @@
+"""One agent turn: LLM text (or given text) -> intent parser -> sentences -> TTS -> control builder.
+
+The LLM streams into TTS sentence by sentence through a bounded queue, so the first sentence is
+synthesized while the LLM is still writing. Intent tags are stripped from the spoken text and ride
+with the sentence they were anchored in. Cancelling the runner's task (barge-in) cancels the LLM
+stream and TTS at once; nothing of the turn is pushed afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from agent.clock import Clock
+from agent.control import ControlBuilder
+from agent.frames import AudioChunk, IntentTag, SpeechChunk, TextDelta, ToolCall
+from agent.intents import IntentParser, tag_from_tool_call
+from agent.interfaces import LLM, TTS, ChatMessage, ToolSpec
+from agent.metrics import SessionMetrics
+from agent.text import Sentence, SentenceSplitter
+from flowact.audio import float_to_int16, int16_to_float, resample
+
+__all__ = ["TurnResult", "TurnRunner"]
+
+log = logging.getLogger("agent.turn")
+
+MAX_SPEECH_AHEAD_S = 30.0  # back-pressure: TTS waits when this much speech is queued unplayed
+
+
+@dataclass(slots=True)
+class TurnResult:
+    turn: int
+    spoken_text: str = ""
+    sentences: int = 0
+    speech_s: float = 0.0
+    tags: list[IntentTag] = field(default_factory=list)
+
+
+class TurnRunner:
+    """Runs one turn to the point where all its speech is queued in the control builder."""
+
+    def __init__(
+        self,
+        *,
+        turn: int,
+        builder: ControlBuilder,
+        tts: TTS,
+        clock: Clock,
+        metrics: SessionMetrics,
+        llm: LLM | None = None,
+        tools: Sequence[ToolSpec] = (),
+        on_text: Callable[[str], None] | None = None,
+        speech_event: asyncio.Event | None = None,
+    ) -> None:
+        self.turn = turn
+        self.builder = builder
+        self.tts = tts
+        self.llm = llm
+        self.tools = tools
+        self.clock = clock
+        self.metrics = metrics
+        self.on_text = on_text
+        self.speech_event = speech_event
+        self.result = TurnResult(turn)
+        self._parser = IntentParser()
+        self._splitter = SentenceSplitter()
+        self._pending_tags: list[IntentTag] = []
+
+    async def run_llm(self, messages: Sequence[ChatMessage]) -> TurnResult:
+        if self.llm is None:
+            raise RuntimeError("run_llm needs an LLM")
+        queue: asyncio.Queue[tuple[Sentence, tuple[IntentTag, ...]] | None] = asyncio.Queue(maxsize=4)
+        tts_task = asyncio.create_task(self._tts_worker(queue), name=f"tts-turn-{self.turn}")
+        try:
+            stream = self.llm.chat(messages, self.tools)
+            try:
+                t_call = self.clock.now()
+                async for item in stream:
+                    if isinstance(item, TextDelta):
+                        self.metrics.mark(self.turn, "llm_first_token")
+                        await self._feed(item.text, queue)
+                    elif isinstance(item, ToolCall):
+                        self._on_tool_call(item)
+                self.metrics.turn(self.turn).engine_s += self.clock.now() - t_call
+            finally:
+                with contextlib.suppress(Exception):
+                    await stream.aclose()  # type: ignore[attr-defined]
+            await self._finish(queue)
+            await tts_task
+        finally:
+            if not tts_task.done():
+                tts_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await tts_task
+        return self.result
+
+    async def run_text(self, text: str) -> TurnResult:
+        """Speak given text (intent tags allowed) without the LLM."""
+        queue: asyncio.Queue[tuple[Sentence, tuple[IntentTag, ...]] | None] = asyncio.Queue(maxsize=4)
+        tts_task = asyncio.create_task(self._tts_worker(queue), name=f"tts-turn-{self.turn}")
+        try:
+            await self._feed(text, queue)
+            await self._finish(queue)
+            await tts_task
+        finally:
+            if not tts_task.done():
+                tts_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await tts_task
+        return self.result
+
+    # --- internals -----------------------------------------------------------------------------
+    def _on_tool_call(self, call: ToolCall) -> None:
+        if call.name != "set_expression":
+            return  # user tools are executed inside the LLM plugin
+        try:
+            tag = tag_from_tool_call(call)
+        except ValueError as e:
+            log.warning("ignoring set_expression call: %s", e)
+            return
+        self.builder.push_tag(tag)
+        self.result.tags.append(tag)
+
+    async def _feed(self, delta: str, queue: asyncio.Queue[tuple[Sentence, tuple[IntentTag, ...]] | None]) -> None:
+        clean, tags = self._parser.feed(delta)
+        self._pending_tags.extend(tags)
+        self.result.tags.extend(tags)
+        if clean:
+            self.result.spoken_text += clean
+            if self.on_text is not None:
+                self.on_text(clean)
+        for sentence in self._splitter.feed(clean):
+            await queue.put((sentence, self._take_tags(sentence)))
+
+    async def _finish(self, queue: asyncio.Queue[tuple[Sentence, tuple[IntentTag, ...]] | None]) -> None:
+        clean, tags = self._parser.flush()
+        self._pending_tags.extend(tags)
+        self.result.tags.extend(tags)
+        if clean:
+            self.result.spoken_text += clean
+            if self.on_text is not None:
+                self.on_text(clean)
+        sentences = self._splitter.feed(clean) + self._splitter.flush()
+        for i, sentence in enumerate(sentences):
+            last = i == len(sentences) - 1
+            await queue.put((sentence, self._take_tags(sentence, take_all=last)))
+        if self._pending_tags:  # tags after the last sentence (or a reply of tags only)
+            for tag in self._pending_tags:
+                self.builder.push_tag(tag)
+            self._pending_tags.clear()
+        await queue.put(None)
+
+    def _take_tags(self, sentence: Sentence, *, take_all: bool = False) -> tuple[IntentTag, ...]:
+        end = sentence.offset + len(sentence.text)
+        mine = [t for t in self._pending_tags if take_all or t.char_offset <= end]
+        self._pending_tags = [t for t in self._pending_tags if t not in mine]
+        return tuple(
+            replace(t, char_offset=min(max(0, t.char_offset - sentence.offset), len(sentence.text))) for t in mine
+        )
+
+    async def _tts_worker(self, queue: asyncio.Queue[tuple[Sentence, tuple[IntentTag, ...]] | None]) -> None:
+        while True:
+            entry = await queue.get()
+            if entry is None:
+                return
+            sentence, tags = entry
+            first = True
+            t_call = self.clock.now()
+            stream = self.tts.synthesize(sentence.text)
+            try:
+                async for speech in stream:
+                    while self.builder.speech_pending_s > MAX_SPEECH_AHEAD_S:
+                        await self.clock.sleep(0.1)
+                    self.metrics.mark(self.turn, "tts_first_audio")
+                    speech = replace(speech, turn=self.turn, tags=tags if first else (), text_offset=sentence.offset)
+                    first = False
+                    self._push(speech)
+            finally:
+                with contextlib.suppress(Exception):
+                    await stream.aclose()  # type: ignore[attr-defined]
+            self.metrics.turn(self.turn).engine_s += self.clock.now() - t_call
+            self.result.sentences += 1
+
+    def _push(self, speech: SpeechChunk) -> None:
+        rate = self.builder.sample_rate
+        if speech.audio.sample_rate != rate:  # engines should already deliver the session rate
+            pcm = resample(int16_to_float(speech.audio.samples), speech.audio.sample_rate, rate)
+            speech = replace(speech, audio=AudioChunk(float_to_int16(pcm), rate, speech.audio.pts))
+        self.builder.push_speech(speech)
+        self.result.speech_s += speech.audio.duration
+        if self.speech_event is not None:
+            self.speech_event.set()

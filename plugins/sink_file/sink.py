@@ -1,0 +1,174 @@
+"""FileSink: synced audio + video into an MP4 (H.264 yuv420p + AAC) with PyAV.
+
+Written to `<path>.partial` and renamed on a clean close, so a crash or a cancelled run never
+leaves a half-written file at `path`. The video is constant frame rate: a chunk whose video was
+dropped by the A/V policy holds the last frame, so audio and video stay aligned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.errors import TransportError
+from flowact.types import VideoChunk
+
+__all__ = ["FileSink", "FileSinkConfig", "NullSink", "NullSinkConfig"]
+
+log = logging.getLogger("plugins.sink_file")
+
+
+class FileSinkConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = "out/session.mp4"
+    preset: str = Field("veryfast", description="x264 preset")
+    crf: int = Field(20, ge=0, le=51)
+    audio_bitrate: int = Field(96000, ge=16000)
+
+
+class FileSink:
+    Config = FileSinkConfig
+
+    def __init__(self, config: FileSinkConfig, **_: Any) -> None:
+        self.config = config
+        self.path = Path(config.path)
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        self._container: Any = None
+        self._lock = asyncio.Lock()
+        self._last: np.ndarray | None = None
+        self._n_video = 0
+        self._n_audio = 0
+        self.frames_written = 0
+        self.audio_samples_written = 0
+        self.failed = False
+
+    async def start(self, *, width: int, height: int, fps: int, sample_rate: int) -> None:
+        if width % 2 or height % 2:
+            raise TransportError(f"H.264 needs even frame sizes, got {width}x{height}")
+        self.width, self.height, self.fps, self.sample_rate = width, height, fps, sample_rate
+        await asyncio.to_thread(self._open)
+
+    def _open(self) -> None:
+        import av
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._container = av.open(str(self.partial), mode="w", format="mp4")
+        except (OSError, av.error.FFmpegError) as e:
+            raise TransportError(f"cannot write {self.path}: {e}") from e
+        v = self._container.add_stream("libx264", rate=self.fps)
+        v.width, v.height, v.pix_fmt = self.width, self.height, "yuv420p"
+        v.time_base = Fraction(1, self.fps)
+        v.options = {"preset": self.config.preset, "crf": str(self.config.crf)}
+        a = self._container.add_stream("aac", rate=self.sample_rate)
+        a.layout = "mono"
+        a.bit_rate = self.config.audio_bitrate
+        self._v, self._a = v, a
+        self._resampler = av.AudioResampler(format="fltp", layout="mono", rate=self.sample_rate, frame_size=1024)
+
+    async def write(self, chunk: VideoChunk) -> None:
+        if self._container is None:
+            raise TransportError("FileSink.write before start")
+        async with self._lock:
+            try:
+                await asyncio.to_thread(self._encode, chunk)
+            except Exception:
+                self.failed = True
+                raise
+
+    def _encode(self, chunk: VideoChunk) -> None:
+        import av
+
+        n_frames = round(len(chunk.audio) * self.fps / chunk.sample_rate) if chunk.sample_rate else 0
+        images = [f.image for f in chunk.frames]
+        if len(images) < n_frames and (images or self._last is not None):
+            hold = images[-1] if images else self._last
+            images += [hold] * (n_frames - len(images))  # type: ignore[list-item]
+        for img in images:
+            if img.shape[:2] != (self.height, self.width):
+                raise TransportError(f"frame is {img.shape[1]}x{img.shape[0]}, sink is {self.width}x{self.height}")
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            frame.pts = self._n_video
+            self._n_video += 1
+            for packet in self._v.encode(frame):
+                self._container.mux(packet)
+            self._last = img
+        self.frames_written += len(images)
+        if len(chunk.audio):
+            if chunk.sample_rate != self.sample_rate:
+                raise TransportError(f"audio at {chunk.sample_rate} Hz, sink expects {self.sample_rate} Hz")
+            af = av.AudioFrame.from_ndarray(chunk.audio.reshape(1, -1), format="s16", layout="mono")
+            af.sample_rate = self.sample_rate
+            af.pts = self._n_audio
+            self._n_audio += len(chunk.audio)
+            self.audio_samples_written += len(chunk.audio)
+            for rf in self._resampler.resample(af):
+                for packet in self._a.encode(rf):
+                    self._container.mux(packet)
+
+    async def aclose(self) -> None:
+        if self._container is None:
+            return
+        async with self._lock:
+            container, self._container = self._container, None
+            ok = not self.failed and self._n_video > 0
+            try:
+                await asyncio.to_thread(self._finish, container, ok)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    self.partial.unlink()
+                raise
+
+    def _finish(self, container: Any, ok: bool) -> None:
+        try:
+            if ok:
+                for rf in self._resampler.resample(None):
+                    for packet in self._a.encode(rf):
+                        container.mux(packet)
+                for packet in self._a.encode(None):
+                    container.mux(packet)
+                for packet in self._v.encode(None):
+                    container.mux(packet)
+        finally:
+            container.close()
+        if ok:
+            os.replace(self.partial, self.path)
+            log.info("wrote %s (%d frames)", self.path, self._n_video)
+        else:
+            self.partial.unlink(missing_ok=True)
+
+
+class NullSinkConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NullSink:
+    """Discards media but counts it (tests, benchmarks, headless control)."""
+
+    Config = NullSinkConfig
+
+    def __init__(self, config: NullSinkConfig | None = None, **_: Any) -> None:
+        self.config = config or NullSinkConfig()
+        self.frames = 0
+        self.audio_samples = 0
+        self.chunks = 0
+
+    async def start(self, *, width: int, height: int, fps: int, sample_rate: int) -> None:
+        self.width, self.height, self.fps, self.sample_rate = width, height, fps, sample_rate
+
+    async def write(self, chunk: VideoChunk) -> None:
+        self.chunks += 1
+        self.frames += len(chunk.frames)
+        self.audio_samples += len(chunk.audio)
+
+    async def aclose(self) -> None:
+        return None

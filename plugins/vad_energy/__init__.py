@@ -1,0 +1,5 @@
+"""Energy-threshold VAD with endpointing: no model, no dependency (silero/webrtc are better)."""
+
+from plugins.vad_energy.vad import EnergyVAD, EnergyVADConfig
+
+__all__ = ["EnergyVAD", "EnergyVADConfig"]
