@@ -33,6 +33,7 @@ BUILTIN_PLUGINS: dict[str, dict[str, str]] = {
         "wav": "plugins.input_local:WavInput",
         "script": "plugins.input_local:ScriptInput",
         "stdin": "plugins.input_local:StdinInput",
+        "spoken_script": "plugins.input_local:SpokenScriptInput",
         "none": "plugins.input_local:NoInput",
     },
     "vad": {

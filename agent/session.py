@@ -150,6 +150,10 @@ class AgentSession:
             realtime=self.cfg.realtime, policy=self.cfg.late_frame_policy, offline_gate=self._offline_gate,
         )
         self._media.start()
+        for source in (self.c.audio_input, self.c.text_input):
+            bind = getattr(source, "bind_session", None)
+            if bind is not None:
+                bind(self)
         if self.c.audio_input is not None:
             self._spawn("audio-input", self._audio_loop(self.c.audio_input))
         if self.c.text_input is not None:
@@ -203,6 +207,11 @@ class AgentSession:
     @property
     def state(self) -> AgentState:
         return self.turns.state
+
+    @property
+    def turn_count(self) -> int:
+        """Turns started so far."""
+        return self.turns.turn
 
     @property
     def tasks(self) -> list[asyncio.Task[Any]]:

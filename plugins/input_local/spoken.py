@@ -1,0 +1,119 @@
+"""SpokenScriptInput: a scripted conversation spoken by a synthetic user voice, like a live mic.
+
+Each user line is synthesized with a TTS plugin (a different voice from the agent's), played into
+the session in real time, then the input keeps feeding silence until the agent has answered, as a
+polite person would. Used by `flowact-agent demo` and end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.clock import Clock, RealClock
+from agent.errors import ConfigError, InputError
+from agent.frames import AudioChunk
+from agent.registry import load_plugin, plugin_config_class
+from flowact.audio import float_to_int16, int16_to_float, resample
+from plugins.input_local.inputs import load_script
+
+__all__ = ["SpokenScriptInput", "SpokenScriptInputConfig"]
+
+
+class _SessionView(Protocol):
+    async def wait_idle(self, timeout: float | None = None) -> None: ...  # noqa: ASYNC109
+
+    @property
+    def turn_count(self) -> int: ...
+
+
+class SpokenScriptInputConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(description="YAML list of user lines: strings or {text: ..., pause_s: ...}")
+    voice: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "espeak", "voice": "en-us+f3"},
+        description="TTS plugin section for the user's voice",
+    )
+    chunk_ms: int = Field(20, ge=5, le=200)
+    reply_timeout_s: float = Field(60.0, gt=0)
+
+
+class SpokenScriptInput:
+    Config = SpokenScriptInputConfig
+
+    def __init__(self, config: SpokenScriptInputConfig, *, sample_rate: int = 16000, clock: Clock | None = None):
+        self.config = config
+        self.sample_rate = sample_rate
+        self.clock = clock or RealClock()
+        self.lines = load_script(config.path)
+        voice = dict(config.voice)
+        name = str(voice.pop("type", ""))
+        cls = load_plugin("tts", name)
+        try:
+            self._tts = cls(plugin_config_class(cls).model_validate(voice), sample_rate=sample_rate)
+        except ValueError as e:
+            raise ConfigError(f"input.voice: {e}") from e
+        self._session: _SessionView | None = None
+
+    def bind_session(self, session: _SessionView) -> None:
+        self._session = session
+
+    async def _synthesize(self, text: str) -> np.ndarray:
+        parts: list[np.ndarray] = []
+        async for speech in self._tts.synthesize(text):
+            pcm = int16_to_float(speech.audio.samples)
+            parts.append(resample(pcm, speech.audio.sample_rate, self.sample_rate))
+        if not parts:
+            raise InputError(f"the user voice produced no audio for {text!r}")
+        return float_to_int16(np.concatenate(parts))
+
+    async def audio(self) -> AsyncIterator[AudioChunk]:
+        n = self.sample_rate * self.config.chunk_ms // 1000
+        self._t0 = self.clock.now()
+        self._sent = 0
+        for text, pause in self.lines:
+            speech = await self._synthesize(text)
+            async for c in self._silence(pause):
+                yield c
+            before = self._session.turn_count if self._session else 0
+            for start in range(0, len(speech), n):
+                block = speech[start : start + n]
+                if len(block) < n:
+                    block = np.concatenate([block, np.zeros(n - len(block), np.int16)])
+                yield await self._paced(block)
+            # keep the mic open (silence) until the agent has answered this line
+            waiter = asyncio.create_task(self._wait_reply(before), name="spoken-script-wait")
+            try:
+                while not waiter.done():
+                    yield await self._paced(np.zeros(n, np.int16))
+            finally:
+                waiter.cancel()
+                await asyncio.gather(waiter, return_exceptions=True)
+        async for c in self._silence(0.5):
+            yield c
+        await self._tts.aclose()
+
+    async def _silence(self, seconds: float) -> AsyncIterator[AudioChunk]:
+        n = self.sample_rate * self.config.chunk_ms // 1000
+        for _ in range(int(seconds * 1000 / self.config.chunk_ms)):
+            yield await self._paced(np.zeros(n, np.int16))
+
+    async def _paced(self, block: np.ndarray) -> AudioChunk:
+        await self.clock.sleep_until(self._t0 + self._sent / self.sample_rate)
+        chunk = AudioChunk(block, self.sample_rate, pts=self._sent / self.sample_rate)
+        self._sent += len(block)
+        return chunk
+
+    async def _wait_reply(self, turns_before: int) -> None:
+        if self._session is None:
+            await self.clock.sleep(5.0)
+            return
+        deadline = self.clock.now() + self.config.reply_timeout_s
+        while self._session.turn_count <= turns_before and self.clock.now() < deadline:
+            await self.clock.sleep(0.05)
+        await self._session.wait_idle(timeout=max(0.1, deadline - self.clock.now()))
