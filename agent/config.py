@@ -84,7 +84,7 @@ class AgentConfig(BaseModel):
 
 
 _PLUGIN_SECTIONS = ("input", "vad", "asr", "llm", "tts", "generator", "sink", "control")
-_REQUIRED = ("llm", "tts", "generator", "sink")
+_REQUIRED = ("tts", "generator", "sink")
 
 
 def _fmt_loc(section: str, loc: tuple[int | str, ...]) -> str:
