@@ -1,0 +1,33 @@
+"""Energy VAD on real synthesized speech with silences: onset and end-of-turn times."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from agent.frames import AudioChunk
+from plugins.input_local import read_audio_file
+from plugins.vad_energy import EnergyVAD, EnergyVADConfig
+
+
+async def test_onsets_and_ends_follow_the_speech(tmp_path: Path) -> None:
+    wav = tmp_path / "s.wav"
+    subprocess.run(["espeak-ng", "-w", str(wav), "Hello, I would like to check my order."], check=True)
+    speech = read_audio_file(wav, 16000)
+    gap = np.zeros(16000, np.float32)
+    noise = np.random.default_rng(0).normal(0, 0.002, 16000 * 5).astype(np.float32)
+    signal = np.concatenate([gap, speech, gap * 1.5, gap, speech, gap])
+    signal[: len(noise)] += noise[: len(signal)]
+    pcm = (np.clip(signal, -1, 1) * 32767).astype(np.int16)
+    vad = EnergyVAD(EnergyVADConfig(end_silence_ms=500), sample_rate=16000)
+    events = []
+    for i in range(0, len(pcm), 320):
+        events += await vad.feed(AudioChunk(pcm[i : i + 320], 16000))
+    kinds = [e.speaking for e in events]
+    assert kinds == [True, False, True, False]
+    dur = len(speech) / 16000
+    assert abs(events[0].t - 1.0) < 0.3  # onset within min_speech of the true start
+    assert 1.0 + dur < events[1].t < 1.0 + dur + 0.9  # end after trailing silence
+    assert events[1].audio is not None and abs(events[1].audio.duration - dur) < 0.9
