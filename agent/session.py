@@ -405,11 +405,13 @@ class AgentSession:
             async for chunk in source.audio():
                 self.builder.push_user_audio(chunk)
                 for event in await self.c.vad.feed(chunk):
-                    self._on_vad(event)
+                    self.handle_vad(event)
         finally:
             self._inputs_done.set()
 
-    def _on_vad(self, event: VadEvent) -> None:
+    def handle_vad(self, event: VadEvent) -> None:
+        """A VAD edge (from our VAD, or a transport that detects speech itself): onset may barge in;
+        end of turn sends the utterance to ASR."""
         if event.speaking:
             self._execute(self.turns.on_user_speech_start())
             return

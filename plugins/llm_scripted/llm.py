@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.clock import Clock, RealClock
+from agent.errors import EngineError
 from agent.frames import TextDelta, ToolCall
 from agent.interfaces import ChatMessage, ToolSpec
 
@@ -33,6 +34,7 @@ class ScriptedLLMConfig(BaseModel):
     first_token_s: float = Field(0.2, ge=0)
     delta_chars: int = Field(6, ge=1)
     delta_s: float = Field(0.02, ge=0)
+    fail_with: str | None = Field(None, description="raise EngineError(this message) instead of replying")
 
 
 class ScriptedLLM:
@@ -59,6 +61,8 @@ class ScriptedLLM:
         self.calls.append(list(messages))
         reply = self._reply(messages)
         await self.clock.sleep(self.config.first_token_s)
+        if self.config.fail_with:
+            raise EngineError("scripted-llm", self.config.fail_with, retryable=False)
         step = self.config.delta_chars
         for i in range(0, len(reply), step):
             if i:

@@ -1,0 +1,157 @@
+"""AgentSession end to end with real TTS (espeak-ng) and the real portrait generator.
+
+The LLM is the scripted engine (orchestration tests; the real LLM plugin has its own tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from agent.frames import VadEvent
+from flowact.types import AgentState
+from tests.fixtures.session_parts import StallingSink, make_session
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def speech_energy(chunks: list) -> np.ndarray:
+    return np.array([float(np.sqrt(np.mean(c.audio.astype(np.float32) ** 2))) for c in chunks])
+
+
+async def wait_for(pred, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached")
+        await asyncio.sleep(0.01)
+
+
+async def test_typed_turn_speaks_with_ordered_latencies() -> None:
+    session, rec = make_session(reply="[smile] Hello! Your order arrives tomorrow.")
+    async with session:
+        await session.user_text("where is my order")
+        await session.wait_idle(timeout=60)
+        await asyncio.sleep(0.5)
+    assert rec.states[:3] == [AgentState.THINKING, AgentState.SPEAKING, AgentState.IDLE]
+    speaking = [c for c in rec.controls if c.state == AgentState.SPEAKING]
+    assert speaking, "no speaking chunks"
+    assert speech_energy(speaking).max() > 500  # the speech audio rides in the control chunks
+    turns = session.metrics.turn_table()
+    assert len(turns) == 1
+    t = turns[0]
+    assert 0 < t["llm_first_token"] <= t["tts_first_audio"] <= t["first_frame"] < 10
+    agent_lines = [p["text"] for _, k, p in rec.events if k == "transcript" and p["role"] == "agent"]
+    assert agent_lines == ["Hello! Your order arrives tomorrow."]  # tags never reach the speech
+    happy = [c.expressions.max() for c in rec.controls]
+    assert max(happy) > 0.2  # [smile] reached the face
+    # every frame written, audio and video aligned within one frame
+    assert abs(session.metrics.av_offset_ms) <= 40.0
+    assert session.metrics.frames_written == 4 * len(rec.videos)
+
+
+async def test_barge_in_cancels_within_100ms_and_returns_to_listening() -> None:
+    session, rec = make_session()
+    async with session:
+        await session.user_text("tell me about my order")
+        await wait_for(lambda: session.state == AgentState.SPEAKING)
+        await asyncio.sleep(0.5)
+        turn_task = session._turn_task
+        assert turn_task is not None and not turn_task.done()
+        n_before = len(rec.controls)
+        t0 = time.monotonic()
+        session.handle_vad(VadEvent(speaking=True, t=0.0))
+        await asyncio.wait({turn_task}, timeout=1.0)
+        cancel_ms = (time.monotonic() - t0) * 1000
+        assert turn_task.done() and cancel_ms < 100, f"cancelled after {cancel_ms:.1f} ms"
+        assert session.state == AgentState.LISTENING
+        assert session.builder.speech_pending_s == 0.0
+        await asyncio.sleep(1.0)
+    after = rec.controls[n_before:]
+    assert after and after[0].interrupt  # the generator is told to ease back
+    assert all(c.state == AgentState.LISTENING for c in after[1:])
+    assert speech_energy(after).max() < 50  # no agent speech after the barge-in
+    # the chunks built before the barge-in but not yet written were muted at the sink
+    written_after = [v for v in rec.videos if v.index >= n_before]
+    assert speech_energy(written_after).max() < 50
+    assert "interrupt" in rec.kinds() and session.metrics.barge_ins == 1
+
+
+async def test_barge_in_while_thinking_and_during_first_tts_chunk() -> None:
+    session, rec = make_session(first_token_s=0.4)
+    async with session:
+        await session.user_text("first question")
+        await asyncio.sleep(0.1)  # the LLM has not answered yet
+        assert session.state == AgentState.THINKING
+        session.handle_vad(VadEvent(speaking=True, t=0.0))
+        assert session.state == AgentState.LISTENING
+        session.handle_vad(VadEvent(speaking=False, t=0.0))
+        await session.user_text("second question")
+        # barge in the moment the first speech chunk is queued
+        await wait_for(lambda: session.builder.speech_pending_s > 0)
+        session.handle_vad(VadEvent(speaking=True, t=0.0))
+        assert session.builder.speech_pending_s == 0.0
+        session.handle_vad(VadEvent(speaking=False, t=0.0))
+        await session.user_text("third question")  # double barge-in, then a normal turn
+        await session.wait_idle(timeout=60)
+    turns = session.metrics.turn_table()
+    assert [t["interrupted"] for t in turns] == [True, True, False]
+    assert session.metrics.barge_ins == 2
+    assert rec.states[-1] == AgentState.IDLE
+
+
+async def test_engine_error_ends_the_turn_not_the_session() -> None:
+    session, rec = make_session(fail_with="model exploded")
+    async with session:
+        await session.user_text("hi")
+        await session.wait_idle(timeout=30)
+        errors = [p for _, k, p in rec.events if k == "error"]
+        assert errors and "model exploded" in errors[0]["error"] and errors[0]["retryable"] is False
+        assert session.state == AgentState.IDLE
+        n = session.metrics.frames_written
+        await asyncio.sleep(0.5)
+        assert session.metrics.frames_written > n  # the stream keeps running
+
+
+async def test_stalled_sink_keeps_queues_bounded_and_audio_whole() -> None:
+    sink = StallingSink(stall_at_chunk=5, stall_s=1.5)
+    session, rec = make_session(sink=sink)
+    async with session:
+        await session.user_text("hello")
+        await asyncio.sleep(4.0)
+        media = session._media
+        assert media is not None
+        assert media.max_queue_seen <= 3
+        built, written = media.chunks_built, media.chunks_written
+    spc = session.timeline.samples_per_chunk
+    assert sink.audio_samples == sink.chunks * spc  # audio never dropped or stretched
+    assert built - written <= 6
+    m = session.metrics
+    assert m.frames_dropped + m.frames_repeated > 0  # the stall cost video only, and it was counted
+    assert m.frames_written + m.frames_dropped == 4 * sink.chunks
+
+
+async def test_shutdown_cancels_everything() -> None:
+    session, _ = make_session()
+    await session.start()
+    await session.user_text("talk to me")
+    await asyncio.sleep(0.8)
+    tasks = session.tasks
+    assert tasks
+    await session.aclose()
+    assert all(t.done() for t in tasks)
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert others == [], [t.get_name() for t in others]
+
+
+async def test_history_is_bounded() -> None:
+    session, _ = make_session(reply="Sure.", history_turns=2)
+    async with session:
+        for i in range(5):
+            await session.user_text(f"question {i}")
+            await session.wait_idle(timeout=30)
+    assert len(session.history) == 4
+    assert session.history[-2].content == "question 4"
