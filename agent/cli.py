@@ -95,7 +95,8 @@ def _schema(what: str) -> dict[str, Any]:
     if what == "control":
         from flowact.wire import control_json_schema
 
-        return control_json_schema()
+        schema: dict[str, Any] = control_json_schema()
+        return schema
     return AgentConfig.model_json_schema()
 
 
