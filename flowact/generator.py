@@ -1,0 +1,119 @@
+"""PortraitGenerator: the CPU tier of the generator contract (flowact.api.Generator).
+
+ControlChunk -> motion model (procedural rules, or the learned diffusion-forcing model) -> renderer
+-> VideoChunk. All per-frame work runs on one worker thread, strictly in order (motion continuity),
+never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from flowact.api import ReferenceInput
+from flowact.errors import ModelError, PortraitError
+from flowact.motion.base import MotionModel
+from flowact.reference import PortraitAnalysis, analyze_portrait
+from flowact.render.renderer import Renderer
+from flowact.types import ControlChunk, VideoChunk, VideoFrame
+
+__all__ = ["PortraitGenerator", "PortraitGeneratorConfig"]
+
+
+class PortraitGeneratorConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    motion: Literal["procedural", "learned"] = "procedural"
+    checkpoint: str | None = Field(None, description="learned motion checkpoint (safetensors + config)")
+    sampling_steps: int = Field(2, ge=1, le=8)
+    cache_dir: str | None = Field("~/.cache/flowact/reference", description="portrait analysis cache")
+    on_multiple_faces: Literal["largest", "refuse"] = "largest"
+    seed: int = 0
+
+
+class PortraitGenerator:
+    """Animates one portrait from control chunks (see module docstring)."""
+
+    Config = PortraitGeneratorConfig
+
+    def __init__(
+        self, config: PortraitGeneratorConfig | None = None, *, width: int = 854, height: int = 480, fps: int = 25
+    ) -> None:
+        self.config = config or PortraitGeneratorConfig()
+        self.width, self.height, self.fps = width, height, fps
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowact-render")
+        self.analysis: PortraitAnalysis | None = None
+        self.renderer: Renderer | None = None
+        self.motion: MotionModel = self._make_motion()
+
+    def _make_motion(self) -> MotionModel:
+        if self.config.motion == "procedural":
+            from flowact.motion.procedural import ProceduralMotion
+
+            return ProceduralMotion(seed=self.config.seed)
+        if not self.config.checkpoint:
+            raise ModelError("generator.motion is 'learned' but generator.checkpoint is not set")
+        try:
+            from flowact.motion.learned import LearnedMotion
+        except ImportError as e:
+            raise ModelError(f"the learned motion model is not available: {e}") from e
+        model: MotionModel = LearnedMotion.from_checkpoint(self.config.checkpoint, steps=self.config.sampling_steps)
+        return model
+
+    async def start(self, reference: ReferenceInput) -> None:
+        loop = asyncio.get_running_loop()
+        self.analysis = await loop.run_in_executor(self._pool, self._analyze, reference)
+        self.renderer = Renderer(self.analysis)
+
+    def _analyze(self, reference: ReferenceInput) -> PortraitAnalysis:
+        if isinstance(reference, str | Path) and not Path(reference).expanduser().is_file():
+            raise PortraitError(f"{reference}: portrait file not found")
+        return analyze_portrait(
+            reference, width=self.width, height=self.height,
+            on_multiple_faces=self.config.on_multiple_faces, cache_dir=self.config.cache_dir,
+        )
+
+    def _render(self, control: ControlChunk) -> VideoChunk:
+        if self.renderer is None:
+            raise RuntimeError("PortraitGenerator.start() must be awaited before rendering")
+        t = time.perf_counter()
+        motion = self.motion.step(control)
+        images = self.renderer.render_chunk(motion)
+        ms = (time.perf_counter() - t) * 1000.0
+        frames = tuple(
+            VideoFrame(pts=control.pts + i / control.fps, image=img, index=control.index * control.n_frames + i)
+            for i, img in enumerate(images)
+        )
+        return VideoChunk(
+            index=control.index, pts=control.pts, fps=control.fps, frames=frames, audio=control.audio,
+            sample_rate=control.sample_rate, state=control.state, render_ms=ms,
+        )
+
+    async def render_chunk(self, control: ControlChunk) -> VideoChunk:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._render, control)
+
+    async def stream(self, controls: AsyncIterator[ControlChunk]) -> AsyncIterator[VideoChunk]:
+        async for control in controls:
+            yield await self.render_chunk(control)
+
+    def interrupt(self) -> None:
+        self.motion.interrupt()
+
+    def reset(self) -> None:
+        self.motion.reset()
+
+    async def aclose(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def __repr__(self) -> str:
+        return f"PortraitGenerator({self.width}x{self.height}@{self.fps}, motion={self.config.motion})"
+
+    def describe(self) -> dict[str, Any]:
+        return {"width": self.width, "height": self.height, "fps": self.fps, "motion": self.config.motion}
