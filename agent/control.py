@@ -1,11 +1,17 @@
 """ControlBuilder: speech + intent tags + state -> one ControlChunk per video chunk, always.
 
-Synchronous and I/O-free: the session's media loop calls `next_chunk()` on the media clock. When
-nobody speaks it emits idle / listening / thinking chunks (silent audio), so the generator never
-starves. Every chunk carries the exact audio slice it plays with, per-frame log-mel and energy,
-visemes (phoneme timings with lookahead, else audio features), eased expression weights, events,
-head pose, blink, gaze and the agent state. Memory is bounded: queued speech is bounded by the
-session's back-pressure and everything else is fixed-size.
+Synchronous, no I/O, no clock: the session's media loop calls `next_chunk()` on the media clock
+(`paced_chunks` does that pacing on an injected `agent.clock.Clock`). When nobody speaks it emits
+idle / listening / thinking chunks with silent audio, so the generator never starves. Each chunk
+carries the exact audio slice it plays with, per-frame log-mel and energy, visemes (phoneme timings
+with lookahead, else audio features), eased expression weights, events, head pose, blink, gaze and
+the agent state.
+
+Tags inside a `SpeechChunk` are anchored to time through its word timings, else its phoneme
+timings (proportionally over the voiced span), else proportionally over the audio. Emotion tags
+set the held expression (eased in and out over `expression_ease_s`; relaxed back to neutral
+after `emotion_hold_s` without speech); gesture tags become `ControlEvent`s on their frame.
+Memory is bounded: queued speech is capped at `max_pending_s` and everything else is fixed-size.
 """
 
 from __future__ import annotations
@@ -18,30 +24,36 @@ import numpy as np
 
 from agent.clock import Clock
 from agent.frames import AudioChunk, IntentTag, SpeechChunk
-from agent.intents import EMOTIONS
+from agent.intents import EMOTIONS, emotion_index
 from flowact.audio import frame_features, int16_to_float
 from flowact.motion.procedural import ProceduralDynamics
-from flowact.motion.visemes import VisemeSmoother, viseme_targets, visemes_from_audio
-from flowact.types import EXPRESSIONS, AgentState, ControlChunk, ControlEvent
+from flowact.motion.visemes import V, VisemeSmoother, normalize_phonemes, viseme_targets_arrays, visemes_from_audio
+from flowact.types import EXPRESSIONS, VISEMES, AgentState, ControlChunk, ControlEvent, FloatArray
 
 __all__ = ["ControlBuilder", "paced_chunks"]
 
-_EXPR_INDEX = {name: i for i, name in enumerate(EXPRESSIONS)}
+_THINKING = EXPRESSIONS.index("thinking")
 
 
 @dataclass(slots=True)
 class _Segment:
-    """Queued speech: samples at the builder rate and timings relative to its first sample."""
+    """Queued speech: samples at the builder rate, visemes and tags in seconds from its first sample."""
 
     audio: np.ndarray
-    starts: list[float]
-    durations: list[float]
-    symbols: list[str]
-    tags: list[tuple[float, IntentTag]] = field(default_factory=list)  # (seconds into segment, tag)
+    v_start: FloatArray
+    v_end: FloatArray
+    v_idx: np.ndarray
+    tags: deque[tuple[float, IntentTag]] = field(default_factory=deque)
     pos: int = 0  # samples already emitted
+
+    @property
+    def timed(self) -> bool:
+        return len(self.v_idx) > 0
 
 
 class ControlBuilder:
+    """Builds the control timeline chunk by chunk (see the module docstring)."""
+
     def __init__(
         self,
         *,
@@ -51,81 +63,112 @@ class ControlBuilder:
         seed: int = 0,
         lookahead_s: float = 0.06,
         expression_ease_s: float = 0.35,
+        emotion_hold_s: float = 8.0,
+        max_pending_s: float = 600.0,
     ) -> None:
+        if fps <= 0 or frames_per_chunk <= 0 or sample_rate <= 0:
+            raise ValueError("fps, frames_per_chunk and sample_rate must be > 0")
         if (frames_per_chunk * sample_rate) % fps:
-            raise ValueError("frames_per_chunk * sample_rate must be divisible by fps")
+            raise ValueError(f"frames_per_chunk * sample_rate ({frames_per_chunk * sample_rate}) must divide by fps")
+        if not 0.0 <= lookahead_s <= 0.2:
+            raise ValueError(f"lookahead_s={lookahead_s} outside 0..0.2 s")
         self.fps = fps
-        self.n = frames_per_chunk
+        self.frames_per_chunk = frames_per_chunk
         self.sample_rate = sample_rate
-        self.hop = sample_rate // fps if sample_rate % fps == 0 else sample_rate / fps
         self.samples_per_chunk = frames_per_chunk * sample_rate // fps
+        self.chunk_duration = frames_per_chunk / fps
         self.lookahead_s = lookahead_s
+        self.emotion_hold_s = emotion_hold_s
+        self.max_pending_s = max_pending_s
         self._ease = 1.0 - float(np.exp(-1.0 / (fps * expression_ease_s)))
+        self._decay = (1.0 - self._ease) ** np.arange(1, frames_per_chunk + 1, dtype=np.float32)
         self._dyn = ProceduralDynamics(fps=fps, seed=seed)
         self._smoother = VisemeSmoother(fps)
         self._segments: deque[_Segment] = deque()
+        self._pending = 0  # samples queued
         self._immediate: deque[IntentTag] = deque(maxlen=32)
         self._expr = np.zeros(len(EXPRESSIONS), np.float32)
         self._expr_target = np.zeros(len(EXPRESSIONS), np.float32)
+        self._since_emotion = 0.0  # seconds of timeline since the last emotion tag or speech
         self._state = AgentState.IDLE
         self._interrupt = False
         self._index = 0
-        self.speaking = False
-        self._user_energy = 0.0
+        self._speaking = False
 
     # --- inputs ---------------------------------------------------------------------------------
     def push_speech(self, speech: SpeechChunk) -> None:
+        """Queue synthesized speech (at `sample_rate`); its tags are anchored in time here."""
         if speech.audio.sample_rate != self.sample_rate:
             raise ValueError(f"speech at {speech.audio.sample_rate} Hz; the builder runs at {self.sample_rate} Hz")
-        dur = speech.audio.duration
+        n = len(speech.audio.samples)
+        if n == 0:
+            for tag in speech.tags:
+                self.push_tag(tag)
+            return
+        if (self._pending + n) / self.sample_rate > self.max_pending_s:
+            raise ValueError(f"more than {self.max_pending_s:.0f} s of speech queued; apply back-pressure")
+        tv = normalize_phonemes(speech.phonemes)
         seg = _Segment(
-            audio=speech.audio.samples,
-            starts=[p.start for p in speech.phonemes],
-            durations=[p.duration for p in speech.phonemes],
-            symbols=[p.phoneme for p in speech.phonemes],
+            audio=np.ascontiguousarray(speech.audio.samples, dtype=np.int16),
+            v_start=np.array([v.start for v in tv], np.float64),
+            v_end=np.array([v.end for v in tv], np.float64),
+            v_idx=np.array([v.viseme for v in tv], np.int64),
         )
-        for tag in speech.tags:
-            seg.tags.append((self._tag_time(speech, tag, dur), tag))
-        seg.tags.sort(key=lambda x: x[0])
+        dur = n / self.sample_rate
+        timed = sorted(((self._tag_time(speech, tag, seg, dur), tag) for tag in speech.tags), key=lambda x: x[0])
+        seg.tags.extend(timed)
         self._segments.append(seg)
+        self._pending += n
 
-    def _tag_time(self, speech: SpeechChunk, tag: IntentTag, dur: float) -> float:
+    def _tag_time(self, speech: SpeechChunk, tag: IntentTag, seg: _Segment, dur: float) -> float:
         if tag.time is not None:
             return min(max(0.0, tag.time), dur)
-        for w in speech.words:  # first word at or after the tag
-            if w.char_offset >= tag.char_offset:
-                return w.start
-        if speech.text:
-            frac = min(1.0, tag.char_offset / max(1, len(speech.text)))
-            return frac * dur
-        return 0.0
+        if speech.words:
+            for w in speech.words:  # the first word at or after the tag
+                if w.char_offset >= tag.char_offset:
+                    return min(max(0.0, w.start), dur)
+            last = speech.words[-1]
+            return min(last.start + last.duration, dur)
+        frac = min(1.0, max(0.0, tag.char_offset / max(1, len(speech.text))))
+        voiced = seg.v_idx != V["sil"]
+        if voiced.any():  # proportionally over the voiced span of the phoneme timings
+            t0, t1 = float(seg.v_start[voiced][0]), float(seg.v_end[voiced][-1])
+            return min(max(0.0, t0 + frac * (t1 - t0)), dur)
+        return frac * dur
 
     def push_tag(self, tag: IntentTag) -> None:
-        """Apply a tag now (tool call, MQTT command)."""
+        """Apply a tag at the next chunk (tool call, MQTT command)."""
         self._immediate.append(tag)
 
     def set_state(self, state: AgentState) -> None:
-        self._state = state
+        self._state = AgentState(state)
 
     def push_user_audio(self, chunk: AudioChunk) -> None:
-        """The user's microphone (listening cues)."""
+        """The user's microphone (16 kHz mono): small listening nods at their pauses."""
+        if len(chunk.samples) == 0:
+            return
         x = int16_to_float(chunk.samples)
         rms = float(np.sqrt(np.mean(x * x) + 1e-12))
         level = float(np.clip((20 * np.log10(rms + 1e-9) + 60.0) / 60.0, 0.0, 1.0))
-        if self._state == AgentState.LISTENING or self._state == AgentState.IDLE:
+        if self._state in (AgentState.LISTENING, AgentState.IDLE):
             self._dyn.listen(level, chunk.duration)
-        self._user_energy = level
 
     def interrupt(self) -> None:
-        """Barge-in: drop all queued speech; the next chunk is flagged and eases to listening."""
+        """Barge-in: drop all queued speech; the next chunk has `interrupt=True` and state listening."""
         self._segments.clear()
+        self._pending = 0
         self._interrupt = True
         self._state = AgentState.LISTENING
-        self._smoother.reset()
 
     @property
     def speech_pending_s(self) -> float:
-        return sum(len(s.audio) - s.pos for s in self._segments) / self.sample_rate
+        """Seconds of queued speech not yet emitted."""
+        return self._pending / self.sample_rate
+
+    @property
+    def speaking(self) -> bool:
+        """Whether the last chunk carried speech."""
+        return self._speaking
 
     @property
     def state(self) -> AgentState:
@@ -133,49 +176,40 @@ class ControlBuilder:
 
     # --- output ---------------------------------------------------------------------------------
     def next_chunk(self) -> ControlChunk:
-        n, sr = self.n, self.sample_rate
+        """The next chunk on the timeline (never blocks; silence when no speech is queued)."""
+        n, sr, fps = self.frames_per_chunk, self.sample_rate, self.fps
         need = self.samples_per_chunk
+        targets, timed = self._timing_targets()
         audio = np.zeros(need, np.int16)
-        targets = np.zeros((n, 15), np.float32)
-        have_timing = np.zeros(n, bool)
         events: list[ControlEvent] = []
         filled = 0
-        frame_len = need / n
         while filled < need and self._segments:
             seg = self._segments[0]
             take = min(need - filled, len(seg.audio) - seg.pos)
             audio[filled : filled + take] = seg.audio[seg.pos : seg.pos + take]
-            # frames whose centre falls in this slice take their viseme from this segment's timings
-            for f in range(n):
-                centre = (f + 0.5) * frame_len
-                if filled <= centre < filled + take and seg.starts:
-                    t = (seg.pos + centre - filled) / sr + self.lookahead_s
-                    targets[f] = viseme_targets(seg.starts, seg.durations, seg.symbols, np.array([t]))[0]
-                    have_timing[f] = True
             t0, t1 = seg.pos / sr, (seg.pos + take) / sr
-            while seg.tags and seg.tags[0][0] < t1:
-                t_tag, tag = seg.tags.pop(0)
-                frame = int(np.clip((filled + (max(t_tag, t0) - t0) * sr) / frame_len, 0, n - 1))
-                self._apply_tag(tag, frame, events)
+            done = seg.pos + take >= len(seg.audio)
+            while seg.tags and (seg.tags[0][0] < t1 or done):
+                t_tag, tag = seg.tags.popleft()
+                frame = int((filled + max(0.0, t_tag - t0) * sr) * fps / sr)
+                self._apply_tag(tag, min(max(frame, 0), n - 1), events)
             seg.pos += take
             filled += take
-            if seg.pos >= len(seg.audio):
-                for _, tag in seg.tags:  # tags anchored past the end
-                    self._apply_tag(tag, n - 1, events)
+            if done:
                 self._segments.popleft()
-        self.speaking = filled > 0
+        self._pending -= filled
+        self._speaking = filled > 0
         while self._immediate:
             self._apply_tag(self._immediate.popleft(), 0, events)
-        mel, energy = frame_features(int16_to_float(audio), sr, self.fps, n)
-        if not have_timing.all():
-            from_audio = visemes_from_audio(mel, energy)
-            targets[~have_timing] = from_audio[~have_timing]
+        mel, energy = frame_features(int16_to_float(audio), sr, fps, n)
+        if not timed.all():
+            targets[~timed] = visemes_from_audio(mel[~timed], energy[~timed])
         visemes = self._smoother(targets)
-        expressions = self._expressions(n)
-        state = AgentState.SPEAKING if self.speaking and self._state != AgentState.LISTENING else self._state
+        expressions = self._expressions(filled > 0)
+        state = AgentState.SPEAKING if filled > 0 else self._state
         pose, blink, gaze = self._dyn.step(n, energy, state, tuple(events))
         chunk = ControlChunk(
-            index=self._index, pts=self._index * n / self.fps, fps=self.fps, n_frames=n, sample_rate=sr,
+            index=self._index, pts=self._index * self.chunk_duration, fps=fps, n_frames=n, sample_rate=sr,
             audio=audio, mel=mel, energy=energy, visemes=visemes, expressions=expressions,
             head_pose=pose, blink=blink, gaze=gaze, state=state, events=tuple(events),
             interrupt=self._interrupt,
@@ -184,31 +218,68 @@ class ControlBuilder:
         self._index += 1
         return chunk
 
+    def _timing_targets(self) -> tuple[FloatArray, np.ndarray]:
+        """Viseme targets from queued phoneme timings for this chunk's frames (lookahead applied)."""
+        n, sr = self.frames_per_chunk, self.sample_rate
+        targets = np.zeros((n, len(VISEMES)), np.float32)
+        timed = np.zeros(n, bool)
+        horizon = self.chunk_duration + self.lookahead_s
+        frame_t = (np.arange(n) + 0.5) / self.fps
+        offset = 0.0  # chunk-relative start time of the segment being looked at
+        starts, ends, idx = [], [], []
+        for k, seg in enumerate(self._segments):
+            seg_off = offset - seg.pos / sr if k == 0 else offset
+            seg_end = seg_off + len(seg.audio) / sr
+            if seg.timed:
+                starts.append(seg.v_start + seg_off)
+                ends.append(seg.v_end + seg_off)
+                idx.append(seg.v_idx)
+                inside = ((frame_t >= seg_off) & (frame_t < seg_end)) | (
+                    (frame_t + self.lookahead_s >= seg_off) & (frame_t + self.lookahead_s < seg_end)
+                )
+                timed |= inside
+            offset = seg_end
+            if offset > horizon:
+                break
+        if timed.any():
+            targets[:] = viseme_targets_arrays(
+                np.concatenate(starts), np.concatenate(ends), np.concatenate(idx), self.lookahead_s, n, self.fps
+            )
+        return targets, timed
+
     def _apply_tag(self, tag: IntentTag, frame: int, events: list[ControlEvent]) -> None:
         if tag.name in EMOTIONS:
             self._expr_target[:] = 0.0
-            if tag.name != "neutral":
-                self._expr_target[_EXPR_INDEX[tag.name]] = tag.intensity
+            col = emotion_index(tag.name)
+            if col is not None:
+                self._expr_target[col] = tag.intensity
+            self._since_emotion = 0.0
             return
         events.append(ControlEvent(frame=frame, name=tag.name, intensity=tag.intensity))
 
-    def _expressions(self, n: int) -> np.ndarray:
+    def _expressions(self, speaking: bool) -> FloatArray:
+        self._since_emotion = 0.0 if speaking else self._since_emotion + self.chunk_duration
+        if self._since_emotion > self.emotion_hold_s:
+            self._expr_target[:] = 0.0  # relax to neutral a while after the agent stopped talking
         target = self._expr_target.copy()
         if self._state == AgentState.THINKING:
-            target[_EXPR_INDEX["thinking"]] = max(target[_EXPR_INDEX["thinking"]], 0.4)
-        out = np.empty((n, len(EXPRESSIONS)), np.float32)
-        for i in range(n):
-            self._expr += (target - self._expr) * self._ease
-            out[i] = self._expr
-        return out
+            target[_THINKING] = max(float(target[_THINKING]), 0.4)
+        # first-order easing, per frame, in closed form
+        out = target[None, :] + (self._expr - target)[None, :] * self._decay[:, None]
+        self._expr = out[-1].copy()
+        return out.astype(np.float32)
 
 
 async def paced_chunks(
     builder: ControlBuilder, clock: Clock, *, start: float, lead_s: float = 0.0
 ) -> AsyncIterator[ControlChunk]:
-    """Yield chunk k when `clock.now() >= start + k * chunk_duration - lead_s`, forever."""
+    """Yield chunk k when `clock.now() >= start + k * chunk_duration - lead_s`, forever.
+
+    A consumer that falls behind gets the missed chunks back to back (the timeline never skips
+    audio); a consumer that is early waits on the clock.
+    """
     k = 0
-    dur = builder.n / builder.fps
+    dur = builder.chunk_duration
     while True:
         await clock.sleep_until(start + k * dur - lead_s)
         yield builder.next_chunk()

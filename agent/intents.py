@@ -1,25 +1,34 @@
-"""Intent tags: a fixed vocabulary the LLM writes inline (`[smile]`, `[nod]`, `[emotion:concerned]`,
-`[smile:0.6]`), a streaming parser that strips them from the spoken text, and the same tags from an
-OpenAI tool call (`set_expression`) or an external command.
+"""Intent tags: a fixed vocabulary the LLM writes inline, a streaming parser that strips them from the
+spoken text, and the same tags from an OpenAI tool call (`set_expression`) or an external command.
 
 Vocabulary
 ----------
-Emotions (held until changed; map onto `flowact.types.EXPRESSIONS`, `neutral` clears):
+Emotions (held until another emotion; map onto `flowact.types.EXPRESSIONS`, `neutral` = all zero):
   neutral, happy, sad, surprised, concerned, thinking, angry
-  written `[happy]`, `[emotion:happy]` or with intensity `[happy:0.5]`, `[emotion:happy:0.5]`.
-Gestures / events (one-shot): nod, shake, smile, raise_brows, blink, wink, look_away, lean_in, frown.
+  written `[happy]` or `[emotion:happy]`, with an optional intensity 0..1: `[happy:0.5]`,
+  `[emotion:happy:0.5]`.
+Gestures / events (one-shot, transient): nod, shake, smile, frown, raise_brows, blink, wink,
+  look_away, lean_in; written `[nod]`, `[gesture:nod]`, `[smile:0.6]`.
 
-Parser rules: a tag is `[` + name + optional `:value` (+ optional `:intensity` for `emotion:`) + `]`,
-at most MAX_TAG_CHARS long. Unknown names, bad intensities, nested `[`, and unclosed tags are
-dropped with a warning; their text never reaches the speech. A `[` that is not closed within
-MAX_TAG_CHARS characters is dropped (the bracket only) and the text after it is spoken. Tags never
-execute anything beyond the vocabulary.
+Parser rules
+------------
+A tag is `[` + spec + `]` on one line with at most MAX_TAG_CHARS characters inside. The spec is
+`name`, `name:intensity`, `emotion:name[:intensity]` or `gesture:name[:intensity]` (case and
+surrounding spaces ignored). Everything else inside brackets is dropped with a logged warning and
+never reaches the speech: unknown names, bad or out-of-range intensities, nested tags (`[a [b] c]`
+is dropped whole) and a tag left open at the end of the stream. A `[` not closed within
+MAX_TAG_CHARS characters (or before a newline) is not a tag: that bracket is dropped and the text
+after it is parsed again as ordinary text (so it is spoken, and tags inside it still work). A stray
+`]` is dropped. Work is linear in the input (each character is re-read at most MAX_TAG_CHARS
+times) and the parser holds at most MAX_TAG_CHARS characters. Tags never execute anything beyond
+the vocabulary.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 
 from agent.frames import IntentTag, ToolCall
@@ -33,6 +42,7 @@ __all__ = [
     "SET_EXPRESSION_TOOL",
     "VOCABULARY",
     "IntentParser",
+    "emotion_index",
     "parse_tag",
     "prompt_snippet",
     "tag_from_tool_call",
@@ -41,114 +51,218 @@ __all__ = [
 log = logging.getLogger("agent.intents")
 
 EMOTIONS: tuple[str, ...] = ("neutral", *EXPRESSIONS)
+"""Emotion tags; every name but `neutral` is a channel of `flowact.types.EXPRESSIONS`."""
 GESTURES: tuple[str, ...] = (
-    "nod", "shake", "smile", "raise_brows", "blink", "wink", "look_away", "lean_in", "frown",
+    "nod", "shake", "smile", "frown", "raise_brows", "blink", "wink", "look_away", "lean_in",
 )
-VOCABULARY: frozenset[str] = frozenset(EMOTIONS + GESTURES)
+"""One-shot gesture/event tags (become `ControlEvent`s)."""
+VOCABULARY: dict[str, str] = {
+    "neutral": "relax the face (clears any emotion)",
+    "happy": "warm, pleased face",
+    "sad": "sad face",
+    "surprised": "raised brows, wide eyes",
+    "concerned": "worried, empathetic face",
+    "thinking": "pensive face",
+    "angry": "stern, annoyed face",
+    "nod": "nod (yes, agreement)",
+    "shake": "head shake (no, disagreement)",
+    "smile": "a brief smile",
+    "frown": "a brief frown",
+    "raise_brows": "raise the eyebrows (emphasis, question)",
+    "blink": "blink",
+    "wink": "wink",
+    "look_away": "glance aside",
+    "lean_in": "lean in, attentive",
+}
+"""Every tag name with a short description (the prompt snippet and tool schema are generated from it)."""
 MAX_TAG_CHARS = 40
-_NAME = re.compile(r"^[a-z_]{2,20}$")
+_NAME = re.compile(r"[a-z_]{2,20}")
+_NUMBER = re.compile(r"\d{1,3}(\.\d{0,6})?|\.\d{1,6}")
 
 
-def parse_tag(spec: str, *, source: str = "llm", char_offset: int = 0) -> IntentTag | None:
-    """Parse the inside of a tag (`smile`, `smile:0.6`, `emotion:sad`, `emotion:sad:0.4`).
+def emotion_index(name: str) -> int | None:
+    """Column of an emotion tag in `flowact.types.EXPRESSIONS` (None for `neutral` and gestures)."""
+    return EXPRESSIONS.index(name) if name in EXPRESSIONS else None
 
-    Returns None (and logs a warning) for anything outside the vocabulary or malformed.
+
+def _reject(spec: str, why: str, warn: bool = True) -> None:
+    if warn:
+            log.warning("dropping intent tag [%s]: %s", spec[:MAX_TAG_CHARS].encode("unicode_escape").decode(), why)
+
+
+def parse_tag(text: str, source: str = "llm", *, char_offset: int = 0, warn: bool = True) -> IntentTag | None:
+    """Parse one tag spec (`smile`, `[smile:0.6]`, `emotion:sad`, `emotion:sad:0.4`) from any source.
+
+    Returns None and logs a warning (unless `warn=False`) for anything outside the vocabulary or malformed.
     """
-    parts = [p.strip() for p in spec.strip().lower().split(":")]
-    if parts and parts[0] == "emotion":
-        parts = parts[1:]
-    if not parts or len(parts) > 2 or not _NAME.match(parts[0]) or parts[0] not in VOCABULARY:
-        log.warning("dropping unknown or malformed intent tag [%s]", spec[:MAX_TAG_CHARS])
+    spec = text.strip()
+    if spec.startswith("[") and spec.endswith("]"):
+        spec = spec[1:-1]
+    if len(spec) > MAX_TAG_CHARS:
+        _reject(spec, "too long", warn)
+        return None
+    parts = [p.strip() for p in spec.lower().split(":")]
+    kind = ""
+    if parts[0] in ("emotion", "gesture"):
+        kind, parts = parts[0], parts[1:]
+    if not parts or len(parts) > 2 or not _NAME.fullmatch(parts[0]) or parts[0] not in VOCABULARY:
+        _reject(spec, "unknown or malformed", warn)
+        return None
+    name = parts[0]
+    if (kind == "emotion" and name not in EMOTIONS) or (kind == "gesture" and name not in GESTURES):
+        _reject(spec, f"{name!r} is not an {kind}", warn)
         return None
     intensity = 1.0
     if len(parts) == 2:
-        try:
-            intensity = float(parts[1])
-        except ValueError:
-            log.warning("dropping intent tag with a bad intensity [%s]", spec[:MAX_TAG_CHARS])
+        if not _NUMBER.fullmatch(parts[1]):
+            _reject(spec, "intensity is not a number", warn)
             return None
+        intensity = float(parts[1])
         if not 0.0 <= intensity <= 1.0:
-            log.warning("dropping intent tag with intensity outside 0..1 [%s]", spec[:MAX_TAG_CHARS])
+            _reject(spec, "intensity outside 0..1", warn)
             return None
-    return IntentTag(name=parts[0], intensity=intensity, char_offset=char_offset, source=source)
+    return IntentTag(name=name, intensity=intensity, char_offset=char_offset, source=source)
 
 
 class IntentParser:
-    """Streaming tag stripper over LLM text deltas (tags may be split across any boundary).
+    """Streaming tag stripper over LLM text deltas (a tag may be split across any delta boundary).
 
-    `feed` returns the clean text that is final now and the tags completed, each with
-    `char_offset` = its position in the cumulative clean text. Work is linear in the input.
+    `feed(delta)` returns the clean text that is final now and the tags completed in this delta,
+    each with `char_offset` = its position in the cumulative clean text (the index of the first
+    clean character after the tag). See the module docstring for the rules.
     """
 
     def __init__(self, *, source: str = "llm") -> None:
         self.source = source
-        self._clean_len = 0
-        self._tag: list[str] | None = None  # inside a tag: its characters so far
-        self.dropped = 0
+        self.clean_len = 0  # characters of clean text emitted so far
+        self.dropped = 0  # tags and fragments dropped
+        self._buf: list[str] | None = None  # inside `[`: the characters after it
+        self._depth = 0  # bracket depth inside the candidate (> 1: nested)
 
     def feed(self, delta: str) -> tuple[str, list[IntentTag]]:
         out: list[str] = []
         tags: list[IntentTag] = []
-        for ch in delta:
-            if self._tag is None:
-                if ch == "[":
-                    self._tag = []
-                elif ch != "]":
-                    out.append(ch)
-                    self._clean_len += 1
-                continue
-            if ch == "]":
-                tag = parse_tag("".join(self._tag), source=self.source, char_offset=self._clean_len)
-                if tag is None:
-                    self.dropped += 1
-                else:
-                    tags.append(tag)
-                self._tag = None
-            elif ch == "[":  # nested: drop the outer fragment, start again
-                log.warning("dropping nested intent tag fragment [%s", "".join(self._tag)[:MAX_TAG_CHARS])
-                self.dropped += 1
-                self._tag = []
-            elif len(self._tag) >= MAX_TAG_CHARS or ch == "\n":
-                # not a tag after all: drop the bracket, speak what followed it
-                log.warning("dropping unclosed '[' (no ']' within %d characters)", MAX_TAG_CHARS)
-                self.dropped += 1
-                text = "".join(self._tag) + ch
-                self._tag = None
-                out.append(text)
-                self._clean_len += len(text)
-            else:
-                self._tag.append(ch)
-        return "".join(out), tags
+        self._run(delta, out, tags)
+        text = "".join(out)
+        self.clean_len += len(text)
+        return text, tags
+
+    @property
+    def _loud(self) -> bool:
+        """Warn for the first drops, then every 1000th (adversarial input must not flood the log)."""
+        return self.dropped < 20 or self.dropped % 1000 == 0
 
     def flush(self) -> tuple[str, list[IntentTag]]:
-        """End of stream: an unclosed tag is dropped with a warning."""
-        if self._tag is not None:
-            log.warning("dropping unclosed intent tag at end of text [%s", "".join(self._tag)[:MAX_TAG_CHARS])
+        """End of stream: a tag left open is dropped with a warning; nothing else is held back."""
+        if self._buf is not None:
+            _reject("".join(self._buf), "not closed at the end of the text", self._loud)
             self.dropped += 1
-            self._tag = None
+            self._buf, self._depth = None, 0
         return "", []
+
+    def reset(self) -> None:
+        """Start a new stream (offsets restart at 0)."""
+        self.clean_len, self._buf, self._depth = 0, None, 0
+
+    def _run(self, text: str, out: list[str], tags: list[IntentTag]) -> None:
+        i, n = 0, len(text)
+        while i < n:
+            if self._buf is None:
+                j = _next_bracket(text, i)
+                if j > i:
+                    out.append(text[i:j])
+                if j < n:
+                    if text[j] == "[":
+                        self._buf, self._depth = [], 1
+                    else:  # a stray `]`: never spoken
+                        self.dropped += 1
+                i = j + 1
+                continue
+            ch = text[i]
+            i += 1
+            if ch == "]":
+                self._depth -= 1
+                if self._depth == 0:
+                    self._close(out, tags)
+                else:
+                    self._buf.append(ch)
+            elif ch == "\n" or len(self._buf) >= MAX_TAG_CHARS:
+                self._overflow(ch, out, tags)
+            else:
+                if ch == "[":
+                    self._depth += 1
+                self._buf.append(ch)
+
+    def _overflow(self, ch: str, out: list[str], tags: list[IntentTag]) -> None:
+        """A `[` not closed in time is not a tag: drop it and speak what followed it.
+
+        Text before the first inner `[` is spoken; bracket material from there up to the last
+        inner `[` is dropped (unbalanced, nested); parsing resumes at that last `[` (<= 40 chars,
+        so this never recurses further and the work per character stays constant).
+        """
+        assert self._buf is not None
+        if self._loud:
+            log.warning("dropping '[' not closed within %d characters on its line", MAX_TAG_CHARS)
+        self.dropped += 1
+        buf = "".join(self._buf) + ch
+        self._buf, self._depth = None, 0
+        first = buf.find("[")
+        if first < 0:
+            out.append(buf.replace("]", ""))
+            return
+        out.append(buf[:first])
+        self._run(buf[buf.rfind("["):], out, tags)
+
+    def _close(self, out: list[str], tags: list[IntentTag]) -> None:
+        assert self._buf is not None
+        spec = "".join(self._buf)
+        self._buf = None
+        if "[" in spec:
+            _reject(spec, "nested tags", self._loud)
+            self.dropped += 1
+            return
+        offset = self.clean_len + sum(len(s) for s in out)
+        tag = parse_tag(spec, self.source, char_offset=offset, warn=self._loud)
+        if tag is None:
+            self.dropped += 1
+        else:
+            tags.append(tag)
+
+
+def _next_bracket(s: str, i: int) -> int:
+    """Index of the next `[` or `]` at or after i (len(s) if none)."""
+    a, b = s.find("[", i), s.find("]", i)
+    if a < 0:
+        return b if b >= 0 else len(s)
+    return a if b < 0 else min(a, b)
 
 
 def prompt_snippet() -> str:
-    """Instructions that teach an LLM the tag vocabulary (appended to the system prompt)."""
+    """Instructions that teach an LLM the tag vocabulary (append to the system prompt)."""
+    emo = ", ".join(f"[{e}]" for e in EMOTIONS)
+    ges = "; ".join(f"[{g}] {VOCABULARY[g]}" for g in GESTURES)
     return (
-        "You control a video avatar's face with inline tags in square brackets; they are never spoken. "
-        f"Emotions (held until changed): {', '.join(f'[{e}]' for e in EMOTIONS)}. "
-        f"Gestures (one-shot): {', '.join(f'[{g}]' for g in GESTURES)}. "
-        "An optional intensity from 0 to 1 follows a colon, e.g. [smile:0.6] or [concerned:0.4]. "
-        "Put a tag right before the words it belongs to, use at most one or two per sentence, "
-        "and never use any other bracketed text."
+        "You have a face. Control it with tags in square brackets inside your reply; tags are never "
+        "spoken aloud. "
+        f"Emotions stay until you change them: {emo} (or [emotion:NAME]). "
+        f"Gestures happen once, where you put them: {ges}. "
+        "An optional intensity from 0 to 1 follows a colon: [smile:0.6], [concerned:0.4]. "
+        "Put a tag right before the words it belongs to, use at most one or two per sentence, only "
+        "these names, and no other square brackets."
     )
 
 
 SET_EXPRESSION_TOOL = ToolSpec(
     name="set_expression",
-    description="Change the avatar's facial expression or make a gesture right now.",
+    description=(
+        "Change the avatar's facial expression (held) or make a gesture (once) right now. "
+        + "; ".join(f"{k}: {v}" for k, v in VOCABULARY.items())
+    ),
     parameters={
         "type": "object",
         "properties": {
-            "name": {"type": "string", "enum": sorted(VOCABULARY)},
-            "intensity": {"type": "number", "minimum": 0, "maximum": 1},
+            "name": {"type": "string", "enum": list(VOCABULARY)},
+            "intensity": {"type": "number", "minimum": 0, "maximum": 1, "default": 1},
         },
         "required": ["name"],
         "additionalProperties": False,
@@ -157,20 +271,26 @@ SET_EXPRESSION_TOOL = ToolSpec(
 
 
 def tag_from_tool_call(call: ToolCall) -> IntentTag:
-    """Validate a `set_expression` call; raises ValueError with the reason."""
+    """Validate a `set_expression` call into a tag; raises ValueError naming the problem."""
     if call.name != SET_EXPRESSION_TOOL.name:
         raise ValueError(f"not a set_expression call: {call.name!r}")
+    if len(call.arguments) > 1000:
+        raise ValueError("set_expression arguments are too long")
     try:
         args = json.loads(call.arguments or "{}")
     except json.JSONDecodeError as e:
         raise ValueError(f"set_expression arguments are not JSON: {e}") from e
-    if not isinstance(args, dict) or set(args) - {"name", "intensity"}:
-        raise ValueError("set_expression takes only `name` and `intensity`")
+    if not isinstance(args, dict):
+        raise ValueError("set_expression arguments must be a JSON object")
+    extra = set(args) - {"name", "intensity"}
+    if extra:
+        raise ValueError(f"set_expression takes only `name` and `intensity`, got {sorted(extra)}")
     name = args.get("name")
     intensity = args.get("intensity", 1.0)
-    if not isinstance(name, str) or not isinstance(intensity, int | float):
-        raise ValueError("set_expression needs a string `name` and a numeric `intensity`")
-    tag = parse_tag(f"{name}:{float(intensity)}", source="tool")
-    if tag is None:
-        raise ValueError(f"set_expression: {name!r} with intensity {intensity} is outside the vocabulary")
-    return tag
+    if not isinstance(name, str) or name.strip().lower() not in VOCABULARY:
+        raise ValueError(f"set_expression: unknown name {name!r}; expected one of {', '.join(VOCABULARY)}")
+    if isinstance(intensity, bool) or not isinstance(intensity, int | float) or not math.isfinite(intensity):
+        raise ValueError(f"set_expression: intensity must be a number, got {intensity!r}")
+    if not 0.0 <= float(intensity) <= 1.0:
+        raise ValueError(f"set_expression: intensity {intensity} outside 0..1")
+    return IntentTag(name=name.strip().lower(), intensity=float(intensity), source="tool")

@@ -1,13 +1,19 @@
 """Procedural motion: rules that make a portrait look alive and attentive.
 
-`ProceduralDynamics` (used by the control builder each chunk) produces head pose, blinks and gaze:
-slow idle sway from smooth noise, nods on stressed syllables (energy peaks) while speaking, small
-nods at the user's pauses while listening, gaze aside while thinking, blinks every 3-5 s (mean 4 s)
-but not mid-word, and gestures on tags (nod, shake, blink, wink, look_away).
+`ProceduralDynamics` (used by the control builder each chunk; seeded, no I/O, fixed-size state)
+produces head pose, blinks and gaze: slow idle sway from smooth noise (sums of incommensurate
+sines with seeded phases), small nods on stressed syllables (energy peaks) while speaking, small
+nods at the user's pauses while listening (driven by the user's own audio level), an attentive
+head tilt while listening, gaze aside while thinking, gaze saccades, blinks every 3-5 s (gamma
+distributed, mean 4 s) postponed while a word is being spoken, and gestures on tags (nod, shake,
+blink, wink, look_away, lean_in). State changes are eased (time constant STATE_EASE_S), never popped.
 
-`ProceduralMotion` is the default `MotionModel`: ControlChunk -> per-frame motion vector (visemes
--> mouth shapes, expression weights -> face, events -> transient gestures, pose/blink/gaze from the
-chunk, breathing), with a per-frame slew limit so nothing ever pops.
+`ProceduralMotion` is the default `MotionModel`: ControlChunk -> per-frame motion vector. Visemes
+-> mouth shapes (`VISEME_SHAPES`, jaw opening modulated by energy), expression weights -> face
+(`EXPRESSION_SHAPES`), events -> transient face gestures (smile, frown, raise_brows, wink, ...),
+head pose / blink / gaze from the chunk, breathing, an attentive face while listening; a per-frame
+slew limit (`MAX_STEP`) keeps every parameter continuous across chunks, state changes and
+barge-in (interrupt eases back to the listening pose within a few frames).
 """
 
 from __future__ import annotations
@@ -22,14 +28,25 @@ from flowact.motion.params import MOTION_DIM, MotionChunk, P, clamp_motion
 from flowact.motion.visemes import MOUTH_INDEX, VISEME_SHAPES
 from flowact.types import EXPRESSIONS, AgentState, ControlChunk, ControlEvent, FloatArray
 
-__all__ = ["ProceduralDynamics", "ProceduralMotion", "EXPRESSION_SHAPES", "MAX_STEP"]
+__all__ = ["EXPRESSION_SHAPES", "MAX_STEP", "STATE_EASE_S", "ProceduralDynamics", "ProceduralMotion"]
+
+STATE_EASE_S = 0.4
+"""Time constant (s) of the blend between idle / listening / thinking / speaking behaviours."""
+_HEAD_GESTURES = ("nod", "shake", "blink", "wink", "look_away", "lean_in")
+_GESTURE_LEN = {"nod": 0.45, "listen_nod": 0.45, "shake": 0.9, "look_away": 1.2, "blink": 0.2,
+                "wink": 0.2, "lean_in": 1.6}
 
 
 @dataclass(slots=True)
 class _Impulse:
     start: float
-    kind: str  # nod | shake | listen_nod | look_away | blink | wink
+    kind: str  # nod | listen_nod | shake | look_away | blink | wink | lean_in
     amp: float
+
+
+def _ease_in_out(x: float) -> float:
+    """Smooth 0 -> 1 -> 0 bump over x in [0, 1] (zero slope at both ends)."""
+    return 0.5 - 0.5 * math.cos(2 * math.pi * min(max(x, 0.0), 1.0))
 
 
 class ProceduralDynamics:
@@ -39,10 +56,9 @@ class ProceduralDynamics:
         self.fps = fps
         self.rng = np.random.default_rng(seed)
         self.t = 0.0
-        self._phases = self.rng.uniform(0, 2 * math.pi, size=9)
+        self._phases = self.rng.uniform(0, 2 * math.pi, size=8)
         self._impulses: deque[_Impulse] = deque(maxlen=16)
         self._next_blink = self._draw_blink_gap()
-        self._pending_blink = False
         self._last_nod = -10.0
         self._prev_energy = 0.0
         self._gaze = np.zeros(2, np.float32)
@@ -50,90 +66,82 @@ class ProceduralDynamics:
         self._next_saccade = 1.0
         self._user_voiced_s = 0.0
         self._user_silence_s = 0.0
+        self._w = {AgentState.LISTENING: 0.0, AgentState.THINKING: 0.0, AgentState.SPEAKING: 0.0}
+        self._a_state = 1.0 - math.exp(-1.0 / (fps * STATE_EASE_S))
 
     def _draw_blink_gap(self) -> float:
-        return float(np.clip(self.rng.gamma(4.0, 1.0), 1.5, 9.0))  # mean 4 s
+        return float(np.clip(self.rng.gamma(8.0, 0.5), 1.5, 9.0))  # mean 4 s, mostly 3-5 s
 
     def trigger(self, kind: str, amp: float = 1.0) -> None:
-        """Start a gesture now (nod, shake, blink, wink, look_away, listen_nod)."""
-        self._impulses.append(_Impulse(self.t, kind, amp))
+        """Start a gesture now (nod, listen_nod, shake, blink, wink, look_away, lean_in)."""
+        if kind in _GESTURE_LEN:
+            self._impulses.append(_Impulse(self.t, kind, float(min(max(amp, 0.0), 1.0))))
 
     def listen(self, user_energy: float, dt: float) -> None:
-        """User's own audio level (0..1) while listening: nod at their pauses."""
+        """The user's own audio level (0..1) over `dt` seconds: a small nod at their pauses."""
         if user_energy > 0.35:
             self._user_voiced_s += dt
             self._user_silence_s = 0.0
         else:
             self._user_silence_s += dt
-            if self._user_voiced_s > 1.0 and self._user_silence_s > 0.3:
+            if self._user_voiced_s > 1.0 and self._user_silence_s > 0.25:
                 self.trigger("listen_nod", 0.6)
                 self._user_voiced_s = 0.0
 
     def step(
         self, n: int, energy: FloatArray, state: AgentState, events: tuple[ControlEvent, ...] = ()
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """(head_pose (n,3) deg, blink (n,), gaze (n,2)) for the next n frames."""
+        """(head_pose (n, 3) degrees, blink (n,), gaze (n, 2)) for the next n frames."""
         dt = 1.0 / self.fps
         pose = np.zeros((n, 3), np.float32)
         blink = np.zeros(n, np.float32)
         gaze = np.zeros((n, 2), np.float32)
-        by_frame: dict[int, list[ControlEvent]] = {}
-        for ev in events:
-            by_frame.setdefault(ev.frame, []).append(ev)
-        speaking = state == AgentState.SPEAKING
         for i in range(n):
-            for ev in by_frame.get(i, ()):
-                if ev.name in ("nod", "shake", "blink", "wink", "look_away"):
+            for ev in events:
+                if ev.frame == i and ev.name in _HEAD_GESTURES:
                     self.trigger(ev.name, ev.intensity)
+            for s in self._w:  # eased state blend
+                self._w[s] += ((1.0 if s == state else 0.0) - self._w[s]) * self._a_state
+            w_listen, w_think, w_speak = (self._w[s] for s in self._w)
             t = self.t
             e = float(energy[i]) if i < len(energy) else 0.0
-            # stressed syllables: a rise of energy while speaking -> a small nod (refractory 0.45 s)
-            if speaking and e - self._prev_energy > 0.12 and e > 0.6 and t - self._last_nod > 0.45:
-                self.trigger("nod", 0.35 + 0.4 * min(1.0, e))
+            # stressed syllable: a sharp rise of loud energy while speaking -> a small nod
+            if state == AgentState.SPEAKING and e - self._prev_energy > 0.1 and e > 0.6 and t - self._last_nod > 0.6:
+                self.trigger("nod", 0.25 + 0.3 * min(1.0, e))
                 self._last_nod = t
             self._prev_energy = e
-            # idle sway: sum of slow sines (smooth noise), larger while speaking
-            amp = 1.5 if speaking else 1.0
-            yaw = amp * (1.6 * self._wave(t, 0.07, 0) + 0.6 * self._wave(t, 0.23, 1))
-            pitch = amp * (1.0 * self._wave(t, 0.09, 2) + 0.4 * self._wave(t, 0.31, 3))
-            roll = amp * (0.8 * self._wave(t, 0.05, 4) + 0.3 * self._wave(t, 0.19, 5))
-            if state == AgentState.LISTENING:
-                roll += 2.0  # a slight attentive tilt
-                pitch += 1.0
-            elif state == AgentState.THINKING:
-                yaw += 3.0
-                pitch -= 1.5
-            g_target = self._gaze_step(t, state)
+            amp = 1.0 + 0.5 * w_speak  # idle sway, livelier while speaking
+            yaw = amp * (1.6 * self._wave(t, 0.071, 0) + 0.6 * self._wave(t, 0.23, 1))
+            pitch = amp * (1.0 * self._wave(t, 0.093, 2) + 0.4 * self._wave(t, 0.31, 3))
+            roll = amp * (0.8 * self._wave(t, 0.053, 4) + 0.3 * self._wave(t, 0.19, 5))
+            roll += 2.0 * w_listen  # attentive tilt, slightly down-forward
+            pitch += 1.0 * w_listen - 1.5 * w_think
+            yaw += 3.0 * w_think
+            g_target = self._saccade(t, 0.08 + 0.1 * (1.0 - w_listen))
+            g_target = g_target * (1.0 - w_think) + np.array([0.45, -0.35], np.float32) * w_think
             b = 0.0
             for imp in list(self._impulses):
                 age = t - imp.start
-                if imp.kind in ("nod", "listen_nod"):
-                    dur = 0.45
-                    if age <= dur:
-                        scale = 0.6 if imp.kind == "listen_nod" else 1.0
-                        pitch += 5.0 * imp.amp * math.sin(math.pi * age / dur) * scale
-                elif imp.kind == "shake":
-                    dur = 0.9
-                    if age <= dur:
-                        yaw += 6.0 * imp.amp * math.sin(2 * math.pi * 2.0 * age) * (1 - age / dur)
-                elif imp.kind == "look_away":
-                    dur = 1.2
-                    if age <= dur:
-                        g_target = np.array([0.6, -0.2], np.float32) * imp.amp
-                elif imp.kind in ("blink", "wink"):
-                    dur = 0.2
-                    if age <= dur:
-                        b = max(b, _blink_curve(age) * (1.0 if imp.kind == "blink" else 0.0))
-                else:
-                    dur = 0.0
-                if age > 2.0:
+                x = age / _GESTURE_LEN[imp.kind]
+                if x > 1.0:
                     self._impulses.remove(imp)
-            # spontaneous blinks, postponed while a word is loud (not mid-word), at most 1 s
-            if t >= self._next_blink:
-                if e < 0.5 or t - self._next_blink > 1.0:
-                    self.trigger("blink")
-                    self._next_blink = t + self._draw_blink_gap()
-            self._gaze += (g_target - self._gaze) * 0.35  # fast but smooth saccade
+                    continue
+                if imp.kind in ("nod", "listen_nod"):
+                    pitch += 5.0 * imp.amp * math.sin(math.pi * x) * (0.6 if imp.kind == "listen_nod" else 1.0)
+                elif imp.kind == "shake":
+                    yaw += 6.0 * imp.amp * math.sin(2 * math.pi * 2.0 * age) * math.sin(math.pi * x)
+                elif imp.kind == "lean_in":
+                    pitch += 3.0 * imp.amp * _ease_in_out(x)
+                elif imp.kind == "look_away":
+                    k = _ease_in_out(x)
+                    g_target = g_target * (1 - k) + np.array([0.6, -0.15], np.float32) * imp.amp * k
+                elif imp.kind == "blink":
+                    b = max(b, _blink_curve(age) * imp.amp)
+            # spontaneous blink, postponed while a word is loud (not mid-word), by at most 1 s
+            if t >= self._next_blink and (e < 0.45 or t - self._next_blink > 1.0):
+                self.trigger("blink")
+                self._next_blink = t + self._draw_blink_gap()
+            self._gaze += (g_target - self._gaze) * 0.35  # fast, smooth saccade
             pose[i] = (yaw, pitch, roll)
             blink[i] = b
             gaze[i] = self._gaze
@@ -143,11 +151,8 @@ class ProceduralDynamics:
     def _wave(self, t: float, freq: float, k: int) -> float:
         return math.sin(2 * math.pi * freq * t + float(self._phases[k]))
 
-    def _gaze_step(self, t: float, state: AgentState) -> np.ndarray:
-        if state == AgentState.THINKING:
-            return np.array([0.45, -0.35], np.float32)
+    def _saccade(self, t: float, spread: float) -> FloatArray:
         if t >= self._next_saccade:
-            spread = 0.08 if state == AgentState.LISTENING else 0.18
             self._gaze_target = self.rng.uniform(-spread, spread, size=2).astype(np.float32)
             self._next_saccade = t + float(self.rng.uniform(0.8, 3.0))
         return self._gaze_target
@@ -155,6 +160,8 @@ class ProceduralDynamics:
 
 def _blink_curve(age: float) -> float:
     """Eyelid closure during a 200 ms blink: 60 ms close, 20 ms hold, 120 ms open."""
+    if age < 0.0:
+        return 0.0
     if age < 0.06:
         return age / 0.06
     if age < 0.08:
@@ -162,7 +169,7 @@ def _blink_curve(age: float) -> float:
     return max(0.0, 1.0 - (age - 0.08) / 0.12)
 
 
-# Face parameters driven by each expression channel (rows EXPRESSIONS).
+# Face parameters driven by each expression channel (rows EXPRESSIONS, columns _FACE).
 _FACE = ("smile", "frown", "brow_raise", "brow_furrow", "brow_inner_up", "eye_wide", "cheek_raise", "jaw_open")
 _EXPR = {
     "happy": (0.8, 0.0, 0.15, 0.0, 0.0, 0.0, 0.6, 0.05),
@@ -173,68 +180,87 @@ _EXPR = {
     "angry": (0.0, 0.5, -0.6, 0.9, 0.0, 0.2, 0.0, 0.0),
 }
 EXPRESSION_SHAPES: FloatArray = np.array([_EXPR[e] for e in EXPRESSIONS], dtype=np.float32)
+"""(len(EXPRESSIONS), 8) face activations per expression channel; columns are `_FACE` motion params."""
 _FACE_INDEX = np.array([P[f] for f in _FACE])
 
-# Largest change of each parameter between consecutive frames (units per frame).
+# Largest change of each parameter between consecutive frames (units per frame at 25 fps).
 MAX_STEP = np.full(MOTION_DIM, 0.25, np.float32)
 for _n in ("jaw_open", "lip_press", "mouth_wide", "mouth_round", "lip_funnel", "upper_lip_raise"):
     MAX_STEP[P[_n]] = 0.35
 for _n in ("blink_l", "blink_r"):
-    MAX_STEP[P[_n]] = 0.5
+    MAX_STEP[P[_n]] = 0.6
 for _n in ("smile", "frown", "brow_raise", "brow_furrow", "brow_inner_up", "eye_wide", "cheek_raise"):
     MAX_STEP[P[_n]] = 0.12
 for _n in ("head_yaw", "head_pitch", "head_roll"):
-    MAX_STEP[P[_n]] = 1.5
+    MAX_STEP[P[_n]] = 2.5
 for _n in ("gaze_x", "gaze_y"):
-    MAX_STEP[P[_n]] = 0.2
+    MAX_STEP[P[_n]] = 0.3
 MAX_STEP[P["breath"]] = 0.1
 
-_GESTURE_FACE = {"smile": ("smile", 0.7, 1.2), "raise_brows": ("brow_raise", 0.8, 0.9), "frown": ("frown", 0.6, 1.0),
-                 "lean_in": ("eye_wide", 0.3, 1.5)}
+# Face gestures from events: motion param, peak activation, duration (s).
+_GESTURE_FACE: dict[str, tuple[str, float, float]] = {
+    "smile": ("smile", 0.7, 1.4), "frown": ("frown", 0.6, 1.2), "raise_brows": ("brow_raise", 0.8, 0.9),
+    "lean_in": ("eye_wide", 0.25, 1.6), "shake": ("brow_furrow", 0.3, 0.9), "nod": ("brow_raise", 0.15, 0.45),
+}
+# Attentive face while listening, puzzled brow while thinking (added on top, eased by state weight).
+_LISTEN_FACE = {"brow_raise": 0.12, "eye_wide": 0.08, "smile": 0.08}
+_THINK_FACE = {"brow_furrow": 0.15, "lip_press": 0.15}
 
 
 class ProceduralMotion:
-    """Default motion model: ControlChunk -> MotionChunk by rules (see module docstring)."""
+    """Default motion model: ControlChunk -> MotionChunk by rules (see the module docstring)."""
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
         self.reset()
 
     def reset(self) -> None:
-        self._prev = np.zeros(MOTION_DIM, np.float32)
+        rng = np.random.default_rng(self.seed)
+        self._breath_phase = float(rng.uniform(0, 2 * math.pi))
+        self._prev: FloatArray | None = None
         self._t = 0.0
         self._gestures: deque[tuple[float, str, float]] = deque(maxlen=16)
         self._ease_frames = 0
+        self._w_listen = 0.0
+        self._w_think = 0.0
 
     def interrupt(self) -> None:
-        self._ease_frames = 4
+        """Barge-in: the next frames move to the listening pose at up to twice the normal rate."""
+        self._ease_frames = 6
+        self._gestures.clear()
 
     def step(self, control: ControlChunk) -> MotionChunk:
         n, fps = control.n_frames, control.fps
+        if control.interrupt:
+            self.interrupt()
         m = np.zeros((n, MOTION_DIM), np.float32)
         mouth = control.visemes @ VISEME_SHAPES  # (n, 6)
-        mouth[:, 0] *= np.clip(0.55 + 0.7 * control.energy, 0.0, 1.2)  # louder -> wider jaw
+        mouth[:, 0] *= np.clip(0.6 + 0.6 * control.energy, 0.6, 1.2)  # louder -> wider jaw
         m[:, MOUTH_INDEX] = mouth
-        face = control.expressions @ EXPRESSION_SHAPES  # (n, 8)
-        m[:, _FACE_INDEX] += face
+        m[:, _FACE_INDEX] += control.expressions @ EXPRESSION_SHAPES  # (n, 8)
+        times = self._t + np.arange(n, dtype=np.float64) / fps
         for ev in control.events:
-            if ev.name in _GESTURE_FACE:
+            if ev.name in _GESTURE_FACE or ev.name == "wink":
                 self._gestures.append((self._t + ev.frame / fps, ev.name, ev.intensity))
-            elif ev.name == "wink":
-                self._gestures.append((self._t + ev.frame / fps, "wink", ev.intensity))
-        times = self._t + np.arange(n, dtype=np.float32) / fps
         for start, name, amp in list(self._gestures):
+            age = times - start
             if name == "wink":
-                age = times - start
-                curve = np.array([_blink_curve(a * 0.6) if 0 <= a <= 0.33 else 0.0 for a in age], np.float32)
-                m[:, P["blink_l"]] += amp * curve
+                m[:, P["blink_l"]] += amp * np.array([_blink_curve(a * 0.6) for a in age], np.float32)
+                dur = 0.34
             else:
                 param, peak, dur = _GESTURE_FACE[name]
-                age = times - start
-                env = np.where((age >= 0) & (age <= dur), np.sin(np.pi * np.clip(age / dur, 0, 1)), 0.0)
-                m[:, P[param]] += peak * amp * env.astype(np.float32)
-            if times[-1] - start > 2.0:
+                env = np.sin(np.pi * np.clip(age / dur, 0.0, 1.0)) * (age >= 0)
+                m[:, P[param]] += np.float32(peak * amp) * env.astype(np.float32)
+            if times[-1] - start > dur:
                 self._gestures.remove((start, name, amp))
+        a = 1.0 - math.exp(-1.0 / (fps * STATE_EASE_S))
+        for i in range(n):
+            self._w_listen += (float(control.state == AgentState.LISTENING) - self._w_listen) * a
+            self._w_think += (float(control.state == AgentState.THINKING) - self._w_think) * a
+            for name, v in _LISTEN_FACE.items():
+                m[i, P[name]] += v * self._w_listen
+            for name, v in _THINK_FACE.items():
+                m[i, P[name]] += v * self._w_think
         m[:, P["head_yaw"]] = control.head_pose[:, 0]
         m[:, P["head_pitch"]] = control.head_pose[:, 1]
         m[:, P["head_roll"]] = control.head_pose[:, 2]
@@ -242,19 +268,17 @@ class ProceduralMotion:
         m[:, P["blink_r"]] = control.blink
         m[:, P["gaze_x"]] = control.gaze[:, 0]
         m[:, P["gaze_y"]] = control.gaze[:, 1]
-        m[:, P["breath"]] = np.sin(2 * np.pi * 0.25 * times).astype(np.float32)
-        if control.interrupt:
-            self._ease_frames = 4
+        m[:, P["breath"]] = np.sin(2 * np.pi * 0.22 * times + self._breath_phase).astype(np.float32)
         m = clamp_motion(m)
         out = np.empty_like(m)
-        prev = self._prev
+        prev = m[0].copy() if self._prev is None else self._prev
         for i in range(n):
             step = MAX_STEP
             if self._ease_frames > 0:  # barge-in: a faster but still smooth return
-                step = MAX_STEP * 1.5
+                step = MAX_STEP * 2.0
                 self._ease_frames -= 1
             prev = prev + np.clip(m[i] - prev, -step, step)
             out[i] = prev
-        self._prev = prev
+        self._prev = prev.copy()
         self._t += n / fps
         return MotionChunk(index=control.index, pts=control.pts, fps=fps, values=out)
