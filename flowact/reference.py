@@ -10,10 +10,14 @@ data, no face, several faces when refused, a face too small, a face in profile.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
+import os
+import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -106,15 +110,36 @@ def _downscale(img: UInt8Array) -> UInt8Array:
     return np.asarray(cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA))
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """MediaPipe's C++ (glog, TFLite) and its protobuf shim write to fd 2 directly; keep the user's
+    terminal clean (one-line errors) unless FLOWACT_NATIVE_LOGS=1."""
+    if os.environ.get("FLOWACT_NATIVE_LOGS") == "1":
+        yield
+        return
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def detect_faces(img: UInt8Array, max_faces: int = 4) -> list[np.ndarray]:
     """All faces' landmarks (478, 3) in pixels (z scaled like x), largest first."""
-    import mediapipe as mp
-
     h, w = img.shape[:2]
-    with _MESH_LOCK, mp.solutions.face_mesh.FaceMesh(
-        static_image_mode=True, max_num_faces=max_faces, refine_landmarks=True, min_detection_confidence=0.5
-    ) as mesh:
-        result = mesh.process(np.ascontiguousarray(img))
+    with _MESH_LOCK, _quiet_native_stderr():
+        import mediapipe as mp
+
+        with mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=True, max_num_faces=max_faces, refine_landmarks=True, min_detection_confidence=0.5
+        ) as mesh:
+            result = mesh.process(np.ascontiguousarray(img))
     faces = []
     for lm in result.multi_face_landmarks or []:
         pts = np.array([(p.x * w, p.y * h, p.z * w) for p in lm.landmark], dtype=np.float32)
