@@ -23,6 +23,9 @@ class MqttControlConfig(BaseModel):
     port: int = Field(1883, ge=1, le=65535)
     agent: str = Field("avatar", pattern=_TOPIC_SEGMENT, description="agent id: topics are <prefix>/<agent>/...")
     prefix: str = Field("flowact", pattern=_TOPIC_SEGMENT)
+    session: str = Field(
+        "", pattern=r"^[A-Za-z0-9_\-]{0,64}$", description="optional: topics become <prefix>/<agent>/<session>/..."
+    )
     client_id: str = Field("", max_length=64, description="empty: flowact-<agent>-<random>")
     keepalive_s: int = Field(30, ge=5, le=3600)
     tls: bool = False

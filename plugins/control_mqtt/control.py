@@ -1,6 +1,6 @@
 """MqttControl: commands in, telemetry/events out, over an MQTT broker (aiomqtt).
 
-Topics (root = `<prefix>/<agent>`, default `flowact/<agent>`):
+Topics (root = `<prefix>/<agent>[/<session>]`, default `flowact/<agent>`):
 
 | topic                    | dir | QoS | retain | payload                                              |
 | ------------------------ | --- | --- | ------ | ---------------------------------------------------- |
@@ -71,7 +71,7 @@ class MqttControl:
 
     def __init__(self, config: MqttControlConfig, **_: Any) -> None:
         self.config = config
-        self.root = f"{config.prefix}/{config.agent}"
+        self.root = "/".join(p for p in (config.prefix, config.agent, config.session) if p)
         self.topic_status = f"{self.root}/status"
         self.topic_events = f"{self.root}/events"
         self.topic_telemetry = f"{self.root}/telemetry"

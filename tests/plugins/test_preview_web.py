@@ -15,11 +15,16 @@ import aiohttp
 import numpy as np
 import pytest
 
+from agent.config import parse_config
+from agent.errors import ConfigError
 from agent.interfaces import AudioInput, Sink, TextInput
+from agent.registry import load_plugin
+from agent.session import AgentSession
 from flowact.types import AgentState, VideoChunk, VideoFrame
 from plugins.preview_web import PreviewConfig, PreviewSink
 from plugins.preview_web.wire import AUDIO, HEADER, MIC, VIDEO, pack
 from tests.fixtures.browser import browser_fixture  # noqa: F401
+from tests.fixtures.session_parts import Recorder
 
 pytestmark = pytest.mark.timeout(90)
 W, H, FPS, SR, N = 320, 240, 25, 24000, 4
@@ -232,3 +237,48 @@ async def test_bad_messages_get_notices_and_cross_site_pages_are_refused() -> No
             await ws.close()
     finally:
         await sink.aclose()
+
+
+async def test_typed_message_gets_a_spoken_animated_reply(browser: Any) -> None:
+    """The whole loop through the page: type -> session (scripted LLM, espeak, portrait) -> page."""
+    try:
+        load_plugin("tts", "espeak")
+    except ConfigError as e:
+        pytest.skip(f"needs the espeak TTS plugin: {e}")
+    cfg = parse_config({
+        "session": {"width": 320, "height": 320},
+        "llm": {"type": "scripted", "replies": ["[smile] Hello! It is nice to meet you on this page."],
+                "first_token_s": 0.05},
+        "tts": {"type": "espeak"},
+        "generator": {"type": "portrait"},
+        "sink": {"type": "preview", "port": 0},
+    }, environ={})
+    session = AgentSession(cfg)
+    rec = Recorder()
+    session.add_observer(rec)
+    page = Page(browser)
+    async with session:
+        sink = session.c.sink
+        assert isinstance(sink, PreviewSink) and session.c.text_input is sink
+        await asyncio.to_thread(browser.get, sink.url)
+        await page.until("return window.preview.frames > 10")  # idle animation before anyone speaks
+        box = await asyncio.to_thread(browser.find_element, "id", "text")
+        await asyncio.to_thread(box.send_keys, "hi there\n")
+        await page.until("return window.preview.state === 'speaking'")
+        await page.until("return window.preview.lastAudioPeak > 1000")  # speech, not silence
+        await page.screenshot("preview_session_speaking.png")
+        await session.wait_idle(timeout=60)
+        await page.until("return window.preview.transcripts.some(t => t.role === 'agent')")
+        await page.until("return window.preview.metrics.length > 0")
+        p = await page.js("return window.preview")
+        shot = await page.screenshot("preview_session.png")
+        shutil.copy(shot, "/tmp/preview_session.png")
+    user_said = [pl["text"] for _, k, pl in rec.events if k == "transcript" and pl["role"] == "user"]
+    assert user_said == ["hi there"]
+    agent_said = [t["text"] for t in p["transcripts"] if t["role"] == "agent"]
+    assert agent_said == ["Hello! It is nice to meet you on this page."]
+    assert p["audioPeak"] > 1000 and p["frames"] > 20
+    speaking = [v for v in rec.videos if v.state == AgentState.SPEAKING]
+    assert len(speaking) >= 3
+    a, b = speaking[0].frames[0].image, speaking[len(speaking) // 2].frames[0].image
+    assert np.abs(a.astype(np.int16) - b.astype(np.int16)).mean() > 0.1  # the face moves while speaking

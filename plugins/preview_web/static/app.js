@@ -152,7 +152,7 @@ function drawChart() { // fps and A/V offset over time (lines), first-frame late
   const line = (key, scale, color) => {
     g.strokeStyle = color; g.beginPath();
     m.forEach((x, i) => { const y = H - Math.max(0, Math.min(1, (x[key] || 0) / scale)) * (H - 20);
-                          const X = (i / 119) * (W - 10); i ? g.lineTo(X, y) : g.moveTo(X, y); });
+                          const X = (i / Math.max(30, m.length - 1)) * (W - 10); i ? g.lineTo(X, y) : g.moveTo(X, y); });
     g.stroke();
   };
   line("fps", 60, "#2ecc71");
