@@ -54,6 +54,7 @@ __all__ = [
     "PhonemeLike",
     "TimedViseme",
     "VisemeSmoother",
+    "lookup_viseme",
     "normalize_phonemes",
     "phoneme_viseme",
     "viseme_shape",
@@ -79,18 +80,19 @@ class PhonemeLike(Protocol):
 
 
 _IPA: dict[str, tuple[str, ...]] = {
-    "sil": ("_", "", " ", "h", "ɦ", "ʔ", "#", "^", "$", ".", ",", "?", "!", ";", ":", "-", "…"),
-    "PP": ("p", "b", "m", "ɸ", "β", "m̩", "ɱ"),
-    "FF": ("f", "v", "ʋ"),
+    "sil": ("_", "", " ", "h", "ɦ", "ʔ", "ħ", "ʕ", "ʜ", "ʡ", "ʢ", "#", "^", "$", ".", ",", "?", "!", ";", ":", "-", "…",
+            "(", ")", "↓", "↑", "|", "‖"),
+    "PP": ("p", "b", "m", "ɸ", "β", "m̩", "ɱ", "ɓ", "ʙ", "ʘ"),
+    "FF": ("f", "v", "ʋ", "ⱱ"),
     "TH": ("θ", "ð"),
-    "DD": ("t", "d", "ɾ", "ʈ", "ɖ"),
-    "kk": ("k", "g", "ɡ", "ŋ", "x", "ɣ", "χ", "ç", "q", "ɢ"),
-    "CH": ("tʃ", "dʒ", "ʃ", "ʒ", "ʧ", "ʤ", "tɕ", "dʑ", "ɕ", "ʑ", "ʂ", "ʐ"),
+    "DD": ("t", "d", "ɾ", "ʈ", "ɖ", "ɗ", "ɽ", "ǀ", "ǃ", "ǂ"),
+    "kk": ("k", "g", "ɡ", "ŋ", "x", "ɣ", "χ", "ç", "q", "ɢ", "c", "ɟ", "ɠ", "ʄ", "ʛ", "ɴ", "ɰ"),
+    "CH": ("tʃ", "dʒ", "ʃ", "ʒ", "ʧ", "ʤ", "tɕ", "dʑ", "ɕ", "ʑ", "ʂ", "ʐ", "ɧ", "ʝ"),
     "SS": ("s", "z", "ts", "dz"),
-    "nn": ("n", "l", "ɫ", "ɲ", "ʎ", "n̩", "l̩", "ɬ", "ɳ", "ɭ"),
-    "RR": ("r", "ɹ", "ɻ", "ʁ", "ɚ", "ɝ", "ɜ", "ɜː", "ɾ̃"),
+    "nn": ("n", "l", "ɫ", "ɲ", "ʎ", "n̩", "l̩", "ɬ", "ɳ", "ɭ", "ɮ", "ɺ", "ʟ", "ǁ"),
+    "RR": ("r", "ɹ", "ɻ", "ʁ", "ʀ", "ɚ", "ɝ", "ɜ", "ɜː", "ɾ̃"),
     "aa": ("a", "ɑ", "æ", "ʌ", "ɐ", "aɪ", "aʊ", "ɑː", "ɶ"),
-    "E": ("e", "ɛ", "ə", "eɪ", "ɛə", "ᵻ", "ɘ", "ɵ", "œ", "ø", "eə"),
+    "E": ("e", "ɛ", "ə", "eɪ", "ɛə", "ᵻ", "ɘ", "ɵ", "œ", "ø", "eə", "ɞ", "ɤ", "ε"),
     "ih": ("i", "ɪ", "j", "ɨ", "iə", "iː", "ɯ"),
     "oh": ("o", "ɔ", "ɒ", "oʊ", "ɔɪ", "əʊ", "ɔː", "oː"),
     "ou": ("u", "ʊ", "w", "ʉ", "y", "ɥ", "ʍ", "uː", "ʊə", "ʏ"),
@@ -137,9 +139,11 @@ _ARPA_MAP = _flip(_ARPABET)
 PHONEME_TO_VISEME: dict[str, str] = {**_ARPA_MAP, **_ESPEAK_MAP}
 """Union table for lookups without a known alphabet (espeak/IPA win over ARPAbet on conflicts)."""
 
-_STRESS = frozenset("ˈˌ'\",%=")
-_LENGTH = frozenset("ːˑ:\u0361\u035c")  # length marks and tie bars extend the previous phoneme
-_STRIP = str.maketrans("", "", "ˈˌ'\"ːˑ,%=012345\u0329\u030d\u0361\u035c")
+_STRESS = frozenset("ˈˌ'\"%=")  # not ",": piper/IPA use it as a pause
+# length marks, tie bars and modifiers (aspiration, palatalized, rhotic hook, combining diacritics)
+# extend the previous phoneme
+_LENGTH = frozenset("ːˑ:\u0361\u035cʰʲˤ˞ʷˠ\u0303\u0327\u032a\u032f\u0329\u030d\u0325\u0330")
+_STRIP = str.maketrans("", "", "ˈˌ'\"ːˑ,%=0123456789\u0329\u030d\u0361\u035cʰʲˤ˞ʷˠ\u0303\u0327\u032a\u032f\u0325\u0330")
 _WORD_GAP_S = 0.08  # a word-boundary space shorter than this does not close the mouth
 
 MOUTH_PARAMS = ("jaw_open", "mouth_wide", "mouth_round", "lip_press", "lip_funnel", "upper_lip_raise")
@@ -180,8 +184,8 @@ def _looks_arpabet(symbol: str) -> bool:
     return len(core) >= 2 and core.isascii() and core.isalpha() and core.isupper() and core in _ARPA_MAP
 
 
-def phoneme_viseme(phoneme: str, alphabet: Alphabet = "auto") -> int:
-    """Index into VISEMES for one phoneme symbol; unknown symbols fall back by their first known character."""
+def lookup_viseme(phoneme: str, alphabet: Alphabet = "auto") -> int | None:
+    """Index into VISEMES for a phoneme symbol in the table (stress/length marks ignored), else None."""
     raw = phoneme.strip()
     if alphabet == "arpabet" or (alphabet == "auto" and _looks_arpabet(raw)):
         core = raw.rstrip("012").upper()
@@ -193,10 +197,20 @@ def phoneme_viseme(phoneme: str, alphabet: Alphabet = "auto") -> int:
     clean = raw.translate(_STRIP)
     if clean in table:
         return V[table[clean]]
+    return None
+
+
+def phoneme_viseme(phoneme: str, alphabet: Alphabet = "auto") -> int:
+    """Index into VISEMES for one phoneme symbol; unknown symbols fall back by their first known character."""
+    found = lookup_viseme(phoneme, alphabet)
+    if found is not None:
+        return found
+    clean = phoneme.strip().translate(_STRIP)
     if not clean:
         return V["sil"]
+    table = _IPA_MAP if alphabet == "ipa" else _ESPEAK_MAP
     for ch in clean:  # diphthongs / diacritics: the first known character decides
-        if ch in table and ch not in (" ", ""):
+        if ch in table and ch.strip():
             return V[table[ch]]
     return V["E"]  # an unknown voiced sound: a neutral open mouth
 
@@ -288,7 +302,7 @@ def viseme_targets_arrays(
 class VisemeSmoother:
     """Coarticulation: per-frame attack/release smoothing, stateful so it is continuous across chunks."""
 
-    def __init__(self, fps: float, *, attack_s: float = 0.03, release_s: float = 0.07) -> None:
+    def __init__(self, fps: float, *, attack_s: float = 0.03, release_s: float = 0.06) -> None:
         self.a_up = np.float32(1.0 - np.exp(-1.0 / (fps * max(attack_s, 1e-4))))
         self.a_down = np.float32(1.0 - np.exp(-1.0 / (fps * max(release_s, 1e-4))))
         self.state = np.zeros(len(VISEMES), dtype=np.float32)
@@ -302,7 +316,8 @@ class VisemeSmoother:
             s = s + (tgt - s) * np.where(tgt > s, self.a_up, self.a_down)
             out[i] = s
         self.state = s.astype(np.float32)
-        return out
+        total = out.sum(axis=1, keepdims=True)  # fast attack + slow release can overshoot: renormalize
+        return np.where(total > 1.0, out / np.maximum(total, 1e-6), out).astype(np.float32)
 
     def reset(self) -> None:
         self.state[:] = 0.0
@@ -316,7 +331,7 @@ def visemes_from_timings(
     start_time: float = 0.0,
     lookahead_s: float = 0.06,
     attack_s: float = 0.03,
-    release_s: float = 0.07,
+    release_s: float = 0.06,
     *,
     alphabet: Alphabet = "auto",
     warmup_s: float = 0.4,
