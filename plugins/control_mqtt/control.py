@@ -136,6 +136,9 @@ class MqttControl:
             yield cmd
 
     async def publish_telemetry(self, payload: dict[str, Any]) -> None:
+        """Latest metrics; while offline only the newest snapshot is kept (stale ones are useless)."""
+        if not self.connected.is_set() and self._out:
+            self._out = deque(m for m in self._out if m.topic != self.topic_telemetry)
         self._enqueue(_Outgoing(self.topic_telemetry, _json(payload), QOS_TELEMETRY))
 
     async def publish_event(self, kind: str, payload: dict[str, Any]) -> None:

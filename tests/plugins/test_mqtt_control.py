@@ -157,7 +157,10 @@ async def test_reconnects_after_broker_restart_and_resubscribes(mosquitto: Mosqu
             assert time.monotonic() < deadline
             await asyncio.sleep(0.02)
         await ctl.publish_event("error", {"while": "offline"})  # buffered until the link is back
+        for i in range(5):
+            await ctl.publish_telemetry({"snapshot": i})  # only the newest survives the outage
         await asyncio.sleep(0.5)  # a few failed attempts with backoff
+        mark = mosquitto.log_size()
         await asyncio.to_thread(mosquitto.start)
         await asyncio.wait_for(ctl.connected.wait(), 10)
         assert ctl.connections == 2
@@ -165,6 +168,12 @@ async def test_reconnects_after_broker_restart_and_resubscribes(mosquitto: Mosqu
             await op.wait(lambda: op.on("status") == [b"online"])
             await op.cmd("say", {"text": "after restart"})
             assert await next_command(ctl) == SayCommand(text="after restart")
+        # what was published offline reached the broker after the reconnect (the broker's own log)
+        mine = f"Received PUBLISH from {ctl.client_id}"
+        received = [ln for ln in mosquitto.log_text(mark).splitlines() if mine in ln]
+        assert sum(f"'{ROOT}/events'" in ln for ln in received) == 1
+        assert sum(f"'{ROOT}/telemetry'" in ln for ln in received) == 1
+        assert not ctl._out and ctl.dropped_outgoing == 0
     finally:
         await ctl.aclose()
 

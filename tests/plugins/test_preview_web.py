@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from agent.config import parse_config
-from agent.errors import ConfigError
+from agent.errors import ConfigError, TransportError
 from agent.interfaces import AudioInput, Sink, TextInput
 from agent.registry import load_plugin
 from agent.session import AgentSession
@@ -282,3 +282,31 @@ async def test_typed_message_gets_a_spoken_animated_reply(browser: Any) -> None:
     assert len(speaking) >= 3
     a, b = speaking[0].frames[0].image, speaking[len(speaking) // 2].frames[0].image
     assert np.abs(a.astype(np.int16) - b.astype(np.int16)).mean() > 0.1  # the face moves while speaking
+
+
+async def test_busy_port_is_a_clear_error_and_aclose_ends_every_stream() -> None:
+    first = await started()
+    try:
+        taken = PreviewSink(PreviewConfig(port=first.port))
+        with pytest.raises(TransportError, match=rf"127.0.0.1:{first.port}.*sink.port"):
+            await taken.start(width=W, height=H, fps=FPS, sample_rate=SR)
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(first.url + "ws")
+            async with http.get(first.url + "stream.mjpg") as r:
+                for _ in range(100):
+                    if first._mjpeg and first._clients:
+                        break
+                    await asyncio.sleep(0.01)
+                await first.write(make_chunk(0))
+                await asyncio.wait_for(first.aclose(), 5)
+                rest = await asyncio.wait_for(r.content.read(), 5)  # the stream ends, it does not hang
+                assert rest.count(b"--frame") == N
+            kinds = []
+            for _ in range(20):  # hello, the chunk's audio and frames, then the close
+                kinds.append((await ws.receive(timeout=5)).type)
+                if kinds[-1] in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                    break
+            assert kinds[-1] == aiohttp.WSMsgType.CLOSE and kinds.count(aiohttp.WSMsgType.BINARY) == N + 1
+            assert not first._clients and not first._mjpeg
+    finally:
+        await first.aclose()
