@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent.endpointing import Endpointer
 from agent.frames import AudioChunk, VadEvent
 
 __all__ = ["EnergyVAD", "EnergyVADConfig"]
@@ -27,23 +27,21 @@ class EnergyVADConfig(BaseModel):
 class EnergyVAD:
     Config = EnergyVADConfig
 
-    def __init__(self, config: EnergyVADConfig, *, sample_rate: int = 16000) -> None:
-        self.config = config
+    def __init__(self, config: EnergyVADConfig | None = None, *, sample_rate: int = 16000) -> None:
+        self.config = config or EnergyVADConfig()
         self.sample_rate = sample_rate
         self.frame = sample_rate // 100  # 10 ms analysis frames
+        c = self.config
+        self.endpointer = Endpointer(
+            sample_rate=sample_rate, frame_samples=self.frame, min_speech_ms=c.min_speech_ms,
+            end_silence_ms=c.end_silence_ms, pre_roll_ms=c.pre_roll_ms, max_utterance_s=c.max_utterance_s,
+        )
         self.reset()
 
     def reset(self) -> None:
         self._rest = np.zeros(0, np.int16)
         self._noise_db = -60.0
-        self._speaking = False
-        self._run_speech = 0
-        self._run_silence = 0
-        self._t = 0.0
-        pre = max(1, self.config.pre_roll_ms // 10)
-        self._pre: deque[np.ndarray] = deque(maxlen=pre)
-        self._utt: list[np.ndarray] = []
-        self._utt_start = 0.0
+        self.endpointer.reset()
 
     async def feed(self, chunk: AudioChunk) -> Sequence[VadEvent]:
         if chunk.sample_rate != self.sample_rate:
@@ -60,25 +58,7 @@ class EnergyVAD:
             voiced = db > max(cfg.min_level_db, self._noise_db + cfg.threshold_db)
             if not voiced:  # track the floor only on non-speech frames
                 self._noise_db += (db - self._noise_db) * (0.05 if db > self._noise_db else 0.3)
-            self._t += 0.01
-            if self._speaking:
-                self._utt.append(f)
-                self._run_silence = 0 if voiced else self._run_silence + 1
-                too_long = len(self._utt) * 0.01 > cfg.max_utterance_s
-                if self._run_silence * 10 >= cfg.end_silence_ms or too_long:
-                    self._speaking = False
-                    self._run_speech = 0
-                    audio = AudioChunk(np.concatenate(self._utt), self.sample_rate, pts=self._utt_start)
-                    self._utt = []
-                    events.append(VadEvent(speaking=False, t=self._t, audio=audio))
-            else:
-                self._pre.append(f)
-                self._run_speech = self._run_speech + 1 if voiced else 0
-                if self._run_speech * 10 >= cfg.min_speech_ms:
-                    self._speaking = True
-                    self._run_silence = 0
-                    self._utt = list(self._pre)
-                    self._utt_start = self._t - len(self._utt) * 0.01
-                    self._pre.clear()
-                    events.append(VadEvent(speaking=True, t=self._t))
+            ev = self.endpointer.update(f, voiced)
+            if ev is not None:
+                events.append(ev)
         return events

@@ -10,6 +10,7 @@ import numpy as np
 from agent.frames import AudioChunk
 from plugins.input_local import read_audio_file
 from plugins.vad_energy import EnergyVAD, EnergyVADConfig
+from plugins.vad_silero import SileroVAD
 
 
 async def test_onsets_and_ends_follow_the_speech(tmp_path: Path) -> None:
@@ -31,3 +32,21 @@ async def test_onsets_and_ends_follow_the_speech(tmp_path: Path) -> None:
     assert abs(events[0].t - 1.0) < 0.3  # onset within min_speech of the true start
     assert 1.0 + dur < events[1].t < 1.0 + dur + 0.9  # end after trailing silence
     assert events[1].audio is not None and abs(events[1].audio.duration - dur) < 0.9
+
+
+async def test_silero_onsets_and_ends_follow_the_speech(tmp_path: Path) -> None:
+    wav = tmp_path / "s.wav"
+    subprocess.run(["espeak-ng", "-w", str(wav), "Hello, I would like to check my order."], check=True)
+    speech = read_audio_file(wav, 16000)
+    gap = np.zeros(16000, np.float32)
+    signal = np.concatenate([gap, speech, gap, gap, speech, gap])
+    pcm = (np.clip(signal, -1, 1) * 32767).astype(np.int16)
+    vad = SileroVAD(sample_rate=16000)
+    events = []
+    for i in range(0, len(pcm), 320):
+        events += await vad.feed(AudioChunk(pcm[i : i + 320], 16000))
+    assert [e.speaking for e in events] == [True, False, True, False]
+    dur = len(speech) / 16000
+    assert abs(events[0].t - 1.0) < 0.35
+    assert abs(events[2].t - (3.0 + dur)) < 0.35
+    assert events[1].audio is not None and abs(events[1].audio.duration - dur) < 1.0

@@ -1,0 +1,5 @@
+"""Silero VAD v6 through onnxruntime, using the ONNX model that faster-whisper ships."""
+
+from plugins.vad_silero.vad import SileroVAD, SileroVADConfig
+
+__all__ = ["SileroVAD", "SileroVADConfig"]

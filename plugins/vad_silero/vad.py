@@ -1,0 +1,112 @@
+"""SileroVAD: streaming speech probability per 32 ms window + shared endpointing.
+
+The model file is `faster_whisper/assets/silero_vad_v6.onnx` (MIT), run with onnxruntime on one
+thread: no torch, no download (the `silero-vad` package would pull a CUDA torch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.endpointing import Endpointer
+from agent.errors import ConfigError
+from agent.frames import AudioChunk, VadEvent
+
+__all__ = ["SileroVAD", "SileroVADConfig"]
+
+WINDOW = 512  # samples at 16 kHz
+CONTEXT = 64
+
+
+class SileroVADConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    min_speech_ms: int = Field(150, ge=30)
+    end_silence_ms: int = Field(600, ge=64)
+    pre_roll_ms: int = Field(256, ge=0)
+    max_utterance_s: float = Field(30.0, gt=1)
+    model_path: str | None = Field(None, description="default: the model shipped inside faster-whisper")
+
+
+def _default_model() -> Path:
+    try:
+        import faster_whisper
+    except ImportError as e:
+        raise ConfigError("vad: silero needs faster-whisper (it ships the ONNX model)") from e
+    return Path(faster_whisper.__file__).parent / "assets" / "silero_vad_v6.onnx"
+
+
+class SileroVAD:
+    Config = SileroVADConfig
+
+    def __init__(self, config: SileroVADConfig | None = None, *, sample_rate: int = 16000) -> None:
+        if sample_rate != 16000:
+            raise ConfigError("vad: silero runs on 16 kHz input (session.input_sample_rate: 16000)")
+        self.config = config or SileroVADConfig()
+        self.sample_rate = sample_rate
+        path = Path(self.config.model_path) if self.config.model_path else _default_model()
+        if not path.is_file():
+            raise ConfigError(f"vad.model_path: {path} not found")
+        import onnxruntime
+
+        opts = onnxruntime.SessionOptions()
+        opts.inter_op_num_threads = 1
+        opts.intra_op_num_threads = 1
+        opts.log_severity_level = 4
+        self.session: Any = onnxruntime.InferenceSession(
+            str(path), providers=["CPUExecutionProvider"], sess_options=opts
+        )
+        c = self.config
+        self.endpointer = Endpointer(
+            sample_rate=sample_rate, frame_samples=WINDOW, min_speech_ms=c.min_speech_ms,
+            end_silence_ms=c.end_silence_ms, pre_roll_ms=c.pre_roll_ms, max_utterance_s=c.max_utterance_s,
+        )
+        self.reset()
+
+    def reset(self) -> None:
+        self._h = np.zeros((1, 1, 128), np.float32)
+        self._c = np.zeros((1, 1, 128), np.float32)
+        self._context = np.zeros(CONTEXT, np.float32)
+        self._rest = np.zeros(0, np.int16)
+        self.endpointer.reset()
+        self.last_prob = 0.0
+
+    def _prob(self, window: np.ndarray) -> float:
+        x = window.astype(np.float32) / 32768.0
+        inp = np.concatenate([self._context, x])[None, :]
+        out, self._h, self._c = self.session.run(None, {"input": inp, "h": self._h, "c": self._c})
+        self._context = x[-CONTEXT:]
+        return float(np.asarray(out).reshape(-1)[0])
+
+    def _process(self, data: np.ndarray) -> list[VadEvent]:
+        events: list[VadEvent] = []
+        speaking = self.endpointer.speaking
+        for i in range(len(data) // WINDOW):
+            w = data[i * WINDOW : (i + 1) * WINDOW]
+            p = self._prob(w)
+            self.last_prob = p
+            thr = self.config.threshold - (0.15 if speaking else 0.0)  # hysteresis
+            ev = self.endpointer.update(w, p >= thr)
+            speaking = self.endpointer.speaking
+            if ev is not None:
+                events.append(ev)
+        return events
+
+    async def feed(self, chunk: AudioChunk) -> Sequence[VadEvent]:
+        if chunk.sample_rate != self.sample_rate:
+            raise ValueError(f"SileroVAD expects 16 kHz audio, got {chunk.sample_rate} Hz")
+        data = np.concatenate([self._rest, chunk.samples])
+        n = (len(data) // WINDOW) * WINDOW
+        self._rest = data[n:]
+        if n == 0:
+            return []
+        if n <= 4 * WINDOW:  # ~0.1 ms per window: fine inline; larger batches go to a thread
+            return self._process(data[:n])
+        return await asyncio.to_thread(self._process, data[:n])
