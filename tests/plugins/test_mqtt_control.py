@@ -240,3 +240,23 @@ async def test_acl_and_credentials(mosquitto_secured: Mosquitto, monkeypatch: py
     finally:
         await ctl.aclose()
     assert ACL_USERS["agent"] not in caplog.text
+
+
+async def test_broker_down_at_start_is_not_fatal_and_floods_are_bounded(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path)  # not started yet
+    ctl = control_for(broker, connect_timeout_s=0.3, command_queue=2)
+    try:
+        await ctl.start()  # returns after the timeout and keeps trying in the background
+        assert not ctl.connected.is_set()
+        await asyncio.to_thread(broker.start)
+        await asyncio.wait_for(ctl.connected.wait(), 10)
+        async with peer(broker) as op:
+            for i in range(5):  # nobody consumes: the queue holds 2, the rest are refused as busy
+                await op.cmd("say", {"text": f"flood {i}"})
+            await op.wait(lambda: len(op.events("command_rejected")) == 3)
+            assert {e["payload"]["reason"] for e in op.events("command_rejected")} == {"busy"}
+            assert await next_command(ctl) == SayCommand(text="flood 0")
+            assert await next_command(ctl) == SayCommand(text="flood 1")
+    finally:
+        await ctl.aclose()
+        broker.stop()
