@@ -138,6 +138,8 @@ class PreviewSink:
         host = self.config.host if self.config.host not in ("0.0.0.0", "::") else "127.0.0.1"
         self.url = f"http://{host}:{self.port}/"
         log.info("preview page on %s", self.url)
+        if self.config.host not in ("127.0.0.1", "localhost", "::1"):
+            log.warning("preview page bound to %s: anyone who can reach it can talk to the agent", self.config.host)
 
     async def write(self, chunk: VideoChunk) -> None:
         """Fan one chunk out to every browser without waiting for any of them."""
