@@ -225,7 +225,7 @@ class PreviewSink:
         name = "index.html" if request.path == "/" else request.path.lstrip("/")
         if name not in _STATIC:
             raise web.HTTPNotFound()
-        body = resources.files("plugins.preview_web").joinpath("static", name).read_bytes()
+        body = resources.files("plugins.preview_web").joinpath(name).read_bytes()  # package data
         ctype = "text/html" if name.endswith(".html") else "application/javascript"
         return web.Response(body=body, content_type=ctype, headers={"Cache-Control": "no-store"})
 
