@@ -16,6 +16,7 @@ import numpy as np
 
 from flowact.motion.params import MOTION_DIM, MotionChunk, P
 from flowact.reference import PortraitAnalysis
+from flowact.render.local_fields import LIP_AND_JAW, MOUTH_FIELD_PARAMS, eye_fields, mouth_field
 from flowact.render.rig import LOWER_INNER_LIP, UPPER_INNER_LIP, Rig, build_rig
 from flowact.types import FloatArray, UInt8Array
 
@@ -50,13 +51,23 @@ class Renderer:
         d2 = ((grid[:, None, :] - self.rig.points[None, :, :]) ** 2).sum(-1)  # (G, C)
         wts = np.exp(-d2 / (2.0 * self.rig.sigma[None, :] ** 2))
         self.weights = (wts / (wts.sum(axis=1, keepdims=True) + PRIOR)).astype(np.float32)
+        # lips/jaw and eyelid closure need fields that split along a line: full-resolution local fields
+        self.mouth = mouth_field(self.rig, self.w, self.h)
+        self.eyes = eye_fields(self.rig, self.w, self.h)
+        coarse_basis = self.rig.basis.copy()
+        lip_rows = [row for lid, row in self.rig.index.items() if lid in LIP_AND_JAW]
+        for name in MOUTH_FIELD_PARAMS:
+            coarse_basis[P[name]][lip_rows] = 0.0
+        coarse_basis[P["blink_l"]] = 0.0
+        coarse_basis[P["blink_r"]] = 0.0
         self.head_weight, self.bulge = self._head_fields(grid)
         self.grid = grid
         # full-resolution identity coordinates for the ROI
         xs = np.arange(rx0, rx1, dtype=np.float32)
         ys = np.arange(ry0, ry1, dtype=np.float32)
         self.X, self.Y = np.meshgrid(xs, ys)
-        self.basis_flat = self.rig.basis.reshape(MOTION_DIM, -1)  # (D, C*2)
+        self.basis_flat = coarse_basis.reshape(MOTION_DIM, -1)  # (D, C*2)
+        self._lip_basis_flat = (self.rig.basis - coarse_basis).reshape(MOTION_DIM, -1)  # what the local fields do
         self._upper = [self.rig.index[i] for i in UPPER_INNER_LIP]
         self._lower = [self.rig.index[i] for i in LOWER_INNER_LIP]
         rest = self.rig.points
@@ -98,6 +109,14 @@ class Renderer:
         gh, gw = self.grid_shape
         rx0, ry0, rx1, ry1 = self.roi
         dense = cv2.resize(d.reshape(gh, gw, 2), (rx1 - rx0, ry1 - ry0), interpolation=cv2.INTER_LINEAR)
+        for local in (self.mouth, *self.eyes):
+            field = local.evaluate(m)
+            if field is not None:
+                lx0, ly0 = max(local.x0, rx0), max(local.y0, ry0)
+                lx1, ly1 = min(local.x1, rx1), min(local.y1, ry1)
+                dense[ly0 - ry0 : ly1 - ry0, lx0 - rx0 : lx1 - rx0] += field[
+                    ly0 - local.y0 : ly1 - local.y0, lx0 - local.x0 : lx1 - local.x0
+                ]
         map_x = self.X - dense[:, :, 0]
         map_y = self.Y - dense[:, :, 1]
         frame = self.base.copy()
@@ -120,7 +139,9 @@ class Renderer:
         gy = np.clip(((pts[:, 1] - self.roi[1]) / GRID_STEP).astype(int), 0, self.grid_shape[0] - 1)
         g = gy * self.grid_shape[1] + gx
         head = self._head_displacement(pts, self.head_weight[g], self.bulge[g], m)
-        return pts + disp_c + head
+        # lip points move by their intended displacement (the local mouth field is split exactly between
+        # the inner lips, so sampling it there would give half of it)
+        return pts + disp_c + (m @ self._lip_basis_flat).reshape(-1, 2) + head
 
     def _mouth(self, frame: UInt8Array, m: FloatArray, disp_c: np.ndarray) -> None:
         moved = self._moved(m, disp_c)
@@ -144,7 +165,7 @@ class Renderer:
         cv2.fillPoly(mask, [local], 255, lineType=cv2.LINE_AA, shift=2)
         # teeth: a band under the upper lip, fading in as the mouth opens
         teeth = np.zeros((hh, ww), np.uint8)
-        band = 0.09 * s
+        band = 0.06 * s
         up_local = upper - (x0, y0)
         teeth_poly = np.concatenate([up_local, (up_local + (0, band))[::-1]], axis=0)
         cv2.fillPoly(teeth, [(teeth_poly * 4).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=2)
@@ -152,8 +173,8 @@ class Renderer:
         lo_c = lower[len(lower) // 2] - (x0, y0)
         axes = (max(1, int(0.28 * s)), max(1, int(0.09 * s)))
         cv2.ellipse(tongue, (int(lo_c[0]), int(lo_c[1] - 0.02 * s)), axes, 0, 180, 360, 255, -1, cv2.LINE_AA)
-        k = max(1, int(0.02 * s)) | 1
-        a = cv2.GaussianBlur(mask, (k, k), 0).astype(np.float32) / 255.0 * alpha_gain
+        k = max(3, int(0.05 * s)) | 1
+        a = cv2.GaussianBlur(mask, (k, k), 0).astype(np.float32) / 255.0 * alpha_gain * 0.95
         tm = (teeth.astype(np.float32) / 255.0) * (mask.astype(np.float32) / 255.0)
         tg = (tongue.astype(np.float32) / 255.0) * (mask.astype(np.float32) / 255.0) * (1 - tm)
         ys = np.linspace(0.0, 1.0, hh, dtype=np.float32)[:, None]
@@ -161,9 +182,10 @@ class Renderer:
         cavity[..., 0] = 38 + 30 * ys
         cavity[..., 1] = 12 + 8 * ys
         cavity[..., 2] = 14 + 8 * ys
-        teeth_rgb = np.array([222, 214, 200], np.float32)
+        teeth_rgb = np.array([196, 188, 176], np.float32)
         tongue_rgb = np.array([150, 62, 66], np.float32)
-        tooth_gain = float(np.clip((gap - 0.02 * s) / (0.08 * s), 0.0, 1.0)) * 0.9
+        tooth_gain = float(np.clip((gap - 0.03 * s) / (0.1 * s), 0.0, 1.0)) * 0.75
+        tm = cv2.GaussianBlur(tm, (k, k), 0)
         cavity = cavity * (1 - tm[..., None] * tooth_gain) + teeth_rgb * (tm[..., None] * tooth_gain)
         cavity = cavity * (1 - tg[..., None] * 0.7) + tongue_rgb * (tg[..., None] * 0.7)
         region = frame[y0:y1, x0:x1].astype(np.float32)
