@@ -43,6 +43,7 @@ class _Segment:
     v_start: FloatArray
     v_end: FloatArray
     v_idx: np.ndarray
+    v_end_max: FloatArray  # running max of v_end (for a binary search of the window)
     tags: deque[tuple[float, IntentTag]] = field(default_factory=deque)
     pos: int = 0  # samples already emitted
 
@@ -94,6 +95,10 @@ class ControlBuilder:
         self._interrupt = False
         self._index = 0
         self._speaking = False
+        self._ctx = int(round(sample_rate / fps))  # one frame of audio context each side for the features
+        self._tail = np.zeros(self._ctx, np.int16)
+        self._silent_mel, self._silent_energy = frame_features(np.zeros(self.samples_per_chunk, np.float32),
+                                                               sample_rate, fps, frames_per_chunk)
 
     # --- inputs ---------------------------------------------------------------------------------
     def push_speech(self, speech: SpeechChunk) -> None:
@@ -107,12 +112,13 @@ class ControlBuilder:
             return
         if (self._pending + n) / self.sample_rate > self.max_pending_s:
             raise ValueError(f"more than {self.max_pending_s:.0f} s of speech queued; apply back-pressure")
-        tv = normalize_phonemes(speech.phonemes)
+        tv = sorted(normalize_phonemes(speech.phonemes), key=lambda v: v.start)
         seg = _Segment(
             audio=np.ascontiguousarray(speech.audio.samples, dtype=np.int16),
             v_start=np.array([v.start for v in tv], np.float64),
             v_end=np.array([v.end for v in tv], np.float64),
             v_idx=np.array([v.viseme for v in tv], np.int64),
+            v_end_max=np.maximum.accumulate(np.array([v.end for v in tv], np.float64)),
         )
         dur = n / self.sample_rate
         timed = sorted(((self._tag_time(speech, tag, seg, dur), tag) for tag in speech.tags), key=lambda x: x[0])
@@ -157,6 +163,7 @@ class ControlBuilder:
         """Barge-in: drop all queued speech; the next chunk has `interrupt=True` and state listening."""
         self._segments.clear()
         self._pending = 0
+        self._tail[:] = 0
         self._interrupt = True
         self._state = AgentState.LISTENING
 
@@ -201,7 +208,7 @@ class ControlBuilder:
         self._speaking = filled > 0
         while self._immediate:
             self._apply_tag(self._immediate.popleft(), 0, events)
-        mel, energy = frame_features(int16_to_float(audio), sr, fps, n)
+        mel, energy = self._features(audio)
         if not timed.all():
             targets[~timed] = visemes_from_audio(mel[~timed], energy[~timed])
         visemes = self._smoother(targets)
@@ -218,6 +225,28 @@ class ControlBuilder:
         self._index += 1
         return chunk
 
+    def _features(self, audio: np.ndarray) -> tuple[FloatArray, FloatArray]:
+        """Per-frame log-mel and energy, with one frame of real audio context on each side."""
+        head = self._peek(self._ctx)
+        tail, self._tail = self._tail, audio[-self._ctx :].copy()
+        if not (audio.any() or head.any() or tail.any()):
+            return self._silent_mel.copy(), self._silent_energy.copy()
+        x = int16_to_float(np.concatenate([tail, audio, head]))
+        mel, energy = frame_features(x, self.sample_rate, self.fps, self.frames_per_chunk + 2)
+        return mel[1:-1], energy[1:-1]
+
+    def _peek(self, n: int) -> np.ndarray:
+        """The next n queued samples without consuming them (zeros past the end of the queue)."""
+        out = np.zeros(n, np.int16)
+        got = 0
+        for seg in self._segments:
+            take = min(n - got, len(seg.audio) - seg.pos)
+            out[got : got + take] = seg.audio[seg.pos : seg.pos + take]
+            got += take
+            if got >= n:
+                break
+        return out
+
     def _timing_targets(self) -> tuple[FloatArray, np.ndarray]:
         """Viseme targets from queued phoneme timings for this chunk's frames (lookahead applied)."""
         n, sr = self.frames_per_chunk, self.sample_rate
@@ -231,9 +260,11 @@ class ControlBuilder:
             seg_off = offset - seg.pos / sr if k == 0 else offset
             seg_end = seg_off + len(seg.audio) / sr
             if seg.timed:
-                starts.append(seg.v_start + seg_off)
-                ends.append(seg.v_end + seg_off)
-                idx.append(seg.v_idx)
+                i0 = int(np.searchsorted(seg.v_end_max, -seg_off, side="right"))
+                i1 = int(np.searchsorted(seg.v_start, horizon - seg_off, side="left"))
+                starts.append(seg.v_start[i0:i1] + seg_off)
+                ends.append(seg.v_end[i0:i1] + seg_off)
+                idx.append(seg.v_idx[i0:i1])
                 inside = ((frame_t >= seg_off) & (frame_t < seg_end)) | (
                     (frame_t + self.lookahead_s >= seg_off) & (frame_t + self.lookahead_s < seg_end)
                 )

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from flowact.types import CONTROL_VERSION, EXPRESSIONS, N_MELS, VISEMES, AgentState, ControlChunk, ControlEvent
 
@@ -19,16 +19,18 @@ __all__ = ["ControlChunkWire", "control_from_json", "control_json_schema", "cont
 
 
 class EventWire(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A one-shot gesture/event at a frame of the chunk (names: the intent-tag gestures)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     frame: int = Field(ge=0)
-    name: str = Field(min_length=1, max_length=32)
+    name: str = Field(min_length=1, max_length=32, pattern=r"^[a-z_]+$")
     intensity: float = Field(1.0, ge=0.0, le=1.0)
 
 
 class ControlChunkWire(BaseModel):
     """One chunk of control signals (see flowact.types.ControlChunk for the meaning of each field)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, title="ControlChunk")
 
     version: int = Field(CONTROL_VERSION, description="format version; this library reads version 1")
     index: int = Field(ge=0)
@@ -36,7 +38,9 @@ class ControlChunkWire(BaseModel):
     fps: int = Field(gt=0, le=120)
     n_frames: int = Field(gt=0, le=256)
     sample_rate: int = Field(gt=0, le=192000)
-    audio_b64: str = Field(description="base64 of little-endian int16 mono PCM, n_frames*sample_rate/fps samples")
+    audio_b64: str = Field(
+        max_length=4_000_000, description="base64 of little-endian int16 mono PCM, n_frames*sample_rate/fps samples"
+    )
     mel: list[list[float]] = Field(description=f"(n_frames, {N_MELS}) natural-log mel power")
     energy: list[float] = Field(description="(n_frames,) RMS energy 0..1")
     visemes: list[list[float]] = Field(description=f"(n_frames, {len(VISEMES)}) weights for {', '.join(VISEMES)}")
@@ -50,9 +54,19 @@ class ControlChunkWire(BaseModel):
     events: list[EventWire] = Field(default_factory=list)
     interrupt: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _version_first(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("version", CONTROL_VERSION) != CONTROL_VERSION:
+            raise ValueError(f"version {data.get('version')!r} is not supported (this library reads {CONTROL_VERSION})")
+        return data
 
-def _arr(x: Any) -> np.ndarray:
-    return np.asarray(x, dtype=np.float32)
+
+def _arr(x: Any, name: str) -> np.ndarray:
+    try:
+        return np.asarray(x, dtype=np.float32)
+    except ValueError as e:  # ragged rows
+        raise ValueError(f"invalid control chunk: {name} rows have different lengths") from e
 
 
 def control_to_json(chunk: ControlChunk) -> str:
@@ -77,19 +91,31 @@ def control_from_json(text: str | bytes) -> ControlChunk:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise ValueError(f"invalid control chunk: {where}: {first['msg']}") from e
-    if wire.version != CONTROL_VERSION:
-        raise ValueError(f"control chunk version {wire.version} is not supported (expected {CONTROL_VERSION})")
     try:
         audio = np.frombuffer(base64.b64decode(wire.audio_b64, validate=True), dtype="<i2").astype(np.int16)
     except ValueError as e:
         raise ValueError("invalid control chunk: audio_b64 is not valid base64") from e
-    return ControlChunk(
-        index=wire.index, pts=wire.pts, fps=wire.fps, n_frames=wire.n_frames, sample_rate=wire.sample_rate,
-        audio=audio, mel=_arr(wire.mel), energy=_arr(wire.energy), visemes=_arr(wire.visemes),
-        expressions=_arr(wire.expressions), head_pose=_arr(wire.head_pose), blink=_arr(wire.blink),
-        gaze=_arr(wire.gaze), state=wire.state,
-        events=tuple(ControlEvent(e.frame, e.name, e.intensity) for e in wire.events), interrupt=wire.interrupt,
-    )
+    if audio.shape != (round(wire.n_frames * wire.sample_rate / wire.fps),):
+        raise ValueError(
+            f"invalid control chunk: audio has {len(audio)} samples, expected "
+            f"n_frames*sample_rate/fps = {round(wire.n_frames * wire.sample_rate / wire.fps)}"
+        )
+    for ev in wire.events:
+        if ev.frame >= wire.n_frames:
+            raise ValueError(f"invalid control chunk: event {ev.name!r} at frame {ev.frame} >= n_frames")
+    arrays = {k: _arr(getattr(wire, k), k) for k in ("mel", "energy", "visemes", "expressions", "head_pose",
+                                                        "blink", "gaze")}
+    try:
+        return ControlChunk(
+            index=wire.index, pts=wire.pts, fps=wire.fps, n_frames=wire.n_frames, sample_rate=wire.sample_rate,
+            audio=audio, mel=arrays["mel"], energy=arrays["energy"], visemes=arrays["visemes"],
+            expressions=arrays["expressions"], head_pose=arrays["head_pose"], blink=arrays["blink"],
+            gaze=arrays["gaze"], state=wire.state,
+            events=tuple(ControlEvent(e.frame, e.name, e.intensity) for e in wire.events),
+            interrupt=wire.interrupt,
+        )
+    except ValueError as e:  # shape mismatches, reported by ControlChunk itself
+        raise ValueError(f"invalid control chunk: {e}") from e
 
 
 def control_json_schema() -> dict[str, Any]:

@@ -33,7 +33,7 @@ __all__ = ["EXPRESSION_SHAPES", "MAX_STEP", "STATE_EASE_S", "ProceduralDynamics"
 STATE_EASE_S = 0.4
 """Time constant (s) of the blend between idle / listening / thinking / speaking behaviours."""
 _HEAD_GESTURES = ("nod", "shake", "blink", "wink", "look_away", "lean_in")
-_GESTURE_LEN = {"nod": 0.45, "listen_nod": 0.45, "shake": 0.9, "look_away": 1.2, "blink": 0.2,
+_GESTURE_LEN = {"nod": 0.45, "listen_nod": 0.45, "shake": 1.0, "look_away": 1.2, "blink": 0.2,
                 "wink": 0.2, "lean_in": 1.6}
 
 
@@ -129,7 +129,7 @@ class ProceduralDynamics:
                 if imp.kind in ("nod", "listen_nod"):
                     pitch += 5.0 * imp.amp * math.sin(math.pi * x) * (0.6 if imp.kind == "listen_nod" else 1.0)
                 elif imp.kind == "shake":
-                    yaw += 6.0 * imp.amp * math.sin(2 * math.pi * 2.0 * age) * math.sin(math.pi * x)
+                    yaw += 5.0 * imp.amp * math.sin(2 * math.pi * 1.6 * age) * math.sin(math.pi * x)
                 elif imp.kind == "lean_in":
                     pitch += 3.0 * imp.amp * _ease_in_out(x)
                 elif imp.kind == "look_away":
