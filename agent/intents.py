@@ -248,7 +248,8 @@ def prompt_snippet() -> str:
         f"Gestures happen once, where you put them: {ges}. "
         "An optional intensity from 0 to 1 follows a colon: [smile:0.6], [concerned:0.4]. "
         "Put a tag right before the words it belongs to, use at most one or two per sentence, only "
-        "these names, and no other square brackets."
+        "these names, and no other square brackets. Always answer in words: a tag is never a reply "
+        "on its own. Example: [smile] Sure, I can help with that."
     )
 
 
