@@ -26,7 +26,7 @@ from agent.clock import Clock
 from agent.frames import AudioChunk, IntentTag, SpeechChunk
 from agent.intents import EMOTIONS, emotion_index
 from flowact.audio import frame_features, int16_to_float
-from flowact.motion.procedural import ProceduralDynamics
+from flowact.motion.procedural import ProceduralDynamics, frame_pitch
 from flowact.motion.visemes import V, VisemeSmoother, normalize_phonemes, viseme_targets_arrays, visemes_from_audio
 from flowact.types import EXPRESSIONS, VISEMES, AgentState, ControlChunk, ControlEvent, FloatArray
 
@@ -214,7 +214,8 @@ class ControlBuilder:
         visemes = self._smoother(targets)
         expressions = self._expressions(filled > 0)
         state = AgentState.SPEAKING if filled > 0 else self._state
-        pose, blink, gaze = self._dyn.step(n, energy, state, tuple(events))
+        pitch = frame_pitch(int16_to_float(audio), sr, fps, n) if filled else None
+        pose, blink, gaze = self._dyn.step(n, energy, state, tuple(events), pitch)
         chunk = ControlChunk(
             index=self._index, pts=self._index * self.chunk_duration, fps=fps, n_frames=n, sample_rate=sr,
             audio=audio, mel=mel, energy=energy, visemes=visemes, expressions=expressions,

@@ -28,7 +28,7 @@ from flowact.motion.params import MOTION_DIM, MotionChunk, P, clamp_motion
 from flowact.motion.visemes import MOUTH_INDEX, VISEME_SHAPES
 from flowact.types import EXPRESSIONS, AgentState, ControlChunk, ControlEvent, FloatArray
 
-__all__ = ["EXPRESSION_SHAPES", "MAX_STEP", "STATE_EASE_S", "ProceduralDynamics", "ProceduralMotion"]
+__all__ = ["EXPRESSION_SHAPES", "MAX_STEP", "STATE_EASE_S", "ProceduralDynamics", "ProceduralMotion", "frame_pitch"]
 
 STATE_EASE_S = 0.4
 """Time constant (s) of the blend between idle / listening / thinking / speaking behaviours."""
@@ -60,7 +60,10 @@ class ProceduralDynamics:
         self._impulses: deque[_Impulse] = deque(maxlen=16)
         self._next_blink = self._draw_blink_gap()
         self._last_nod = -10.0
+        self.stress_nods = 0  # nods triggered by stressed syllables so far
         self._prev_energy = 0.0
+        self._e_mean = 0.6  # running mean of voiced energy (stress = prominence above it)
+        self._st_mean = 0.0  # running mean of voiced pitch in semitones re 100 Hz (0 = unknown yet)
         self._gaze = np.zeros(2, np.float32)
         self._gaze_target = np.zeros(2, np.float32)
         self._next_saccade = 1.0
@@ -89,9 +92,14 @@ class ProceduralDynamics:
                 self._user_voiced_s = 0.0
 
     def step(
-        self, n: int, energy: FloatArray, state: AgentState, events: tuple[ControlEvent, ...] = ()
+        self, n: int, energy: FloatArray, state: AgentState, events: tuple[ControlEvent, ...] = (),
+        pitch_hz: FloatArray | None = None,
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """(head_pose (n, 3) degrees, blink (n,), gaze (n, 2)) for the next n frames."""
+        """(head_pose (n, 3) degrees, blink (n,), gaze (n, 2)) for the next n frames.
+
+        `energy` (0..1) and optional `pitch_hz` (0 = unvoiced, see `frame_pitch`) of the agent's own
+        speech drive the nods on stressed syllables.
+        """
         dt = 1.0 / self.fps
         pose = np.zeros((n, 3), np.float32)
         blink = np.zeros(n, np.float32)
@@ -105,10 +113,9 @@ class ProceduralDynamics:
             w_listen, w_think, w_speak = (self._w[s] for s in self._w)
             t = self.t
             e = float(energy[i]) if i < len(energy) else 0.0
-            # stressed syllable: a sharp rise of loud energy while speaking -> a small nod
-            if state == AgentState.SPEAKING and e - self._prev_energy > 0.1 and e > 0.6 and t - self._last_nod > 0.6:
-                self.trigger("nod", 0.25 + 0.3 * min(1.0, e))
-                self._last_nod = t
+            f0 = float(pitch_hz[i]) if pitch_hz is not None and i < len(pitch_hz) else 0.0
+            if state == AgentState.SPEAKING:
+                self._stress(t, e, f0)
             self._prev_energy = e
             amp = 1.0 + 0.5 * w_speak  # idle sway, livelier while speaking
             yaw = amp * (1.6 * self._wave(t, 0.071, 0) + 0.6 * self._wave(t, 0.23, 1))
@@ -148,6 +155,25 @@ class ProceduralDynamics:
             self.t += dt
         return pose, blink, gaze
 
+    def _stress(self, t: float, e: float, f0: float) -> None:
+        """Stressed syllable = energy and/or pitch prominent above their running means -> a small nod."""
+        if e < 0.45:
+            return
+        st = 12.0 * math.log2(f0 / 100.0) if f0 > 0 else 0.0
+        score = max(0.0, e - self._e_mean) / 0.12
+        if f0 > 0 and self._st_mean != 0.0 and abs(st - self._st_mean) > 7.0:
+            f0 = 0.0  # an octave error of the pitch tracker, not intonation: ignore
+        if f0 > 0 and self._st_mean != 0.0:
+            score += max(0.0, st - self._st_mean) / 2.5
+        if score >= 1.0 and e >= self._prev_energy and t - self._last_nod > 1.0:
+            self.trigger("nod", min(1.0, 0.25 + 0.15 * score))
+            self._last_nod = t
+            self.stress_nods += 1
+        a = 1.0 / (self.fps * 1.5)  # ~1.5 s memory
+        self._e_mean += (e - self._e_mean) * a
+        if f0 > 0:
+            self._st_mean = st if self._st_mean == 0.0 else self._st_mean + (st - self._st_mean) * a
+
     def _wave(self, t: float, freq: float, k: int) -> float:
         return math.sin(2 * math.pi * freq * t + float(self._phases[k]))
 
@@ -156,6 +182,41 @@ class ProceduralDynamics:
             self._gaze_target = self.rng.uniform(-spread, spread, size=2).astype(np.float32)
             self._next_saccade = t + float(self.rng.uniform(0.8, 3.0))
         return self._gaze_target
+
+
+def frame_pitch(samples: FloatArray, sample_rate: int, fps: int, n_frames: int,
+                fmin: float = 70.0, fmax: float = 400.0) -> FloatArray:
+    """Per-video-frame fundamental frequency in Hz (0 where unvoiced) by normalized autocorrelation.
+
+    The signal is decimated to about 8 kHz (box filter); frame k uses the window starting at k*hop
+    of max(hop, 2.5 periods of fmin). A frame is voiced when its autocorrelation peak in
+    [1/fmax, 1/fmin] exceeds 0.5; the shortest lag reaching 0.9 of the best peak wins (octave-safe).
+    """
+    q = max(1, int(sample_rate // 8000))
+    sr = sample_rate / q
+    usable = len(samples) // q * q
+    x = samples[:usable].astype(np.float32).reshape(-1, q).mean(axis=1)
+    hop = sr / fps
+    win = int(max(hop, 2.5 * sr / fmin))
+    lo, hi = int(sr / fmax), int(sr / fmin)
+    out = np.zeros(n_frames, np.float32)
+    x = np.concatenate([x, np.zeros(win, np.float32)])
+    nfft = 1 << int(np.ceil(np.log2(2 * win)))
+    starts = (np.arange(n_frames) * hop).astype(np.int64)
+    frames = x[np.minimum(starts[:, None] + np.arange(win)[None, :], len(x) - 1)]
+    frames = frames - frames.mean(axis=1, keepdims=True)
+    ac = np.fft.irfft(np.abs(np.fft.rfft(frames, n=nfft, axis=1)) ** 2, n=nfft, axis=1)[:, : hi + 1]
+    energy = ac[:, 0] + 1e-9
+    # unbiased: divide by the overlap length so that long lags are not penalised
+    norm = ac[:, lo : hi + 1] / energy[:, None] * (win / (win - np.arange(lo, hi + 1)))[None, :]
+    peak = norm.max(axis=1)
+    voiced = (peak > 0.5) & (energy > 1e-4 * win)
+    for k in np.nonzero(voiced)[0]:
+        j = int(np.argmax(norm[k] >= 0.9 * peak[k]))
+        while j + 1 < norm.shape[1] and norm[k, j + 1] > norm[k, j]:
+            j += 1  # climb to the top of that peak
+        out[k] = sr / (lo + j)
+    return out
 
 
 def _blink_curve(age: float) -> float:

@@ -9,7 +9,7 @@ import numpy as np
 
 from flowact.motion.base import MotionModel
 from flowact.motion.params import MOTION_DIM, MOTION_HIGH, MOTION_LOW, P
-from flowact.motion.procedural import MAX_STEP, ProceduralDynamics, ProceduralMotion
+from flowact.motion.procedural import MAX_STEP, ProceduralDynamics, ProceduralMotion, frame_pitch
 from flowact.motion.visemes import V
 from flowact.types import EXPRESSIONS, N_MELS, VISEMES, AgentState, ControlChunk, ControlEvent
 
@@ -77,13 +77,64 @@ def test_blink_and_nod_tags() -> None:
     assert shake[160:185].max() > 2.0 and shake[160:185].min() < -2.0
 
 
-def test_speaking_nods_on_stressed_syllables() -> None:
-    def energy(t: float) -> float:  # a loud syllable every 0.8 s
-        return 0.85 if (t % 0.8) < 0.2 else 0.3
+def syllables(seconds: float, accent: Callable[[int], bool], *, pitch_accent: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame (energy, pitch Hz) of 0.24 s syllables + 0.08 s gaps; accented syllables are higher or louder."""
+    n = int(seconds * FPS)
+    energy, pitch = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    for i in range(n):
+        k, phase = divmod(i, 8)  # 8 frames per syllable
+        if phase < 6:
+            hot = accent(k)
+            energy[i] = 0.82 if hot and not pitch_accent else 0.68
+            pitch[i] = 170.0 if hot and pitch_accent else 120.0
+    return energy, pitch
 
-    speak, _, _ = run_dynamics(ProceduralDynamics(FPS, seed=2), 20, energy, AgentState.SPEAKING)
-    flat, _, _ = run_dynamics(ProceduralDynamics(FPS, seed=2), 20, lambda t: 0.5, AgentState.SPEAKING)
-    assert (speak[:, 1] - flat[:, 1]).max() > 1.5
+
+def stress_nod_frames(energy: np.ndarray, pitch: np.ndarray) -> list[int]:
+    dyn = ProceduralDynamics(FPS, seed=2)
+    frames = []
+    for k in range(0, len(energy), 4):
+        before = dyn.stress_nods
+        for i in range(4):  # one frame at a time to know which frame nodded
+            dyn.step(1, energy[k + i : k + i + 1], AgentState.SPEAKING, (), pitch[k + i : k + i + 1])
+            if dyn.stress_nods > before:
+                frames.append(k + i)
+                before = dyn.stress_nods
+    return frames
+
+
+def test_speaking_nods_on_pitch_and_energy_accents() -> None:
+    def accent(k: int) -> bool:
+        return k % 6 == 5  # every sixth syllable (~2 s)
+
+    for pitch_accent in (True, False):
+        energy, pitch = syllables(30, accent, pitch_accent=pitch_accent)
+        nods = stress_nod_frames(energy, pitch)
+        assert len(nods) >= 12, pitch_accent
+        assert all(accent(f // 8) for f in nods), pitch_accent  # only on the accented syllables
+    flat_e, flat_p = syllables(30, lambda k: False, pitch_accent=True)
+    assert stress_nod_frames(flat_e, flat_p) == []  # monotone speech: no nodding
+    # the nods move the head
+    energy, pitch = syllables(10, accent, pitch_accent=True)
+    a, b = ProceduralDynamics(FPS, seed=2), ProceduralDynamics(FPS, seed=2)
+    diff = []
+    for k in range(0, len(energy), 4):
+        pa = a.step(4, energy[k : k + 4], AgentState.SPEAKING, (), pitch[k : k + 4])[0]
+        pb = b.step(4, energy[k : k + 4], AgentState.SPEAKING, (), np.full(4, 120.0, np.float32))[0]
+        diff.append(pa[:, 1] - pb[:, 1])
+    assert np.concatenate(diff).max() > 1.0
+
+
+def test_frame_pitch() -> None:
+    for sr in (16000, 22050, 24000):
+        t = np.arange(sr) / sr
+        for f0 in (80.0, 120.0, 180.0, 260.0, 350.0):
+            x = np.sum([a * np.sin(2 * np.pi * f0 * h * t) for h, a in ((1, 1.0), (2, 0.5), (3, 0.3))], axis=0)
+            est = frame_pitch((0.3 * x).astype(np.float32), sr, FPS, 20)[2:18]
+            assert np.all(np.abs(est / f0 - 1) < 0.04), (sr, f0, est)
+        noise = np.random.default_rng(0).normal(0, 0.1, sr).astype(np.float32)
+        assert not frame_pitch(noise, sr, FPS, 20).any()
+        assert not frame_pitch(np.zeros(sr, np.float32), sr, FPS, 20).any()
 
 
 def test_listening_nods_at_user_pauses() -> None:
