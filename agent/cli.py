@@ -120,16 +120,19 @@ async def _run(args: argparse.Namespace) -> int:
 
     raw = _raw_config(args.config)
     if args.preview:
-        raw["sink"] = {"type": "preview", **{k: v for k, v in (raw.get("preview") or {}).items()}}
-        raw.pop("preview", None)
+        # the page is the sink and the user's input (text box, optional browser microphone)
+        raw["sink"] = {"type": "preview"}
+        raw.pop("input", None)
     if args.output:
-        raw["sink"] = {**raw.get("sink", {}), "type": "file", "path": args.output}
+        raw["sink"] = {"type": "file", "path": args.output}
     cfg = parse_config(raw, source=args.config)
     session = AgentSession(cfg)
     async with session:
         url = getattr(session.c.sink, "url", None)
         if url:
-            print(f"preview: {url}", flush=True)
+            print(f"preview: {url}  (Ctrl-C to stop)", flush=True)
+        if args.preview or cfg.plugin("input") is None and cfg.plugins["sink"].name in ("livekit", "preview"):
+            await asyncio.Event().wait()  # live transports: run until interrupted
         await session.run_until_done()
     _print_turns(session)
     return 0
@@ -143,6 +146,8 @@ async def _demo(args: argparse.Namespace) -> int:
     raw["sink"] = {"type": "file", "path": args.output}
     cfg = parse_config(raw, source=args.config)
     session = AgentSession(cfg)
+    transcript = _Transcript()
+    session.add_observer(transcript)
     print(f"demo: portrait {cfg.session.portrait}, writing {args.output} ...", flush=True)
     async with session:
         progress = asyncio.create_task(_progress(session), name="demo-progress")
@@ -154,8 +159,22 @@ async def _demo(args: argparse.Namespace) -> int:
     print(f"\rwrote {args.output}: {session.metrics.frames_written} frames "
           f"({session.metrics.frames_written / cfg.session.fps:.1f} s), "
           f"time to first frame {session.metrics.ttff_s} s")
+    print("\nconversation:")
+    for role, text in transcript.lines:
+        print(f"  {role:>5}: {text}")
     _print_turns(session)
     return 0
+
+
+class _Transcript:
+    """Collects the final user and agent lines (bounded) for the demo's summary."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def on_event(self, kind: str, payload: dict[str, Any]) -> None:
+        if kind == "transcript" and payload.get("final") and payload.get("text") and len(self.lines) < 200:
+            self.lines.append((str(payload["role"]), str(payload["text"])))
 
 
 async def _say(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -133,23 +133,35 @@ class AgentSession:
         self._started = True
         self._build()
         assert self.c.generator is not None and self.c.sink is not None
+        # Engines load while the portrait is analysed and the avatar starts idling (time to first frame).
         engines = [self.c.vad, self.c.asr, self.c.llm, self.c.tts, self.c.control]
-        starts: list[Awaitable[Any]] = [self.c.generator.start(self.cfg.portrait)]
-        starts += [e.start() for e in engines if e is not None and hasattr(e, "start")]
-        results = await asyncio.gather(*starts, return_exceptions=True)
-        errors = [r for r in results if isinstance(r, BaseException)]
-        if errors:
-            await self._close_components()
-            raise errors[0]
-        await self.c.sink.start(
-            width=self.cfg.width, height=self.cfg.height, fps=self.cfg.fps, sample_rate=self.cfg.sample_rate
+        engine_starts = asyncio.gather(
+            *(e.start() for e in engines if e is not None and hasattr(e, "start")), return_exceptions=True
         )
+        try:
+            await self.c.generator.start(self.cfg.portrait)
+            await self.c.sink.start(
+                width=self.cfg.width, height=self.cfg.height, fps=self.cfg.fps, sample_rate=self.cfg.sample_rate
+            )
+        except BaseException:
+            engine_starts.cancel()
+            await asyncio.gather(engine_starts, return_exceptions=True)
+            await self._close_components()
+            raise
         self._media = MediaLoop(
             timeline=self.timeline, clock=self.clock, metrics=self.metrics, generator=self.c.generator,
             sink=self.c.sink, next_chunk=self._next_chunk, on_written=self._on_written,
             realtime=self.cfg.realtime, policy=self.cfg.late_frame_policy, offline_gate=self._offline_gate,
         )
         self._media.start()
+        errors = [r for r in await engine_starts if isinstance(r, BaseException)]
+        if errors:
+            await self._media.aclose()
+            await self._close_components()
+            raise errors[0]
+        warmup = getattr(self.c.llm, "warmup", None)
+        if warmup is not None:  # prime the LLM's prompt cache with the system prompt
+            self._spawn("llm-warmup", warmup([ChatMessage("system", self.cfg.system_prompt)]))
         for source in (self.c.audio_input, self.c.text_input):
             bind = getattr(source, "bind_session", None)
             if bind is not None:

@@ -36,7 +36,7 @@ class SpokenScriptInputConfig(BaseModel):
 
     path: str = Field(description="YAML list of user lines: strings or {text: ..., pause_s: ...}")
     voice: dict[str, Any] = Field(
-        default_factory=lambda: {"type": "espeak", "voice": "en-us+f3"},
+        default_factory=lambda: {"type": "piper", "length_scale": 1.1},
         description="TTS plugin section for the user's voice",
     )
     chunk_ms: int = Field(20, ge=5, le=200)

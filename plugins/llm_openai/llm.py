@@ -45,6 +45,15 @@ class OpenAILLM:
             await self.server.start()
         self._make_client()
 
+    async def warmup(self, messages: Sequence[ChatMessage]) -> None:
+        """Prime the server's prompt cache with the system prompt (llama.cpp reuses the prefix)."""
+        if self.server is None:
+            return
+        client = self._make_client()
+        wire = self._wire_messages([*messages, ChatMessage("user", "Hello")])
+        with contextlib.suppress(Exception):
+            await client.chat.completions.create(model=self.config.model, messages=wire, max_tokens=1)
+
     def _make_client(self) -> Any:
         if self._client is None:
             from openai import AsyncOpenAI
