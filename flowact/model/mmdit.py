@@ -1,0 +1,312 @@
+"""MMDiT for chunkwise diffusion forcing over motion latents or video-latent patches.
+
+Each modality stream (target, audio, visemes, intent, reference, ...) has its own weights
+(adaLN-Zero modulation, QKV, output projection, MLP) as in SD3's MMDiT; all streams meet in one
+joint attention with a block-causal chunk mask (`flowact.model.attention`). Streams with the same
+token layout are a `StreamGroup` whose weights are stacked, so S streams cost one batched matmul.
+Modulation comes from each chunk's own noise level (diffusion forcing): a token of chunk i is
+modulated by t_i; static tokens (reference, text) by t = 0.
+
+Two ways to run the same weights:
+- `forward`: the whole sequence at once with the windowed block-causal mask (training).
+- `encode_static` + `step_chunk`: streaming with a bounded `KVCache` (inference); numerically the
+  same as `forward` on the growing sequence (tested).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from flowact.model.attention import block_causal_mask, joint_attention, rope_apply, rope_tables
+from flowact.model.config import MMDiTConfig
+from flowact.model.kv_cache import ChunkKV, KVCache
+
+__all__ = ["MMDiT"]
+
+Tensor = torch.Tensor
+
+
+class StreamGroup(nn.Module):
+    """Stacked per-stream block weights for `n` streams that share a token layout."""
+
+    def __init__(self, n: int, dim: int, hidden: int) -> None:
+        super().__init__()
+
+        def w(*shape: int, fan_in: int) -> nn.Parameter:
+            return nn.Parameter(torch.randn(*shape) * fan_in**-0.5)
+
+        self.ada_w = nn.Parameter(torch.zeros(n, dim, 6 * dim))  # adaLN-Zero: blocks start as identity
+        self.ada_b = nn.Parameter(torch.zeros(n, 1, 6 * dim))
+        self.qkv_w = w(n, dim, 3 * dim, fan_in=dim)
+        self.qkv_b = nn.Parameter(torch.zeros(n, 1, 3 * dim))
+        self.out_w = w(n, dim, dim, fan_in=dim)
+        self.out_b = nn.Parameter(torch.zeros(n, 1, dim))
+        self.fc1_w = w(n, dim, hidden, fan_in=dim)
+        self.fc1_b = nn.Parameter(torch.zeros(n, 1, hidden))
+        self.fc2_w = w(n, hidden, dim, fan_in=hidden)
+        self.fc2_b = nn.Parameter(torch.zeros(n, 1, dim))
+
+    def modulation(self, c: Tensor) -> Tensor:
+        """Per-chunk conditioning (B, C, d) -> (S, B, C, 6d)."""
+        b, n_c, d = c.shape
+        flat = F.silu(c).reshape(1, b * n_c, d).expand(self.ada_w.shape[0], -1, -1)  # (S, B*C, d)
+        return torch.baddbmm(self.ada_b, flat, self.ada_w).view(-1, b, n_c, 6 * d)  # (S, B, C, 6d)
+
+
+class Block(nn.Module):
+    """One MMDiT block over several stream groups."""
+
+    def __init__(self, cfg: MMDiTConfig, group_sizes: list[int]) -> None:
+        super().__init__()
+        self.dim, self.heads = cfg.dim, cfg.heads
+        hidden = int(cfg.dim * cfg.mlp_ratio)
+        self.groups = nn.ModuleList(StreamGroup(n, cfg.dim, hidden) for n in group_sizes)
+
+    def forward(
+        self,
+        which: list[int],
+        xs: list[Tensor],
+        mods: list[Tensor],
+        cos: Tensor,
+        sin: Tensor,
+        ctx: tuple[Tensor, Tensor] | None = None,
+        mask: Tensor | None = None,
+    ) -> tuple[list[Tensor], Tensor, Tensor]:
+        """xs[i]: (S, B, N, d) for group `which[i]`; returns new xs and this layer's raw (k, v)."""
+        d, nh = self.dim, self.heads
+        dh = d // nh
+        qkvs, sizes = [], []
+        for gi, x, m in zip(which, xs, mods, strict=True):
+            grp = self.groups[gi]
+            s, b, n, _ = x.shape
+            sh1, sc1 = m[..., :d], m[..., d : 2 * d]  # (S, B, N|1, d) each
+            h = F.layer_norm(x, (d,)) * (1 + sc1) + sh1  # (S, B, N, d)
+            qkv = torch.baddbmm(grp.qkv_b, h.reshape(s, b * n, d), grp.qkv_w)  # (S, B*N, 3d)
+            qkv = qkv.view(s, b, n, 3, nh, dh).permute(3, 1, 4, 0, 2, 5)  # (3, B, H, S, N, dh)
+            qkvs.append(qkv.reshape(3, b, nh, s * n, dh))  # (3, B, H, S*N, dh)
+            sizes.append(s * n)
+        qkv_all = torch.cat(qkvs, dim=3) if len(qkvs) > 1 else qkvs[0]  # (3, B, H, T, dh)
+        q, k_raw, v = qkv_all[0], qkv_all[1], qkv_all[2]  # (B, H, T, dh) each
+        q = rope_apply(q, cos, sin)  # (B, H, T, dh)
+        k = rope_apply(k_raw, cos, sin)  # (B, H, T, dh)
+        if ctx is not None:
+            k = torch.cat((ctx[0], k), dim=2)  # (B, H, Tc+T, dh)
+            v_all = torch.cat((ctx[1], v), dim=2)  # (B, H, Tc+T, dh)
+        else:
+            v_all = v
+        o = joint_attention(q, k, v_all, mask)  # (B, H, T, dh)
+        outs: list[Tensor] = []
+        for gi, x, m, o_g in zip(which, xs, mods, o.split(sizes, dim=2), strict=True):
+            grp = self.groups[gi]
+            s, b, n, _ = x.shape
+            g1, sh2, sc2, g2 = m[..., 2 * d : 3 * d], m[..., 3 * d : 4 * d], m[..., 4 * d : 5 * d], m[..., 5 * d :]
+            o_g = o_g.reshape(b, nh, s, n, dh).permute(2, 0, 3, 1, 4).reshape(s, b * n, d)  # (S, B*N, d)
+            x = x + g1 * torch.baddbmm(grp.out_b, o_g, grp.out_w).view(s, b, n, d)  # (S, B, N, d)
+            h = (F.layer_norm(x, (d,)) * (1 + sc2) + sh2).reshape(s, b * n, d)  # (S, B*N, d)
+            h = F.gelu(torch.baddbmm(grp.fc1_b, h, grp.fc1_w), approximate="tanh")  # (S, B*N, hidden)
+            x = x + g2 * torch.baddbmm(grp.fc2_b, h, grp.fc2_w).view(s, b, n, d)  # (S, B, N, d)
+            outs.append(x)
+        return outs, k_raw, v
+
+
+def timestep_embedding(t: Tensor, dim: int = 256) -> Tensor:
+    """Sinusoidal embedding of noise levels t in [0, 1] (any shape) -> (..., dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)  # (half,)
+    ang = (t.float() * 1000.0)[..., None] * freqs  # (..., half)
+    return torch.cat((torch.cos(ang), torch.sin(ang)), dim=-1)  # (..., dim)
+
+
+@dataclass(frozen=True, slots=True)
+class _StreamContext:
+    """The cache rotated for one chunk position: per-layer (k, v) ready to prepend."""
+
+    cache_id: int
+    version: int
+    frame0: int
+    layers: tuple[tuple[Tensor, Tensor], ...]
+
+
+class MMDiT(nn.Module):
+    """See module docstring. Inputs are normalized per-frame features; see `forward`."""
+
+    def __init__(self, cfg: MMDiTConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.dim
+        self.frame_names = [n for n, _ in cfg.frame_streams]
+        self.static_names = [n for n, _ in cfg.static_streams]
+        self.t_mlp = nn.Sequential(nn.Linear(256, d), nn.SiLU(), nn.Linear(d, d))
+        self.target_in = nn.Linear(cfg.target_dim, d)
+        self.frame_in = nn.ModuleList(nn.Linear(k, d) for _, k in cfg.frame_streams)
+        self.static_in = nn.ModuleList(nn.Linear(k, d) for _, k in cfg.static_streams)
+        n_static = len(cfg.static_streams)
+        self.static_pos = nn.Parameter(torch.randn(max(n_static, 1), cfg.static_tokens, d) * 0.02)
+        self.patch_pos = nn.Parameter(torch.randn(cfg.target_tokens_per_frame, d) * 0.02)
+        # Groups: motion: [frame(target + conditions)]; video: [frame(conditions), patch(target)]; + static.
+        if cfg.is_motion:
+            sizes = [1 + len(cfg.frame_streams)]
+        else:
+            sizes = [len(cfg.frame_streams), 1]
+        self.n_dynamic = len(sizes)
+        self.static_group = len(sizes) if n_static else -1
+        if n_static:
+            sizes.append(n_static)
+        self.blocks = nn.ModuleList(Block(cfg, sizes) for _ in range(cfg.depth))
+        self.final_ada = nn.Linear(d, 2 * d)
+        self.final_out = nn.Linear(d, cfg.target_dim)
+        for lin in (self.final_ada, self.final_out):
+            nn.init.zeros_(lin.weight)
+            nn.init.zeros_(lin.bias)
+        self._ctx: _StreamContext | None = None
+
+    # ---- inputs -> stream tokens ----
+    def _dynamic_tokens(self, x: Tensor, conds: dict[str, Tensor]) -> list[Tensor]:
+        """Target (B, N*tpf, target_dim) + per-frame conds (B, N, k) -> dynamic groups (S, B, N', d)."""
+        missing = [n for n in self.frame_names if n not in conds]
+        if missing:
+            raise ValueError(f"missing condition streams: {missing}")
+        frames = [lin(conds[n]) for lin, n in zip(self.frame_in, self.frame_names, strict=True)]  # (B, N, d) each
+        tgt = self.target_in(x)  # (B, N*tpf, d)
+        if self.cfg.is_motion:
+            return [torch.stack([tgt, *frames])]  # [(1+S, B, N, d)]
+        tpf = self.cfg.target_tokens_per_frame
+        b, nt, d = tgt.shape
+        tgt = (tgt.view(b, nt // tpf, tpf, d) + self.patch_pos).view(1, b, nt, d)  # (1, B, N*tpf, d)
+        return [torch.stack(frames), tgt]  # [(S, B, N, d), (1, B, N*tpf, d)]
+
+    def _static_tokens(self, static: dict[str, Tensor]) -> Tensor:
+        """Static inputs (B, static_tokens, k) -> (S_static, B, static_tokens, d)."""
+        toks = [lin(static[n]) for lin, n in zip(self.static_in, self.static_names, strict=True)]  # (B, n, d)
+        return torch.stack(toks) + self.static_pos[:, None]  # (S_st, B, n, d)
+
+    def _t_embed(self, t: Tensor) -> Tensor:
+        return self.t_mlp(timestep_embedding(t))  # (..., d)
+
+    def _layout(self, n_frames: int, frame0: int = 0) -> tuple[list[Tensor], list[Tensor]]:
+        """Per dynamic group: token chunk index (local) and absolute frame position, stream-major."""
+        cfg = self.cfg
+        f = torch.arange(n_frames)
+        groups_frames = [f] if cfg.is_motion else [f, f.repeat_interleave(cfg.target_tokens_per_frame)]
+        sizes = [1 + len(cfg.frame_streams)] if cfg.is_motion else [len(cfg.frame_streams), 1]
+        chunk = [gf // cfg.chunk_frames for gf in groups_frames]
+        pos = [(gf + frame0).repeat(s) for gf, s in zip(groups_frames, sizes, strict=True)]
+        return chunk, pos
+
+    def _final(self, h: Tensor, c_tok: Tensor) -> Tensor:
+        shift, scale = self.final_ada(F.silu(c_tok)).chunk(2, dim=-1)  # (B, N|1, d) each
+        return self.final_out(F.layer_norm(h, (self.cfg.dim,)) * (1 + scale) + shift)  # (B, N, target_dim)
+
+    # ---- full sequence (training, reference generation) ----
+    def forward(
+        self,
+        x: Tensor,
+        t: Tensor,
+        conds: dict[str, Tensor],
+        static: dict[str, Tensor],
+        window: int | None = -1,
+    ) -> Tensor:
+        """Velocity for every target token.
+
+        x: (B, C*F*tpf, target_dim) noisy targets, chunk-major; t: (B, C) noise level per chunk;
+        conds[name]: (B, C*F, k) per-frame conditions; static[name]: (B, static_tokens, k).
+        window: past chunks visible (-1: the config's bounded window, None: unbounded).
+        """
+        cfg = self.cfg
+        win = cfg.window if window == -1 else window
+        n_frames = conds[self.frame_names[0]].shape[1]  # C*F
+        if n_frames % cfg.chunk_frames:
+            raise ValueError(f"sequence of {n_frames} frames is not a multiple of chunk_frames {cfg.chunk_frames}")
+        b = x.shape[0]
+        xs = self._dynamic_tokens(x, conds)  # dynamic groups (S, B, N, d)
+        which = list(range(self.n_dynamic))
+        chunk, pos = self._layout(n_frames)
+        c_chunk = self._t_embed(t)  # (B, C, d)
+        ids = [ch.repeat(g.shape[0]) for ch, g in zip(chunk, xs, strict=True)]  # (S*N,) per group
+        if self.static_group >= 0:
+            xs.append(self._static_tokens(static))  # (S_st, B, n, d)
+            which.append(self.static_group)
+            n_st = xs[-1].shape[0] * xs[-1].shape[2]
+            ids.append(torch.full((n_st,), -1))
+            pos.append(torch.zeros(n_st, dtype=torch.long))
+        chunk_ids = torch.cat(ids)  # (T,)
+        static_mask = chunk_ids < 0  # (T,)
+        mask = block_causal_mask(chunk_ids, win)  # (T, T)
+        cos, sin = rope_tables(torch.cat(pos), static_mask, cfg.dim // cfg.heads, cfg.rope_theta)  # (T, rot)
+        c0 = self._t_embed(torch.zeros(b, 1))  # (B, 1, d)
+        for blk in self.blocks:
+            mods = [blk.groups[g].modulation(c_chunk)[:, :, ch] for g, ch in zip(which, chunk, strict=False)]
+            if self.static_group >= 0:
+                mods.append(blk.groups[self.static_group].modulation(c0))  # (S_st, B, 1, 6d)
+            xs, _, _ = blk(which, xs, mods, cos, sin, None, mask)
+        tgt_group, tgt_chunk = (0, chunk[0]) if cfg.is_motion else (1, chunk[1])
+        return self._final(xs[tgt_group][0], c_chunk[:, tgt_chunk])  # (B, N*tpf, target_dim)
+
+    # ---- streaming ----
+    def encode_static(self, static: dict[str, Tensor], batch: int = 1) -> KVCache:
+        """A fresh cache holding the static (reference/text) tokens' keys and values."""
+        if self.static_group < 0:
+            return KVCache(None, self.cfg.long_term)
+        xs = [self._static_tokens(static)]  # (S_st, B, n, d)
+        n_st = xs[0].shape[0] * xs[0].shape[2]
+        cos, sin = rope_tables(torch.zeros(n_st), torch.ones(n_st, dtype=torch.bool), self.cfg.dim // self.cfg.heads)
+        c0 = self._t_embed(torch.zeros(xs[0].shape[1], 1))  # (B, 1, d)
+        keys, values = [], []
+        for blk in self.blocks:
+            mods = [blk.groups[self.static_group].modulation(c0)]  # (S_st, B, 1, 6d)
+            xs, k, v = blk([self.static_group], xs, mods, cos, sin)
+            keys.append(k)
+            values.append(v)
+        entry = ChunkKV(-1, tuple(keys), tuple(values), torch.zeros(n_st, dtype=torch.long))
+        return KVCache(entry, self.cfg.long_term)
+
+    def _context(self, cache: KVCache, frame0: int) -> _StreamContext:
+        memo = self._ctx
+        if memo is not None and memo.cache_id == id(cache) and memo.version == cache.version and memo.frame0 == frame0:
+            return memo
+        entries = cache.entries()
+        pos = torch.cat([e.positions - frame0 for e in entries])  # (Tc,) relative frames
+        static = torch.cat([torch.full(e.positions.shape, e.static) for e in entries])  # (Tc,)
+        cos, sin = rope_tables(pos, static, self.cfg.dim // self.cfg.heads, self.cfg.rope_theta)  # (Tc, rot)
+        layers = []
+        for li in range(self.cfg.depth):
+            k = torch.cat([e.keys[li] for e in entries], dim=2)  # (B, H, Tc, dh)
+            v = torch.cat([e.values[li] for e in entries], dim=2)  # (B, H, Tc, dh)
+            layers.append((rope_apply(k, cos, sin), v))
+        self._ctx = _StreamContext(id(cache), cache.version, frame0, tuple(layers))
+        return self._ctx
+
+    def step_chunk(
+        self, cache: KVCache, index: int, x: Tensor, t: float, conds: dict[str, Tensor], *, encode: bool = False
+    ) -> tuple[Tensor, ChunkKV | None]:
+        """Velocity for chunk `index` given the cache (its past), and optionally its KV entry.
+
+        x: (B, F*tpf, target_dim) at noise level t; conds[name]: (B, F, k). With `encode=True` the
+        chunk's per-layer keys/values are returned as a `ChunkKV` (call with the clean chunk and
+        t = 0, then `cache.push(entry)`: the re-encoding step).
+        """
+        cfg = self.cfg
+        frame0 = index * cfg.chunk_frames
+        xs = self._dynamic_tokens(x, conds)  # dynamic groups (S, B, N, d)
+        which = list(range(self.n_dynamic))
+        _, pos_abs = self._layout(cfg.chunk_frames, frame0)
+        pos = torch.cat(pos_abs)  # (T,)
+        cos, sin = rope_tables(pos - frame0, torch.zeros(pos.shape, dtype=torch.bool), cfg.dim // cfg.heads,
+                               cfg.rope_theta)  # (T, rot)
+        ctx = self._context(cache, frame0)
+        c = self._t_embed(torch.full((x.shape[0], 1), float(t)))  # (B, 1, d)
+        keys, values = [], []
+        for li, blk in enumerate(self.blocks):
+            mods = [blk.groups[g].modulation(c) for g in which]  # (S, B, 1, 6d)
+            xs, k, v = blk(which, xs, mods, cos, sin, ctx.layers[li])
+            if encode:
+                keys.append(k)
+                values.append(v)
+        out = self._final(xs[0 if cfg.is_motion else 1][0], c)  # (B, F*tpf, target_dim)
+        entry = ChunkKV(index, tuple(keys), tuple(values), pos, float(t)) if encode else None
+        return out, entry
