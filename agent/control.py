@@ -274,8 +274,9 @@ class ControlBuilder:
             if offset > horizon:
                 break
         if timed.any():
+            t0 = self.lookahead_s - 0.5 / self.fps  # one-frame windows centred on each pts + lookahead
             targets[:] = viseme_targets_arrays(
-                np.concatenate(starts), np.concatenate(ends), np.concatenate(idx), self.lookahead_s, n, self.fps
+                np.concatenate(starts), np.concatenate(ends), np.concatenate(idx), t0, n, self.fps
             )
         return targets, timed
 

@@ -27,10 +27,10 @@ to the previous one, and short word-boundary spaces are shared by both neighbour
 speech does not close the mouth between words); long spaces and punctuation are silence.
 
 Visemes follow phoneme timings when the TTS gives them (piper alignments, espeak-ng phoneme
-events, Coqui durations): each frame's target is the overlap-weighted mix of the phonemes under
-the frame's window shifted `lookahead_s` (40-80 ms) into the future, because the lips anticipate
-the sound; an attack/release filter models coarticulation. Without timings the visemes are
-estimated from audio features (`visemes_from_audio`).
+events, Coqui durations): each frame's target is the overlap-weighted mix of the phonemes under a
+one-frame window centred on the frame's pts + `lookahead_s` (40-80 ms), because the lips
+anticipate the sound; a fast attack / slower release filter (20 / 40 ms) models coarticulation.
+Without timings the visemes are estimated from audio features (`visemes_from_audio`).
 """
 
 from __future__ import annotations
@@ -100,14 +100,16 @@ _IPA: dict[str, tuple[str, ...]] = {
 _ESPEAK: dict[str, tuple[str, ...]] = {  # espeak-ng ASCII mnemonics that differ from IPA letters
     "sil": ("_:", "_!", "_|", "||", "%"),
     "TH": ("T", "D"),
-    "DD": ("t#", "d#"),
+    "DD": ("t#", "d#", "t2", "d2"),
     "kk": ("N", "g#"),
     "CH": ("tS", "dZ", "S", "Z"),
-    "RR": ("3", "3:", "r-", "R", "@r"),
-    "aa": ("A", "A:", "A@", "aI", "aU", "a#", "V", "aI@", "aU@", "&"),
-    "E": ("E", "eI", "@", "e@", "@2", "@5", "E2", "E:", "I2", "I#", "a2"),
-    "ih": ("I", "i:", "i@", "i@3", "IR"),
-    "oh": ("O", "O:", "0", "oU", "OI", "O@", "o@", "0#"),
+    "SS": ("s2", "z#"),
+    "nn": ("@L", "l/", "n-", "l-", "L"),
+    "RR": ("3", "3:", "r-", "r/", "R", "@r", "3:r"),
+    "aa": ("A", "A:", "A@", "A#", "aa", "a2", "aI", "aU", "a#", "V", "aI@", "aU@", "aI3", "&"),
+    "E": ("E", "eI", "@", "e@", "e#", "@2", "@5", "E2", "E3", "E:", "I#"),
+    "ih": ("I", "I2", "i:", "i@", "i@3", "IR"),
+    "oh": ("O", "O:", "O2", "0", "oU", "oU#", "OI", "O@", "o@", "0#"),
     "ou": ("U", "u:", "U@", "u@", "W"),
 }
 _ARPABET: dict[str, tuple[str, ...]] = {
@@ -302,7 +304,7 @@ def viseme_targets_arrays(
 class VisemeSmoother:
     """Coarticulation: per-frame attack/release smoothing, stateful so it is continuous across chunks."""
 
-    def __init__(self, fps: float, *, attack_s: float = 0.03, release_s: float = 0.06) -> None:
+    def __init__(self, fps: float, *, attack_s: float = 0.02, release_s: float = 0.04) -> None:
         self.a_up = np.float32(1.0 - np.exp(-1.0 / (fps * max(attack_s, 1e-4))))
         self.a_down = np.float32(1.0 - np.exp(-1.0 / (fps * max(release_s, 1e-4))))
         self.state = np.zeros(len(VISEMES), dtype=np.float32)
@@ -330,8 +332,8 @@ def visemes_from_timings(
     fps: float,
     start_time: float = 0.0,
     lookahead_s: float = 0.06,
-    attack_s: float = 0.03,
-    release_s: float = 0.06,
+    attack_s: float = 0.02,
+    release_s: float = 0.04,
     *,
     alphabet: Alphabet = "auto",
     warmup_s: float = 0.4,
@@ -349,7 +351,7 @@ def visemes_from_timings(
     tv = normalize_phonemes(phonemes, alphabet)
     warm = int(np.ceil(max(0.0, warmup_s) * fps)) if start_time > 0 else 0
     warm = min(warm, int(start_time * fps + 1e-9))
-    t0 = start_time - warm / fps + lookahead_s
+    t0 = start_time - warm / fps + lookahead_s - 0.5 / fps  # a one-frame window centred on pts + lookahead
     targets = viseme_targets(tv, t0, warm + n_frames, fps)
     out = VisemeSmoother(fps, attack_s=attack_s, release_s=release_s)(targets)
     return out[warm:]
