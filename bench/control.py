@@ -18,6 +18,7 @@ from agent.control import ControlBuilder
 from agent.frames import AudioChunk, PhonemeTiming, SpeechChunk
 from agent.intents import IntentParser
 from flowact.motion.procedural import ProceduralMotion
+from flowact.wire import control_from_json, control_to_json
 
 
 def _speech(seconds: float, sr: int, timed: bool, rng: np.random.Generator) -> SpeechChunk:
@@ -62,8 +63,12 @@ def main() -> None:
     motion = ProceduralMotion()
     it = iter(chunks)
     rows.append(("ProceduralMotion.step", *_time(lambda: motion.step(next(it)), n)))
+    wire_chunk = chunks[len(chunks) // 2]
+    rows.append(("control_to_json", *_time(lambda: control_to_json(wire_chunk), 500)))
+    text_json = control_to_json(wire_chunk)
+    rows.append(("control_from_json", *_time(lambda: control_from_json(text_json), 500)))
     for label, med, p99 in rows:
-        print(f"  {label:34s} median {med:7.1f} us   p99 {p99:7.1f} us   ({med / 160_000 * 100:.3f}% of real time)")
+        print(f"  {label:30s} median {med:7.1f} us   p99 {p99:7.1f} us   ({med / 160_000 * 100:.3f}% of real time)")
     text = ("Sure [smile] I can help. [emotion:concerned:0.4] That sounds hard [nod] but fixable. " * 12000)
     p = IntentParser()
     t0 = time.perf_counter()
