@@ -34,8 +34,9 @@ Tensor = torch.Tensor
 class StreamGroup(nn.Module):
     """Stacked per-stream block weights for `n` streams that share a token layout."""
 
-    def __init__(self, n: int, dim: int, hidden: int) -> None:
+    def __init__(self, n: int, dim: int, hidden: int, kv_only: bool = False) -> None:
         super().__init__()
+        self.kv_only = kv_only  # static streams in the last block: only their keys/values are used
 
         def w(*shape: int, fan_in: int) -> nn.Parameter:
             return nn.Parameter(torch.randn(*shape) * fan_in**-0.5)
@@ -44,6 +45,8 @@ class StreamGroup(nn.Module):
         self.ada_b = nn.Parameter(torch.zeros(n, 1, 6 * dim))
         self.qkv_w = w(n, dim, 3 * dim, fan_in=dim)
         self.qkv_b = nn.Parameter(torch.zeros(n, 1, 3 * dim))
+        if kv_only:
+            return
         self.out_w = w(n, dim, dim, fan_in=dim)
         self.out_b = nn.Parameter(torch.zeros(n, 1, dim))
         self.fc1_w = w(n, dim, hidden, fan_in=dim)
@@ -61,11 +64,11 @@ class StreamGroup(nn.Module):
 class Block(nn.Module):
     """One MMDiT block over several stream groups."""
 
-    def __init__(self, cfg: MMDiTConfig, group_sizes: list[int]) -> None:
+    def __init__(self, cfg: MMDiTConfig, group_sizes: list[int], kv_only: int = -1) -> None:
         super().__init__()
         self.dim, self.heads = cfg.dim, cfg.heads
         hidden = int(cfg.dim * cfg.mlp_ratio)
-        self.groups = nn.ModuleList(StreamGroup(n, cfg.dim, hidden) for n in group_sizes)
+        self.groups = nn.ModuleList(StreamGroup(n, cfg.dim, hidden, i == kv_only) for i, n in enumerate(group_sizes))
 
     def forward(
         self,
@@ -103,6 +106,9 @@ class Block(nn.Module):
         outs: list[Tensor] = []
         for gi, x, m, o_g in zip(which, xs, mods, o.split(sizes, dim=2), strict=True):
             grp = self.groups[gi]
+            if grp.kv_only:
+                outs.append(x)
+                continue
             s, b, n, _ = x.shape
             g1, sh2, sc2, g2 = m[..., 2 * d : 3 * d], m[..., 3 * d : 4 * d], m[..., 4 * d : 5 * d], m[..., 5 * d :]
             o_g = o_g.reshape(b, nh, s, n, dh).permute(2, 0, 3, 1, 4).reshape(s, b * n, d)  # (S, B*N, d)
@@ -147,7 +153,7 @@ class MMDiT(nn.Module):
         self.static_in = nn.ModuleList(nn.Linear(k, d) for _, k in cfg.static_streams)
         n_static = len(cfg.static_streams)
         self.static_pos = nn.Parameter(torch.randn(max(n_static, 1), cfg.static_tokens, d) * 0.02)
-        self.patch_pos = nn.Parameter(torch.randn(cfg.target_tokens_per_frame, d) * 0.02)
+        self.patch_pos = None if cfg.is_motion else nn.Parameter(torch.randn(cfg.target_tokens_per_frame, d) * 0.02)
         # Groups: motion: [frame(target + conditions)]; video: [frame(conditions), patch(target)]; + static.
         if cfg.is_motion:
             sizes = [1 + len(cfg.frame_streams)]
@@ -157,7 +163,9 @@ class MMDiT(nn.Module):
         self.static_group = len(sizes) if n_static else -1
         if n_static:
             sizes.append(n_static)
-        self.blocks = nn.ModuleList(Block(cfg, sizes) for _ in range(cfg.depth))
+        self.blocks = nn.ModuleList(
+            Block(cfg, sizes, self.static_group if i == cfg.depth - 1 else -1) for i in range(cfg.depth)
+        )
         self.final_ada = nn.Linear(d, 2 * d)
         self.final_out = nn.Linear(d, cfg.target_dim)
         for lin in (self.final_ada, self.final_out):
@@ -176,6 +184,7 @@ class MMDiT(nn.Module):
         if self.cfg.is_motion:
             return [torch.stack([tgt, *frames])]  # [(1+S, B, N, d)]
         tpf = self.cfg.target_tokens_per_frame
+        assert self.patch_pos is not None
         b, nt, d = tgt.shape
         tgt = (tgt.view(b, nt // tpf, tpf, d) + self.patch_pos).view(1, b, nt, d)  # (1, B, N*tpf, d)
         return [torch.stack(frames), tgt]  # [(S, B, N, d), (1, B, N*tpf, d)]

@@ -61,10 +61,18 @@ class ChunkStreamer:
             self.cache.clear_chunks()
 
     @torch.no_grad()
-    def next_chunk(
-        self, conds: dict[str, torch.Tensor], noise: torch.Tensor, generator: torch.Generator | None = None
+    def sample(
+        self,
+        conds: dict[str, torch.Tensor],
+        noise: torch.Tensor,
+        known: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Generate one chunk (B, F*tpf, target_dim) from `noise` given per-frame `conds` (B, F, k)."""
+        """Sample the current chunk (B, F*tpf, target_dim) from `noise` given per-frame `conds`.
+
+        `known` (B, K, target_dim), K < F*tpf, pins the chunk's first K tokens (frames already
+        emitted): at every step they are replaced by their exact noisy version at the current
+        level (RePaint-style), so the rest of the chunk continues them seamlessly.
+        """
         if self.cache is None:
             raise RuntimeError("ChunkStreamer.start() must be called first")
         cache, idx, model = self.cache, self.index, self.model
@@ -81,17 +89,39 @@ class ChunkStreamer:
                 vu = model.step_chunk(cache, idx, x, t, uncond)[0]
                 return vu + w * (cond_v(x, t) - vu)
 
-        x0 = euler_sample(velocity, noise, self.sigmas)
-        level = 0.0
-        enc = x0
-        if self.renoise_every and (idx + 1) % self.renoise_every == 0:
+        if known is not None and known.shape[1]:
+            n_known, inner = known.shape[1], velocity
+
+            def velocity(x: torch.Tensor, t: float) -> torch.Tensor:
+                x = torch.cat(((1 - t) * known + t * noise[:, :n_known], x[:, n_known:]), dim=1)
+                return inner(x, t)
+
+            x0 = euler_sample(velocity, noise, self.sigmas)
+            return torch.cat((known, x0[:, n_known:]), dim=1)
+        return euler_sample(velocity, noise, self.sigmas)
+
+    @torch.no_grad()
+    def commit(
+        self, x0: torch.Tensor, conds: dict[str, torch.Tensor], generator: torch.Generator | None = None
+    ) -> None:
+        """Re-encode the emitted clean chunk (or a lightly re-noised copy) into the cache; advance."""
+        if self.cache is None:
+            raise RuntimeError("ChunkStreamer.start() must be called first")
+        level, enc = 0.0, x0
+        if self.renoise_every and (self.index + 1) % self.renoise_every == 0:
             level = self.renoise_level
-            eps = torch.randn(x0.shape, generator=generator)
-            enc = (1 - level) * x0 + level * eps
-        _, entry = model.step_chunk(cache, idx, enc, level, conds, encode=True)
+            enc = (1 - level) * x0 + level * torch.randn(x0.shape, generator=generator)
+        _, entry = self.model.step_chunk(self.cache, self.index, enc, level, conds, encode=True)
         assert entry is not None
-        cache.push(entry)
+        self.cache.push(entry)
         self.index += 1
+
+    def next_chunk(
+        self, conds: dict[str, torch.Tensor], noise: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Sample one chunk and commit it: (B, F*tpf, target_dim)."""
+        x0 = self.sample(conds, noise)
+        self.commit(x0, conds, generator)
         return x0
 
 
