@@ -159,6 +159,7 @@ async def _demo(args: argparse.Namespace) -> int:
     print(f"\rwrote {args.output}: {session.metrics.frames_written} frames "
           f"({session.metrics.frames_written / cfg.session.fps:.1f} s), "
           f"time to first frame {session.metrics.ttff_s} s")
+    _write_sidecar(args.output, session, transcript.lines)
     print("\nconversation:")
     for role, text in transcript.lines:
         print(f"  {role:>5}: {text}")
@@ -199,7 +200,20 @@ async def _say(args: argparse.Namespace) -> int:
             progress.cancel()
             await asyncio.gather(progress, return_exceptions=True)
     print(f"\rwrote {args.output}: {session.metrics.frames_written} frames")
+    _write_sidecar(args.output, session, [])
     return 0
+
+
+def _write_sidecar(output: str, session: Any, lines: list[tuple[str, str]]) -> None:
+    """`<output>.json` beside the MP4: metrics, per-turn latencies and speech spans, the conversation."""
+    if not Path(output).exists():
+        return
+    data = {
+        "fps": session.cfg.fps, "sample_rate": session.cfg.sample_rate,
+        "snapshot": session.metrics.snapshot(), "turns": session.metrics.turn_table(),
+        "conversation": [{"role": r, "text": t} for r, t in lines],
+    }
+    Path(output).with_suffix(".json").write_text(json.dumps(data, indent=2))
 
 
 async def _progress(session: Any) -> None:

@@ -34,6 +34,8 @@ class TurnMetrics:
     marks: dict[str, float] = field(default_factory=dict)
     engine_s: float = 0.0  # time spent inside engine calls (ASR/LLM/TTS), for overhead
     interrupted: bool = False
+    speech_s: float = 0.0  # synthesized speech queued for this turn
+    speech_span_s: float = 0.0  # first to last audible sample of that speech
 
     def mark(self, stage: str, t: float) -> None:
         self.marks.setdefault(stage, t)
@@ -135,7 +137,11 @@ class SessionMetrics:
         return snap
 
     def turn_table(self) -> list[dict[str, Any]]:
-        return [{"turn": t.turn, "interrupted": t.interrupted, **t.latencies()} for t in self.turns]
+        return [
+            {"turn": t.turn, "interrupted": t.interrupted, "speech_s": round(t.speech_s, 4),
+             "speech_span_s": round(t.speech_span_s, 4), **t.latencies()}
+            for t in self.turns
+        ]
 
     def as_dict(self) -> dict[str, Any]:
         return {"snapshot": self.snapshot(), "turns": [asdict(t) for t in self.turns]}

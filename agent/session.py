@@ -334,6 +334,10 @@ class AgentSession:
                 self._remember(action.text, result.spoken_text)
             else:
                 result = await runner.run_text(action.text)
+            tm = self.metrics.turn(action.turn)
+            tm.speech_s = result.speech_s
+            if result.active_first >= 0:
+                tm.speech_span_s = (result.active_last - result.active_first) / self.cfg.sample_rate
             self._tts_done_turn = action.turn
             self._speech_event.set()
             self._emit("transcript", {"role": "agent", "text": result.spoken_text.strip(), "final": True})

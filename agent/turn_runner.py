@@ -14,6 +14,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
 from agent.clock import Clock
 from agent.control import ControlBuilder
 from agent.frames import AudioChunk, IntentTag, SpeechChunk, TextDelta, ToolCall
@@ -28,6 +30,7 @@ __all__ = ["TurnResult", "TurnRunner"]
 log = logging.getLogger("agent.turn")
 
 MAX_SPEECH_AHEAD_S = 30.0  # back-pressure: TTS waits when this much speech is queued unplayed
+ACTIVE_LEVEL = 0.02 * 32768  # |sample| above this counts as audible speech (for the speech span metric)
 
 
 @dataclass(slots=True)
@@ -36,6 +39,9 @@ class TurnResult:
     spoken_text: str = ""
     sentences: int = 0
     speech_s: float = 0.0
+    active_first: int = -1  # first/last sample above ACTIVE_LEVEL in the turn's concatenated speech
+    active_last: int = -1
+    samples: int = 0
     tags: list[IntentTag] = field(default_factory=list)
 
 
@@ -191,5 +197,11 @@ class TurnRunner:
             speech = replace(speech, audio=AudioChunk(float_to_int16(pcm), rate, speech.audio.pts))
         self.builder.push_speech(speech)
         self.result.speech_s += speech.audio.duration
+        loud = np.flatnonzero(np.abs(speech.audio.samples.astype(np.int32)) > ACTIVE_LEVEL)
+        if len(loud):
+            if self.result.active_first < 0:
+                self.result.active_first = self.result.samples + int(loud[0])
+            self.result.active_last = self.result.samples + int(loud[-1])
+        self.result.samples += len(speech.audio.samples)
         if self.speech_event is not None:
             self.speech_event.set()
