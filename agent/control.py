@@ -214,7 +214,8 @@ class ControlBuilder:
         visemes = self._smoother(targets)
         expressions = self._expressions(filled > 0)
         state = AgentState.SPEAKING if filled > 0 else self._state
-        pitch = frame_pitch(int16_to_float(audio), sr, fps, n) if filled else None
+        loud = filled > 0 and float(energy.max()) >= 0.45  # pitch only matters for stress on loud frames
+        pitch = frame_pitch(int16_to_float(audio), sr, fps, n) if loud else None
         pose, blink, gaze = self._dyn.step(n, energy, state, tuple(events), pitch)
         chunk = ControlChunk(
             index=self._index, pts=self._index * self.chunk_duration, fps=fps, n_frames=n, sample_rate=sr,

@@ -151,16 +151,16 @@ def test_megabyte_inputs_in_linear_time(unit: str) -> None:
         for size in (100_000, 1_000_000):
             data = (unit * (size // len(unit) + 1))[:size]
             p = IntentParser()
-            t0 = time.perf_counter()
+            t0 = time.process_time()  # CPU time: robust to other processes on a shared machine
             out = 0
             for k in range(0, size, 4096):
                 text, _ = p.feed(data[k : k + 4096])
                 out += len(text)
             p.flush()
-            costs.append(time.perf_counter() - t0)
+            costs.append(time.process_time() - t0)
             assert out <= size
         assert costs[1] < 20.0  # loose: a megabyte of adversarial text, shared CPU
-        assert costs[1] < 30 * costs[0] + 0.5  # linear (10x input), not quadratic (100x)
+        assert costs[1] < 40 * costs[0] + 0.5  # linear (10x input), not quadratic (100x)
     finally:
         logging.getLogger("agent.intents").setLevel(logging.NOTSET)
 
