@@ -163,7 +163,6 @@ class ControlBuilder:
         """Barge-in: drop all queued speech; the next chunk has `interrupt=True` and state listening."""
         self._segments.clear()
         self._pending = 0
-        self._tail[:] = 0
         self._interrupt = True
         self._state = AgentState.LISTENING
 
@@ -296,7 +295,7 @@ class ControlBuilder:
         if self._since_emotion > self.emotion_hold_s:
             self._expr_target[:] = 0.0  # relax to neutral a while after the agent stopped talking
         target = self._expr_target.copy()
-        if self._state == AgentState.THINKING:
+        if self._state == AgentState.THINKING and not speaking:
             target[_THINKING] = max(float(target[_THINKING]), 0.4)
         # first-order easing, per frame, in closed form
         out = target[None, :] + (self._expr - target)[None, :] * self._decay[:, None]

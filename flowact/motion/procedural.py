@@ -2,11 +2,12 @@
 
 `ProceduralDynamics` (used by the control builder each chunk; seeded, no I/O, fixed-size state)
 produces head pose, blinks and gaze: slow idle sway from smooth noise (sums of incommensurate
-sines with seeded phases), small nods on stressed syllables (energy peaks) while speaking, small
-nods at the user's pauses while listening (driven by the user's own audio level), an attentive
-head tilt while listening, gaze aside while thinking, gaze saccades, blinks every 3-5 s (gamma
-distributed, mean 4 s) postponed while a word is being spoken, and gestures on tags (nod, shake,
-blink, wink, look_away, lean_in). State changes are eased (time constant STATE_EASE_S), never popped.
+sines with seeded phases), small nods on stressed syllables (energy and pitch prominent above
+their running means) while speaking, small nods at the user's pauses while listening (driven by
+the user's own audio level), an attentive head tilt while listening, gaze aside while thinking,
+gaze saccades, a slight breathing motion, blinks every 3-5 s (gamma distributed, mean 4 s)
+postponed while a word is being spoken, and gestures on tags (nod, shake, blink, wink, look_away,
+lean_in). State changes are eased (time constant STATE_EASE_S), never popped.
 
 `ProceduralMotion` is the default `MotionModel`: ControlChunk -> per-frame motion vector. Visemes
 -> mouth shapes (`VISEME_SHAPES`, jaw opening modulated by energy), expression weights -> face
@@ -121,6 +122,7 @@ class ProceduralDynamics:
             yaw = amp * (1.6 * self._wave(t, 0.071, 0) + 0.6 * self._wave(t, 0.23, 1))
             pitch = amp * (1.0 * self._wave(t, 0.093, 2) + 0.4 * self._wave(t, 0.31, 3))
             roll = amp * (0.8 * self._wave(t, 0.053, 4) + 0.3 * self._wave(t, 0.19, 5))
+            pitch += 0.3 * self._wave(t, 0.22, 6)  # breathing (the `breath` channel is ProceduralMotion's)
             roll += 2.0 * w_listen  # attentive tilt, slightly down-forward
             pitch += 1.0 * w_listen - 1.5 * w_think
             yaw += 3.0 * w_think
