@@ -18,7 +18,7 @@ import torch
 
 from flowact.model.kv_cache import KVCache
 from flowact.model.mmdit import MMDiT
-from flowact.sampler import euler_sample
+from flowact.sampler import euler_sample, self_rollout
 from flowact.schedule import flow_sigmas
 
 __all__ = ["ChunkStreamer", "generate_full"]
@@ -125,7 +125,6 @@ class ChunkStreamer:
         return x0
 
 
-@torch.no_grad()
 def generate_full(
     model: MMDiT,
     conds: dict[str, torch.Tensor],
@@ -143,17 +142,18 @@ def generate_full(
     cfg = model.cfg
     f = cfg.chunk_frames
     per_chunk = f * cfg.target_tokens_per_frame
-    done: list[torch.Tensor] = []
     sig = flow_sigmas(steps, shift)
-    for i, noise in enumerate(noises):
-        c_i = {k: v[:, : (i + 1) * f] for k, v in conds.items()}
-        b = noise.shape[0]
 
-        def velocity(x: torch.Tensor, t: float, i: int = i, c_i: dict[str, torch.Tensor] = c_i, b: int = b) -> torch.Tensor:
+    def chunk(i: int, done: list[torch.Tensor]) -> torch.Tensor:
+        c_i = {k: v[:, : (i + 1) * f] for k, v in conds.items()}
+        b = noises[i].shape[0]
+
+        def velocity(x: torch.Tensor, t: float) -> torch.Tensor:
             seq = torch.cat([*done, x], dim=1)  # (B, (i+1)*per_chunk, target_dim)
             levels = torch.zeros(b, i + 1)
             levels[:, i] = t
-            return model(seq, levels, c_i, static)[:, i * per_chunk :]
+            return model(seq, levels, c_i, static)[:, i * per_chunk :]  # (B, per_chunk, target_dim)
 
-        done.append(euler_sample(velocity, noise, sig))
-    return torch.cat(done, dim=1)
+        return euler_sample(velocity, noises[i], sig)
+
+    return torch.cat(self_rollout(chunk, len(noises)), dim=1)
