@@ -65,8 +65,8 @@ class ProceduralDynamics:
         self._prev_energy = 0.0
         self._e_mean = 0.6  # running mean of voiced energy (stress = prominence above it)
         self._st_mean = 0.0  # running mean of voiced pitch in semitones re 100 Hz (0 = unknown yet)
-        self._gaze = np.zeros(2, np.float32)
-        self._gaze_target = np.zeros(2, np.float32)
+        self._gaze = (0.0, 0.0)  # plain floats: this loop runs per frame
+        self._gaze_target = (0.0, 0.0)
         self._next_saccade = 1.0
         self._user_voiced_s = 0.0
         self._user_silence_s = 0.0
@@ -126,8 +126,8 @@ class ProceduralDynamics:
             roll += 2.0 * w_listen  # attentive tilt, slightly down-forward
             pitch += 1.0 * w_listen - 1.5 * w_think
             yaw += 3.0 * w_think
-            g_target = self._saccade(t, 0.08 + 0.1 * (1.0 - w_listen))
-            g_target = g_target * (1.0 - w_think) + np.array([0.45, -0.35], np.float32) * w_think
+            sx, sy = self._saccade(t, 0.08 + 0.1 * (1.0 - w_listen))
+            gx, gy = sx * (1.0 - w_think) + 0.45 * w_think, sy * (1.0 - w_think) - 0.35 * w_think
             b = 0.0
             for imp in list(self._impulses):
                 age = t - imp.start
@@ -143,14 +143,15 @@ class ProceduralDynamics:
                     pitch += 3.0 * imp.amp * _ease_in_out(x)
                 elif imp.kind == "look_away":
                     k = _ease_in_out(x)
-                    g_target = g_target * (1 - k) + np.array([0.6, -0.15], np.float32) * imp.amp * k
+                    gx, gy = gx * (1 - k) + 0.6 * imp.amp * k, gy * (1 - k) - 0.15 * imp.amp * k
                 elif imp.kind == "blink":
                     b = max(b, _blink_curve(age) * imp.amp)
             # spontaneous blink, postponed while a word is loud (not mid-word), by at most 1 s
             if t >= self._next_blink and (e < 0.45 or t - self._next_blink > 1.0):
                 self.trigger("blink")
                 self._next_blink = t + self._draw_blink_gap()
-            self._gaze += (g_target - self._gaze) * 0.35  # fast, smooth saccade
+            x0, y0 = self._gaze
+            self._gaze = (x0 + (gx - x0) * 0.35, y0 + (gy - y0) * 0.35)  # fast, smooth saccade
             pose[i] = (yaw, pitch, roll)
             blink[i] = b
             gaze[i] = self._gaze
@@ -179,9 +180,10 @@ class ProceduralDynamics:
     def _wave(self, t: float, freq: float, k: int) -> float:
         return math.sin(2 * math.pi * freq * t + float(self._phases[k]))
 
-    def _saccade(self, t: float, spread: float) -> FloatArray:
+    def _saccade(self, t: float, spread: float) -> tuple[float, float]:
         if t >= self._next_saccade:
-            self._gaze_target = self.rng.uniform(-spread, spread, size=2).astype(np.float32)
+            gx, gy = self.rng.uniform(-spread, spread, size=2)
+            self._gaze_target = (float(gx), float(gy))
             self._next_saccade = t + float(self.rng.uniform(0.8, 3.0))
         return self._gaze_target
 
@@ -197,27 +199,32 @@ def frame_pitch(samples: FloatArray, sample_rate: int, fps: int, n_frames: int,
     q = max(1, int(sample_rate // 8000))
     sr = sample_rate / q
     usable = len(samples) // q * q
-    x = samples[:usable].astype(np.float32).reshape(-1, q).mean(axis=1)
+    x = samples[0:usable:q].astype(np.float32)
+    for r in range(1, q):  # box filter before decimation (scale is irrelevant)
+        x += samples[r:usable:q]
     hop = sr / fps
     win = int(max(hop, 2.5 * sr / fmin))
     lo, hi = int(sr / fmax), int(sr / fmin)
     out = np.zeros(n_frames, np.float32)
-    x = np.concatenate([x, np.zeros(win, np.float32)])
-    nfft = 1 << int(np.ceil(np.log2(2 * win)))
-    starts = (np.arange(n_frames) * hop).astype(np.int64)
-    frames = x[np.minimum(starts[:, None] + np.arange(win)[None, :], len(x) - 1)]
+    nfft = 2 * win
+    if hop == win and len(x) >= n_frames * win:
+        frames = x[: n_frames * win].reshape(n_frames, win)
+    else:
+        x = np.concatenate([x, np.zeros(win, np.float32)])
+        starts = (np.arange(n_frames) * hop).astype(np.int64)
+        frames = x[np.minimum(starts[:, None] + np.arange(win)[None, :], len(x) - 1)]
     frames = frames - frames.mean(axis=1, keepdims=True)
-    ac = np.fft.irfft(np.abs(np.fft.rfft(frames, n=nfft, axis=1)) ** 2, n=nfft, axis=1)[:, : hi + 1]
+    spec = np.fft.rfft(frames, n=nfft, axis=1)
+    ac = np.fft.irfft(spec.real**2 + spec.imag**2, n=nfft, axis=1)[:, : hi + 1]
     energy = ac[:, 0] + 1e-9
     # unbiased: divide by the overlap length so that long lags are not penalised
     norm = ac[:, lo : hi + 1] / energy[:, None] * (win / (win - np.arange(lo, hi + 1)))[None, :]
     peak = norm.max(axis=1)
-    voiced = (peak > 0.5) & (energy > 1e-4 * win)
-    for k in np.nonzero(voiced)[0]:
-        j = int(np.argmax(norm[k] >= 0.9 * peak[k]))
-        while j + 1 < norm.shape[1] and norm[k, j + 1] > norm[k, j]:
-            j += 1  # climb to the top of that peak
-        out[k] = sr / (lo + j)
+    voiced = (peak > 0.5) & (energy > 1e-4 * win * q * q)  # not near-silence (x is a sum of q samples)
+    first = np.argmax(norm >= 0.9 * peak[:, None], axis=1)  # shortest lag near the best peak
+    falling = np.concatenate([np.diff(norm, axis=1) <= 0, np.ones((n_frames, 1), bool)], axis=1)
+    top = np.argmax(falling & (np.arange(norm.shape[1])[None, :] >= first[:, None]), axis=1)  # its top
+    out[voiced] = sr / (lo + top[voiced])
     return out
 
 
