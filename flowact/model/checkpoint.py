@@ -11,8 +11,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from flowact.errors import ModelError
 from flowact.model.config import MMDiTConfig
 from flowact.model.mmdit import MMDiT

@@ -91,7 +91,7 @@ def test_cache_memory_stays_bounded_over_1000_chunks() -> None:
     s.start(static)
     g = torch.Generator().manual_seed(0)
     sizes = []
-    for i in range(1000):
+    for _ in range(1000):
         x = s.next_chunk(conds, torch.randn(1, 8, m.cfg.target_dim, generator=g), g)
         assert s.cache is not None
         sizes.append(s.cache.nbytes)
