@@ -27,7 +27,7 @@ import numpy as np
 from flowact.errors import PortraitError
 from flowact.types import UInt8Array
 
-__all__ = ["PortraitAnalysis", "analyze_portrait", "detect_faces", "load_image"]
+__all__ = ["PortraitAnalysis", "analyze_portrait", "detect_faces", "find_faces", "load_image"]
 
 log = logging.getLogger("flowact.reference")
 
@@ -148,6 +148,39 @@ def detect_faces(img: UInt8Array, max_faces: int = 4) -> list[np.ndarray]:
     return faces
 
 
+def find_faces(img: UInt8Array) -> list[np.ndarray]:
+    """`detect_faces`, plus a second look beside the largest face. MediaPipe's short-range detector
+    sees the image at 128x128, so in a wide picture of two people it finds only one; each strip
+    left/right/above/below the found face that is wide enough to hold another face of that size is
+    searched on its own (no extra pass for an ordinary head-and-shoulders portrait)."""
+    faces = detect_faces(img)
+    if not faces:
+        return faces
+    h, w = img.shape[:2]
+    f = faces[0]
+    fx0, fy0 = float(f[:, 0].min()), float(f[:, 1].min())
+    fx1, fy1 = float(f[:, 0].max()), float(f[:, 1].max())
+    size = max(fx1 - fx0, fy1 - fy0)
+    pad = 0.25 * size
+    strips = [
+        (0, 0, int(fx0 - pad), h), (int(fx1 + pad), 0, w, h),
+        (0, 0, w, int(fy0 - pad)), (0, int(fy1 + pad), w, h),
+    ]
+    for x0, y0, x1, y1 in strips:
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+        if min(x1 - x0, y1 - y0) < 1.1 * size:
+            continue
+        for g in detect_faces(np.ascontiguousarray(img[y0:y1, x0:x1])):
+            g = g.copy()
+            g[:, 0] += x0
+            g[:, 1] += y0
+            cx, cy = float(g[:, 0].mean()), float(g[:, 1].mean())
+            if not any(o[:, 0].min() <= cx <= o[:, 0].max() and o[:, 1].min() <= cy <= o[:, 1].max() for o in faces):
+                faces.append(g)
+    faces.sort(key=lambda q: -(np.ptp(q[:, 0]) * np.ptp(q[:, 1])))
+    return faces
+
+
 def _eye_centres(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lm[list(LEFT_EYE), :2].mean(axis=0), lm[list(RIGHT_EYE), :2].mean(axis=0)
 
@@ -203,9 +236,10 @@ def analyze_portrait(
             except (OSError, ValueError, KeyError) as e:
                 log.warning("ignoring unreadable cache entry %s: %s", hit, e)
     img = _downscale(img)
-    faces = detect_faces(img)
+    faces = find_faces(img)
     if not faces:
-        raise PortraitError(f"{name}: no face found in the portrait")
+        raise PortraitError(f"{name}: no face found in the portrait (need one frontal face with at least "
+                            f"{MIN_FACE_PX / 2.5:.0f} px between the eyes)")
     if len(faces) > 1:
         if on_multiple_faces == "refuse":
             raise PortraitError(f"{name}: {len(faces)} faces found; use a portrait with one person")
