@@ -86,6 +86,7 @@ class AgentSession:
         self._inputs_done = asyncio.Event()
         self._started = False
         self._closed = False
+        self._emotion_token: object | None = None
 
     # --- building ------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -255,11 +256,22 @@ class AgentSession:
                 self._emit("error", {"command": cmd.kind, "error": f"unknown {cmd.kind} {cmd.name!r}"})
                 return
             self.builder.push_tag(tag)
+            if isinstance(cmd, EmotionCommand) and cmd.duration is not None:
+                self._schedule(self._emotion_expires(tag.name, cmd.duration), "emotion-expiry")
         elif isinstance(cmd, InterruptCommand):
             self.interrupt("command")
         elif isinstance(cmd, StateCommand):
             self.builder.set_state(cmd.state)
         self._emit("command", {"kind": cmd.kind})
+
+    async def _emotion_expires(self, name: str, after_s: float) -> None:
+        """An emotion command with a duration: back to neutral afterwards (unless replaced)."""
+        self._emotion_token = token = object()
+        await self.clock.sleep(after_s)
+        if self._emotion_token is token:
+            neutral = parse_tag("neutral", source="command")
+            if neutral is not None:
+                self.builder.push_tag(neutral)
 
     async def wait_idle(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
         """Until no turn is in progress and its speech has played out."""

@@ -50,6 +50,11 @@ def resample(samples: FloatArray, src_rate: int, dst_rate: int) -> FloatArray:
 
 
 @lru_cache(maxsize=16)
+def _hann(n: int) -> FloatArray:
+    return np.hanning(n).astype(np.float32)
+
+
+@lru_cache(maxsize=16)
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int = N_MELS, fmax: float = 8000.0) -> FloatArray:
     """Triangular mel filters (HTK mel scale), shape (n_mels, n_fft // 2 + 1)."""
     fmax = min(fmax, sample_rate / 2)
@@ -87,7 +92,7 @@ def frame_features(
     if n_frames <= 0:
         return np.zeros((0, N_MELS), np.float32), np.zeros(0, np.float32)
     win = 1 << int(np.ceil(np.log2(max(2 * hop, 64))))
-    window = np.hanning(win).astype(np.float32)
+    window = _hann(win)
     fb = mel_filterbank(sample_rate, win)
     starts = (np.arange(n_frames) * hop + hop / 2 - win / 2).astype(np.int64)
     x = samples.astype(np.float32)

@@ -155,3 +155,17 @@ async def test_history_is_bounded() -> None:
             await session.wait_idle(timeout=30)
     assert len(session.history) == 4
     assert session.history[-2].content == "question 4"
+
+
+async def test_emotion_command_with_duration_returns_to_neutral() -> None:
+    from agent.commands import EmotionCommand
+
+    session, rec = make_session()
+    async with session:
+        await session.handle_command(EmotionCommand(name="happy", intensity=0.9, duration=0.6))
+        await asyncio.sleep(0.6)
+        peak = max(float(c.expressions[:, 0].max()) for c in rec.controls)
+        await asyncio.sleep(2.0)
+        last = float(rec.controls[-1].expressions[:, 0].max())
+    assert peak > 0.4  # "happy" is the first expression channel
+    assert last < 0.1
