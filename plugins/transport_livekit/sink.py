@@ -1,0 +1,435 @@
+"""LiveKitSink: the agent as a LiveKit room participant.
+
+Out: one video track (simulcast) and one audio track fed from the session's VideoChunks, the agent
+state as a participant attribute, transcripts as text streams. In: the user's microphone
+(16 kHz mono AudioChunks) and chat text streams. The room connection is supervised: when the SDK
+gives up on a lost signal connection the sink rejoins with backoff and republishes the same sources,
+so the session never restarts.
+
+Pacing: the session's media loop calls `write()` on its media clock, one chunk (a few frames + their
+audio) per chunk period. A pump task spreads each chunk's frames at 1/fps and feeds each frame's
+audio slice right beside it, so audio and video leave together (the audio source's queue holds at
+most about one frame of audio: aligned within a frame at the receiver). We do not use
+`rtc.AVSynchronizer`: its pacing reads `time.perf_counter` directly (no injected clock) and
+its video queue blocks the writer; the pump below is the same idea with a bounded, drop-oldest queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+import numpy as np
+from livekit import rtc
+
+from agent.clock import Clock, RealClock
+from agent.errors import ConfigError, TransportError
+from agent.frames import AudioChunk
+from flowact.audio import resample
+from flowact.types import AgentState, VideoChunk
+from plugins.transport_livekit.config import LiveKitConfig
+from plugins.transport_livekit.credentials import resolve
+
+__all__ = ["LiveKitSink"]
+
+log = logging.getLogger("plugins.transport_livekit")
+
+_HUMAN_KINDS = {rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD, rtc.ParticipantKind.PARTICIPANT_KIND_SIP}
+
+
+class LiveKitSink:
+    """Sink + AudioInput + TextInput for one room. Several instances may live in one process."""
+
+    Config = LiveKitConfig
+
+    def __init__(self, config: LiveKitConfig, *, clock: Clock | None = None, **_: Any) -> None:
+        self.config = config
+        self.clock: Clock = clock or RealClock()
+        self.room: rtc.Room | None = None
+        self.width = self.height = self.fps = self.sample_rate = 0
+        self._video_src: rtc.VideoSource | None = None
+        self._audio_src: rtc.AudioSource | None = None
+        self._chunks: asyncio.Queue[VideoChunk] = asyncio.Queue(maxsize=config.queue_chunks)
+        n_in = max(1, int(config.input_queue_s * 100))  # ~10 ms frames
+        self._audio_in: asyncio.Queue[AudioChunk | None] = asyncio.Queue(maxsize=n_in)
+        self._text_in: asyncio.Queue[str | None] = asyncio.Queue(maxsize=64)
+        self._outbox: asyncio.Queue[tuple[str, str, dict[str, str]]] = asyncio.Queue(maxsize=64)
+        self._state: AgentState | None = None
+        self._state_dirty = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._connected = asyncio.Event()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._side: set[asyncio.Task[None]] = set()
+        self._listening: str | None = None  # identity whose mic we read
+        self._listen_track_sid = ""
+        self._reader: asyncio.Task[None] | None = None
+        self._segment = 0
+        self._closed = False
+        # counters (tests and telemetry)
+        self.frames_sent = 0
+        self.chunks_dropped = 0
+        self.audio_dropped = 0
+        self.connects = 0
+        self.sdk_reconnects = 0
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    async def start(self, *, width: int, height: int, fps: int, sample_rate: int) -> None:
+        if width <= 0 or height <= 0 or width % 2 or height % 2:
+            raise ConfigError(f"livekit: video size must be positive and even, got {width}x{height}")
+        if not 1 <= fps <= 60 or sample_rate not in (8000, 16000, 24000, 32000, 44100, 48000):
+            raise ConfigError(f"livekit: unsupported fps {fps} or sample rate {sample_rate}")
+        self.width, self.height, self.fps, self.sample_rate = width, height, fps, sample_rate
+        self._video_src = rtc.VideoSource(width, height)
+        # A small queue: the audio of one frame waits at most ~one frame (A/V alignment).
+        self._audio_src = rtc.AudioSource(sample_rate, 1, queue_size_ms=max(50, 2000 // fps))
+        await self._connect()  # the first join fails loudly (bad URL, token, permissions)
+        self._spawn("pump", self._pump())
+        self._spawn("supervisor", self._supervise())
+        self._spawn("outbox", self._send_outbox())
+
+    async def aclose(self) -> None:
+        """Leave the room cleanly, end the input iterators, cancel and await every task."""
+        if self._closed:
+            return
+        self._closed = True
+        tasks = [*self._tasks.values(), *self._side, *([self._reader] if self._reader else [])]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        room, self.room = self.room, None
+        if room is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(room.disconnect(), 5)
+        for q in (self._audio_in, self._text_in):
+            _put_drop_oldest(q, None)
+        for src in (self._video_src, self._audio_src):
+            if src is not None:
+                with contextlib.suppress(Exception):
+                    await src.aclose()
+
+    def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+        self._tasks[name] = asyncio.create_task(coro, name=f"livekit-{self.config.room}-{name}")
+
+    def _side_task(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        if len(self._side) > 32 or self._closed:  # bounded: a chat flood cannot grow tasks forever
+            coro.close()
+            return
+        task = asyncio.create_task(coro, name=f"livekit-{self.config.room}-{name}")
+        self._side.add(task)
+        task.add_done_callback(self._side.discard)
+
+    # --- connection --------------------------------------------------------------------------
+    async def _connect(self) -> None:
+        cfg = self.config
+        url, token = resolve(cfg)
+        room = rtc.Room()
+        self._wire(room)
+        try:
+            await asyncio.wait_for(
+                room.connect(url, token, rtc.RoomOptions(auto_subscribe=True, connect_timeout=cfg.connect_timeout_s)),
+                cfg.connect_timeout_s * 3,
+            )
+            assert self._video_src is not None and self._audio_src is not None
+            video = rtc.LocalVideoTrack.create_video_track(cfg.video_track, self._video_src)
+            audio = rtc.LocalAudioTrack.create_audio_track(cfg.audio_track, self._audio_src)
+            vopts = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, simulcast=cfg.simulcast)
+            if cfg.video_bitrate:
+                vopts.video_encoding.max_bitrate = cfg.video_bitrate
+                vopts.video_encoding.max_framerate = float(self.fps)
+            lp = room.local_participant
+            await asyncio.wait_for(lp.publish_track(video, vopts), cfg.connect_timeout_s)
+            await asyncio.wait_for(
+                lp.publish_track(audio, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)),
+                cfg.connect_timeout_s,
+            )
+        except (TimeoutError, rtc.ConnectError, Exception) as e:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(room.disconnect(), 5)
+            if isinstance(e, ConfigError):
+                raise
+            raise TransportError(f"livekit: cannot join room {cfg.room!r} at {url}: {type(e).__name__}: {e}",
+                                 retryable=True) from e
+        self.room = room
+        self.connects += 1
+        self._lost.clear()
+        self._connected.set()
+        self._state_dirty.set()  # re-apply the agent state on the new connection
+        for p in room.remote_participants.values():  # already in the room before we joined
+            for pub in p.track_publications.values():
+                if pub.track is not None:
+                    self._on_track_subscribed(pub.track, pub, p)
+        log.info("livekit: joined room %r as %r (connect #%d)", cfg.room, cfg.identity, self.connects)
+
+    def _wire(self, room: rtc.Room) -> None:
+        room.on("track_subscribed", self._on_track_subscribed)
+        room.on("track_unsubscribed", self._on_track_unsubscribed)
+        room.on("participant_disconnected", self._on_participant_left)
+        room.on("data_received", self._on_data)
+        room.on("disconnected", lambda reason=None: self._on_disconnected(room, reason))
+        room.on("reconnecting", lambda: self._connected.clear())
+        room.on("reconnected", self._on_sdk_reconnected)
+        for topic in self.config.chat_topics:
+            room.register_text_stream_handler(topic, self._on_text_stream)
+
+    def _on_disconnected(self, room: rtc.Room, reason: Any) -> None:
+        if room is not self.room or self._closed:
+            return
+        log.warning("livekit: disconnected from %r (%s); will rejoin", self.config.room, reason)
+        self._connected.clear()
+        self._lost.set()
+
+    def _on_sdk_reconnected(self) -> None:
+        self.sdk_reconnects += 1
+        self._connected.set()
+        self._state_dirty.set()
+
+    async def _supervise(self) -> None:
+        """Rejoin with exponential backoff whenever the room is lost; sources stay the same."""
+        cfg = self.config
+        while True:
+            await self._lost.wait()
+            old, self.room = self.room, None
+            self._stop_listening()
+            if old is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(old.disconnect(), 5)
+            delay, attempt = cfg.reconnect_initial_s, 0
+            while True:
+                attempt += 1
+                try:
+                    await self._connect()
+                    break
+                except ConfigError:
+                    raise
+                except TransportError as e:
+                    if cfg.reconnect_attempts and attempt >= cfg.reconnect_attempts:
+                        log.error("livekit: giving up on %r after %d attempts: %s", cfg.room, attempt, e)
+                        return
+                    log.warning("livekit: rejoin attempt %d failed (%s); retry in %.1fs", attempt, e, delay)
+                    await self.clock.sleep(delay)
+                    delay = min(delay * 2, cfg.reconnect_max_s)
+
+    # --- media out ---------------------------------------------------------------------------
+    async def write(self, chunk: VideoChunk) -> None:
+        """Queue one chunk (never blocks: the oldest queued chunk is dropped when full)."""
+        if self._closed:
+            return
+        if _put_drop_oldest(self._chunks, chunk):
+            self.chunks_dropped += 1
+
+    async def _pump(self) -> None:
+        assert self._video_src is not None and self._audio_src is not None
+        period = 1.0 / self.fps
+        next_t: float | None = None
+        while True:
+            chunk = await self._chunks.get()
+            frames = chunk.frames
+            audio = chunk.audio.astype(np.int16, copy=False)
+            if chunk.sample_rate != self.sample_rate and len(audio):
+                audio = _to_int16(resample(audio.astype(np.float32) / 32768.0, chunk.sample_rate, self.sample_rate))
+            n = max(1, len(frames))
+            bounds = np.linspace(0, len(audio), n + 1).astype(int)
+            for i in range(n):
+                now = self.clock.now()
+                if next_t is None or next_t < now - 4 * period:
+                    next_t = now  # first frame, or fell far behind: re-anchor
+                if next_t > now and self._chunks.empty():  # a backlog is sent without waiting
+                    await self.clock.sleep(next_t - now)
+                next_t += period
+                if i < len(frames):
+                    self._send_video(frames[i].image)
+                seg = audio[bounds[i] : bounds[i + 1]]
+                if len(seg):
+                    await self._send_audio(seg)
+
+    def _send_video(self, image: np.ndarray) -> None:
+        assert self._video_src is not None
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            log.warning("livekit: dropping a frame of shape %s %s (need HxWx3 uint8)", image.shape, image.dtype)
+            return
+        h, w = image.shape[:2]
+        frame = rtc.VideoFrame(w, h, rtc.VideoBufferType.RGB24, np.ascontiguousarray(image).tobytes())
+        self._video_src.capture_frame(frame)
+        self.frames_sent += 1
+
+    async def _send_audio(self, pcm: np.ndarray) -> None:
+        assert self._audio_src is not None
+        frame = rtc.AudioFrame(pcm.tobytes(), self.sample_rate, 1, len(pcm))
+        try:  # the source drains in real time; a stall here must never wedge the pump
+            await asyncio.wait_for(self._audio_src.capture_frame(frame), 1.0)
+        except TimeoutError:
+            self.audio_dropped += 1
+
+    # --- user audio in -----------------------------------------------------------------------
+    def audio(self) -> AsyncIterator[AudioChunk]:
+        return _drain(self._audio_in)
+
+    def _wants(self, participant: rtc.RemoteParticipant) -> bool:
+        if self.config.listen_to:
+            return participant.identity == self.config.listen_to
+        return participant.kind in _HUMAN_KINDS
+
+    def _on_track_subscribed(self, track: rtc.Track, pub: rtc.RemoteTrackPublication,
+                             participant: rtc.RemoteParticipant) -> None:
+        if track.kind != rtc.TrackKind.KIND_AUDIO or self._closed:
+            return
+        if self._listening is not None or not self._wants(participant):
+            return
+        self._listening, self._listen_track_sid = participant.identity, pub.sid
+        log.info("livekit: listening to %r (track %s)", participant.identity, pub.sid)
+        self._reader = asyncio.create_task(self._read_mic(track), name=f"livekit-{self.config.room}-mic")
+
+    def _on_track_unsubscribed(self, track: rtc.Track, pub: rtc.RemoteTrackPublication,
+                               participant: rtc.RemoteParticipant) -> None:
+        if participant.identity == self._listening and pub.sid == self._listen_track_sid:
+            self._stop_listening()
+            self._pick_next()
+
+    def _on_participant_left(self, participant: rtc.RemoteParticipant) -> None:
+        if participant.identity == self._listening:
+            log.info("livekit: %r left", participant.identity)
+            self._stop_listening()
+            self._pick_next()
+
+    def _stop_listening(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            self._side.add(self._reader)  # awaited in aclose
+            self._reader.add_done_callback(self._side.discard)
+        self._reader, self._listening, self._listen_track_sid = None, None, ""
+
+    def _pick_next(self) -> None:
+        if self.room is None:
+            return
+        for p in self.room.remote_participants.values():
+            for pub in p.track_publications.values():
+                if pub.track is not None and self._listening is None:
+                    self._on_track_subscribed(pub.track, pub, p)
+
+    async def _read_mic(self, track: rtc.Track) -> None:
+        rate = self.config.input_sample_rate
+        stream = rtc.AudioStream(track, sample_rate=rate, num_channels=1)
+        try:
+            async for event in stream:
+                pcm = np.frombuffer(event.frame.data, dtype=np.int16).copy()
+                chunk = AudioChunk(pcm, rate, pts=self.clock.now())
+                if _put_drop_oldest(self._audio_in, chunk):
+                    self.audio_dropped += 1
+        finally:
+            with contextlib.suppress(Exception):
+                await stream.aclose()
+
+    # --- data in -----------------------------------------------------------------------------
+    def text(self) -> AsyncIterator[str]:
+        return _drain(self._text_in)
+
+    def _on_text_stream(self, reader: rtc.TextStreamReader, participant_identity: str) -> None:
+        self._side_task(self._read_text(reader, participant_identity), "chat")
+
+    async def _read_text(self, reader: rtc.TextStreamReader, sender: str) -> None:
+        text = await asyncio.wait_for(reader.read_all(), 30)
+        if text.strip() and sender != self.config.identity:
+            _put_drop_oldest(self._text_in, text.strip())
+
+    def _on_data(self, packet: rtc.DataPacket) -> None:
+        """Legacy chat (`lk-chat-topic`, JSON {"message": ...}) from older LiveKit components."""
+        if not self.config.legacy_chat_topic or packet.topic != self.config.legacy_chat_topic:
+            return
+        try:
+            raw = packet.data.decode()
+            msg = json.loads(raw).get("message", "") if raw.lstrip().startswith("{") else raw
+        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            log.warning("livekit: ignoring a malformed chat packet (%d bytes)", len(packet.data))
+            return
+        if isinstance(msg, str) and msg.strip():
+            _put_drop_oldest(self._text_in, msg.strip())
+
+    # --- data out: state + transcripts ---------------------------------------------------------
+    async def on_state(self, state: AgentState) -> None:
+        self._state = state
+        self._state_dirty.set()
+
+    async def on_transcript(self, role: str, text: str, final: bool) -> None:
+        """Agent (and user) transcripts as `lk.transcription` text streams, the attributes
+        livekit-agents' clients read (segment id, final flag, transcribed track)."""
+        if not text:
+            return
+        if role == "user":
+            track, seg = self._listen_track_sid, f"user_{self._segment}"
+        else:
+            track, seg = self._audio_track_sid(), f"agent_{self._segment}"
+        if final:
+            self._segment += 1
+        attrs = {"lk.segment_id": seg, "lk.transcription_final": str(final).lower(),
+                 "lk.transcribed_track_id": track}
+        if _put_drop_oldest(self._outbox, (self.config.transcription_topic, text, attrs)):
+            log.warning("livekit: transcript outbox full, dropped the oldest")
+
+    def _audio_track_sid(self) -> str:
+        if self.room is None:
+            return ""
+        for pub in self.room.local_participant.track_publications.values():
+            if pub.kind == rtc.TrackKind.KIND_AUDIO:
+                return str(pub.sid)
+        return ""
+
+    async def _send_outbox(self) -> None:
+        """One task sends everything (state attribute, text streams), only while connected."""
+        while True:
+            get = asyncio.ensure_future(self._outbox.get())
+            dirty = asyncio.ensure_future(self._state_dirty.wait())
+            try:
+                await asyncio.wait({get, dirty}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for f in (get, dirty):
+                    f.cancel()
+            item = get.result() if get.done() and not get.cancelled() else None
+            await self._connected.wait()
+            room = self.room
+            if room is None:
+                continue
+            try:
+                if self._state_dirty.is_set() and self._state is not None:
+                    self._state_dirty.clear()
+                    await asyncio.wait_for(
+                        room.local_participant.set_attributes({self.config.state_attribute: self._state.value}), 5
+                    )
+                elif self._state_dirty.is_set():
+                    self._state_dirty.clear()
+                if item is not None:
+                    topic, text, attrs = item
+                    await asyncio.wait_for(
+                        room.local_participant.send_text(text, topic=topic, attributes=attrs, compress=False), 5
+                    )
+            except Exception as e:  # a lost message is logged, never fatal
+                log.warning("livekit: data send failed: %s: %s", type(e).__name__, e)
+
+
+def _put_drop_oldest(q: asyncio.Queue[Any], item: Any) -> bool:
+    """Put without blocking; True when the oldest item had to be dropped."""
+    dropped = False
+    while True:
+        try:
+            q.put_nowait(item)
+            return dropped
+        except asyncio.QueueFull:
+            with contextlib.suppress(asyncio.QueueEmpty):
+                q.get_nowait()
+                dropped = True
+
+
+async def _drain(q: asyncio.Queue[Any]) -> AsyncIterator[Any]:
+    while True:
+        item = await q.get()
+        if item is None:
+            _put_drop_oldest(q, None)  # wake any other reader too
+            return
+        yield item
+
+
+def _to_int16(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.int16)
