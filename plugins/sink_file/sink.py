@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,9 @@ class FileSink:
         self.partial = self.path.with_name(self.path.name + ".partial")
         self._container: Any = None
         self._lock = asyncio.Lock()
+        # A cancelled write() leaves its encode running in the worker thread; the container must never
+        # be used by two threads at once (libav deadlocks), so the thread work holds this lock too.
+        self._mux_lock = threading.Lock()
         self._last: np.ndarray | None = None
         self._n_video = 0
         self._n_audio = 0
@@ -86,6 +90,12 @@ class FileSink:
                 raise
 
     def _encode(self, chunk: VideoChunk) -> None:
+        with self._mux_lock:
+            if self._container is None:
+                return  # closed while this write was queued
+            self._encode_locked(chunk)
+
+    def _encode_locked(self, chunk: VideoChunk) -> None:
         import av
 
         n_frames = round(len(chunk.audio) * self.fps / chunk.sample_rate) if chunk.sample_rate else 0
@@ -119,27 +129,31 @@ class FileSink:
         if self._container is None:
             return
         async with self._lock:
-            container, self._container = self._container, None
-            ok = not self.failed and self._n_video > 0
             try:
-                await asyncio.to_thread(self._finish, container, ok)
+                await asyncio.to_thread(self._finish)
             except BaseException:
                 with contextlib.suppress(OSError):
                     self.partial.unlink()
                 raise
 
-    def _finish(self, container: Any, ok: bool) -> None:
-        try:
-            if ok:
-                for rf in self._resampler.resample(None):
-                    for packet in self._a.encode(rf):
+    def _finish(self) -> None:
+        # the lock waits for an encode that a cancelled write() left running in its thread
+        with self._mux_lock:
+            container, self._container = self._container, None
+            if container is None:
+                return
+            ok = not self.failed and self._n_video > 0
+            try:
+                if ok:
+                    for rf in self._resampler.resample(None):
+                        for packet in self._a.encode(rf):
+                            container.mux(packet)
+                    for packet in self._a.encode(None):
                         container.mux(packet)
-                for packet in self._a.encode(None):
-                    container.mux(packet)
-                for packet in self._v.encode(None):
-                    container.mux(packet)
-        finally:
-            container.close()
+                    for packet in self._v.encode(None):
+                        container.mux(packet)
+            finally:
+                container.close()
         if ok:
             os.replace(self.partial, self.path)
             log.info("wrote %s (%d frames)", self.path, self._n_video)

@@ -11,6 +11,7 @@ import pytest
 from agent.errors import TransportError
 from flowact.types import VideoChunk, VideoFrame
 from plugins.sink_file import FileSink, FileSinkConfig
+from tests.fixtures.mp4 import video_frames
 
 
 def chunk(i: int, n: int = 4, w: int = 64, h: int = 48, sr: int = 24000, frames: bool = True) -> VideoChunk:
@@ -57,3 +58,22 @@ async def test_odd_size_is_refused(tmp_path: Path) -> None:
     sink = FileSink(FileSinkConfig(path=str(tmp_path / "o.mp4")))
     with pytest.raises(TransportError, match="even"):
         await sink.start(width=63, height=48, fps=25, sample_rate=24000)
+
+
+async def test_close_after_a_cancelled_write_does_not_deadlock(tmp_path: Path) -> None:
+    """Shutdown cancels the writer mid-encode; the encode thread must finish before the muxer closes."""
+    import asyncio
+
+    out = tmp_path / "o.mp4"
+    sink = FileSink(FileSinkConfig(path=str(out), preset="medium"))
+    await sink.start(width=640, height=480, fps=25, sample_rate=24000)
+    await sink.write(chunk(0, n=4, w=640, h=480))
+    for i in range(1, 4):
+        task = asyncio.create_task(sink.write(chunk(i, n=12, w=640, h=480)))
+        await asyncio.sleep(0.005)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    await asyncio.wait_for(sink.aclose(), 30)
+    assert out.exists() and not (tmp_path / "o.mp4.partial").exists()
+    frames, fps = video_frames(out)
+    assert fps == 25 and len(frames) >= 4
