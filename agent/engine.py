@@ -99,13 +99,13 @@ class Engine:
         """Turn a vendor exception into our error (override for vendor-specific types)."""
         return map_common_error(self.engine_name, exc)
 
-    async def run_blocking(self, fn: Callable[..., T], *args: Any, timeout: float | None = None) -> T:
+    async def run_blocking(self, fn: Callable[..., T], *args: Any, limit_s: float | None = None) -> T:
         """Run blocking engine work in a worker thread, with an optional timeout."""
         call: Awaitable[T] = asyncio.to_thread(fn, *args)
-        return await (asyncio.wait_for(call, timeout) if timeout else call)
+        return await (asyncio.wait_for(call, limit_s) if limit_s else call)
 
-    async def _next(self, it: AsyncIterator[T], timeout: float | None) -> T:
-        return await (asyncio.wait_for(it.__anext__(), timeout) if timeout else it.__anext__())
+    async def _next(self, it: AsyncIterator[T], limit_s: float | None) -> T:
+        return await (asyncio.wait_for(it.__anext__(), limit_s) if limit_s else it.__anext__())
 
     async def guarded(self, make: Callable[[], AsyncIterator[T]], *, what: str = "call") -> AsyncIterator[T]:
         """Run `make()` (one attempt of the engine call) with mapping, retries, timeouts, metrics."""

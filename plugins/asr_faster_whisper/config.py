@@ -18,3 +18,5 @@ class FasterWhisperConfig(BaseModel):
     beam_size: int = Field(1, ge=1, le=10)
     partial_every_s: float = Field(4.0, gt=0, description="emit partial transcripts for long utterances")
     timeout_s: float = Field(30.0, gt=0)
+    retries: int = Field(1, ge=0, le=5, description="retries of a timed-out transcription")
+    cache_dir: str = Field("~/.cache/flowact/models", description="where split models are joined once")

@@ -1,13 +1,14 @@
 """OpenAILLM: streaming chat completions from any OpenAI-compatible server.
 
-Retries (with backoff) only retryable failures and only before the first token reached the caller;
-cancellation closes the HTTP stream at once. User tools declared in config are answered here and
-the conversation continues; `set_expression` calls are passed to the session as ToolCalls.
+The `agent.engine.BaseLLM` template owns retries (retryable failures only, before the first token
+reached the caller), first-token/idle timeouts, metrics and cancellation (closing the stream closes
+the HTTP response at once); this module implements one attempt and maps openai/httpx errors.
+User tools declared in config are answered here and the conversation continues; `set_expression`
+calls are passed to the session as ToolCalls.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -15,7 +16,8 @@ import os
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from agent.errors import EngineError
+from agent.engine import BaseLLM, RetryPolicy
+from agent.errors import ConfigError, EngineError
 from agent.frames import TextDelta, ToolCall
 from agent.interfaces import ChatMessage, ToolSpec
 from plugins.llm_openai.config import OpenAILLMConfig, UserTool
@@ -27,18 +29,20 @@ log = logging.getLogger("plugins.llm_openai")
 MAX_TOOL_ROUNDS = 3
 
 
-class OpenAILLM:
+class OpenAILLM(BaseLLM):
     Config = OpenAILLMConfig
+    engine_name = "openai"
 
     def __init__(self, config: OpenAILLMConfig | None = None) -> None:
-        self.config = config or OpenAILLMConfig(local_server=None, base_url="http://127.0.0.1:8080/v1")
-        if self.config.base_url is None and self.config.local_server is None:
-            from agent.errors import ConfigError
-
+        self.config = c = config or OpenAILLMConfig(local_server=None, base_url="http://127.0.0.1:8080/v1")
+        super().__init__(policy=RetryPolicy(
+            retries=c.retries, backoff_s=c.backoff_s, first_item_timeout_s=c.first_token_timeout_s,
+            idle_timeout_s=c.timeout_s,
+        ))
+        if c.base_url is None and c.local_server is None:
             raise ConfigError("llm: set `base_url` (any OpenAI-compatible server) or `local_server: {}`")
-        self.server = LocalLlamaServer(self.config.local_server) if self.config.local_server is not None else None
+        self.server = LocalLlamaServer(c.local_server) if c.local_server is not None else None
         self._client: Any = None
-        self.stats = {"calls": 0, "retries": 0, "errors": 0}
 
     async def start(self) -> None:
         if self.server is not None and self.server.proc is None:
@@ -63,17 +67,39 @@ class OpenAILLM:
             self._client = AsyncOpenAI(base_url=base, api_key=key, timeout=self.config.timeout_s, max_retries=0)
         return self._client
 
+    def map_error(self, exc: BaseException) -> EngineError:
+        import httpx
+        import openai
+
+        if isinstance(exc, openai.APIStatusError):
+            retry = exc.status_code >= 500 or exc.status_code in (408, 409, 429)
+            return EngineError("openai", f"HTTP {exc.status_code}: {exc.message}", retryable=retry)
+        if isinstance(exc, openai.APIConnectionError | openai.APITimeoutError | httpx.TransportError):
+            return EngineError("openai", f"{type(exc).__name__}: {exc}", retryable=True)
+        if isinstance(exc, openai.OpenAIError):
+            return EngineError("openai", f"{type(exc).__name__}: {exc}", retryable=False)
+        return super().map_error(exc)
+
     def _system_extra(self) -> str:
         if not self.config.intent_tags:
             return ""
-        from agent.intents import prompt_snippet
-
+        try:  # the intent vocabulary lives in agent.intents; without it the prompt stays plain
+            from agent.intents import prompt_snippet
+        except ImportError:
+            log.warning("agent.intents.prompt_snippet unavailable; system prompt without intent tags")
+            return ""
         return "\n\n" + prompt_snippet()
+
+    def _bounded(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+        """System messages plus the last `max_history` others (bounded prompt, bounded memory)."""
+        system = [m for m in messages if m.role == "system"]
+        rest = [m for m in messages if m.role != "system"]
+        return system + rest[-self.config.max_history :]
 
     def _wire_messages(self, messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         extra = self._system_extra()
-        for m in messages:
+        for m in self._bounded(messages):
             content = m.content + extra if m.role == "system" and extra and extra not in m.content else m.content
             msg: dict[str, Any] = {"role": m.role, "content": content}
             if m.tool_call_id:
@@ -84,19 +110,21 @@ class OpenAILLM:
     def _tools(self, tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
         specs = list(tools)
         if self.config.expression_tool:
-            from agent.intents import SET_EXPRESSION_TOOL
-
-            specs.append(SET_EXPRESSION_TOOL)
+            try:
+                from agent.intents import SET_EXPRESSION_TOOL
+            except ImportError:
+                log.warning("agent.intents.SET_EXPRESSION_TOOL unavailable; set_expression not offered")
+            else:
+                specs.append(SET_EXPRESSION_TOOL)
         specs += [ToolSpec(t.name, t.description, t.parameters) for t in self.config.tools]
         return [{"type": "function", "function": {"name": s.name, "description": s.description,
                                                   "parameters": s.parameters}} for s in specs]
 
-    async def chat(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
+    async def _chat(
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
     ) -> AsyncIterator[TextDelta | ToolCall]:
         wire = self._wire_messages(messages)
         tool_specs = self._tools(tools)
-        self.stats["calls"] += 1
         for _round in range(MAX_TOOL_ROUNDS):
             calls: list[ToolCall] = []
             async for item in self._stream(wire, tool_specs):
@@ -132,55 +160,34 @@ class OpenAILLM:
     async def _stream(
         self, wire: list[dict[str, Any]], tools: list[dict[str, Any]]
     ) -> AsyncIterator[TextDelta | ToolCall]:
-        import openai
-
+        """One streaming completion (one attempt; the base class retries and times out)."""
         client = self._make_client()
-        delay = 0.5
-        for attempt in range(self.config.retries + 1):
-            yielded = False
-            stream: Any = None
-            try:
-                kwargs: dict[str, Any] = {
-                    "model": self.config.model, "messages": wire, "stream": True,
-                    "temperature": self.config.temperature, "max_tokens": self.config.max_tokens,
-                }
-                if tools:
-                    kwargs["tools"] = tools
-                stream = await asyncio.wait_for(
-                    client.chat.completions.create(**kwargs), self.config.first_token_timeout_s
-                )
-                pending: dict[int, dict[str, str]] = {}
-                async for event in stream:
-                    if not event.choices:
-                        continue
-                    delta = event.choices[0].delta
-                    if delta.content:
-                        yielded = True
-                        yield TextDelta(delta.content)
-                    for tc in delta.tool_calls or []:
-                        slot = pending.setdefault(tc.index, {"id": "", "name": "", "args": ""})
-                        slot["id"] = tc.id or slot["id"]
-                        if tc.function is not None:
-                            slot["name"] += tc.function.name or ""
-                            slot["args"] += tc.function.arguments or ""
-                for i, slot in sorted(pending.items()):
-                    yield ToolCall(slot["name"], slot["args"], slot["id"] or f"call_{i}")
-                return
-            except (openai.APIConnectionError, openai.APITimeoutError, TimeoutError) as e:
-                err = EngineError("openai", f"{type(e).__name__}: {e}", retryable=True)
-            except openai.APIStatusError as e:
-                err = EngineError("openai", f"HTTP {e.status_code}: {e.message}", retryable=e.status_code >= 500)
-            finally:
-                if stream is not None:
-                    with contextlib.suppress(Exception):
-                        await stream.close()  # cancellation closes the HTTP stream at once
-            self.stats["errors"] += 1
-            if yielded or not err.retryable or attempt == self.config.retries:
-                raise err
-            self.stats["retries"] += 1
-            log.warning("LLM call failed (%s); retry %d in %.1f s", err, attempt + 1, delay)
-            await asyncio.sleep(delay)
-            delay *= 2
+        kwargs: dict[str, Any] = {
+            "model": self.config.model, "messages": wire, "stream": True,
+            "temperature": self.config.temperature, "max_tokens": self.config.max_tokens,
+        }
+        if tools:
+            kwargs["tools"] = tools
+        stream: Any = await client.chat.completions.create(**kwargs)
+        try:
+            pending: dict[int, dict[str, str]] = {}
+            async for event in stream:
+                if not event.choices:
+                    continue
+                delta = event.choices[0].delta
+                if delta.content:
+                    yield TextDelta(delta.content)
+                for tc in delta.tool_calls or []:
+                    slot = pending.setdefault(tc.index, {"id": "", "name": "", "args": ""})
+                    slot["id"] = tc.id or slot["id"]
+                    if tc.function is not None:
+                        slot["name"] += tc.function.name or ""
+                        slot["args"] += tc.function.arguments or ""
+            for i, slot in sorted(pending.items()):
+                yield ToolCall(slot["name"], slot["args"], slot["id"] or f"call_{i}")
+        finally:
+            with contextlib.suppress(Exception):
+                await stream.close()  # cancellation closes the HTTP stream at once
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -12,3 +12,4 @@ class EspeakTTSConfig(BaseModel):
     rate_wpm: int = Field(165, ge=80, le=450)
     pitch: int = Field(50, ge=0, le=99)
     library: str = Field("libespeak-ng.so.1", description="shared library name or path")
+    timeout_s: float = Field(20.0, gt=0, description="per sentence")

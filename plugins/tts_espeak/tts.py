@@ -6,7 +6,6 @@ thread (never on the event loop). Output is resampled from espeak's 22.05 kHz to
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import threading
 from collections.abc import AsyncIterator
@@ -15,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from agent.engine import BaseTTS, RetryPolicy
 from agent.errors import EngineError
 from agent.frames import AudioChunk, PhonemeTiming, SpeechChunk, WordTiming
 from flowact.audio import float_to_int16, resample
@@ -75,13 +75,15 @@ def _library(name: str) -> tuple[Any, int]:
     return _LIB[name]  # type: ignore[no-any-return]
 
 
-class EspeakTTS:
+class EspeakTTS(BaseTTS):
     """The lightest offline TTS; phoneme timings come from espeak-ng's own events."""
 
     Config = EspeakTTSConfig
+    engine_name = "espeak"
 
     def __init__(self, config: EspeakTTSConfig | None = None, *, sample_rate: int = 24000) -> None:
         self.config = config or EspeakTTSConfig()
+        super().__init__(policy=RetryPolicy(retries=0, first_item_timeout_s=self.config.timeout_s))
         self.sample_rate = sample_rate
         self._lib, self.native_rate = _library(self.config.library)
         with _LOCK:
@@ -135,11 +137,6 @@ class EspeakTTS:
         )
         return SpeechChunk(AudioChunk(float_to_int16(audio), self.sample_rate), text, phonemes=phonemes, words=words)
 
-    async def synthesize(self, text: str) -> AsyncIterator[SpeechChunk]:
-        if not text.strip():
-            return
-        cap = await asyncio.to_thread(self._synth, text)
+    async def _synthesize(self, text: str) -> AsyncIterator[SpeechChunk]:
+        cap = await self.run_blocking(self._synth, text)
         yield self._to_speech(text, cap)
-
-    async def aclose(self) -> None:
-        return None

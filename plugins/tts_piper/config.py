@@ -12,3 +12,4 @@ class PiperTTSConfig(BaseModel):
     speaker_id: int | None = None
     length_scale: float = Field(1.0, gt=0.3, le=3.0, description="> 1 speaks slower")
     alignments: bool = Field(True, description="phoneme alignments for visemes (needs the onnx package)")
+    timeout_s: float = Field(30.0, gt=0, description="per sentence")

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from agent.engine import BaseTTS, RetryPolicy
 from agent.errors import ConfigError, EngineError
 from agent.frames import AudioChunk, PhonemeTiming, SpeechChunk
 from flowact.audio import float_to_int16, resample
@@ -36,11 +37,14 @@ def _voice_paths(voice: str) -> tuple[Path, Path]:
     return model, config
 
 
-class PiperTTS:
+class PiperTTS(BaseTTS):
     Config = PiperTTSConfig
+    engine_name = "piper"
 
     def __init__(self, config: PiperTTSConfig | None = None, *, sample_rate: int = 24000) -> None:
         self.config = config or PiperTTSConfig()
+        super().__init__(policy=RetryPolicy(retries=0, first_item_timeout_s=self.config.timeout_s,
+                                            idle_timeout_s=self.config.timeout_s))
         self.sample_rate = sample_rate
         self.model_path, self.config_path = _voice_paths(self.config.voice)
         self._voice: Any = None
@@ -76,10 +80,8 @@ class PiperTTS:
             raise EngineError("piper", str(e), retryable=False) from e
         return out
 
-    async def synthesize(self, text: str) -> AsyncIterator[SpeechChunk]:
-        if not text.strip():
-            return
-        for pcm, rate, align in await asyncio.to_thread(self._synth, text):
+    async def _synthesize(self, text: str) -> AsyncIterator[SpeechChunk]:
+        for pcm, rate, align in await self.run_blocking(self._synth, text):
             audio = resample(pcm.astype(np.float32) / 32768.0, rate, self.sample_rate)
             phonemes: list[PhonemeTiming] = []
             pos = 0

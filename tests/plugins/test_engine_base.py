@@ -27,7 +27,9 @@ class FlakyLLM(BaseLLM):
         self.attempts = 0
         self.closed = 0
 
-    async def _chat(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]) -> AsyncIterator[TextDelta | ToolCall]:
+    async def _chat(
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
+    ) -> AsyncIterator[TextDelta | ToolCall]:
         self.attempts += 1
         try:
             for i, w in enumerate(["a", "b", "c"]):
