@@ -172,6 +172,7 @@ class MMDiT(nn.Module):
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
         self._ctx: _StreamContext | None = None
+        self._mod_memo: dict[tuple[float, int, int, int], tuple[Tensor, list[list[Tensor]]]] = {}
 
     # ---- inputs -> stream tokens ----
     def _dynamic_tokens(self, x: Tensor, conds: dict[str, Tensor]) -> list[Tensor]:
@@ -290,6 +291,23 @@ class MMDiT(nn.Module):
         self._ctx = _StreamContext(id(cache), cache.version, frame0, tuple(layers))
         return self._ctx
 
+    def _stream_mods(self, t: float, batch: int, which: list[int]) -> tuple[Tensor, list[list[Tensor]]]:
+        """Noise-level embedding and every layer's modulation for level t.
+
+        In inference (no grad) they are memoized per (t, batch, weight version): the sampler reuses
+        a handful of levels, and the adaLN weights are ~40% of the bytes a step would otherwise read.
+        """
+        key = (t, batch, self.blocks[0].groups[0].ada_w._version, self.t_mlp[0].weight._version)
+        if not torch.is_grad_enabled() and key in self._mod_memo:
+            return self._mod_memo[key]
+        c = self._t_embed(torch.full((batch, 1), t))  # (B, 1, d)
+        mods = [[blk.groups[g].modulation(c) for g in which] for blk in self.blocks]  # (S, B, 1, 6d) each
+        if not torch.is_grad_enabled():
+            if len(self._mod_memo) > 32:
+                self._mod_memo.clear()
+            self._mod_memo[key] = (c, mods)
+        return c, mods
+
     def step_chunk(
         self, cache: KVCache, index: int, x: Tensor, t: float, conds: dict[str, Tensor], *, encode: bool = False
     ) -> tuple[Tensor, ChunkKV | None]:
@@ -308,11 +326,10 @@ class MMDiT(nn.Module):
         cos, sin = rope_tables(pos - frame0, torch.zeros(pos.shape, dtype=torch.bool), cfg.dim // cfg.heads,
                                cfg.rope_theta)  # (T, rot)
         ctx = self._context(cache, frame0)
-        c = self._t_embed(torch.full((x.shape[0], 1), float(t)))  # (B, 1, d)
+        c, layer_mods = self._stream_mods(float(t), x.shape[0], which)  # (B, 1, d), per layer (S, B, 1, 6d)
         keys, values = [], []
         for li, blk in enumerate(self.blocks):
-            mods = [blk.groups[g].modulation(c) for g in which]  # (S, B, 1, 6d)
-            xs, k, v = blk(which, xs, mods, cos, sin, ctx.layers[li])
+            xs, k, v = blk(which, xs, layer_mods[li], cos, sin, ctx.layers[li])
             if encode:
                 keys.append(k)
                 values.append(v)
