@@ -150,12 +150,7 @@ async def _demo(args: argparse.Namespace) -> int:
     session.add_observer(transcript)
     print(f"demo: portrait {cfg.session.portrait}, writing {args.output} ...", flush=True)
     async with session:
-        progress = asyncio.create_task(_progress(session), name="demo-progress")
-        try:
-            await session.run_until_done()
-        finally:
-            progress.cancel()
-            await asyncio.gather(progress, return_exceptions=True)
+        await _run_with_progress(session)
     print(f"\rwrote {args.output}: {session.metrics.frames_written} frames "
           f"({session.metrics.frames_written / cfg.session.fps:.1f} s), "
           f"time to first frame {session.metrics.ttff_s} s")
@@ -193,12 +188,7 @@ async def _say(args: argparse.Namespace) -> int:
     session = AgentSession(cfg)
     async with session:
         await session.say(args.text)
-        progress = asyncio.create_task(_progress(session), name="say-progress")
-        try:
-            await session.run_until_done()
-        finally:
-            progress.cancel()
-            await asyncio.gather(progress, return_exceptions=True)
+        await _run_with_progress(session)
     print(f"\rwrote {args.output}: {session.metrics.frames_written} frames")
     _write_sidecar(args.output, session, [])
     return 0
@@ -214,6 +204,16 @@ def _write_sidecar(output: str, session: Any, lines: list[tuple[str, str]]) -> N
         "conversation": [{"role": r, "text": t} for r, t in lines],
     }
     Path(output).with_suffix(".json").write_text(json.dumps(data, indent=2))
+
+
+async def _run_with_progress(session: Any) -> None:
+    """`run_until_done` with a progress line (owned task, cancelled and awaited)."""
+    progress = asyncio.create_task(_progress(session), name="cli-progress")
+    try:
+        await session.run_until_done()
+    finally:
+        progress.cancel()
+        await asyncio.gather(progress, return_exceptions=True)
 
 
 async def _progress(session: Any) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -29,6 +29,7 @@ __all__ = ["TurnResult", "TurnRunner"]
 
 log = logging.getLogger("agent.turn")
 
+_SentenceQueue = asyncio.Queue[tuple[Sentence, tuple[IntentTag, ...]] | None]
 MAX_SPEECH_AHEAD_S = 30.0  # back-pressure: TTS waits when this much speech is queued unplayed
 ACTIVE_LEVEL = 0.02 * 32768  # |sample| above this counts as audible speech (for the speech span metric)
 
@@ -76,12 +77,13 @@ class TurnRunner:
         self._pending_tags: list[IntentTag] = []
 
     async def run_llm(self, messages: Sequence[ChatMessage]) -> TurnResult:
+        """Stream the LLM's reply into TTS sentence by sentence."""
         if self.llm is None:
             raise RuntimeError("run_llm needs an LLM")
-        queue: asyncio.Queue[tuple[Sentence, tuple[IntentTag, ...]] | None] = asyncio.Queue(maxsize=4)
-        tts_task = asyncio.create_task(self._tts_worker(queue), name=f"tts-turn-{self.turn}")
-        try:
-            stream = self.llm.chat(messages, self.tools)
+        llm = self.llm
+
+        async def produce(queue: _SentenceQueue) -> None:
+            stream = llm.chat(messages, self.tools)
             try:
                 t_call = self.clock.now()
                 async for item in stream:
@@ -94,21 +96,23 @@ class TurnRunner:
             finally:
                 with contextlib.suppress(Exception):
                     await stream.aclose()  # type: ignore[attr-defined]
-            await self._finish(queue)
-            await tts_task
-        finally:
-            if not tts_task.done():
-                tts_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await tts_task
-        return self.result
+
+        return await self._run(produce)
 
     async def run_text(self, text: str) -> TurnResult:
         """Speak given text (intent tags allowed) without the LLM."""
-        queue: asyncio.Queue[tuple[Sentence, tuple[IntentTag, ...]] | None] = asyncio.Queue(maxsize=4)
+
+        async def produce(queue: _SentenceQueue) -> None:
+            await self._feed(text, queue)
+
+        return await self._run(produce)
+
+    async def _run(self, produce: Callable[[_SentenceQueue], Awaitable[None]]) -> TurnResult:
+        """Run a text producer and the TTS worker side by side over a bounded sentence queue."""
+        queue: _SentenceQueue = asyncio.Queue(maxsize=4)
         tts_task = asyncio.create_task(self._tts_worker(queue), name=f"tts-turn-{self.turn}")
         try:
-            await self._feed(text, queue)
+            await produce(queue)
             await self._finish(queue)
             await tts_task
         finally:
@@ -130,7 +134,7 @@ class TurnRunner:
         self.builder.push_tag(tag)
         self.result.tags.append(tag)
 
-    async def _feed(self, delta: str, queue: asyncio.Queue[tuple[Sentence, tuple[IntentTag, ...]] | None]) -> None:
+    async def _feed(self, delta: str, queue: _SentenceQueue) -> None:
         clean, tags = self._parser.feed(delta)
         self._pending_tags.extend(tags)
         self.result.tags.extend(tags)
@@ -141,7 +145,7 @@ class TurnRunner:
         for sentence in self._splitter.feed(clean):
             await queue.put((sentence, self._take_tags(sentence)))
 
-    async def _finish(self, queue: asyncio.Queue[tuple[Sentence, tuple[IntentTag, ...]] | None]) -> None:
+    async def _finish(self, queue: _SentenceQueue) -> None:
         clean, tags = self._parser.flush()
         self._pending_tags.extend(tags)
         self.result.tags.extend(tags)
@@ -167,7 +171,7 @@ class TurnRunner:
             replace(t, char_offset=min(max(0, t.char_offset - sentence.offset), len(sentence.text))) for t in mine
         )
 
-    async def _tts_worker(self, queue: asyncio.Queue[tuple[Sentence, tuple[IntentTag, ...]] | None]) -> None:
+    async def _tts_worker(self, queue: _SentenceQueue) -> None:
         while True:
             entry = await queue.get()
             if entry is None:
