@@ -99,7 +99,10 @@ class LiveKitSink:
         tasks = [*self._tasks.values(), *self._side, *([self._reader] if self._reader else [])]
         for t in tasks:
             t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=5)
+            for t in pending:  # never hang shutdown on a task stuck in the SDK
+                log.warning("livekit: task %s did not stop within 5 s: %s", t.get_name(), t.get_stack(limit=3))
         room, self.room = self.room, None
         if room is not None:
             with contextlib.suppress(Exception):
@@ -109,7 +112,7 @@ class LiveKitSink:
         for src in (self._video_src, self._audio_src):
             if src is not None:
                 with contextlib.suppress(Exception):
-                    await src.aclose()
+                    await asyncio.wait_for(src.aclose(), 5)
 
     def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
         self._tasks[name] = asyncio.create_task(coro, name=f"livekit-{self.config.room}-{name}")
