@@ -12,6 +12,7 @@ Everything here works on numpy or plain floats and returns numpy float32 arrays;
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from flowact.types import FloatArray
 
@@ -25,7 +26,7 @@ __all__ = [
 ]
 
 
-def shift_sigmas(sigmas: FloatArray | float, shift: float = 1.0) -> FloatArray:
+def shift_sigmas(sigmas: npt.ArrayLike, shift: float = 1.0) -> FloatArray:
     """SD3 timestep shift: `s * t / (1 + (s - 1) * t)`. shift > 1 spends more steps at high noise."""
     if shift <= 0:
         raise ValueError(f"shift must be > 0, got {shift}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -70,6 +71,9 @@ class Block(nn.Module):
         hidden = int(cfg.dim * cfg.mlp_ratio)
         self.groups = nn.ModuleList(StreamGroup(n, cfg.dim, hidden, i == kv_only) for i, n in enumerate(group_sizes))
 
+    def group(self, i: int) -> StreamGroup:
+        return cast(StreamGroup, self.groups[i])
+
     def forward(
         self,
         which: list[int],
@@ -85,7 +89,7 @@ class Block(nn.Module):
         dh = d // nh
         qkvs, sizes = [], []
         for gi, x, m in zip(which, xs, mods, strict=True):
-            grp = self.groups[gi]
+            grp = self.group(gi)
             s, b, n, _ = x.shape
             sh1, sc1 = m[..., :d], m[..., d : 2 * d]  # (S, B, N|1, d) each
             h = F.layer_norm(x, (d,)) * (1 + sc1) + sh1  # (S, B, N, d)
@@ -104,8 +108,8 @@ class Block(nn.Module):
             v_all = v
         o = joint_attention(q, k, v_all, mask)  # (B, H, T, dh)
         outs: list[Tensor] = []
-        for gi, x, m, o_g in zip(which, xs, mods, o.split(sizes, dim=2), strict=True):
-            grp = self.groups[gi]
+        for gi, x, m, o_g in zip(which, xs, mods, torch.split(o, sizes, dim=2), strict=True):
+            grp = self.group(gi)
             if grp.kv_only:
                 outs.append(x)
                 continue
@@ -174,6 +178,9 @@ class MMDiT(nn.Module):
         self._ctx: _StreamContext | None = None
         self._mod_memo: dict[tuple[float, int, int, int], tuple[Tensor, list[list[Tensor]]]] = {}
 
+    def _blocks(self) -> list[Block]:
+        return [cast(Block, b) for b in self.blocks]
+
     # ---- inputs -> stream tokens ----
     def _dynamic_tokens(self, x: Tensor, conds: dict[str, Tensor]) -> list[Tensor]:
         """Target (B, N*tpf, target_dim) + per-frame conds (B, N, k) -> dynamic groups (S, B, N', d)."""
@@ -196,7 +203,7 @@ class MMDiT(nn.Module):
         return torch.stack(toks) + self.static_pos[:, None]  # (S_st, B, n, d)
 
     def _t_embed(self, t: Tensor) -> Tensor:
-        return self.t_mlp(timestep_embedding(t))  # (..., d)
+        return cast(Tensor, self.t_mlp(timestep_embedding(t)))  # (..., d)
 
     def _layout(self, n_frames: int, frame0: int = 0) -> tuple[list[Tensor], list[Tensor]]:
         """Per dynamic group: token chunk index (local) and absolute frame position, stream-major."""
@@ -210,7 +217,7 @@ class MMDiT(nn.Module):
 
     def _final(self, h: Tensor, c_tok: Tensor) -> Tensor:
         shift, scale = self.final_ada(F.silu(c_tok)).chunk(2, dim=-1)  # (B, N|1, d) each
-        return self.final_out(F.layer_norm(h, (self.cfg.dim,)) * (1 + scale) + shift)  # (B, N, target_dim)
+        return cast(Tensor, self.final_out(F.layer_norm(h, (self.cfg.dim,)) * (1 + scale) + shift))  # (B, N, tdim)
 
     # ---- full sequence (training, reference generation) ----
     def forward(
@@ -249,10 +256,10 @@ class MMDiT(nn.Module):
         mask = block_causal_mask(chunk_ids, win)  # (T, T)
         cos, sin = rope_tables(torch.cat(pos), static_mask, cfg.dim // cfg.heads, cfg.rope_theta)  # (T, rot)
         c0 = self._t_embed(torch.zeros(b, 1))  # (B, 1, d)
-        for blk in self.blocks:
-            mods = [blk.groups[g].modulation(c_chunk)[:, :, ch] for g, ch in zip(which, chunk, strict=False)]
+        for blk in self._blocks():
+            mods = [blk.group(g).modulation(c_chunk)[:, :, ch] for g, ch in zip(which, chunk, strict=False)]
             if self.static_group >= 0:
-                mods.append(blk.groups[self.static_group].modulation(c0))  # (S_st, B, 1, 6d)
+                mods.append(blk.group(self.static_group).modulation(c0))  # (S_st, B, 1, 6d)
             xs, _, _ = blk(which, xs, mods, cos, sin, None, mask)
         tgt_group, tgt_chunk = (0, chunk[0]) if cfg.is_motion else (1, chunk[1])
         return self._final(xs[tgt_group][0], c_chunk[:, tgt_chunk])  # (B, N*tpf, target_dim)
@@ -267,8 +274,8 @@ class MMDiT(nn.Module):
         cos, sin = rope_tables(torch.zeros(n_st), torch.ones(n_st, dtype=torch.bool), self.cfg.dim // self.cfg.heads)
         c0 = self._t_embed(torch.zeros(xs[0].shape[1], 1))  # (B, 1, d)
         keys, values = [], []
-        for blk in self.blocks:
-            mods = [blk.groups[self.static_group].modulation(c0)]  # (S_st, B, 1, 6d)
+        for blk in self._blocks():
+            mods = [blk.group(self.static_group).modulation(c0)]  # (S_st, B, 1, 6d)
             xs, k, v = blk([self.static_group], xs, mods, cos, sin)
             keys.append(k)
             values.append(v)
@@ -297,11 +304,11 @@ class MMDiT(nn.Module):
         In inference (no grad) they are memoized per (t, batch, weight version): the sampler reuses
         a handful of levels, and the adaLN weights are ~40% of the bytes a step would otherwise read.
         """
-        key = (t, batch, self.blocks[0].groups[0].ada_w._version, self.t_mlp[0].weight._version)
+        key = (t, batch, self._blocks()[0].group(0).ada_w._version, self.t_mlp[0].weight._version)
         if not torch.is_grad_enabled() and key in self._mod_memo:
             return self._mod_memo[key]
         c = self._t_embed(torch.full((batch, 1), t))  # (B, 1, d)
-        mods = [[blk.groups[g].modulation(c) for g in which] for blk in self.blocks]  # (S, B, 1, 6d) each
+        mods = [[blk.group(g).modulation(c) for g in which] for blk in self._blocks()]  # (S, B, 1, 6d) each
         if not torch.is_grad_enabled():
             if len(self._mod_memo) > 32:
                 self._mod_memo.clear()
@@ -328,7 +335,7 @@ class MMDiT(nn.Module):
         ctx = self._context(cache, frame0)
         c, layer_mods = self._stream_mods(float(t), x.shape[0], which)  # (B, 1, d), per layer (S, B, 1, 6d)
         keys, values = [], []
-        for li, blk in enumerate(self.blocks):
+        for li, blk in enumerate(self._blocks()):
             xs, k, v = blk(which, xs, layer_mods[li], cos, sin, ctx.layers[li])
             if encode:
                 keys.append(k)

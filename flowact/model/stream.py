@@ -152,7 +152,8 @@ def generate_full(
             seq = torch.cat([*done, x], dim=1)  # (B, (i+1)*per_chunk, target_dim)
             levels = torch.zeros(b, i + 1)
             levels[:, i] = t
-            return model(seq, levels, c_i, static)[:, i * per_chunk :]  # (B, per_chunk, target_dim)
+            out: torch.Tensor = model(seq, levels, c_i, static)
+            return out[:, i * per_chunk :]  # (B, per_chunk, target_dim)
 
         return euler_sample(velocity, noises[i], sig)
 

@@ -55,7 +55,9 @@ def save_shard(path: str | Path, clips: list[Clip]) -> Path:
     p.parent.mkdir(parents=True, exist_ok=True)
     arrays = {k: np.concatenate([getattr(c, k) for c in clips]) for k in _KEYS}
     starts = np.cumsum([0] + [len(c) for c in clips[:-1]])
-    np.savez_compressed(p, clip_starts=starts, fps=np.array(clips[0].fps), **arrays)
+    arrays["clip_starts"] = starts
+    arrays["fps"] = np.array(clips[0].fps)
+    np.savez_compressed(p, **arrays)  # type: ignore[arg-type]
     return p
 
 

@@ -61,7 +61,8 @@ def last_chunk_velocity(net: MMDiT, batch: dict[str, torch.Tensor], static: dict
     def v(x: torch.Tensor, t: float) -> torch.Tensor:
         levels = torch.zeros(b, c)
         levels[:, -1] = t
-        return net(torch.cat((ctx, x), dim=1), levels, conds, static)[:, -f:]  # (B, F, D)
+        out: torch.Tensor = net(torch.cat((ctx, x), dim=1), levels, conds, static)
+        return out[:, -f:]  # (B, F, D)
 
     return v
 
@@ -101,7 +102,7 @@ def distill(cfg: DistillConfig) -> DistillResult:
                 student_steps=cfg.student_steps, teacher_steps=cfg.teacher_steps, shift=shift,
             )
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
             opt.step()
             losses.append(float(loss.detach()))

@@ -129,14 +129,15 @@ def decode_video(path: str | Path, max_side: int = 640) -> Iterator[tuple[float,
         for frame in c.decode(stream):
             if frame.time is None:
                 continue
-            yield float(frame.time), frame.to_ndarray(format="rgb24", width=w, height=h)
+            img: UInt8Array = np.asarray(frame.to_ndarray(format="rgb24", width=w, height=h), dtype=np.uint8)
+            yield float(frame.time), img
 
 
 def decode_audio(path: str | Path) -> FloatArray:
     """The first audio stream as mono float32 at 16 kHz (empty if the file has no audio)."""
     import av
 
-    chunks = []
+    chunks: list[np.ndarray] = []
     with av.open(str(path)) as c:
         if not c.streams.audio:
             return np.zeros(0, np.float32)

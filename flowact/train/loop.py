@@ -86,7 +86,7 @@ def diffusion_forcing_loss(
     noise = torch.randn(x0.shape, generator=gen)
     t_tok = levels.repeat_interleave(chunk_frames, dim=1)[..., None]  # (B, C*F, 1)
     xt = (1 - t_tok) * x0 + t_tok * noise
-    v = model(xt, levels, {n: batch[n] for n in cond_names}, static)  # (B, C*F, D)
+    v: torch.Tensor = model(xt, levels, {n: batch[n] for n in cond_names}, static)  # (B, C*F, D)
     err = (v - (noise - x0)) ** 2
     return err[:, loss_from_chunk * chunk_frames :].mean()
 
@@ -133,7 +133,9 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int) -> TrainResult:
     clips = load_clips(cfg.data)
     mean, std = motion_stats(clips)
     data = MotionWindows(clips, cfg.chunks, mcfg.chunk_frames, mean, std, stride=max(1, mcfg.chunk_frames // 2))
-    sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=False)
+    sampler: DistributedSampler[dict[str, torch.Tensor]] = DistributedSampler(
+        data, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=False
+    )
     loader = DataLoader(data, batch_size=cfg.batch, sampler=sampler, drop_last=len(data) >= cfg.batch)
     device = torch.device("cuda", rank % torch.cuda.device_count()) if torch.cuda.is_available() else None
     net = MMDiT(mcfg)
@@ -179,7 +181,7 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int) -> TrainResult:
                 g["lr"] = lr_at(step)
             loss = diffusion_forcing_loss(model, batch, levels, names, static, gen, first, mcfg.chunk_frames)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
             losses.append(float(loss.detach()))
