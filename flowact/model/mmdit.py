@@ -127,7 +127,7 @@ class Block(nn.Module):
 def timestep_embedding(t: Tensor, dim: int = 256) -> Tensor:
     """Sinusoidal embedding of noise levels t in [0, 1] (any shape) -> (..., dim)."""
     half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)  # (half,)
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
     ang = (t.float() * 1000.0)[..., None] * freqs  # (..., half)
     return torch.cat((torch.cos(ang), torch.sin(ang)), dim=-1)  # (..., dim)
 
@@ -176,7 +176,7 @@ class MMDiT(nn.Module):
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
         self._ctx: _StreamContext | None = None
-        self._mod_memo: dict[tuple[float, int, int, int], tuple[Tensor, list[list[Tensor]]]] = {}
+        self._mod_memo: dict[tuple[float, int, int, int, str], tuple[Tensor, list[list[Tensor]]]] = {}
 
     def _blocks(self) -> list[Block]:
         return [cast(Block, b) for b in self.blocks]
@@ -253,9 +253,11 @@ class MMDiT(nn.Module):
             pos.append(torch.zeros(n_st, dtype=torch.long))
         chunk_ids = torch.cat(ids)  # (T,)
         static_mask = chunk_ids < 0  # (T,)
-        mask = block_causal_mask(chunk_ids, win)  # (T, T)
+        dev = x.device
+        mask = block_causal_mask(chunk_ids, win).to(dev)  # (T, T)
         cos, sin = rope_tables(torch.cat(pos), static_mask, cfg.dim // cfg.heads, cfg.rope_theta)  # (T, rot)
-        c0 = self._t_embed(torch.zeros(b, 1))  # (B, 1, d)
+        cos, sin = cos.to(dev), sin.to(dev)
+        c0 = self._t_embed(torch.zeros(b, 1, device=dev))  # (B, 1, d)
         for blk in self._blocks():
             mods = [blk.group(g).modulation(c_chunk)[:, :, ch] for g, ch in zip(which, chunk, strict=False)]
             if self.static_group >= 0:
@@ -271,8 +273,10 @@ class MMDiT(nn.Module):
             return KVCache(None, self.cfg.long_term)
         xs = [self._static_tokens(static)]  # (S_st, B, n, d)
         n_st = xs[0].shape[0] * xs[0].shape[2]
+        dev = xs[0].device
         cos, sin = rope_tables(torch.zeros(n_st), torch.ones(n_st, dtype=torch.bool), self.cfg.dim // self.cfg.heads)
-        c0 = self._t_embed(torch.zeros(xs[0].shape[1], 1))  # (B, 1, d)
+        cos, sin = cos.to(dev), sin.to(dev)
+        c0 = self._t_embed(torch.zeros(xs[0].shape[1], 1, device=dev))  # (B, 1, d)
         keys, values = [], []
         for blk in self._blocks():
             mods = [blk.group(self.static_group).modulation(c0)]  # (S_st, B, 1, 6d)
@@ -290,6 +294,8 @@ class MMDiT(nn.Module):
         pos = torch.cat([e.positions - frame0 for e in entries])  # (Tc,) relative frames
         static = torch.cat([torch.full(e.positions.shape, e.static) for e in entries])  # (Tc,)
         cos, sin = rope_tables(pos, static, self.cfg.dim // self.cfg.heads, self.cfg.rope_theta)  # (Tc, rot)
+        dev = entries[0].keys[0].device if entries and entries[0].keys else cos.device
+        cos, sin = cos.to(dev), sin.to(dev)
         layers = []
         for li in range(self.cfg.depth):
             k = torch.cat([e.keys[li] for e in entries], dim=2)  # (B, H, Tc, dh)
@@ -298,16 +304,18 @@ class MMDiT(nn.Module):
         self._ctx = _StreamContext(id(cache), cache.version, frame0, tuple(layers))
         return self._ctx
 
-    def _stream_mods(self, t: float, batch: int, which: list[int]) -> tuple[Tensor, list[list[Tensor]]]:
+    def _stream_mods(
+        self, t: float, batch: int, which: list[int], device: torch.device
+    ) -> tuple[Tensor, list[list[Tensor]]]:
         """Noise-level embedding and every layer's modulation for level t.
 
         In inference (no grad) they are memoized per (t, batch, weight version): the sampler reuses
         a handful of levels, and the adaLN weights are ~40% of the bytes a step would otherwise read.
         """
-        key = (t, batch, self._blocks()[0].group(0).ada_w._version, self.t_mlp[0].weight._version)
+        key = (t, batch, self._blocks()[0].group(0).ada_w._version, self.t_mlp[0].weight._version, str(device))
         if not torch.is_grad_enabled() and key in self._mod_memo:
             return self._mod_memo[key]
-        c = self._t_embed(torch.full((batch, 1), t))  # (B, 1, d)
+        c = self._t_embed(torch.full((batch, 1), t, device=device))  # (B, 1, d)
         mods = [[blk.group(g).modulation(c) for g in which] for blk in self._blocks()]  # (S, B, 1, 6d) each
         if not torch.is_grad_enabled():
             if len(self._mod_memo) > 32:
@@ -333,7 +341,8 @@ class MMDiT(nn.Module):
         cos, sin = rope_tables(pos - frame0, torch.zeros(pos.shape, dtype=torch.bool), cfg.dim // cfg.heads,
                                cfg.rope_theta)  # (T, rot)
         ctx = self._context(cache, frame0)
-        c, layer_mods = self._stream_mods(float(t), x.shape[0], which)  # (B, 1, d), per layer (S, B, 1, 6d)
+        cos, sin = cos.to(x.device), sin.to(x.device)
+        c, layer_mods = self._stream_mods(float(t), x.shape[0], which, x.device)  # (B, 1, d), per layer (S, B, 1, 6d)
         keys, values = [], []
         for li, blk in enumerate(self._blocks()):
             xs, k, v = blk(which, xs, layer_mods[li], cos, sin, ctx.layers[li])

@@ -110,7 +110,7 @@ class ChunkStreamer:
         level, enc = 0.0, x0
         if self.renoise_every and (self.index + 1) % self.renoise_every == 0:
             level = self.renoise_level
-            enc = (1 - level) * x0 + level * torch.randn(x0.shape, generator=generator)
+            enc = (1 - level) * x0 + level * torch.randn(x0.shape, generator=generator).to(x0.device)
         _, entry = self.model.step_chunk(self.cache, self.index, enc, level, conds, encode=True)
         assert entry is not None
         self.cache.push(entry)
@@ -150,7 +150,7 @@ def generate_full(
 
         def velocity(x: torch.Tensor, t: float) -> torch.Tensor:
             seq = torch.cat([*done, x], dim=1)  # (B, (i+1)*per_chunk, target_dim)
-            levels = torch.zeros(b, i + 1)
+            levels = torch.zeros(b, i + 1, device=x.device)
             levels[:, i] = t
             out: torch.Tensor = model(seq, levels, c_i, static)
             return out[:, i * per_chunk :]  # (B, per_chunk, target_dim)

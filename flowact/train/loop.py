@@ -83,7 +83,7 @@ def diffusion_forcing_loss(
 ) -> torch.Tensor:
     """Flow-matching MSE with per-chunk levels (B, C); chunks before `loss_from_chunk` are context."""
     x0 = batch["target"]  # (B, C*F, D)
-    noise = torch.randn(x0.shape, generator=gen)
+    noise = torch.randn(x0.shape, generator=gen).to(x0.device)
     t_tok = levels.repeat_interleave(chunk_frames, dim=1)[..., None]  # (B, C*F, 1)
     xt = (1 - t_tok) * x0 + t_tok * noise
     v: torch.Tensor = model(xt, levels, {n: batch[n] for n in cond_names}, static)  # (B, C*F, D)
@@ -208,7 +208,8 @@ def _rollout_batch(
     c = cfg.chunks
     was_training = net.training
     net.eval()
-    noises = [torch.randn(batch["target"].shape[0], f, net.cfg.target_dim, generator=gen) for _ in range(c - 1)]
+    dev = batch["target"].device
+    noises = [torch.randn(batch["target"].shape[0], f, net.cfg.target_dim, generator=gen).to(dev) for _ in range(c - 1)]
     conds = {n: batch[n][:, : (c - 1) * f] for n in names}
     ctx = generate_full(net, conds, static, noises, steps=cfg.rollout_steps, shift=cfg.shift)
     net.train(was_training)

@@ -46,8 +46,11 @@ def stream(m: MMDiT, conds: dict, static: dict, noises: list[torch.Tensor], step
     return torch.cat(out, dim=1)
 
 
-@pytest.mark.parametrize("overrides", [{}, {"target_tokens_per_frame": 3, "target_dim": 8, "chunk_frames": 2,
-                                             "static_streams": (("reference", 8),)}])
+@pytest.mark.parametrize("overrides", [
+    {},
+    {"static_streams": (("reference", 21), ("text", 16)), "long_term": 1},  # optional text stream, short memory
+    {"target_tokens_per_frame": 3, "target_dim": 8, "chunk_frames": 2, "static_streams": (("reference", 8),)},
+])
 def test_cached_streaming_equals_full_sequence_block_causal(overrides: dict) -> None:
     m = random_model(**overrides)
     chunks = m.cfg.window + 3  # more than the memory window: eviction is exercised
@@ -179,3 +182,16 @@ def test_euler_sampler_and_guidance() -> None:
     torch.testing.assert_close(g(torch.zeros(2), 0.5), torch.full((2,), 3.0))
     with pytest.raises(ValueError):
         euler_sample(v, torch.zeros(2), [0.0, 1.0])
+
+
+@pytest.mark.gpu
+def test_streaming_matches_full_sequence_on_gpu() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    m = random_model().cuda()
+    conds, static, noises = inputs(m, 2, 6)
+    conds = {k: v.cuda() for k, v in conds.items()}
+    static = {k: v.cuda() for k, v in static.items()}
+    noises = [n.cuda() for n in noises]
+    full = generate_full(m, conds, static, noises, steps=2)
+    torch.testing.assert_close(stream(m, conds, static, noises, steps=2), full, atol=2e-3, rtol=1e-3)
