@@ -12,27 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from agent.endpointing import Endpointer
 from agent.errors import ConfigError
 from agent.frames import AudioChunk, VadEvent
+from plugins.vad_silero.config import SileroVADConfig
 
-__all__ = ["SileroVAD", "SileroVADConfig"]
+__all__ = ["SileroVAD"]
 
 WINDOW = 512  # samples at 16 kHz
 CONTEXT = 64
-
-
-class SileroVADConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    threshold: float = Field(0.5, gt=0.0, lt=1.0)
-    min_speech_ms: int = Field(150, ge=30)
-    end_silence_ms: int = Field(600, ge=64)
-    pre_roll_ms: int = Field(256, ge=0)
-    max_utterance_s: float = Field(30.0, gt=1)
-    model_path: str | None = Field(None, description="default: the model shipped inside faster-whisper")
 
 
 def _default_model() -> Path:
@@ -110,3 +99,6 @@ class SileroVAD:
         if n <= 4 * WINDOW:  # ~0.1 ms per window: fine inline; larger batches go to a thread
             return self._process(data[:n])
         return await asyncio.to_thread(self._process, data[:n])
+
+    async def aclose(self) -> None:
+        self.session = None

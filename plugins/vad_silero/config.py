@@ -1,0 +1,18 @@
+"""Config of the Silero VAD plugin (endpointing thresholds in milliseconds)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["SileroVADConfig"]
+
+
+class SileroVADConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    min_speech_ms: int = Field(150, ge=30)
+    end_silence_ms: int = Field(600, ge=64)
+    pre_roll_ms: int = Field(256, ge=0)
+    max_utterance_s: float = Field(30.0, gt=1)
+    model_path: str | None = Field(None, description="default: the model shipped inside faster-whisper")
