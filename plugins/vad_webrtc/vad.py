@@ -12,34 +12,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agent.endpointing import Endpointer
 from agent.errors import ConfigError
 from agent.frames import AudioChunk, VadEvent
+from plugins.vad_webrtc.config import WebrtcVADConfig
 
 __all__ = ["WebrtcVAD", "WebrtcVADConfig"]
 
 RATES = (8000, 16000, 32000, 48000)
-
-
-class WebrtcVADConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    aggressiveness: int = Field(2, ge=0, le=3, description="0 = least, 3 = most aggressive at rejecting non-speech")
-    frame_ms: int = Field(20, description="analysis frame: 10, 20 or 30 ms")
-    smooth_frames: int = Field(5, ge=1, le=50, description="majority vote over this many frames")
-    min_speech_ms: int = Field(150, ge=10)
-    end_silence_ms: int = Field(600, ge=50, description="trailing silence that ends the user's turn")
-    pre_roll_ms: int = Field(250, ge=0)
-    max_utterance_s: float = Field(30.0, gt=1)
-
-    @field_validator("frame_ms")
-    @classmethod
-    def _frame(cls, v: int) -> int:
-        if v not in (10, 20, 30):
-            raise ValueError("webrtcvad analyses 10, 20 or 30 ms frames")
-        return v
 
 
 class WebrtcVAD:
