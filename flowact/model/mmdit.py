@@ -98,9 +98,8 @@ class Block(nn.Module):
             qkvs.append(qkv.reshape(3, b, nh, s * n, dh))  # (3, B, H, S*N, dh)
             sizes.append(s * n)
         qkv_all = torch.cat(qkvs, dim=3) if len(qkvs) > 1 else qkvs[0]  # (3, B, H, T, dh)
-        q, k_raw, v = qkv_all[0], qkv_all[1], qkv_all[2]  # (B, H, T, dh) each
-        q = rope_apply(q, cos, sin)  # (B, H, T, dh)
-        k = rope_apply(k_raw, cos, sin)  # (B, H, T, dh)
+        k_raw, v = qkv_all[1], qkv_all[2]  # (B, H, T, dh) each
+        q, k = rope_apply(qkv_all[:2], cos, sin).unbind(0)  # (B, H, T, dh) each
         if ctx is not None:
             k = torch.cat((ctx[0], k), dim=2)  # (B, H, Tc+T, dh)
             v_all = torch.cat((ctx[1], v), dim=2)  # (B, H, Tc+T, dh)
@@ -176,6 +175,8 @@ class MMDiT(nn.Module):
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
         self._ctx: _StreamContext | None = None
+        self._rope_memo: dict[tuple[int, str], tuple[Tensor, Tensor, Tensor]] = {}
+        self._pair_memo: dict[tuple[float, float, int, int, str], tuple[Tensor, list[list[Tensor]]]] = {}
         self._mod_memo: dict[tuple[float, int, int, int, str], tuple[Tensor, list[list[Tensor]]]] = {}
 
     def _blocks(self) -> list[Block]:
@@ -323,6 +324,81 @@ class MMDiT(nn.Module):
             self._mod_memo[key] = (c, mods)
         return c, mods
 
+    def _chunk_rope(self, n_chunks: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+        """Token frame positions (relative to the first chunk) and RoPE tables for n new chunks."""
+        key = (n_chunks, str(device))
+        if key not in self._rope_memo:
+            cfg = self.cfg
+            _, pos_l = self._layout(n_chunks * cfg.chunk_frames)
+            pos = torch.cat(pos_l)  # (T,)
+            cos, sin = rope_tables(pos, torch.zeros(pos.shape, dtype=torch.bool), cfg.dim // cfg.heads, cfg.rope_theta)
+            self._rope_memo[key] = (pos, cos.to(device), sin.to(device))
+        return self._rope_memo[key]
+
+    def _pair_mods(
+        self, t_prev: float, t: float, batch: int, which: list[int], device: torch.device
+    ) -> tuple[Tensor, list[list[Tensor]]]:
+        """Per-token modulation for [previous chunk at t_prev, new chunk at t] (memoized in inference)."""
+        key = (t_prev, t, batch, self._blocks()[0].group(0).ada_w._version, str(device))
+        memo = self._pair_memo.get(key) if not torch.is_grad_enabled() else None
+        if memo is not None:
+            return memo
+        c_prev, m_prev = self._stream_mods(t_prev, batch, which, device)
+        c, m_new = self._stream_mods(t, batch, which, device)
+        _, pos_l = self._layout(2 * self.cfg.chunk_frames)
+        half = [p.numel() // (2 * g.shape[0]) for p, g in zip(pos_l, m_new[0], strict=True)]  # tokens per chunk
+        mods = [[torch.cat((a.expand(-1, -1, n, -1), b.expand(-1, -1, n, -1)), dim=2)  # (S, B, 2N, 6d)
+                 for a, b, n in zip(lp, ln, half, strict=True)] for lp, ln in zip(m_prev, m_new, strict=True)]
+        if not torch.is_grad_enabled():
+            if len(self._pair_memo) > 32:
+                self._pair_memo.clear()
+            self._pair_memo[key] = (c, mods)
+        return c, mods
+
+    def step_fused(
+        self, cache: KVCache, prev_index: int, prev_x: Tensor, prev_t: float, prev_conds: dict[str, Tensor],
+        x: Tensor, t: float, conds: dict[str, Tensor],
+    ) -> tuple[Tensor, ChunkKV]:
+        """`step_chunk(prev, encode=True)` + push + `step_chunk(prev + 1, x, t)` in one forward pass.
+
+        The previous chunk's re-encoding and the new chunk's first denoising step share the weight
+        reads: the two chunks go through the blocks together with a block-causal mask (the new chunk
+        also sees the previous one, and no longer sees the entry that pushing evicts). Returns the new
+        chunk's velocity and the previous chunk's `ChunkKV` (the caller pushes it). Same numbers as
+        the two separate calls (tested through `ChunkStreamer`).
+        """
+        cfg = self.cfg
+        f = cfg.chunk_frames
+        frame0 = prev_index * f
+        dev = x.device
+        xs = self._dynamic_tokens(torch.cat((prev_x, x), dim=1), {
+            n: torch.cat((prev_conds[n], conds[n]), dim=1) for n in self.frame_names
+        })  # dynamic groups (S, B, 2N, d)
+        which = list(range(self.n_dynamic))
+        pos, cos, sin = self._chunk_rope(2, dev)  # (T,), (T, dh) x2 relative to frame0
+        chunk_ids, _ = self._layout(2 * f)
+        is_new = torch.cat([ch.repeat(g.shape[0]) for ch, g in zip(chunk_ids, xs, strict=True)]) > 0  # (T,)
+        ctx = self._context(cache, frame0)
+        entries = cache.entries()
+        maxlen = cache.long_term.maxlen or 0
+        history = list(cache.long_term) + ([cache.short_term] if cache.short_term else [])
+        after = history[-maxlen:] if maxlen else []
+        keep = torch.cat([torch.full((e.positions.numel(),), e.static or any(e is a for a in after), dtype=torch.bool)
+                          for e in entries])  # (Tc,) visible to the new chunk after the push
+        new_q = is_new[:, None]  # (T, 1)
+        mask = torch.cat((keep[None, :] | ~new_q, new_q | ~is_new[None, :]), dim=1).to(dev)  # (T, Tc+T)
+        c, layer_mods = self._pair_mods(float(prev_t), float(t), x.shape[0], which, dev)
+        keys, values = [], []
+        prev_sel = (~is_new).nonzero().squeeze(1).to(dev)  # (T_prev,)
+        for li, blk in enumerate(self._blocks()):
+            xs, k, v = blk(which, xs, layer_mods[li], cos, sin, ctx.layers[li], mask)
+            keys.append(k.index_select(2, prev_sel))  # (B, H, T_prev, dh)
+            values.append(v.index_select(2, prev_sel))
+        tgt = xs[0 if cfg.is_motion else 1][0]  # (B, 2N, d)
+        out = self._final(tgt[:, tgt.shape[1] // 2 :], c)  # (B, N*tpf, target_dim)
+        entry = ChunkKV(prev_index, tuple(keys), tuple(values), pos[~is_new] + frame0, float(prev_t))
+        return out, entry
+
     def step_chunk(
         self, cache: KVCache, index: int, x: Tensor, t: float, conds: dict[str, Tensor], *, encode: bool = False
     ) -> tuple[Tensor, ChunkKV | None]:
@@ -336,12 +412,9 @@ class MMDiT(nn.Module):
         frame0 = index * cfg.chunk_frames
         xs = self._dynamic_tokens(x, conds)  # dynamic groups (S, B, N, d)
         which = list(range(self.n_dynamic))
-        _, pos_abs = self._layout(cfg.chunk_frames, frame0)
-        pos = torch.cat(pos_abs)  # (T,)
-        cos, sin = rope_tables(pos - frame0, torch.zeros(pos.shape, dtype=torch.bool), cfg.dim // cfg.heads,
-                               cfg.rope_theta)  # (T, rot)
+        pos, cos, sin = self._chunk_rope(1, x.device)  # (T,), (T, dh), (T, dh) relative to frame0
+        pos = pos + frame0
         ctx = self._context(cache, frame0)
-        cos, sin = cos.to(x.device), sin.to(x.device)
         c, layer_mods = self._stream_mods(float(t), x.shape[0], which, x.device)  # (B, 1, d), per layer (S, B, 1, 6d)
         keys, values = [], []
         for li, blk in enumerate(self._blocks()):

@@ -36,6 +36,7 @@ class ChunkStreamer:
         renoise_every: int = 0,
         renoise_level: float = 0.05,
         guidance: float = 1.0,
+        fuse: bool = True,
     ) -> None:
         if not 1 <= steps <= 64:
             raise ValueError(f"steps must be in 1..64, got {steps}")
@@ -44,7 +45,9 @@ class ChunkStreamer:
         self.renoise_every = renoise_every
         self.renoise_level = renoise_level
         self.guidance = guidance
-        self.cache: KVCache | None = None
+        self.fuse = fuse and guidance == 1.0
+        self._cache: KVCache | None = None
+        self._pending: tuple[int, torch.Tensor, float, dict[str, torch.Tensor]] | None = None
         self.index = 0
         self._static: dict[str, torch.Tensor] = {}
 
@@ -52,13 +55,31 @@ class ChunkStreamer:
         """Encode the reference (static) streams and forget any history."""
         self._static = static
         with torch.no_grad():
-            self.cache = self.model.encode_static(static, batch)
+            self._cache = self.model.encode_static(static, batch)
+        self._pending = None
         self.index = 0
+
+    @property
+    def cache(self) -> KVCache | None:
+        """The KV cache, with any deferred re-encoding done first."""
+        self.flush()
+        return self._cache
+
+    @torch.no_grad()
+    def flush(self) -> None:
+        """Run a deferred re-encoding now (normally it is fused into the next chunk's first step)."""
+        if self._pending is not None and self._cache is not None:
+            idx, enc, level, conds = self._pending
+            self._pending = None
+            _, entry = self.model.step_chunk(self._cache, idx, enc, level, conds, encode=True)
+            assert entry is not None
+            self._cache.push(entry)
 
     def reset_history(self) -> None:
         """Drop past chunks (keep the reference); the chunk index keeps counting."""
-        if self.cache is not None:
-            self.cache.clear_chunks()
+        self._pending = None
+        if self._cache is not None:
+            self._cache.clear_chunks()
 
     @torch.no_grad()
     def sample(
@@ -73,11 +94,19 @@ class ChunkStreamer:
         emitted): at every step they are replaced by their exact noisy version at the current
         level (RePaint-style), so the rest of the chunk continues them seamlessly.
         """
-        if self.cache is None:
+        if self._cache is None:
             raise RuntimeError("ChunkStreamer.start() must be called first")
-        cache, idx, model = self.cache, self.index, self.model
+        if not self.fuse:
+            self.flush()
+        cache, idx, model = self._cache, self.index, self.model
 
         def cond_v(x: torch.Tensor, t: float) -> torch.Tensor:
+            if self._pending is not None:  # previous chunk's re-encoding + this first step, one pass
+                p_idx, p_enc, p_level, p_conds = self._pending
+                self._pending = None
+                v, entry = model.step_fused(cache, p_idx, p_enc, p_level, p_conds, x, t, conds)
+                cache.push(entry)
+                return v
             return model.step_chunk(cache, idx, x, t, conds)[0]
 
         velocity = cond_v
@@ -104,16 +133,20 @@ class ChunkStreamer:
     def commit(
         self, x0: torch.Tensor, conds: dict[str, torch.Tensor], generator: torch.Generator | None = None
     ) -> None:
-        """Re-encode the emitted clean chunk (or a lightly re-noised copy) into the cache; advance."""
-        if self.cache is None:
+        """Re-encode the emitted clean chunk (or a lightly re-noised copy) into the cache; advance.
+
+        With `fuse` the re-encoding is deferred and fused into the next chunk's first step.
+        """
+        if self._cache is None:
             raise RuntimeError("ChunkStreamer.start() must be called first")
+        self.flush()
         level, enc = 0.0, x0
         if self.renoise_every and (self.index + 1) % self.renoise_every == 0:
             level = self.renoise_level
             enc = (1 - level) * x0 + level * torch.randn(x0.shape, generator=generator).to(x0.device)
-        _, entry = self.model.step_chunk(self.cache, self.index, enc, level, conds, encode=True)
-        assert entry is not None
-        self.cache.push(entry)
+        self._pending = (self.index, enc, level, conds)
+        if not self.fuse:
+            self.flush()
         self.index += 1
 
     def next_chunk(

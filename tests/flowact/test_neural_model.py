@@ -56,10 +56,11 @@ def test_cached_streaming_equals_full_sequence_block_causal(overrides: dict) -> 
     chunks = m.cfg.window + 3  # more than the memory window: eviction is exercised
     conds, static, noises = inputs(m, 2, chunks)
     full = generate_full(m, conds, static, noises, steps=3)
-    cached = stream(m, conds, static, noises, steps=3)
-    assert full.shape == cached.shape
     assert full.abs().mean() > 0.3  # a real signal, not zeros
-    torch.testing.assert_close(cached, full, atol=5e-4, rtol=1e-4)
+    for fuse in (True, False):  # re-encoding fused into the next chunk's first step, or separate
+        cached = stream(m, conds, static, noises, steps=3, fuse=fuse)
+        assert full.shape == cached.shape
+        torch.testing.assert_close(cached, full, atol=5e-4, rtol=1e-4)
     # Sanity of the oracle: with an unbounded window the full sequence differs (the cache really is bounded).
     last = m.cfg.chunk_frames * m.cfg.target_tokens_per_frame
     unbounded = m(full, torch.zeros(2, chunks), conds, static, window=None)
