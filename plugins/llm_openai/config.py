@@ -46,7 +46,11 @@ class LocalServerConfig(BaseModel):
     cache_dir: str = Field("~/.cache/flowact/models", description="where split models are joined once")
     n_ctx: int = Field(2048, ge=256)
     n_threads: int = Field(2, ge=1)
-    chat_format: str | None = Field(None, description="llama.cpp chat format; default: the model's template")
+    chat_format: str | None = Field(
+        "chatml-function-calling",
+        description="llama.cpp chat format; the default handles tool calls for ChatML models (both shipped "
+        "models); null: the template in the GGUF",
+    )
     startup_timeout_s: float = Field(90.0, gt=0)
 
 
@@ -80,3 +84,6 @@ class OpenAILLMConfig(BaseModel):
     intent_tags: bool = Field(True, description="teach the model the avatar's intent tags in the system prompt")
     expression_tool: bool = Field(False, description="offer the set_expression tool (needs tool-call support)")
     tools: list[UserTool] = Field(default_factory=list)
+    tool_choice: str = Field(
+        "auto", description="first round: 'auto', 'none', 'required' or a tool name to force (later rounds: auto)"
+    )

@@ -43,6 +43,7 @@ class OpenAILLM(BaseLLM):
             raise ConfigError("llm: set `base_url` (any OpenAI-compatible server) or `local_server: {}`")
         self.server = LocalLlamaServer(c.local_server) if c.local_server is not None else None
         self._client: Any = None
+        self.last_tool_calls: list[ToolCall] = []  # user tools run during the latest chat()
 
     async def start(self) -> None:
         if self.server is not None and self.server.proc is None:
@@ -125,9 +126,13 @@ class OpenAILLM(BaseLLM):
     ) -> AsyncIterator[TextDelta | ToolCall]:
         wire = self._wire_messages(messages)
         tool_specs = self._tools(tools)
-        for _round in range(MAX_TOOL_ROUNDS):
+        self.last_tool_calls = []
+        for round_ in range(MAX_TOOL_ROUNDS):
             calls: list[ToolCall] = []
-            async for item in self._stream(wire, tool_specs):
+            # a forced first call must not force again; small local models then answer in text
+            later = "auto" if self.config.tool_choice == "auto" else "none"
+            choice = self._tool_choice(tool_specs) if round_ == 0 else later
+            async for item in self._stream(wire, tool_specs, choice):
                 if isinstance(item, ToolCall):
                     calls.append(item)
                     if item.name == "set_expression":
@@ -137,11 +142,20 @@ class OpenAILLM(BaseLLM):
             user_calls = [c for c in calls if c.name != "set_expression"]
             if not user_calls:
                 return
-            wire.append({"role": "assistant", "content": None, "tool_calls": [
+            wire.append({"role": "assistant", "content": "", "tool_calls": [
                 {"id": c.call_id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
                 for c in user_calls]})
+            self.last_tool_calls += user_calls
             for c in user_calls:
                 wire.append({"role": "tool", "tool_call_id": c.call_id, "content": self._run_tool(c)})
+
+    def _tool_choice(self, tools: list[dict[str, Any]]) -> str | dict[str, Any]:
+        choice = self.config.tool_choice
+        if choice in ("auto", "none", "required"):
+            return choice
+        if not any(t["function"]["name"] == choice for t in tools):
+            raise ConfigError(f"llm.tool_choice: {choice!r} is not an offered tool")
+        return {"type": "function", "function": {"name": choice}}
 
     def _run_tool(self, call: ToolCall) -> str:
         tool: UserTool | None = next((t for t in self.config.tools if t.name == call.name), None)
@@ -158,7 +172,7 @@ class OpenAILLM(BaseLLM):
         return tool.default
 
     async def _stream(
-        self, wire: list[dict[str, Any]], tools: list[dict[str, Any]]
+        self, wire: list[dict[str, Any]], tools: list[dict[str, Any]], choice: str | dict[str, Any] = "auto"
     ) -> AsyncIterator[TextDelta | ToolCall]:
         """One streaming completion (one attempt; the base class retries and times out)."""
         client = self._make_client()
@@ -168,6 +182,7 @@ class OpenAILLM(BaseLLM):
         }
         if tools:
             kwargs["tools"] = tools
+            kwargs["tool_choice"] = choice
         stream: Any = await client.chat.completions.create(**kwargs)
         try:
             pending: dict[int, dict[str, str]] = {}
@@ -181,7 +196,9 @@ class OpenAILLM(BaseLLM):
                     slot = pending.setdefault(tc.index, {"id": "", "name": "", "args": ""})
                     slot["id"] = tc.id or slot["id"]
                     if tc.function is not None:
-                        slot["name"] += tc.function.name or ""
+                        name = tc.function.name or ""
+                        if name and name != slot["name"]:  # llama.cpp repeats the name in every delta
+                            slot["name"] += name
                         slot["args"] += tc.function.arguments or ""
             for i, slot in sorted(pending.items()):
                 yield ToolCall(slot["name"], slot["args"], slot["id"] or f"call_{i}")

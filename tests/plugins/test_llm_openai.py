@@ -1,0 +1,112 @@
+"""The openai plugin against a real llama.cpp OpenAI-compatible server (shipped Qwen2.5 0.5B GGUF,
+started once per session): streaming, tool calls (a user tool answered by the plugin and the
+avatar's set_expression passed on), cancellation mid-stream, timeouts, prompt and history rules."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+
+from agent.errors import ConfigError, EngineError
+from agent.frames import TextDelta, ToolCall
+from agent.interfaces import ChatMessage
+from plugins.llm_openai import OpenAILLM, OpenAILLMConfig
+from plugins.llm_openai.config import UserTool
+from tests.fixtures.llm_server import LlmServer, llm_server, make_llm
+
+__all__ = ["llm_server"]
+
+SLOW = 120.0  # first-token limit: prompt evaluation on 2 shared cores can be slow
+ORDER_TOOL = UserTool(
+    name="lookup_order", description="Look up the status of a customer's order by its order number.",
+    parameters={"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]},
+    responses={"4711": "Order 4711 shipped on Monday and arrives on Thursday."},
+)
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z]+", text.lower())
+
+
+async def test_streams_text_in_many_deltas(llm_server: LlmServer) -> None:
+    llm = make_llm(llm_server, first_token_timeout_s=SLOW, intent_tags=False)
+    msgs = [ChatMessage("system", "You are a helpful assistant."),
+            ChatMessage("user", "Name three colours of the rainbow.")]
+    deltas = [d async for d in llm.chat(msgs)]
+    text = "".join(d.text for d in deltas if isinstance(d, TextDelta))
+    assert len(deltas) > 3 and len(words(text)) >= 3, text
+    snap = llm.stats.snapshot()
+    assert snap["calls"] == 1 and snap["items"] == len(deltas) and 0 < float(snap["first_item_p50_s"]) < SLOW
+    await llm.aclose()
+
+
+async def test_user_tool_is_called_answered_and_the_model_continues(llm_server: LlmServer) -> None:
+    llm = make_llm(llm_server, first_token_timeout_s=SLOW, intent_tags=False, tools=[ORDER_TOOL],
+                   tool_choice="lookup_order", max_tokens=40)
+    msgs = [ChatMessage("system", "You are a customer support agent. Answer briefly."),
+            ChatMessage("user", "Where is my order 4711?")]
+    out = [d async for d in llm.chat(msgs)]
+    assert [c.name for c in llm.last_tool_calls] == ["lookup_order"]
+    assert json.loads(llm.last_tool_calls[0].arguments) == {"order_id": "4711"}
+    assert not any(isinstance(d, ToolCall) for d in out)  # user tools stay inside the plugin
+    assert words("".join(d.text for d in out if isinstance(d, TextDelta)))  # then it answers in text
+    await llm.aclose()
+
+
+async def test_set_expression_is_passed_to_the_session(llm_server: LlmServer) -> None:
+    from agent.intents import SET_EXPRESSION_TOOL
+
+    llm = make_llm(llm_server, first_token_timeout_s=SLOW, intent_tags=False, expression_tool=True,
+                   tool_choice="set_expression")
+    msgs = [ChatMessage("system", "You are a friendly avatar."), ChatMessage("user", "I just got great news!")]
+    calls = [d async for d in llm.chat(msgs) if isinstance(d, ToolCall)]
+    assert [c.name for c in calls] == ["set_expression"]
+    args = json.loads(calls[0].arguments)
+    assert set(args) <= set(SET_EXPRESSION_TOOL.parameters["properties"]) and args
+    await llm.aclose()
+
+
+async def test_cancel_mid_stream_closes_the_http_stream_at_once(llm_server: LlmServer) -> None:
+    llm = make_llm(llm_server, first_token_timeout_s=SLOW, intent_tags=False, max_tokens=120)
+    msgs = [ChatMessage("user", "Count from one to fifty in words.")]
+    stream = llm.chat(msgs)
+    first = await anext(stream)
+    assert isinstance(first, TextDelta)
+    t0 = time.monotonic()
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert time.monotonic() - t0 < 1.0 and llm.stats.cancelled == 1
+    again = [d async for d in make_llm(llm_server, first_token_timeout_s=SLOW, max_tokens=4).chat(msgs)]
+    assert again  # the server was not left busy with the abandoned answer
+    await llm.aclose()
+
+
+async def test_first_token_timeout_is_a_clear_retryable_error(llm_server: LlmServer) -> None:
+    llm = make_llm(llm_server, first_token_timeout_s=0.001, retries=1, backoff_s=0.01)
+    t0 = time.monotonic()
+    with pytest.raises(EngineError, match="no first item within") as e:
+        [d async for d in llm.chat([ChatMessage("user", "Hello")])]
+    assert e.value.retryable and llm.stats.retries == 1 and time.monotonic() - t0 < 5
+    await llm.aclose()
+
+
+async def test_unreachable_server_fails_fast_after_retries() -> None:
+    llm = OpenAILLM(OpenAILLMConfig(base_url="http://127.0.0.1:9/v1", retries=2, backoff_s=0.05))
+    with pytest.raises(EngineError, match="openai: APIConnectionError") as e:
+        [d async for d in llm.chat([ChatMessage("user", "Hello")])]
+    assert e.value.retryable and llm.stats.retries == 2
+    await llm.aclose()
+
+
+def test_prompt_has_the_intent_vocabulary_and_history_is_bounded() -> None:
+    from agent.intents import prompt_snippet
+
+    llm = OpenAILLM(OpenAILLMConfig(base_url="http://127.0.0.1:9/v1", max_history=4))
+    msgs = [ChatMessage("system", "Be kind."), *[ChatMessage("user", f"m{i}") for i in range(10)]]
+    wire = llm._wire_messages(msgs)
+    assert wire[0]["role"] == "system" and prompt_snippet() in wire[0]["content"]
+    assert [m["content"] for m in wire[1:]] == ["m6", "m7", "m8", "m9"]
+    with pytest.raises(ConfigError, match="not an offered tool"):
+        OpenAILLM(OpenAILLMConfig(base_url="http://x/v1", tool_choice="nope"))._tool_choice([])
