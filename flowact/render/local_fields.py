@@ -25,8 +25,9 @@ from flowact.render.rig import (
     Rig,
 )
 
-__all__ = ["LocalField", "eye_fields", "mouth_field", "MOUTH_FIELD_PARAMS"]
+__all__ = ["LocalField", "eye_fields", "mouth_field", "seam_fraction", "MOUTH_FIELD_PARAMS", "TEETH_SHOW"]
 
+TEETH_SHOW = 0.06  # inner-lip gap (eye distances) above which the portrait's teeth already show
 MOUTH_FIELD_PARAMS = (
     "jaw_open", "mouth_wide", "mouth_round", "lip_press", "lip_funnel", "upper_lip_raise", "smile", "frown",
 )
@@ -46,11 +47,15 @@ class LocalField:
 
     def evaluate(self, motion: np.ndarray) -> np.ndarray | None:
         w = motion[self.params]
-        if not np.any(np.abs(w) > 1e-4):
+        nz = np.flatnonzero(np.abs(w) > 1e-4)
+        if len(nz) == 0:
             return None
-        k = self.basis.shape[0]
-        flat = (w.astype(np.float32) @ self.basis.reshape(k, -1)).reshape(self.basis.shape[1:])
-        return np.asarray(flat)  # (h, w, 2); a plain GEMV (np.tensordot copies: 100x slower here)
+        # axpy over the active parameters only (a BLAS GEMV here is slow when the box is busy: its
+        # threads fight for the cores; np.tensordot copies)
+        field = self.basis[nz[0]] * np.float32(w[nz[0]])
+        for k in nz[1:]:
+            field += self.basis[k] * np.float32(w[k])
+        return field  # (h, w, 2)
 
     def at(self, motion: np.ndarray, pts: np.ndarray) -> np.ndarray:
         """Displacement at given pixel positions (nearest sample), zero outside the patch."""
@@ -74,6 +79,14 @@ def _shepard(px: np.ndarray, py: np.ndarray, pts: np.ndarray, disp: np.ndarray, 
     return np.einsum("hwc,kcd->hwkd", g / norm, disp)
 
 
+def seam_fraction(rig: Rig) -> float:
+    """Where the lips part, from the upper (0) to the lower (1) inner lip. Midway for a closed mouth;
+    for a smile that shows its upper teeth, just above the lower lip, so the teeth stay with the upper
+    jaw when the mouth opens."""
+    gap = float(rig.points[rig.index[14], 1] - rig.points[rig.index[13], 1])
+    return 0.8 if gap > TEETH_SHOW * rig.scale else 0.5
+
+
 def mouth_field(rig: Rig, width: int, height: int) -> LocalField:
     """Lips and jaw: a field split along the line where the lips meet, so the mouth can open."""
     s = rig.scale
@@ -87,6 +100,8 @@ def mouth_field(rig: Rig, width: int, height: int) -> LocalField:
     y0 = int(max(0, min(ys) - 0.45 * s))
     y1 = int(min(height, max(ys) + 0.7 * s))
     py, px = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    # the corners (61, 291 outer; 78, 308 inner) belong to both lips: both fields move them the same,
+    # so the split fades out there and the lips never tear beyond the corners
     upper_ids = [*UPPER_OUTER_LIP, *UPPER_INNER_LIP]
     lower_ids = [*LOWER_OUTER_LIP, *LOWER_INNER_LIP, *JAW, 61, 291, 78, 308]
     fields = []
@@ -99,13 +114,21 @@ def mouth_field(rig: Rig, width: int, height: int) -> LocalField:
     up = sorted((pts[ix[i], 0], pts[ix[i], 1]) for i in UPPER_INNER_LIP)
     lo = sorted((pts[ix[i], 0], pts[ix[i], 1]) for i in (78, *LOWER_INNER_LIP, 308))
     line_x = np.array([p[0] for p in up], np.float32)
-    line_y = (np.array([p[1] for p in up]) + np.interp(line_x, [p[0] for p in lo], [p[1] for p in lo])) / 2
+    f = seam_fraction(rig)
+    line_y = (1 - f) * np.array([p[1] for p in up]) + f * np.interp(line_x, [p[0] for p in lo], [p[1] for p in lo])
     ym = np.interp(px[0], line_x, line_y)[None, :]  # (1, w)
     beyond = np.maximum(line_x[0] - px[0], px[0] - line_x[-1]).clip(min=0)[None, :]
     width_px = 1.5 + beyond * 0.9
     lam = np.clip((py - ym) / width_px + 0.5, 0.0, 1.0)
     lam = lam * lam * (3 - 2 * lam)
-    basis = (1 - lam)[..., None, None] * fields[0] + lam[..., None, None] * fields[1]  # (h, w, K, 2)
+    # split strength across the mouth: full between the corners, none beyond them (there both lips
+    # move as their average), so the parting never tears the skin past the corners
+    ramp = 0.12 * s
+    cl, cr = float(pts[ix[78], 0]), float(pts[ix[308], 0])
+    split = (np.clip((px[0] - cl - 2) / ramp, 0, 1) * np.clip((cr - 2 - px[0]) / ramp, 0, 1))[None, :]
+    split = split * split * (3 - 2 * split)
+    avg, half = (fields[0] + fields[1]) / 2, (fields[1] - fields[0]) / 2
+    basis = avg + ((2 * lam - 1) * split)[..., None, None] * half  # (h, w, K, 2)
     basis = np.transpose(basis, (2, 0, 1, 3))
     basis *= _taper(y1 - y0, x1 - x0, int(0.25 * s))[None, :, :, None]
     return LocalField(x0, y0, x1, y1, np.array(keys), np.ascontiguousarray(basis, dtype=np.float32))
@@ -125,11 +148,14 @@ def eye_fields(rig: Rig, width: int, height: int) -> list[LocalField]:
         py, px = np.mgrid[y0:y1, x0:x1].astype(np.float32)
         yu = np.interp(px[0], up[:, 0], up[:, 1])[None, :]
         yl = np.interp(px[0], lo[:, 0], lo[:, 1])[None, :]
-        gap = np.maximum(yl - yu, 0.0) * 0.95
-        skin = 0.18 * s
-        above = np.clip(1.0 - (yu - py) / skin, 0.0, 1.0)  # skin above the lid follows, less and less
-        inside = np.clip((yl + 1.0 - py) / 1.5, 0.0, 1.0)  # nothing moves below the lower lid
-        prof = np.where(py < yu, above, 1.0) * inside
+        gap = np.maximum(yl - yu, 0.0) * 0.4  # the warp starts the lid; eyelids.py draws it closed
+        # skin above the lid follows, less and less, over a reach short enough to spare glasses rims but
+        # long enough that the stretch never folds (slope <= 0.7)
+        skin = np.maximum(0.06 * s, gap / 0.7)
+        above = np.clip(1.0 - (yu - py) / skin, 0.0, 1.0)
+        # inside the eye the drop fades linearly to nothing at the lower lid (slope < 1: no fold)
+        inside = np.clip((yl - py) / np.maximum(yl - yu, 1.0), 0.0, 1.0)
+        prof = np.where(py < yu, above, inside)
         lo_x, hi_x = up[0, 0], up[-1, 0]
         edge = np.clip(np.minimum(px[0] - lo_x, hi_x - px[0]) / (0.12 * s) + 1.0, 0.0, 1.0)[None, :]
         field = np.zeros((1, y1 - y0, x1 - x0, 2), np.float32)

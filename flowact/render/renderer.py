@@ -16,7 +16,15 @@ import numpy as np
 
 from flowact.motion.params import MOTION_DIM, MotionChunk, P
 from flowact.reference import PortraitAnalysis
-from flowact.render.local_fields import LIP_AND_JAW, MOUTH_FIELD_PARAMS, eye_fields, mouth_field
+from flowact.render.eyelids import build_eyelids, draw_eyelid
+from flowact.render.local_fields import (
+    LIP_AND_JAW,
+    MOUTH_FIELD_PARAMS,
+    TEETH_SHOW,
+    eye_fields,
+    mouth_field,
+    seam_fraction,
+)
 from flowact.render.rig import LOWER_INNER_LIP, UPPER_INNER_LIP, Rig, build_rig
 from flowact.types import FloatArray, UInt8Array
 
@@ -24,6 +32,7 @@ __all__ = ["Renderer"]
 
 GRID_STEP = 6  # coarse grid spacing in pixels
 PRIOR = 0.08  # weight of "no displacement" in the interpolation (locality)
+HEAD_R0, HEAD_R1 = 0.75, 1.55  # head-pose weight: 1 inside r0, smoothly 0 at r1 (ellipse radii units)
 
 
 class Renderer:
@@ -36,10 +45,13 @@ class Renderer:
         self.rig: Rig = build_rig(analysis)
         s = self.rig.scale
         x0, y0, x1, y1 = analysis.face_box
-        rx0 = max(0, int(x0 - 0.8 * s))
-        ry0 = max(0, int(y0 - 1.1 * s))
-        rx1 = min(self.w, int(x1 + 0.8 * s))
-        ry1 = min(self.h, int(y1 + 0.9 * s))
+        # the head ROI holds the whole head-pose ramp (so the warp is the identity on its border: no seam)
+        # and the rig's reach below the chin
+        hx, hy, hrx, hry = self._head_ellipse()
+        rx0 = max(0, min(int(x0 - 0.8 * s), int(hx - HEAD_R1 * hrx) - 1))
+        ry0 = max(0, min(int(y0 - 1.1 * s), int(hy - HEAD_R1 * hry) - 1))
+        rx1 = min(self.w, max(int(x1 + 0.8 * s), int(hx + HEAD_R1 * hrx) + 2))
+        ry1 = min(self.h, max(int(y1 + 0.9 * s), int(hy + HEAD_R1 * hry) + 2))
         self.roi = (rx0, ry0, rx1, ry1)
         gw = max(2, (rx1 - rx0) // GRID_STEP + 1)
         gh = max(2, (ry1 - ry0) // GRID_STEP + 1)
@@ -67,24 +79,31 @@ class Renderer:
         ys = np.arange(ry0, ry1, dtype=np.float32)
         self.X, self.Y = np.meshgrid(xs, ys)
         self.basis_flat = coarse_basis.reshape(MOTION_DIM, -1)  # (D, C*2)
+        # the coarse field per parameter, precomputed on the grid: (P, G, 2) for the parameters that move
+        # control points (head pose and breathing are analytic fields)
+        active = [k for k in range(MOTION_DIM) if np.abs(coarse_basis[k]).max() > 0]
+        self._grid_params = np.array(active, dtype=np.int64)
+        self._grid_basis = np.stack([self.weights @ coarse_basis[k] for k in active]).astype(np.float32)
         self._lip_basis_flat = (self.rig.basis - coarse_basis).reshape(MOTION_DIM, -1)  # what the local fields do
-        self._upper = [self.rig.index[i] for i in UPPER_INNER_LIP]
-        self._lower = [self.rig.index[i] for i in LOWER_INNER_LIP]
-        rest = self.rig.points
-        self._rest_gap = float(rest[self.rig.index[14], 1] - rest[self.rig.index[13], 1])
+        self._init_mouth()
+        self._lids = build_eyelids(self.rig, self.base)
 
     # --- fields ---------------------------------------------------------------------------------
+    def _head_ellipse(self) -> tuple[float, float, float, float]:
+        s = self.rig.scale
+        x0, y0, x1, y1 = self.analysis.face_box
+        return (x0 + x1) / 2, (y0 + y1) / 2 - 0.15 * s, (x1 - x0) / 2 + 0.35 * s, (y1 - y0) / 2 + 0.55 * s
+
     def _head_fields(self, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         s = self.rig.scale
         x0, y0, x1, y1 = self.analysis.face_box
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 - 0.15 * s
-        rx, ry = (x1 - x0) / 2 + 0.35 * s, (y1 - y0) / 2 + 0.55 * s
+        cx, cy, rx, ry = self._head_ellipse()
         r = np.sqrt(((grid[:, 0] - cx) / rx) ** 2 + ((grid[:, 1] - cy) / ry) ** 2)
-        weight = np.clip((1.45 - r) / 0.6, 0.0, 1.0)
+        weight = np.clip((HEAD_R1 - r) / (HEAD_R1 - HEAD_R0), 0.0, 1.0)
         weight = weight * weight * (3 - 2 * weight)  # smoothstep
         fx, fy = (x1 - x0) / 2, (y1 - y0) / 2
         rf = np.sqrt(((grid[:, 0] - cx) / fx) ** 2 + ((grid[:, 1] - cy - 0.15 * s) / fy) ** 2)
-        bulge = np.sqrt(np.clip(1.0 - rf**2, 0.0, 1.0))
+        bulge = np.clip(1.0 - rf**2, 0.0, 1.0)  # a paraboloid: finite slope at the face edge (no fold)
         return weight.astype(np.float32), bulge.astype(np.float32)
 
     def _head_displacement(self, pts: np.ndarray, weight: np.ndarray, bulge: np.ndarray, m: FloatArray) -> np.ndarray:
@@ -95,8 +114,9 @@ class Renderer:
         cr, sr = math.cos(roll), math.sin(roll)
         rot = np.stack([cr * rel[:, 0] - sr * rel[:, 1], sr * rel[:, 0] + cr * rel[:, 1]], axis=1)
         d = rot - rel
-        d[:, 0] += yaw * 1.1 * s * (0.35 + bulge)
-        d[:, 1] += pitch * 1.1 * s * (0.35 + bulge) + 0.006 * s * float(m[P["breath"]])
+        # the face surface is about 0.2-0.8 eye distances in front of the neck's pivot (more at the nose)
+        d[:, 0] += math.sin(yaw) * s * (0.2 + 0.6 * bulge)
+        d[:, 1] += math.sin(pitch) * s * (0.2 + 0.6 * bulge) + 0.006 * s * float(m[P["breath"]])
         return d * weight[:, None]
 
     # --- rendering ------------------------------------------------------------------------------
@@ -104,25 +124,56 @@ class Renderer:
         """One RGB frame (H, W, 3) for one motion row."""
         m = np.asarray(motion, dtype=np.float32)
         disp_c = (m @ self.basis_flat).reshape(-1, 2)  # (C, 2)
-        d = self.weights @ disp_c  # (G, 2)
+        map_x, map_y = self._maps(m, disp_c)
+        rx0, ry0, rx1, ry1 = self.roi
+        frame = self.base.copy()
+        frame[ry0:ry1, rx0:rx1] = cv2.remap(self.base, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        moved = self._moved(m, disp_c)
+        self._mouth(frame, m, disp_c, moved)
+        for lid in self._lids:
+            b = float(m[lid.param])
+            if b >= 0.08:
+                drop = b * self.rig.basis[lid.param][lid.upper]
+                draw_eyelid(frame, self.base, lid, moved, drop, b, self.rig.scale)
+        return frame
+
+    def warp_maps(self, motion: FloatArray) -> tuple[np.ndarray, np.ndarray]:
+        """The dense backward map over the head ROI (`self.roi`): output pixel -> source x, y."""
+        m = np.asarray(motion, dtype=np.float32)
+        return self._maps(m, (m @ self.basis_flat).reshape(-1, 2))
+
+    def _maps(self, m: FloatArray, disp_c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        nz = np.flatnonzero(np.abs(m[self._grid_params]) > 1e-5)
+        d = np.zeros((len(self.grid), 2), np.float32)  # (G, 2)
+        for k in nz:  # a few active parameters: axpy, not a (G, C) GEMM per frame
+            d += m[self._grid_params[k]] * self._grid_basis[k]
         d += self._head_displacement(self.grid, self.head_weight, self.bulge, m)
         gh, gw = self.grid_shape
         rx0, ry0, rx1, ry1 = self.roi
         dense = cv2.resize(d.reshape(gh, gw, 2), (rx1 - rx0, ry1 - ry0), interpolation=cv2.INTER_LINEAR)
+        coarse = dense.copy()
         for local in (self.mouth, *self.eyes):
             field = local.evaluate(m)
-            if field is not None:
-                lx0, ly0 = max(local.x0, rx0), max(local.y0, ry0)
-                lx1, ly1 = min(local.x1, rx1), min(local.y1, ry1)
-                dense[ly0 - ry0 : ly1 - ry0, lx0 - rx0 : lx1 - rx0] += field[
-                    ly0 - local.y0 : ly1 - local.y0, lx0 - local.x0 : lx1 - local.x0
-                ]
-        map_x = self.X - dense[:, :, 0]
-        map_y = self.Y - dense[:, :, 1]
-        frame = self.base.copy()
-        frame[ry0:ry1, rx0:rx1] = cv2.remap(self.base, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        self._mouth(frame, m, disp_c)
-        return frame
+            if field is None:
+                continue
+            # the local field rides on the head motion: it is sampled where the coarse field takes each
+            # output pixel (d = coarse(X) + local(X - coarse(X))), so a nod or turn carries the lips'
+            # split line and the eyelids along instead of leaving them behind
+            cx = min(max((local.x0 + local.x1) // 2 - rx0, 0), rx1 - rx0 - 1)
+            cy = min(max((local.y0 + local.y1) // 2 - ry0, 0), ry1 - ry0 - 1)
+            ox, oy = coarse[cy, cx]
+            pad = 3 + int(0.1 * self.rig.scale)
+            lx0, ly0 = max(int(local.x0 + ox) - pad, rx0), max(int(local.y0 + oy) - pad, ry0)
+            lx1, ly1 = min(int(local.x1 + ox) + pad, rx1), min(int(local.y1 + oy) + pad, ry1)
+            if lx1 <= lx0 or ly1 <= ly0:
+                continue
+            sub = coarse[ly0 - ry0 : ly1 - ry0, lx0 - rx0 : lx1 - rx0]
+            sx = self.X[ly0 - ry0 : ly1 - ry0, lx0 - rx0 : lx1 - rx0] - sub[..., 0] - local.x0
+            sy = self.Y[ly0 - ry0 : ly1 - ry0, lx0 - rx0 : lx1 - rx0] - sub[..., 1] - local.y0
+            dense[ly0 - ry0 : ly1 - ry0, lx0 - rx0 : lx1 - rx0] += cv2.remap(
+                field, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+            )
+        return self.X - dense[:, :, 0], self.Y - dense[:, :, 1]
 
     def render_chunk(self, chunk: MotionChunk) -> list[UInt8Array]:
         return [self.render(row) for row in chunk.values]
@@ -134,60 +185,103 @@ class Renderer:
         return self._moved(m, disp_c)
 
     def _moved(self, m: FloatArray, disp_c: np.ndarray) -> np.ndarray:
+        """Where each control point's content lands in the output. The warp is a backward map (output X
+        shows source X - d(X)), so the landing spot solves X = p + own(p) + head(X): two fixed-point
+        steps, with the head field evaluated analytically at X."""
         pts = self.rig.points
-        gx = np.clip(((pts[:, 0] - self.roi[0]) / GRID_STEP).astype(int), 0, self.grid_shape[1] - 1)
-        gy = np.clip(((pts[:, 1] - self.roi[1]) / GRID_STEP).astype(int), 0, self.grid_shape[0] - 1)
-        g = gy * self.grid_shape[1] + gx
-        head = self._head_displacement(pts, self.head_weight[g], self.bulge[g], m)
         # lip points move by their intended displacement (the local mouth field is split exactly between
         # the inner lips, so sampling it there would give half of it)
-        return pts + disp_c + (m @ self._lip_basis_flat).reshape(-1, 2) + head
+        q = pts + disp_c + (m @ self._lip_basis_flat).reshape(-1, 2)
+        x = q
+        for _ in range(2):
+            weight, bulge = self._head_fields(x)
+            x = q + self._head_displacement(x, weight, bulge, m)
+        return x
 
-    def _mouth(self, frame: UInt8Array, m: FloatArray, disp_c: np.ndarray) -> None:
-        moved = self._moved(m, disp_c)
-        upper = moved[self._upper]
-        lower = moved[self._lower]
-        gap = float(moved[self.rig.index[14], 1] - moved[self.rig.index[13], 1]) - self._rest_gap
+    def _init_mouth(self) -> None:
+        """The seam where the lips meet at rest (midway between the inner lip contours), as seen from the
+        upper and from the lower lip; the portrait's lighting; whether its teeth already show."""
+        ix, pts, s = self.rig.index, self.rig.points, self.rig.scale
+        up = sorted(UPPER_INNER_LIP, key=lambda i: pts[ix[i], 0])
+        lo = sorted((78, *LOWER_INNER_LIP, 308), key=lambda i: pts[ix[i], 0])
+        self._rows_u = np.array([ix[i] for i in up])
+        self._rows_l = np.array([ix[i] for i in lo])
+        pu, pl = pts[self._rows_u], pts[self._rows_l]
+        f = seam_fraction(self.rig)
+        self._seam_u = np.stack([pu[:, 0], (1 - f) * pu[:, 1] + f * np.interp(pu[:, 0], pl[:, 0], pl[:, 1])], axis=1)
+        self._seam_l = np.stack([pl[:, 0], (1 - f) * np.interp(pl[:, 0], pu[:, 0], pu[:, 1]) + f * pl[:, 1]], axis=1)
+        self._teeth_show = float(pts[ix[14], 1] - pts[ix[13], 1]) > TEETH_SHOW * s  # smiling portrait: real teeth
+        nose = self.analysis.landmarks[4, :2]
+        r = max(2, int(0.25 * s))
+        nx, ny = int(nose[0]), int(nose[1])
+        patch = self.base[max(0, ny - r) : ny + r, max(0, nx - 2 * r) : nx + 2 * r].astype(np.float32)
+        luma = float(np.median(patch @ np.array([0.299, 0.587, 0.114], np.float32))) if patch.size else 170.0
+        self._light = float(np.clip(luma / 175.0, 0.45, 1.1))
+
+    def mouth_gap(self, motion: FloatArray) -> tuple[np.ndarray, np.ndarray]:
+        """Upper and lower edges (n, 2), sorted by x, of the gap between the lips (where the mouth
+        interior is composited; equal at rest)."""
+        m = np.asarray(motion, dtype=np.float32)
+        return self._gap(m, (m @ self.basis_flat).reshape(-1, 2))
+
+    def _gap(self, m: FloatArray, disp_c: np.ndarray, moved: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+        moved = self._moved(m, disp_c) if moved is None else moved
+        rest = self.rig.points
+        up = self._seam_u + (moved[self._rows_u] - rest[self._rows_u])
+        lo = self._seam_l + (moved[self._rows_l] - rest[self._rows_l])
+        return up, lo
+
+    def _mouth(self, frame: UInt8Array, m: FloatArray, disp_c: np.ndarray, moved: np.ndarray) -> None:
+        """Composite the mouth interior into the gap that opened between the lips: a dark cavity shaded
+        towards the corners, a tongue when wide open and (unless the portrait already shows its teeth,
+        which then move with the lips) an upper-teeth band with soft shading and incisor gaps."""
+        up, lo = self._gap(m, disp_c, moved)
         s = self.rig.scale
-        alpha_gain = float(np.clip(gap / (0.05 * s), 0.0, 1.0))
+        cx = float(up[:, 0].mean())
+        gap = float(np.interp(cx, lo[:, 0], lo[:, 1]) - np.interp(cx, up[:, 0], up[:, 1]))
+        alpha_gain = float(np.clip(gap / (0.04 * s), 0.0, 1.0))
         if alpha_gain <= 0.02:
             return
-        poly = np.concatenate([upper, lower[::-1]], axis=0)
-        x0 = int(max(0, np.floor(poly[:, 0].min()) - 4))
-        y0 = int(max(0, np.floor(poly[:, 1].min()) - 4))
-        x1 = int(min(frame.shape[1], np.ceil(poly[:, 0].max()) + 5))
-        y1 = int(min(frame.shape[0], np.ceil(poly[:, 1].max()) + 5))
+        x0 = int(max(0, np.floor(min(up[:, 0].min(), lo[:, 0].min())) - 2))
+        x1 = int(min(frame.shape[1], np.ceil(max(up[:, 0].max(), lo[:, 0].max())) + 3))
+        y0 = int(max(0, np.floor(up[:, 1].min()) - 2))
+        y1 = int(min(frame.shape[0], np.ceil(lo[:, 1].max()) + 3))
         if x1 - x0 < 4 or y1 - y0 < 3:
             return
-        hh, ww = y1 - y0, x1 - x0
-        local = ((poly - (x0, y0)) * 4).astype(np.int32)
-        mask = np.zeros((hh, ww), np.uint8)
-        cv2.fillPoly(mask, [local], 255, lineType=cv2.LINE_AA, shift=2)
-        # teeth: a band under the upper lip, fading in as the mouth opens
-        teeth = np.zeros((hh, ww), np.uint8)
-        band = 0.06 * s
-        up_local = upper - (x0, y0)
-        teeth_poly = np.concatenate([up_local, (up_local + (0, band))[::-1]], axis=0)
-        cv2.fillPoly(teeth, [(teeth_poly * 4).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=2)
-        tongue = np.zeros((hh, ww), np.uint8)
-        lo_c = lower[len(lower) // 2] - (x0, y0)
-        axes = (max(1, int(0.28 * s)), max(1, int(0.09 * s)))
-        cv2.ellipse(tongue, (int(lo_c[0]), int(lo_c[1] - 0.02 * s)), axes, 0, 180, 360, 255, -1, cv2.LINE_AA)
-        k = max(3, int(0.05 * s)) | 1
-        a = cv2.GaussianBlur(mask, (k, k), 0).astype(np.float32) / 255.0 * alpha_gain * 0.95
-        tm = (teeth.astype(np.float32) / 255.0) * (mask.astype(np.float32) / 255.0)
-        tg = (tongue.astype(np.float32) / 255.0) * (mask.astype(np.float32) / 255.0) * (1 - tm)
-        ys = np.linspace(0.0, 1.0, hh, dtype=np.float32)[:, None]
-        cavity = np.empty((hh, ww, 3), np.float32)
-        cavity[..., 0] = 38 + 30 * ys
-        cavity[..., 1] = 12 + 8 * ys
-        cavity[..., 2] = 14 + 8 * ys
-        teeth_rgb = np.array([196, 188, 176], np.float32)
-        tongue_rgb = np.array([150, 62, 66], np.float32)
-        tooth_gain = float(np.clip((gap - 0.03 * s) / (0.1 * s), 0.0, 1.0)) * 0.75
-        tm = cv2.GaussianBlur(tm, (k, k), 0)
-        cavity = cavity * (1 - tm[..., None] * tooth_gain) + teeth_rgb * (tm[..., None] * tooth_gain)
-        cavity = cavity * (1 - tg[..., None] * 0.7) + tongue_rgb * (tg[..., None] * 0.7)
+        xs = np.arange(x0, x1, dtype=np.float32)
+        uy = np.interp(xs, up[:, 0], up[:, 1]).astype(np.float32)[None, :]  # (1, w)
+        ly = np.interp(xs, lo[:, 0], lo[:, 1]).astype(np.float32)[None, :]
+        left, right = max(up[0, 0], lo[0, 0]), min(up[-1, 0], lo[-1, 0])
+        inside_x = ((xs >= left) & (xs <= right)).astype(np.float32)[None, :]
+        yy = np.arange(y0, y1, dtype=np.float32)[:, None]  # (h, 1)
+        o = np.maximum(ly - uy, 1e-3)
+        mask = np.clip((yy - uy) / 1.2 + 0.5, 0, 1) * np.clip((ly - yy) / 1.2 + 0.5, 0, 1) * inside_x
+        v = np.clip((yy - uy) / o, 0.0, 1.0)  # 0 at the upper edge .. 1 at the lower edge
+        half = max(1.0, (right - left) / 2)
+        tx = np.clip((xs - (left + right) / 2) / half, -1.0, 1.0)[None, :]
+        across = np.sqrt(1.0 - tx * tx)  # 1 in the middle, 0 at the corners
+        shade = (0.35 + 0.65 * across)[..., None]
+        top, bottom = np.array([22, 8, 10], np.float32), np.array([78, 30, 32], np.float32)
+        col = (top + (bottom - top) * v[..., None] ** 1.5) * shade
+        # tongue: a soft mound rising from the lower edge when the mouth is open enough
+        tongue_h = np.clip(o - 0.1 * s, 0.0, 0.16 * s) * np.clip(1.0 - (tx / 0.75) ** 2, 0.0, 1.0)
+        tg = np.clip((yy - (ly - tongue_h)) / 2.0, 0.0, 1.0) * (tongue_h > 0.5)
+        tongue = np.array([150, 68, 70], np.float32) * (0.55 + 0.45 * v[..., None]) * shade
+        col += (tongue - col) * (tg[..., None] * 0.85)
+        if not self._teeth_show:
+            th = np.minimum(0.1 * s, 0.55 * o) * np.clip(1.0 - (tx / 0.9) ** 2, 0.0, 1.0) ** 0.5
+            dy = yy - uy
+            tm = np.clip((th - dy) / 1.3 + 0.5, 0.0, 1.0) * (th > 0.6)
+            depth = np.clip(dy / np.maximum(th, 1.0), 0.0, 1.0)
+            teeth = np.array([208, 199, 186], np.float32) * (0.55 + 0.45 * across[..., None])
+            teeth = teeth * (1.0 - 0.28 * depth[..., None] ** 2) * (0.82 + 0.18 * np.clip(dy / 2.0, 0, 1))[..., None]
+            gaps = np.zeros_like(xs)
+            w_inc = 0.11 * s
+            for k in (-2, -1, 0, 1, 2):
+                gaps += np.exp(-(((xs - (left + right) / 2 - k * w_inc) / 0.7) ** 2)) * (0.16 + 0.04 * abs(k))
+            teeth = teeth * (1.0 - gaps[None, :, None] * depth[..., None] ** 0.5)
+            col += (teeth * self._light - col) * tm[..., None]
+        a = (mask * alpha_gain * 0.97)[..., None]
         region = frame[y0:y1, x0:x1].astype(np.float32)
-        out = region * (1 - a[..., None]) + cavity * a[..., None]
-        frame[y0:y1, x0:x1] = np.clip(out, 0, 255).astype(np.uint8)
+        frame[y0:y1, x0:x1] = np.clip(region * (1 - a) + col * a, 0, 255).astype(np.uint8)

@@ -75,7 +75,13 @@ def build_rig(a: PortraitAnalysis) -> Rig:
     mouth_c = lm[[61, 291], :2].mean(axis=0)
     lower = set(LOWER_OUTER_LIP) | set(LOWER_INNER_LIP)
     # jaw_open: lower lip and chin drop; jaw points drop by how far below the mouth corners they are
-    move("jaw_open", list(lower), 0.0, 0.42)
+    # the lower lip drops most in the middle and little at the corners (a lens, not a box)
+    half_w = max(1.0, float(abs(lm[291, 0] - lm[61, 0])) / 2)
+    for lid in lower:
+        t = min(1.0, abs(float(lm[lid, 0] - mouth_c[0])) / half_w)
+        prof = float(np.cos(0.5 * np.pi * t))
+        keep = 0.3 if lid in LOWER_INNER_LIP else 0.5
+        basis[P["jaw_open"], index[lid]] += (0.0, 0.42 * s * (keep + (1 - keep) * prof))
     move("jaw_open", [13, 82, 312, 0, 37, 267], 0.0, -0.04)
     for lid in JAW:
         below = float(np.clip((lm[lid, 1] - mouth_c[1]) / (0.9 * s), 0.0, 1.0))

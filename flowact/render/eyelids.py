@@ -1,0 +1,85 @@
+"""Closed eyelids drawn over the eye opening during a blink.
+
+A warp alone closes an eye by pulling the skin above it down; behind glasses that skin is the rim,
+which then bends. So the warp only starts the lid moving, and the lid itself is composited: the eye
+opening above the descending lid edge is filled with the portrait's own lid-skin colour (sampled
+under the lower lid, i.e. behind the same lens and light), shaded towards a soft lash line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from flowact.motion.params import P
+from flowact.render.rig import L_LOWER_LID, L_UPPER_LID, R_LOWER_LID, R_UPPER_LID, Rig
+from flowact.types import UInt8Array
+
+__all__ = ["Eyelid", "build_eyelids", "draw_eyelid"]
+
+
+@dataclass(frozen=True, slots=True)
+class Eyelid:
+    param: int  # index of blink_l / blink_r in the motion vector
+    upper: np.ndarray  # rig rows of the upper lid, sorted by x
+    lower: np.ndarray  # rig rows of the lower lid, sorted by x
+    colour: np.ndarray  # (3,) float32 lid skin
+    lash: np.ndarray  # (3,) float32 lash line
+
+
+def build_eyelids(rig: Rig, image: UInt8Array) -> list[Eyelid]:
+    s = rig.scale
+    out = []
+    for upper, lower, name in ((L_UPPER_LID, L_LOWER_LID, "blink_l"), (R_UPPER_LID, R_LOWER_LID, "blink_r")):
+        up = np.array(sorted((rig.index[i] for i in upper), key=lambda r: rig.points[r, 0]))
+        lo = np.array(sorted((rig.index[i] for i in lower), key=lambda r: rig.points[r, 0]))
+        lp = rig.points[lo]
+        x0, x1 = lp[:, 0].min(), lp[:, 0].max()
+        w = x1 - x0
+        ya = int(lp[:, 1].max() + 0.06 * s)
+        patch = image[max(0, ya) : max(1, ya + int(0.12 * s)), int(x0 + 0.2 * w) : int(x1 - 0.2 * w) + 1]
+        colour = (np.median(patch.reshape(-1, 3), axis=0) if patch.size else np.array([180, 140, 120])).astype(
+            np.float32
+        )
+        out.append(Eyelid(P[name], up, lo, colour, (colour * 0.3).astype(np.float32)))
+    return out
+
+
+def draw_eyelid(frame: UInt8Array, base: UInt8Array, lid: Eyelid, moved: np.ndarray, drop: np.ndarray,
+                amount: float, scale: float) -> None:
+    """`moved`: control points after the motion (the upper lid already lowered by `drop`, the blink's
+    own displacement of the upper-lid rows); `amount`: blink 0..1. The lid's texture is the skin under
+    the lower lid of the reference `base`, mirrored upwards (same lens, light and grain), pulled to the
+    lid's median colour."""
+    if amount < 0.08:
+        return
+    edge = moved[lid.upper]  # the lid's lower edge, descending
+    top = edge - drop  # where the open lid is
+    low = moved[lid.lower]
+    x0 = int(max(0, np.floor(min(top[:, 0].min(), low[:, 0].min()))))
+    x1 = int(min(frame.shape[1], np.ceil(max(top[:, 0].max(), low[:, 0].max())) + 1))
+    y0 = int(max(0, np.floor(top[:, 1].min()) - 2))
+    y1 = int(min(frame.shape[0], np.ceil(max(edge[:, 1].max(), low[:, 1].max())) + 3))
+    if x1 - x0 < 3 or y1 - y0 < 2:
+        return
+    xs = np.arange(x0, x1, dtype=np.float32)
+    ty = np.interp(xs, top[:, 0], top[:, 1])[None, :] - 1.0
+    ey = np.minimum(np.interp(xs, edge[:, 0], edge[:, 1]), np.interp(xs, low[:, 0], low[:, 1]))[None, :]
+    inside = ((xs >= min(top[0, 0], low[0, 0])) & (xs <= max(top[-1, 0], low[-1, 0]))).astype(np.float32)[None, :]
+    yy = np.arange(y0, y1, dtype=np.float32)[:, None]
+    fill = np.clip((yy - ty) / 1.5 + 0.5, 0, 1) * np.clip((ey - yy) / 1.2 + 0.5, 0, 1) * inside
+    depth = np.clip((yy - ty) / np.maximum(ey - ty, 1.0), 0, 1)
+    ly = np.interp(xs, low[:, 0], low[:, 1])[None, :]
+    src_y = np.clip(np.round(ly + 0.06 * scale + (ey - yy)), 0, base.shape[0] - 1).astype(np.intp)
+    src_x = np.broadcast_to(np.clip(xs, 0, base.shape[1] - 1).astype(np.intp)[None, :], src_y.shape)
+    skin = base[src_y, src_x].astype(np.float32)
+    col = (0.6 * skin + 0.4 * lid.colour) * (0.94 - 0.16 * depth[..., None] ** 2)  # a lid is a bit darker
+    lash_w = max(0.8, 0.018 * scale)
+    lash = np.exp(-(((yy - ey) / lash_w) ** 2)) * inside * min(1.0, amount * 1.4)
+    a = (fill * min(1.0, (amount - 0.08) / 0.25) * 0.97)[..., None]
+    region = frame[y0:y1, x0:x1].astype(np.float32)
+    out = region * (1 - a) + col * a
+    la = (lash * 0.6)[..., None]
+    out = out * (1 - la) + lid.lash * la
+    frame[y0:y1, x0:x1] = np.clip(out, 0, 255).astype(np.uint8)
