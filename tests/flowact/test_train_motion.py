@@ -38,7 +38,7 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple[C
 @pytest.fixture(scope="module")
 def trained(speech: tuple[Path, list]) -> tuple[Path, list[float]]:
     d, _ = speech
-    res = train(TrainConfig(data=str(d / "data"), out=str(d / "run"), preset="tiny", steps=300, batch=16,
+    res = train(TrainConfig(data=str(d / "data"), out=str(d / "run"), preset="tiny", steps=400, batch=16,
                             chunks=3, lr=2e-3, progress=False, threads=1))
     return res.checkpoint, res.losses
 
@@ -77,7 +77,7 @@ def test_training_lowers_loss_and_learns_lip_sync(speech: tuple[Path, list], tra
             u = run_controls(untrained, clip, samples, n)
             untrained.reset()
             r_untrained = np.corrcoef(u[:, P["jaw_open"]], clip.energy[: len(u)])[0, 1]
-            assert r_learned > 0.45, r_learned
+            assert r_learned > 0.55, r_learned
             assert r_learned > abs(r_untrained) + 0.3, (r_learned, r_untrained)
 
 
