@@ -75,6 +75,7 @@ class LiveKitSink:
         self.audio_dropped = 0
         self.connects = 0
         self.sdk_reconnects = 0
+        self.rejoin_failures = 0
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def start(self, *, width: int, height: int, fps: int, sample_rate: int) -> None:
@@ -209,6 +210,7 @@ class LiveKitSink:
                 except ConfigError:
                     raise
                 except TransportError as e:
+                    self.rejoin_failures += 1
                     if cfg.reconnect_attempts and attempt >= cfg.reconnect_attempts:
                         log.error("livekit: giving up on %r after %d attempts: %s", cfg.room, attempt, e)
                         return

@@ -185,6 +185,19 @@ def test_reconnects_after_signal_loss_and_keeps_publishing(sink_run: dict[str, A
 
 
 @pytest.mark.livekit
+@pytest.mark.skipif(REAL, reason="a real server cannot be taken down by the test")
+def test_rejoins_with_backoff_after_the_sdk_gives_up() -> None:
+    """Server gone for longer than the SDK's own ~10 retries: the sink's supervisor rejoins (~45 s)."""
+    run = run_scenario("outage", timeout=120)
+    _ok(run, "join")
+    res = _ok(run, "outage")
+    assert res["sdk_gave_up_after_s"] > 5  # the SDK tried on its own first
+    assert res["rejoin_failures"] >= 2 and res["refused"] >= 2  # our backoff met the outage
+    assert res["connects"] == 2  # then one successful rejoin, publishing the same sources again
+    assert res["media_again_after_s"] - res["server_up_after_s"] < 15
+
+
+@pytest.mark.livekit
 def test_clean_leave_on_close(sink_run: dict[str, Any]) -> None:
     res = _ok(sink_run, "leave")
     if not REAL:
