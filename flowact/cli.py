@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 chunks=args.chunks, lr=args.lr, seed=args.seed, self_rollout=args.self_rollout,
                 save_every=args.save_every, threads=args.threads, progress=not args.no_progress,
             ))
-            if res.losses:
+            if res.losses and res.rank == 0:
                 print(f"checkpoint {res.checkpoint}  loss curve {res.loss_png}  final loss {res.losses[-1]:.4f}")
         else:
             from flowact.train.distill import DistillConfig, distill

@@ -61,6 +61,7 @@ class TrainResult:
     checkpoint: Path
     loss_png: Path
     losses: list[float] = field(default_factory=list)
+    rank: int = 0  # only rank 0 writes the checkpoint and the PNG
 
 
 def _init_distributed(out: Path) -> tuple[bool, int, int]:
@@ -197,7 +198,7 @@ def _train(cfg: TrainConfig, out: Path, rank: int, world: int) -> TrainResult:
     if rank == 0:
         save_checkpoint(net, ckpt, {**meta, "step": step, "final_loss": float(np.mean(losses[-20:]))})
         plot_losses(losses, png)
-    return TrainResult(ckpt, png, losses)
+    return TrainResult(ckpt, png, losses, rank)
 
 
 def _rollout_batch(

@@ -140,6 +140,12 @@ def test_flowact_train_cli_end_to_end(speech: tuple[Path, list], tmp_path: Path,
     assert main(["train", str(tmp_path / "empty"), "--out", str(tmp_path / "r2"), "--preset", "tiny"]) == 2
     assert "no .npz training shards" in capsys.readouterr().err
     assert main(["train", str(d / "data"), "--out", str(tmp_path / "r3"), "--preset", "huge"]) == 2
+    capsys.readouterr()
+    assert main(["distill", str(tmp_path / "run" / "model.safetensors"), str(d / "data"), "--out",
+                 str(tmp_path / "dist"), "--steps", "3", "--teacher-steps", "4", "--batch", "4", "--no-progress"]) == 0
+    assert load_checkpoint(tmp_path / "dist" / "model.safetensors")[1]["sampling_steps"] == 2
+    assert main(["distill", str(tmp_path / "missing.safetensors"), str(d / "data"), "--no-progress"]) == 2
+    assert "not found" in capsys.readouterr().err
 
 
 def test_learned_motion_bad_checkpoint(tmp_path: Path) -> None:
@@ -161,6 +167,12 @@ def test_extract_motion_from_rendered_video(tmp_path: Path) -> None:
     assert blink[dr[:, P["blink_l"]] > 0.5].mean() > blink[dr[:, P["blink_l"]] < 0.5].mean() + 0.3
     # audio is decoded and aligned: energy follows the driving jaw (itself a function of energy)
     assert np.corrcoef(clip.energy[: len(m)], dr[:, P["jaw_open"]])[0, 1] > 0.8
+    from flowact.cli import main
+
+    assert main(["extract", str(tmp_path / "talk.mp4"), "--out", str(tmp_path / "shards")]) == 0
+    (loaded,) = load_clips(tmp_path / "shards")
+    np.testing.assert_allclose(loaded.motion, clip.motion, atol=1e-6)
+    assert main(["extract", str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "shards2")]) == 2
     with pytest.raises(ModelError, match="not found"):
         extract_video(tmp_path / "nope.mp4")
     (tmp_path / "bad.mp4").write_bytes(b"not a video at all")
