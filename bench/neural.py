@@ -6,7 +6,7 @@ Run: .venv/bin/python bench/neural.py [--chunks 200] [--video-chunks 3]
   the KV cache + the re-encode of the clean chunk into the cache) at 1, 2 and 4 steps, and the whole
   `LearnedMotion.step` (features + sampling + denormalize) for 8-frame and 4-frame control chunks.
   Goal: <= 10 ms per 8-frame chunk at 2-4 steps (= 320 ms of video).
-- video-b / video-l: the same streaming loop over video-latent patches at a small resolution
+- video-b (video-l with --large): the same streaming loop over video-latent patches at a small resolution
   (128x128 px -> 16x16 latent -> 8x8 patches = 64 tokens per latent frame, 2 latent frames per chunk,
   one latent frame = 4 video frames, so a chunk is 8 video frames = 0.32 s), random weights, VAE
   decode not included. Printed as the ratio of compute time to real time (>1 = slower than real time).
@@ -63,6 +63,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--chunks", type=int, default=200)
     ap.add_argument("--video-chunks", type=int, default=3)
+    ap.add_argument("--large", action="store_true", help="also video-l (2.3 B params: ~9 GB of RAM)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     print("load average (other processes skew timings):", " ".join(f"{x:.1f}" for x in os.getloadavg()))
@@ -88,7 +89,10 @@ def main() -> None:
                 ts.append((time.perf_counter() - t0) * 1000)
         print(f"  LearnedMotion.step, {n}-frame control chunks, 2 steps: {_fmt(ts)} per control chunk "
               f"({statistics.median(ts) / n:.2f} ms per frame; real time needs < 40)")
-    for name in ("video-b", "video-l") if args.video_chunks > 0 else ():
+    names = ("video-b", "video-l") if args.large else ("video-b",)
+    if not args.large:
+        print("video-l skipped (needs ~9 GB of RAM for its weights); run with --large")
+    for name in names if args.video_chunks > 0 else ():
         cfg = preset(name, target_tokens_per_frame=64, static_tokens=64)
         vm = MMDiT(cfg).eval()
         n_params = sum(p.numel() for p in vm.parameters())
@@ -97,6 +101,7 @@ def main() -> None:
             ratio = statistics.median(ts) / 320.0
             print(f"{name} ({n_params / 1e6:.0f} M params) at 128x128, {steps} steps: "
                   f"{statistics.median(ts):8.0f} ms per 0.32 s chunk = {ratio:5.1f}x slower than real time on this CPU")
+        del vm
 
 
 if __name__ == "__main__":

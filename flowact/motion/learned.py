@@ -64,6 +64,7 @@ class LearnedMotion:
         seed: int = 0,
         threads: int | None = 1,
         renoise_every: int = 0,
+        guidance: float = 1.0,
     ) -> None:
         cfg = model.cfg
         if not cfg.is_motion or cfg.target_dim != MOTION_DIM:
@@ -75,7 +76,8 @@ class LearnedMotion:
         self.std = np.ones(MOTION_DIM, np.float32) if std is None else np.asarray(std, np.float32)
         if self.mean.shape != (MOTION_DIM,) or self.std.shape != (MOTION_DIM,) or (self.std <= 0).any():
             raise ModelError("motion normalization (mean/std) must be MOTION_DIM long with std > 0")
-        self.streamer = ChunkStreamer(model, steps=steps, shift=shift, renoise_every=renoise_every)
+        # guidance != 1 adds an unconditional pass per step (conditions zeroed, as in training dropout)
+        self.streamer = ChunkStreamer(model, steps=steps, shift=shift, renoise_every=renoise_every, guidance=guidance)
         self.seed = seed
         self.reset()
 
