@@ -60,8 +60,9 @@ class Renderer:
         GX, GY = np.meshgrid(gx, gy)
         self.grid_shape = (gh, gw)
         grid = np.stack([GX.ravel(), GY.ravel()], axis=1)  # (G, 2)
-        d2 = ((grid[:, None, :] - self.rig.points[None, :, :]) ** 2).sum(-1)  # (G, C)
-        wts = np.exp(-d2 / (2.0 * self.rig.sigma[None, :] ** 2))
+        pts = self.rig.points
+        d2 = (grid[:, 0:1] - pts[None, :, 0]) ** 2 + (grid[:, 1:2] - pts[None, :, 1]) ** 2  # (G, C)
+        wts = np.exp(-d2 / (2.0 * self.rig.sigma[None, :] ** 2)).astype(np.float32)
         self.weights = (wts / (wts.sum(axis=1, keepdims=True) + PRIOR)).astype(np.float32)
         # lips/jaw and eyelid closure need fields that split along a line: full-resolution local fields
         self.mouth = mouth_field(self.rig, self.w, self.h)
@@ -83,7 +84,9 @@ class Renderer:
         # control points (head pose and breathing are analytic fields)
         active = [k for k in range(MOTION_DIM) if np.abs(coarse_basis[k]).max() > 0]
         self._grid_params = np.array(active, dtype=np.int64)
-        self._grid_basis = np.stack([self.weights @ coarse_basis[k] for k in active]).astype(np.float32)
+        n_c = coarse_basis.shape[1]
+        per = self.weights @ coarse_basis[active].transpose(1, 0, 2).reshape(n_c, -1)  # (G, P*2): one GEMM
+        self._grid_basis = np.ascontiguousarray(per.reshape(len(grid), len(active), 2).transpose(1, 0, 2))
         self._lip_basis_flat = (self.rig.basis - coarse_basis).reshape(MOTION_DIM, -1)  # what the local fields do
         self._init_mouth()
         self._lids = build_eyelids(self.rig, self.base)
