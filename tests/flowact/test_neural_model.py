@@ -11,7 +11,8 @@ import torch
 
 from flowact.errors import ModelError
 from flowact.model import ChunkStreamer, MMDiT, generate_full, load_checkpoint, preset, save_checkpoint
-from flowact.sampler import euler_sample, guided
+from flowact.model.kv_cache import ChunkKV, KVCache
+from flowact.sampler import distill_loss, euler_sample, guided, self_rollout
 from flowact.schedule import add_noise, flow_sigmas, shift_sigmas, stream_levels, train_levels
 
 torch.set_num_threads(1)
@@ -196,3 +197,44 @@ def test_streaming_matches_full_sequence_on_gpu() -> None:
     noises = [n.cuda() for n in noises]
     full = generate_full(m, conds, static, noises, steps=2)
     torch.testing.assert_close(stream(m, conds, static, noises, steps=2), full, atol=2e-3, rtol=1e-3)
+
+
+def test_self_rollout_feeds_own_outputs_and_distill_loss_is_zero_on_the_teacher_path() -> None:
+    seen: list[int] = []
+
+    def gen(i: int, prev: list[torch.Tensor]) -> torch.Tensor:
+        seen.append(len(prev))
+        return (prev[-1] + 1) if prev else torch.zeros(2, requires_grad=True)
+
+    out = self_rollout(gen, 4)
+    assert seen == [0, 1, 2, 3]
+    assert [float(o[0]) for o in out] == [0.0, 1.0, 2.0, 3.0]
+    assert not any(o.requires_grad for o in out)
+    target = torch.tensor([0.5, -0.5])
+
+    def straight(x: torch.Tensor, t: float) -> torch.Tensor:  # exact flow to a point: Euler is exact
+        return (x - target) / t
+
+    noise = torch.randn(3, 2)
+    assert float(distill_loss(straight, straight, noise, student_steps=2, teacher_steps=8)) < 1e-10
+    wrong = float(distill_loss(lambda x, t: torch.zeros_like(x), straight, noise, student_steps=2, teacher_steps=8))
+    assert wrong > 0.1
+    with pytest.raises(ValueError, match="multiple"):
+        distill_loss(straight, straight, noise, student_steps=3, teacher_steps=8)
+
+
+def test_kv_cache_window_semantics() -> None:
+    def entry(i: int) -> ChunkKV:
+        z = torch.zeros(1, 1, 2, 4)
+        return ChunkKV(i, (z,), (z,), torch.arange(2) + 2 * i)
+
+    c = KVCache(entry(-1), long_term=3)
+    for i in range(6):
+        c.push(entry(i))
+    assert c.chunk_indices == [2, 3, 4, 5] and c.entries()[0].static
+    c.clear_chunks()
+    assert c.chunk_indices == [] and len(c) == 1
+    short = KVCache(None, long_term=0)
+    short.push(entry(0))
+    short.push(entry(1))
+    assert short.chunk_indices == [1]
