@@ -108,6 +108,8 @@ class LearnedMotion:
         self._fade_from = self._last
 
     def step(self, control: ControlChunk) -> MotionChunk:
+        if control.interrupt and self._fade_from is None:
+            self.interrupt()
         feats = control_features(control.mel, control.energy, control.visemes, control.expressions, control.state)
         f = self.model.cfg.chunk_frames
         out: list[torch.Tensor] = []
