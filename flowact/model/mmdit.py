@@ -200,6 +200,9 @@ class MMDiT(nn.Module):
 
     def _static_tokens(self, static: dict[str, Tensor]) -> Tensor:
         """Static inputs (B, static_tokens, k) -> (S_static, B, static_tokens, d)."""
+        missing = [n for n in self.static_names if n not in static]
+        if missing:
+            raise ValueError(f"missing static streams: {missing}")
         toks = [lin(static[n]) for lin, n in zip(self.static_in, self.static_names, strict=True)]  # (B, n, d)
         return torch.stack(toks) + self.static_pos[:, None]  # (S_st, B, n, d)
 
@@ -256,7 +259,7 @@ class MMDiT(nn.Module):
         static_mask = chunk_ids < 0  # (T,)
         dev = x.device
         mask = block_causal_mask(chunk_ids, win).to(dev)  # (T, T)
-        cos, sin = rope_tables(torch.cat(pos), static_mask, cfg.dim // cfg.heads, cfg.rope_theta)  # (T, rot)
+        cos, sin = rope_tables(torch.cat(pos), static_mask, cfg.dim // cfg.heads, cfg.rope_theta)  # (T, dh)
         cos, sin = cos.to(dev), sin.to(dev)
         c0 = self._t_embed(torch.zeros(b, 1, device=dev))  # (B, 1, d)
         for blk in self._blocks():
@@ -294,7 +297,7 @@ class MMDiT(nn.Module):
         entries = cache.entries()
         pos = torch.cat([e.positions - frame0 for e in entries])  # (Tc,) relative frames
         static = torch.cat([torch.full(e.positions.shape, e.static) for e in entries])  # (Tc,)
-        cos, sin = rope_tables(pos, static, self.cfg.dim // self.cfg.heads, self.cfg.rope_theta)  # (Tc, rot)
+        cos, sin = rope_tables(pos, static, self.cfg.dim // self.cfg.heads, self.cfg.rope_theta)  # (Tc, dh)
         dev = entries[0].keys[0].device if entries and entries[0].keys else cos.device
         cos, sin = cos.to(dev), sin.to(dev)
         layers = []
