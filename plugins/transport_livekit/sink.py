@@ -8,8 +8,8 @@ so the session never restarts.
 
 Pacing: the session's media loop calls `write()` on its media clock, one chunk (a few frames + their
 audio) per chunk period. A pump task spreads each chunk's frames at 1/fps and feeds each frame's
-audio slice right beside it, so audio and video leave together (the audio source's queue holds at
-most about one frame of audio: aligned within a frame at the receiver). We do not use
+audio slice right beside it; the frame is held until the audio queued before its slice has played,
+so audio and video leave together (measured at the receiver: within one frame). We do not use
 `rtc.AVSynchronizer`: its pacing reads `time.perf_counter` directly (no injected clock) and
 its video queue blocks the writer; the pump below is the same idea with a bounded, drop-oldest queue.
 """
@@ -245,11 +245,16 @@ class LiveKitSink:
                 if next_t > now and self._chunks.empty():  # a backlog is sent without waiting
                     await self.clock.sleep(next_t - now)
                 next_t += period
-                if i < len(frames):
-                    self._send_video(frames[i].image)
                 seg = audio[bounds[i] : bounds[i + 1]]
                 if len(seg):
                     await self._send_audio(seg)
+                    # The slice starts playing once the audio queued before it has played: hold the
+                    # frame until then, so the picture leaves with its sound (A/V sync at the sender).
+                    lag = self._audio_src.queued_duration - len(seg) / self.sample_rate
+                    if lag > 0.005:
+                        await self.clock.sleep(min(lag, 2 * period))
+                if i < len(frames):
+                    self._send_video(frames[i].image)
 
     def _send_video(self, image: np.ndarray) -> None:
         assert self._video_src is not None
@@ -282,8 +287,14 @@ class LiveKitSink:
                              participant: rtc.RemoteParticipant) -> None:
         if track.kind != rtc.TrackKind.KIND_AUDIO or self._closed:
             return
-        if self._listening is not None or not self._wants(participant):
+        if not self._wants(participant):
             return
+        if self._listening is not None:
+            same_user = participant.identity == self._listening
+            stale = self._reader is None or self._reader.done() or pub.sid != self._listen_track_sid
+            if not (same_user and stale):  # keep listening to whom we listen to
+                return
+            self._stop_listening()  # the same user's new track (republished, or after a rejoin)
         self._listening, self._listen_track_sid = participant.identity, pub.sid
         log.info("livekit: listening to %r (track %s)", participant.identity, pub.sid)
         self._reader = asyncio.create_task(self._read_mic(track), name=f"livekit-{self.config.room}-mic")
