@@ -1,6 +1,6 @@
 """One offline round trip through the real engines, no mocks:
 
-spoken question (piper) -> Silero VAD (end of turn) -> faster-whisper tiny.en -> openai plugin on
+spoken question (piper) -> Silero VAD (end of turn; WebRTC VAD must agree) -> faster-whisper tiny.en -> openai plugin on
 the local llama.cpp server (shipped Qwen2.5 0.5B) -> piper TTS -> transcribed back by tiny.en.
 The answer's words must come back from its own audio.
 """
@@ -19,6 +19,7 @@ from plugins.asr_faster_whisper import FasterWhisperASR
 from plugins.llm_openai import LocalServerConfig, OpenAILLM, OpenAILLMConfig
 from plugins.tts_piper import PiperTTS
 from plugins.vad_silero import SileroVAD
+from plugins.vad_webrtc import WebrtcVAD
 
 RATE = 16000
 QUESTION = "What is the capital of France?"
@@ -55,6 +56,10 @@ async def test_spoken_question_to_spoken_answer_and_back() -> None:
         assert [e.speaking for e in events] == [True, False]
         utterance = events[1].audio
         assert utterance is not None and abs(utterance.duration - len(question) / RATE) < 1.0
+        # the lighter WebRTC VAD finds the same single turn in the same stream
+        light = WebrtcVAD(sample_rate=RATE)
+        edges = [e for i in range(0, len(mic), 320) for e in await light.feed(AudioChunk(mic[i : i + 320], RATE))]
+        assert [e.speaking for e in edges] == [True, False] and abs(edges[0].t - events[0].t) < 0.3
 
         # 2. ASR of the VAD segment
         heard = await final_text(asr, utterance.samples)
