@@ -238,3 +238,16 @@ def test_kv_cache_window_semantics() -> None:
     short.push(entry(0))
     short.push(entry(1))
     assert short.chunk_indices == [1]
+
+
+def test_learned_motion_rejects_non_motion_models_and_bad_normalization() -> None:
+    from flowact.motion.learned import LearnedMotion
+
+    video = MMDiT(preset("video-b", dim=32, depth=1, heads=2, target_tokens_per_frame=2, static_tokens=2))
+    with pytest.raises(ModelError, match="not a motion model"):
+        LearnedMotion(video)
+    with pytest.raises(ModelError, match="normalization"):
+        LearnedMotion(MMDiT(preset("tiny")), std=np.zeros(21, np.float32))
+    with pytest.raises(ValueError, match="missing condition streams"):
+        m = MMDiT(preset("tiny"))
+        m(torch.zeros(1, 8, 21), torch.zeros(1, 1), {"audio": torch.zeros(1, 8, 41)}, {})
