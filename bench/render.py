@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,8 @@ def motion_rows(n: int, seed: int = 0) -> np.ndarray:
 
     rng = np.random.default_rng(seed)
     model = ProceduralMotion(seed=seed)
-    rows, idx, k = [], 0, 5
+    rows: list[np.ndarray] = []
+    idx, k = 0, 5
     while len(rows) * k < n:
         vis = np.zeros((k, len(VISEMES)), np.float32)
         vis[np.arange(k), rng.integers(0, len(VISEMES), k)] = 1.0
@@ -75,7 +77,7 @@ class Encoder:
         import av
         import cv2
 
-        i420 = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)
+        i420: np.ndarray = np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), dtype=np.uint8)
         frame = av.VideoFrame.from_ndarray(i420, format="yuv420p")
         frame.pts = self.n
         self.n += 1
@@ -186,23 +188,22 @@ def first_frame() -> dict[str, float]:
     return out
 
 
-def _session(args: tuple[int, float, object, object]) -> tuple[float, float, int]:
+def _session(args: tuple[int, float, Any, np.ndarray]) -> tuple[float, float, int]:
     """One paced 25 fps session: render + encode each frame by its deadline. Returns (achieved fps,
     p95 lateness ms, frames more than one frame interval late)."""
-    idx, seconds, barrier, rows_obj = args
+    idx, seconds, barrier, rows = args
     import cv2
 
     cv2.setNumThreads(1)
-    rows = rows_obj  # type: ignore[assignment]
     r = _renderer(PORTRAITS[idx % 2])
     enc = Encoder()
-    r.render(rows[0])  # type: ignore[index]
-    barrier.wait()  # type: ignore[attr-defined]
+    r.render(rows[0])
+    barrier.wait()
     n = int(seconds * FPS)
     t0 = time.perf_counter()
     late = []
     for i in range(n):
-        enc.encode(r.render(rows[i % len(rows)]))  # type: ignore[index]
+        enc.encode(r.render(rows[i % len(rows)]))
         now = time.perf_counter()
         deadline = t0 + (i + 1) / FPS
         late.append(max(0.0, now - deadline) * 1000)

@@ -85,9 +85,9 @@ def load_image(source: str | Path | bytes | np.ndarray) -> UInt8Array:
     if not data:
         raise PortraitError(f"{name}: the portrait file is empty")
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.seek(0)  # animated GIF/WebP: the first frame
-            im = ImageOps.exif_transpose(im)
+        with Image.open(io.BytesIO(data)) as f:
+            f.seek(0)  # animated GIF/WebP: the first frame
+            im: Image.Image = ImageOps.exif_transpose(f)
             if im.mode in ("RGBA", "LA", "P", "PA"):
                 im = im.convert("RGBA")
                 bg = Image.new("RGBA", im.size, (255, 255, 255, 255))

@@ -52,7 +52,7 @@ class LocalField:
             return None
         # axpy over the active parameters only (a BLAS GEMV here is slow when the box is busy: its
         # threads fight for the cores; np.tensordot copies)
-        field = self.basis[nz[0]] * np.float32(w[nz[0]])
+        field: np.ndarray = self.basis[nz[0]] * np.float32(w[nz[0]])
         for k in nz[1:]:
             field += self.basis[k] * np.float32(w[k])
         return field  # (h, w, 2)
@@ -76,7 +76,8 @@ def _shepard(px: np.ndarray, py: np.ndarray, pts: np.ndarray, disp: np.ndarray, 
     d2 = (px[..., None] - pts[:, 0]) ** 2 + (py[..., None] - pts[:, 1]) ** 2  # (h, w, C)
     g = np.exp(-d2 / (2 * sigma**2)).astype(np.float32)
     norm = g.sum(-1, keepdims=True) + prior
-    return np.einsum("hwc,kcd->hwkd", g / norm, disp)
+    out: np.ndarray = np.einsum("hwc,kcd->hwkd", g / norm, disp)
+    return out
 
 
 def seam_fraction(rig: Rig) -> float:

@@ -120,7 +120,8 @@ class Renderer:
         # the face surface is about 0.2-0.8 eye distances in front of the neck's pivot (more at the nose)
         d[:, 0] += math.sin(yaw) * s * (0.2 + 0.6 * bulge)
         d[:, 1] += math.sin(pitch) * s * (0.2 + 0.6 * bulge) + 0.006 * s * float(m[P["breath"]])
-        return d * weight[:, None]
+        out: np.ndarray = d * weight[:, None]
+        return out
 
     # --- rendering ------------------------------------------------------------------------------
     def render(self, motion: FloatArray) -> UInt8Array:
@@ -173,9 +174,10 @@ class Renderer:
             sub = coarse[ly0 - ry0 : ly1 - ry0, lx0 - rx0 : lx1 - rx0]
             sx = self.X[ly0 - ry0 : ly1 - ry0, lx0 - rx0 : lx1 - rx0] - sub[..., 0] - local.x0
             sy = self.Y[ly0 - ry0 : ly1 - ry0, lx0 - rx0 : lx1 - rx0] - sub[..., 1] - local.y0
-            dense[ly0 - ry0 : ly1 - ry0, lx0 - rx0 : lx1 - rx0] += cv2.remap(
+            moved_field: np.ndarray = cv2.remap(
                 field, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
             )
+            dense[ly0 - ry0 : ly1 - ry0, lx0 - rx0 : lx1 - rx0] += moved_field
         return self.X - dense[:, :, 0], self.Y - dense[:, :, 1]
 
     def render_chunk(self, chunk: MotionChunk) -> list[UInt8Array]:
@@ -195,7 +197,7 @@ class Renderer:
         # lip points move by their intended displacement (the local mouth field is split exactly between
         # the inner lips, so sampling it there would give half of it)
         q = pts + disp_c + (m @ self._lip_basis_flat).reshape(-1, 2)
-        x = q
+        x: np.ndarray = q
         for _ in range(2):
             weight, bulge = self._head_fields(x)
             x = q + self._head_displacement(x, weight, bulge, m)
