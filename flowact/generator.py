@@ -34,6 +34,10 @@ class PortraitGeneratorConfig(BaseModel):
     sampling_steps: int = Field(2, ge=1, le=8)
     cache_dir: str | None = Field("~/.cache/flowact/reference", description="portrait analysis cache")
     on_multiple_faces: Literal["largest", "refuse"] = "largest"
+    preload_face_model: bool = Field(
+        False, description="load the face-landmark model in the background at construction (a server that "
+        "will analyse new portraits: their first frame then takes ~0.1 s instead of ~1 s)",
+    )
     seed: int = 0
 
 
@@ -51,6 +55,10 @@ class PortraitGenerator:
         self.analysis: PortraitAnalysis | None = None
         self.renderer: Renderer | None = None
         self.motion: MotionModel = self._make_motion()
+        if self.config.preload_face_model:
+            from flowact.reference import warm_up
+
+            self._pool.submit(warm_up)  # same in-order worker: start() simply queues behind it
 
     def _make_motion(self) -> MotionModel:
         if self.config.motion == "procedural":

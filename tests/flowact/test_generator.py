@@ -106,3 +106,14 @@ async def test_barge_in_closes_the_mouth_within_a_few_frames() -> None:
     assert diffs[-1] < 0.25 * open_diff, diffs  # closed again within 8 frames (320 ms)
     assert all(b <= a + 1.0 for a, b in zip(diffs, diffs[1:], strict=False)), diffs  # eased, no bounce
     await gen.aclose()
+
+
+async def test_preloaded_face_model_then_start() -> None:
+    """With preload_face_model the model loads on the worker at construction; start() queues behind it
+    and still analyses the portrait correctly."""
+    gen = PortraitGenerator(PortraitGeneratorConfig(cache_dir=None, preload_face_model=True))
+    await gen.start(GRACE)
+    assert gen.analysis is not None and gen.analysis.faces_found == 1
+    chunk = await gen.render_chunk(control(0))
+    assert len(chunk.frames) == 5
+    await gen.aclose()
