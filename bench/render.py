@@ -264,7 +264,8 @@ def main() -> None:
     print("time to first frame (analyse + renderer + first frame; imports listed apart):")
     print(f"  fresh process imports (cv2, mediapipe, flowact): {f['import_s']:.2f} s")
     print(f"  new portrait, cold process, cache disabled    : {f['new_cold_s']:.3f} s  (target <= 0.5 s)")
-    print(f"  new portrait, warm process, cache disabled    : {f['new_warm_s']:.3f} s")
+    print(f"  new portrait, warm process, cache disabled    : {f['new_warm_s']:.3f} s  (face model preloaded: "
+          "flowact.reference.warm_up() / PortraitGenerator preload_face_model=true)")
     print(f"  cached portrait, fresh process                : {f['cached_s']:.3f} s")
     print(f"  cache hit, analysis alone                     : {f['cache_hit_analysis_s'] * 1000:.1f} ms (target < 100)")
     print(f"concurrent paced 25 fps sessions (render + encode, one process each, {a.seconds:.0f} s):")
