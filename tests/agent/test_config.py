@@ -11,7 +11,6 @@ from agent.errors import ConfigError
 from agent.registry import available, load_plugin, register
 
 
-
 def write(tmp_path: Path, text: str) -> Path:
     p = tmp_path / "cfg.yaml"
     p.write_text(text)

@@ -22,8 +22,8 @@ def speech_energy(chunks: list) -> np.ndarray:
     return np.array([float(np.sqrt(np.mean(c.audio.astype(np.float32) ** 2))) for c in chunks])
 
 
-async def wait_for(pred, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_for(pred, limit_s: float = 30.0) -> None:
+    deadline = time.monotonic() + limit_s
     while not pred():
         if time.monotonic() > deadline:
             raise TimeoutError("condition not reached")

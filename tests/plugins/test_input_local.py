@@ -46,7 +46,11 @@ def test_compressed_audio_through_ffmpeg(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "needle"),
-    [(b"", "not a readable audio file|empty|no audio"), (b"RIFF\x00\x00garbage", "not a readable"), (None, "not found")],
+    [
+        (b"", "not a readable audio file|empty|no audio"),
+        (b"RIFF\x00\x00garbage", "not a readable"),
+        (None, "not found"),
+    ],
 )
 def test_bad_audio_files(tmp_path: Path, content: bytes | None, needle: str) -> None:
     p = tmp_path / "bad.wav"

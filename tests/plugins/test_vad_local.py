@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from plugins.vad_silero import SileroVAD
 
 async def test_onsets_and_ends_follow_the_speech(tmp_path: Path) -> None:
     wav = tmp_path / "s.wav"
-    subprocess.run(["espeak-ng", "-w", str(wav), "Hello, I would like to check my order."], check=True)
+    await asyncio.to_thread(
+        subprocess.run, ["espeak-ng", "-w", str(wav), "Hello, I would like to check my order."], check=True
+    )
     speech = read_audio_file(wav, 16000)
     gap = np.zeros(16000, np.float32)
     noise = np.random.default_rng(0).normal(0, 0.002, 16000 * 5).astype(np.float32)
@@ -36,7 +39,9 @@ async def test_onsets_and_ends_follow_the_speech(tmp_path: Path) -> None:
 
 async def test_silero_onsets_and_ends_follow_the_speech(tmp_path: Path) -> None:
     wav = tmp_path / "s.wav"
-    subprocess.run(["espeak-ng", "-w", str(wav), "Hello, I would like to check my order."], check=True)
+    await asyncio.to_thread(
+        subprocess.run, ["espeak-ng", "-w", str(wav), "Hello, I would like to check my order."], check=True
+    )
     speech = read_audio_file(wav, 16000)
     gap = np.zeros(16000, np.float32)
     signal = np.concatenate([gap, speech, gap, gap, speech, gap])
