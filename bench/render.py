@@ -270,8 +270,15 @@ def main() -> None:
     print(f"  cache hit, analysis alone                     : {f['cache_hit_analysis_s'] * 1000:.1f} ms (target < 100)")
     print(f"concurrent paced 25 fps sessions (render + encode, one process each, {a.seconds:.0f} s):")
     res = sessions(a.max_sessions, a.seconds)
-    best = max((n for n, *_rest, ok in res if ok), default=0)
-    print(f"  sustained: {best} concurrent 25 fps sessions (target >= 4): {'ok' if best >= 4 else 'BELOW TARGET'}")
+    best = 0
+    for n, *_rest, ok in res:
+        if not ok:
+            break
+        best = n
+    also = [n for n, *_rest, ok in res if ok and n > best]
+    print(f"  sustained (every count up to it passed): {best} concurrent 25 fps sessions (target >= 4): "
+          f"{'ok' if best >= 4 else 'BELOW TARGET'}"
+          + (f"; also passed at {also} (the other jobs' load varies from run to run)" if also else ""))
     load = os.getloadavg()
     print(f"load average at the end: {load[0]:.1f} (other jobs compete for the same 2 cores)")
 
