@@ -271,11 +271,11 @@ def main() -> None:
     print(f"concurrent paced 25 fps sessions (render + encode, one process each, {a.seconds:.0f} s):")
     res = sessions(a.max_sessions, a.seconds)
     best = 0
-    for n, *_rest, ok in res:
+    for count, *_rest, ok in res:
         if not ok:
             break
-        best = n
-    also = [n for n, *_rest, ok in res if ok and n > best]
+        best = count
+    also = [c for c, *_rest, ok in res if ok and c > best]
     print(f"  sustained (every count up to it passed): {best} concurrent 25 fps sessions (target >= 4): "
           f"{'ok' if best >= 4 else 'BELOW TARGET'}"
           + (f"; also passed at {also} (the other jobs' load varies from run to run)" if also else ""))
