@@ -88,11 +88,20 @@ def build_rig(a: PortraitAnalysis) -> Rig:
         basis[P["jaw_open"], index[lid]] += (0.0, 0.45 * s * below)
     for lid, side in MOUTH_CORNERS.items():
         move("jaw_open", [lid], -0.03 * side, 0.12)
-        move("mouth_wide", [lid], 0.13 * side, -0.01)
+        # rounding pulls only the corners in (bending the whole line inwards would leave the lips split
+        # beyond the new corners, which the parting field cannot follow)
         move("mouth_round", [lid], -0.14 * side, 0.0)
         move("lip_funnel", [lid], -0.09 * side, 0.0)
-        move("smile", [lid], 0.09 * side, -0.11)
-        move("frown", [lid], 0.02 * side, 0.09)
+    # smile, frown and wide bend the whole lip line: each lip point takes the corner's motion scaled by
+    # (x offset from the centre / half width)^2, so the lips curve instead of the corners alone moving
+    # (which would open a thin wedge between a moved corner and its unmoved neighbours)
+    all_lips = [*UPPER_OUTER_LIP, *LOWER_OUTER_LIP, *UPPER_INNER_LIP, *LOWER_INNER_LIP]
+    for lid in dict.fromkeys(all_lips):
+        t = float(np.clip((lm[lid, 0] - mouth_c[0]) / half_w, -1.0, 1.0))
+        side, w = float(np.sign(t)), t * t
+        move("mouth_wide", [lid], 0.13 * side * w, -0.01 * w)
+        move("smile", [lid], 0.12 * side * w, -0.15 * w)
+        move("frown", [lid], 0.02 * side * w, 0.12 * w)
     move("mouth_round", [0, 37, 267, 13, 82, 312], 0.0, -0.04)
     move("mouth_round", [17, 84, 314, 14, 87, 317], 0.0, 0.05)
     move("lip_funnel", [0, 37, 267], 0.0, -0.05)
@@ -100,7 +109,7 @@ def build_rig(a: PortraitAnalysis) -> Rig:
     move("lip_press", list(UPPER_INNER_LIP[1:-1]), 0.0, 0.02)
     move("lip_press", list(LOWER_INNER_LIP) + list(LOWER_OUTER_LIP), 0.0, -0.03)
     move("upper_lip_raise", list(UPPER_OUTER_LIP[1:-1]) + list(UPPER_INNER_LIP[1:-1]), 0.0, -0.06)
-    move("smile", list(CHEEKS), 0.0, -0.05)
+    move("smile", list(CHEEKS), 0.0, -0.07)
     move("smile", list(L_LOWER_LID) + list(R_LOWER_LID), 0.0, -0.02)
     move("cheek_raise", list(CHEEKS), 0.0, -0.05)
     move("cheek_raise", list(L_LOWER_LID) + list(R_LOWER_LID), 0.0, -0.03)
