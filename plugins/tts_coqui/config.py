@@ -10,6 +10,7 @@ __all__ = ["CoquiTTSConfig"]
 class CoquiTTSConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # CPML-licensed models (XTTS) ask for licence agreement on load: set COQUI_TOS_AGREED=1 yourself.
     model_name: str | None = Field(None, description="a Coqui model id, e.g. tts_models/en/ljspeech/vits")
     model_path: str | None = Field(None, description="checkpoint file (.pth) of your own model")
     config_path: str | None = Field(None, description="its config.json (default: config.json beside model_path)")

@@ -95,6 +95,10 @@ def test_tiny_vits_synthesizes_sentences_with_timings(tmp_path: Path) -> None:
     stats = res["24k"]["stats"]
     assert stats["calls"] == 1 and stats["items"] == 2 and stats["audio_out_s"] > 0.5 and stats["errors"] == 0
 
+    # a stream closed after its first sentence synthesizes nothing more
+    cancel = res["24k"]["cancel"]
+    assert cancel["first"] == "Hello there." and cancel["items"] == 1
+
     # multi-speaker: a named speaker synthesizes; none named is a clear config error
     assert res["spk"]["chunks"][0]["samples"] > 0
     assert "speaker" in res["nospk"]["config_error"] and "spk0" in res["nospk"]["config_error"]
