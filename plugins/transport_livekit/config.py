@@ -34,6 +34,10 @@ class LiveKitConfig(BaseModel):
     video_bitrate: int | None = Field(None, ge=50_000, description="max video bitrate (bps)")
     video_track: str = "avatar-video"
     audio_track: str = "avatar-audio"
+    video_hold_ms: float = Field(
+        20.0, ge=0, le=200,
+        description="extra delay of each frame for the audio path's own latency (10 ms pulls, 20 ms Opus packets)",
+    )
     queue_chunks: int = Field(3, ge=1, le=32, description="video chunks buffered before dropping the oldest")
 
     # hearing the user

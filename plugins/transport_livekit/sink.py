@@ -229,6 +229,7 @@ class LiveKitSink:
     async def _pump(self) -> None:
         assert self._video_src is not None and self._audio_src is not None
         period = 1.0 / self.fps
+        hold = self.config.video_hold_ms / 1000.0
         next_t: float | None = None
         while True:
             chunk = await self._chunks.get()
@@ -250,7 +251,7 @@ class LiveKitSink:
                     await self._send_audio(seg)
                     # The slice starts playing once the audio queued before it has played: hold the
                     # frame until then, so the picture leaves with its sound (A/V sync at the sender).
-                    lag = self._audio_src.queued_duration - len(seg) / self.sample_rate
+                    lag = self._audio_src.queued_duration - len(seg) / self.sample_rate + hold
                     if lag > 0.005:
                         await self.clock.sleep(min(lag, 2 * period))
                 if i < len(frames):

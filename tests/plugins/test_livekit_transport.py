@@ -123,7 +123,7 @@ def test_joins_with_verified_least_privilege_token(sink_run: dict[str, Any]) -> 
 def test_published_video_decodes_to_the_written_picture(sink_run: dict[str, Any]) -> None:
     res = _ok(sink_run, "publish")
     before, after = res["video_before"], res["video"]
-    assert before["n"] >= 15 and after["n"] >= 40  # ~2 s of A, then B (the first ~0.8 s sets up)
+    assert before["n"] >= 15 and after["n"] >= 80  # ~2 s of A, pulses, then B (the first ~0.8 s sets up)
     assert all(near(lc, COLOUR_A[0]) and near(rc, COLOUR_A[1]) for lc, rc in before["colours"])
     assert all(near(lc, COLOUR_B[0]) and near(rc, COLOUR_B[1]) for lc, rc in after["colours"])
     for w, h in after["sizes"]:  # a simulcast layer keeps the aspect ratio of 480x270
@@ -136,10 +136,13 @@ def test_published_video_decodes_to_the_written_picture(sink_run: dict[str, Any]
 def test_published_audio_is_the_written_tone_in_sync(sink_run: dict[str, Any]) -> None:
     res = _ok(sink_run, "publish")
     assert abs(res["tone_hz"] - 440.0) < 5 and res["tone_rms"] > 2000
-    assert res["av_offset_s"] is not None
-    # onset of the tone vs onset of the new picture, as they arrive at the receiver: within one frame
-    # (40 ms at 25 fps) plus one 20 ms Opus packet (the audio onset is only seen per packet)
-    assert abs(res["av_offset_s"]) <= 0.04 + 0.02
+    # four picture+tone onsets (three pulses, then steady); the tone onset vs the picture onset as
+    # they arrive at the receiver: the median within one frame (40 ms at 25 fps) plus one 20 ms Opus
+    # packet (an audio onset is only seen per packet); no single onset off by more than 2.5 frames
+    # (aiortc has no lip-sync and this machine is loaded)
+    assert len(res["av_offsets_s"]) >= 3, res["av_offsets_s"]
+    assert abs(res["av_offset_s"]) <= 0.04 + 0.02, res["av_offsets_s"]
+    assert max(abs(o) for o in res["av_offsets_s"]) <= 0.1, res["av_offsets_s"]
 
 
 @pytest.mark.livekit
