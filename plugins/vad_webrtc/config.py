@@ -12,6 +12,10 @@ class WebrtcVADConfig(BaseModel):
 
     aggressiveness: int = Field(2, ge=0, le=3, description="0 = least, 3 = most aggressive at rejecting non-speech")
     frame_ms: int = Field(20, description="analysis frame: 10, 20 or 30 ms")
+    min_level_db: float = Field(
+        -55.0, le=0.0, description="frames quieter than this (dBFS RMS) are never speech: webrtcvad alone "
+        "flags faint stationary noise as speech for its first ~0.5 s while its noise model adapts",
+    )
     smooth_frames: int = Field(5, ge=1, le=50, description="majority vote over this many frames")
     min_speech_ms: int = Field(150, ge=10)
     end_silence_ms: int = Field(600, ge=50, description="trailing silence that ends the user's turn")

@@ -1,8 +1,9 @@
 """WebrtcVAD: libwebrtc's GMM voice detector per 10/20/30 ms frame + shared endpointing.
 
-Frame decisions are smoothed by a majority over the last `smooth_frames` frames (single-frame flips
-are common in webrtcvad), then `agent.endpointing.Endpointer` turns them into onset (barge-in) and
-end-of-turn events. Costs a few microseconds per frame, so it runs inline on the event loop.
+Frames below an absolute level floor are never speech; decisions are smoothed by a majority over
+the last `smooth_frames` frames (single-frame flips are common in webrtcvad), then
+`agent.endpointing.Endpointer` turns them into onset (barge-in) and end-of-turn events. Costs a
+few microseconds per frame, so it runs inline on the event loop.
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ class WebrtcVAD:
         events: list[VadEvent] = []
         for i in range(n):
             f = data[i * self.frame : (i + 1) * self.frame]
-            self._votes.append(self.is_speech(f))
+            rms = float(np.sqrt(np.mean(np.square(f, dtype=np.float32)))) / 32768.0
+            loud = 20.0 * np.log10(rms + 1e-9) > self.config.min_level_db
+            self._votes.append(loud and self.is_speech(f))
             voiced = 2 * sum(self._votes) > len(self._votes)
             ev = self.endpointer.update(f, voiced)
             if ev is not None:

@@ -76,3 +76,17 @@ async def test_bad_config_and_input_are_clear_errors() -> None:
     assert vad.frame == 1440
     with pytest.raises(ValueError, match="48000 Hz"):
         await vad.feed(AudioChunk(np.zeros(160, np.int16), 16000))
+
+
+@pytest.mark.parametrize("voice", ["piper", "espeak"])
+async def test_turns_in_two_voices_match_the_true_speech_spans(voice: str) -> None:
+    from tests.fixtures.speech import feed_vad, speech, with_silences
+
+    q1, q2 = speech(voice, "Hello, I would like to check my order."), speech(voice, "When will it arrive?")
+    pcm, spans = with_silences([1.0, q1, 1.5, q2, 1.2], noise=40.0)  # trimmed: spans are the true voice
+    events = await feed_vad(WebrtcVAD(WebrtcVADConfig(end_silence_ms=500, min_speech_ms=120), sample_rate=RATE), pcm)
+    assert [e.speaking for e in events] == [True, False, True, False], events
+    for (start, end), on, off in ((spans[0], events[0], events[1]), (spans[1], events[2], events[3])):
+        assert start < on.t < start + 0.35  # onset: min_speech + smoothing after the first voiced frame
+        assert end + 0.4 < off.t < end + 0.9  # end of turn: ~end_silence after the last voiced frame
+        assert off.audio is not None and off.audio.pts <= start + 0.05  # pre-roll keeps the first syllable
