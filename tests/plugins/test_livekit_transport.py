@@ -226,3 +226,41 @@ def test_session_in_a_room_answers_chat(sink_run: dict[str, Any]) -> None:
     assert res["speech_rms"] > 300  # the spoken reply is audible in the room (silence decodes to ~0)
 
 
+
+
+# --- no-network unit checks -----------------------------------------------------------------------
+async def test_write_never_blocks_and_drops_the_oldest_chunk() -> None:
+    import numpy as np
+
+    from flowact.types import VideoChunk, VideoFrame
+
+    sink = LiveKitSink(LiveKitConfig(url="ws://h", token="x", queue_chunks=3))  # type: ignore[arg-type]
+    img = np.zeros((4, 4, 3), np.uint8)
+    for k in range(10):  # not started: nothing drains the queue
+        await sink.write(VideoChunk(k, k * 0.16, 25, (VideoFrame(k * 0.16, img),), np.zeros(10, np.int16), 24000))
+    assert sink.chunks_dropped == 7
+    assert [sink._chunks.get_nowait().index for _ in range(3)] == [7, 8, 9]
+    await sink.aclose()
+
+
+async def test_legacy_chat_packets_and_transcript_segments() -> None:
+    from types import SimpleNamespace
+
+    sink = LiveKitSink(LiveKitConfig(url="ws://h", token="x"))  # type: ignore[arg-type]
+    sink._on_data(SimpleNamespace(topic="lk-chat-topic", data=b'{"message": " hi there "}'))  # type: ignore[arg-type]
+    sink._on_data(SimpleNamespace(topic="lk-chat-topic", data=b"plain words"))  # type: ignore[arg-type]
+    sink._on_data(SimpleNamespace(topic="lk-chat-topic", data=b"\xff\xfe"))  # type: ignore[arg-type]  # malformed
+    sink._on_data(SimpleNamespace(topic="other", data=b"not chat"))  # type: ignore[arg-type]
+    await sink.aclose()  # ends the iterator after what was queued
+    assert [t async for t in sink.text()] == ["hi there", "plain words"]
+
+    sink = LiveKitSink(LiveKitConfig(url="ws://h", token="x"))  # type: ignore[arg-type]
+    await sink.on_transcript("agent", "Hello", False)
+    await sink.on_transcript("agent", "Hello there.", True)
+    await sink.on_transcript("agent", "Next.", True)
+    await sink.on_transcript("agent", "", True)  # nothing to send
+    sent = [sink._outbox.get_nowait() for _ in range(sink._outbox.qsize())]
+    assert [(t, a["lk.segment_id"], a["lk.transcription_final"]) for _, t, a in sent] == [
+        ("Hello", "agent_0", "false"), ("Hello there.", "agent_0", "true"), ("Next.", "agent_1", "true")]
+    assert {topic for topic, _, _ in sent} == {"lk.transcription"}
+    await sink.aclose()
