@@ -207,8 +207,9 @@ class LiveKitSink:
                 try:
                     await self._connect()
                     break
-                except ConfigError:
-                    raise
+                except ConfigError as e:  # e.g. the secrets file vanished: retrying cannot help
+                    log.error("livekit: cannot rejoin %r: %s", cfg.room, e)
+                    return
                 except TransportError as e:
                     self.rejoin_failures += 1
                     if cfg.reconnect_attempts and attempt >= cfg.reconnect_attempts:
