@@ -148,9 +148,9 @@ def bench_coqui_here(reps: int) -> list[dict[str, Any]]:
 
 
 def bench_coqui(reps: int) -> list[dict[str, Any]]:
-    py = ROOT / ".venv-coqui" / "bin" / "python"
+    py = Path(os.environ.get("FLOWACT_COQUI_PYTHON") or ROOT / ".venv-coqui" / "bin" / "python")
     if not py.exists():
-        print("(coqui skipped: .venv-coqui is not installed)")
+        print(f"(coqui skipped: no Coqui venv at {py}; `make coqui` builds it)")
         return []
     r = subprocess.run([str(py), __file__, "--coqui-json", str(reps)], capture_output=True, text=True, cwd=ROOT,
                        timeout=600)

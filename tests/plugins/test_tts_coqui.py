@@ -7,6 +7,7 @@ timings that follow the text and span the audio, speakers. In this venv: a clear
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -18,7 +19,8 @@ from agent.registry import load_plugin
 from plugins.tts_coqui import CoquiTTS, CoquiTTSConfig, split_sentences
 
 ROOT = Path(__file__).resolve().parents[2]
-COQUI_PY = ROOT / ".venv-coqui" / "bin" / "python"
+# `make coqui` (run by `make test`) builds the venv once per machine and exports FLOWACT_COQUI_PYTHON.
+COQUI_PY = Path(os.environ.get("FLOWACT_COQUI_PYTHON") or ROOT / ".venv-coqui" / "bin" / "python")
 WORKER = ROOT / "tests" / "fixtures" / "coqui_worker.py"
 TEXT = "Hello there. How are you doing today?"
 
@@ -32,8 +34,7 @@ def coqui_ready() -> bool:
 
 needs_coqui = pytest.mark.skipif(
     not coqui_ready(),
-    reason=".venv-coqui with coqui-tts is absent (python3.11 -m venv .venv-coqui && .venv-coqui/bin/pip install "
-    "torch==2.9.1 'torchaudio==2.9.*' 'torchcodec==0.8.*' coqui-tts==0.28.0 && .venv-coqui/bin/pip install -e .)",
+    reason=f"no Coqui venv at {COQUI_PY} (`make coqui` builds it: torch 2.9.1 + torchaudio 2.9 + coqui-tts 0.28)",
 )
 
 
