@@ -18,9 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from agent.clock import Clock, RealClock
 from agent.errors import AgentError, EngineError
@@ -182,9 +182,12 @@ class BaseTTS(Engine):
     async def synthesize(self, text: str) -> AsyncIterator[SpeechChunk]:
         if not text.strip():
             return
-        async for chunk in self.guarded(lambda: self._synthesize(text), what="synthesize"):
-            self.stats.audio_out_s += chunk.audio.duration
-            yield chunk
+        # aclosing: closing this stream closes the engine's stream at once, not at garbage collection
+        gen = cast("AsyncGenerator[SpeechChunk, None]", self.guarded(lambda: self._synthesize(text), what="synthesize"))
+        async with contextlib.aclosing(gen) as stream:
+            async for chunk in stream:
+                self.stats.audio_out_s += chunk.audio.duration
+                yield chunk
 
     def _synthesize(self, text: str) -> AsyncIterator[SpeechChunk]:
         raise NotImplementedError

@@ -77,7 +77,7 @@ class OpenAILLMConfig(BaseModel):
     temperature: float = Field(0.6, ge=0.0, le=2.0)
     max_tokens: int = Field(160, ge=1, le=4096)
     timeout_s: float = Field(30.0, gt=0)
-    first_token_timeout_s: float = Field(20.0, gt=0)
+    first_token_timeout_s: float = Field(45.0, gt=0, description="a cold local model under load needs time")
     retries: int = Field(2, ge=0, le=10, description="retries of retryable failures before the first token")
     backoff_s: float = Field(0.5, gt=0, le=30, description="first retry delay; doubles each retry")
     max_history: int = Field(24, ge=1, le=1000, description="non-system messages kept in the prompt")
