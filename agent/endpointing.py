@@ -8,12 +8,20 @@ syllable is not clipped). Utterances are capped at `max_utterance_s`. No I/O, bo
 from __future__ import annotations
 
 from collections import deque
+from typing import Protocol
 
 import numpy as np
 
 from agent.frames import AudioChunk, VadEvent
 
-__all__ = ["Endpointer"]
+__all__ = ["Endpointer", "EndpointingConfig"]
+
+
+class EndpointingConfig(Protocol):
+    min_speech_ms: int
+    end_silence_ms: int
+    pre_roll_ms: int
+    max_utterance_s: float
 
 
 class Endpointer:
@@ -34,6 +42,15 @@ class Endpointer:
         self.max_frames = int(max_utterance_s / self.frame_s)
         self._pre: deque[np.ndarray] = deque(maxlen=max(1, round(pre_roll_ms / 1000 / self.frame_s)))
         self.reset()
+
+    @classmethod
+    def from_config(cls, config: EndpointingConfig, *, sample_rate: int, frame_samples: int) -> Endpointer:
+        """Build from a VAD plugin's config (every VAD config carries these four fields)."""
+        return cls(
+            sample_rate=sample_rate, frame_samples=frame_samples, min_speech_ms=config.min_speech_ms,
+            end_silence_ms=config.end_silence_ms, pre_roll_ms=config.pre_roll_ms,
+            max_utterance_s=config.max_utterance_s,
+        )
 
     def reset(self) -> None:
         self.speaking = False

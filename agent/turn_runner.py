@@ -134,25 +134,24 @@ class TurnRunner:
         self.builder.push_tag(tag)
         self.result.tags.append(tag)
 
-    async def _feed(self, delta: str, queue: _SentenceQueue) -> None:
-        clean, tags = self._parser.feed(delta)
+    def _accept(self, clean: str, tags: list[IntentTag]) -> None:
+        """Record what the intent parser released: tags wait for their sentence, text is spoken."""
         self._pending_tags.extend(tags)
         self.result.tags.extend(tags)
         if clean:
             self.result.spoken_text += clean
             if self.on_text is not None:
                 self.on_text(clean)
+
+    async def _feed(self, delta: str, queue: _SentenceQueue) -> None:
+        clean, tags = self._parser.feed(delta)
+        self._accept(clean, tags)
         for sentence in self._splitter.feed(clean):
             await queue.put((sentence, self._take_tags(sentence)))
 
     async def _finish(self, queue: _SentenceQueue) -> None:
         clean, tags = self._parser.flush()
-        self._pending_tags.extend(tags)
-        self.result.tags.extend(tags)
-        if clean:
-            self.result.spoken_text += clean
-            if self.on_text is not None:
-                self.on_text(clean)
+        self._accept(clean, tags)
         sentences = self._splitter.feed(clean) + self._splitter.flush()
         for i, sentence in enumerate(sentences):
             last = i == len(sentences) - 1

@@ -31,11 +31,7 @@ class EnergyVAD:
         self.config = config or EnergyVADConfig()
         self.sample_rate = sample_rate
         self.frame = sample_rate // 100  # 10 ms analysis frames
-        c = self.config
-        self.endpointer = Endpointer(
-            sample_rate=sample_rate, frame_samples=self.frame, min_speech_ms=c.min_speech_ms,
-            end_silence_ms=c.end_silence_ms, pre_roll_ms=c.pre_roll_ms, max_utterance_s=c.max_utterance_s,
-        )
+        self.endpointer = Endpointer.from_config(self.config, sample_rate=sample_rate, frame_samples=self.frame)
         self.reset()
 
     def reset(self) -> None:

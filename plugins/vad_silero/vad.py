@@ -52,11 +52,7 @@ class SileroVAD:
         self.session: Any = onnxruntime.InferenceSession(
             str(path), providers=["CPUExecutionProvider"], sess_options=opts
         )
-        c = self.config
-        self.endpointer = Endpointer(
-            sample_rate=sample_rate, frame_samples=WINDOW, min_speech_ms=c.min_speech_ms,
-            end_silence_ms=c.end_silence_ms, pre_roll_ms=c.pre_roll_ms, max_utterance_s=c.max_utterance_s,
-        )
+        self.endpointer = Endpointer.from_config(self.config, sample_rate=sample_rate, frame_samples=WINDOW)
         self.reset()
 
     def reset(self) -> None:
