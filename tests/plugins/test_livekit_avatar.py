@@ -1,0 +1,93 @@
+"""flowact as a livekit-agents avatar worker (plugins/livekit_avatar), end to end over the wire.
+
+livekit-agents pins an older `livekit` than the main venv, so the scenario runs in its own venv
+(`FLOWACT_LKAGENTS_PYTHON`, default ~/.cache/flowact/venv-lkagents/bin/python; `make lkagents-venv`)
+inside a private network namespace: an "agent" participant streams espeak speech with
+livekit-agents' own `DataStreamAudioOutput`; the avatar participant runs `AvatarRunner` +
+`FlowactVideoGenerator`; the LiveKit-protocol test server decodes what the avatar publishes.
+Skips (with the reason) when that venv or the namespace is not available.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures.livekit_netns import HERE, ROOT, netns_available
+
+PYTHON = Path(os.environ.get("FLOWACT_LKAGENTS_PYTHON",
+                             str(Path.home() / ".cache/flowact/venv-lkagents/bin/python"))).expanduser()
+
+
+@pytest.fixture(scope="module")
+def result() -> dict[str, Any]:
+    if not PYTHON.is_file():
+        pytest.skip(f"livekit-agents venv not found at {PYTHON} (set FLOWACT_LKAGENTS_PYTHON or run "
+                    "`make lkagents-venv`): livekit-agents pins livekit==1.1.21, so it lives in its own venv")
+    if (reason := netns_available()) is not None:
+        pytest.skip(f"LiveKit media tests need a private network namespace: {reason}")
+    with tempfile.TemporaryDirectory(prefix="lk-avatar-") as tmp:
+        out = Path(tmp) / "result.json"
+        cmd = ["unshare", "-rn", "sh", str(HERE / "netns_run.sh"), "127.0.0.2",
+               str(PYTHON), str(HERE / "livekit_avatar_worker.py"), str(out)]
+        try:
+            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=80,
+                                  env={**os.environ, "PYTHONPATH": str(ROOT)})
+        except subprocess.TimeoutExpired as e:
+            pytest.fail(f"avatar worker exceeded 80 s; stderr tail:\n{(e.stderr or b'')[-3000:]!r}")
+        if not out.exists():
+            pytest.fail(f"avatar worker wrote no result (rc={proc.returncode}):\n{proc.stderr[-3000:]}")
+        res: dict[str, Any] = json.loads(out.read_text())
+    assert "fatal" not in res, res["fatal"]
+    for name in ("join", "start_avatar"):
+        assert res[name]["ok"], res[name]
+    return res
+
+
+def _ok(res: dict[str, Any], name: str) -> dict[str, Any]:
+    step: dict[str, Any] = res[name]
+    assert step["ok"], f"{name} failed: {step.get('error')}\n{step.get('tb', '')}"
+    return step
+
+
+def test_avatar_video_is_the_rendered_portrait(result: dict[str, Any]) -> None:
+    s = _ok(result, "speak")
+    assert s["sizes"] == [[320, 240]] and s["video_n"] >= 50
+    # not a solid colour: a textured picture, and the very picture flowact rendered
+    assert min(s["frame_std"]) > 25
+    assert min(s["corr_ref"]) > 0.85
+    # audio-driven visemes: the mouth region moves far more while speaking than while idle
+    assert s["mouth_motion_speaking"] > 2.5 * s["mouth_motion_idle"]
+    assert s["speech_frames"] >= 0.8 * s["input_s"] * 25
+
+
+def test_avatar_plays_the_agents_speech(result: dict[str, Any]) -> None:
+    s = _ok(result, "speak")
+    assert s["heard_rms"] > 500
+    # the server hears about as much voiced audio as espeak produced
+    assert 0.8 * s["input_voiced_s"] <= s["heard_voiced_s"] <= 1.2 * s["input_voiced_s"]
+    assert s["first_audio_after_s"] is not None and s["first_audio_after_s"] < 1.5
+
+
+def test_playback_started_and_finished_reach_the_agent(result: dict[str, Any]) -> None:
+    s = _ok(result, "speak")
+    assert s["playout"]["interrupted"] is False
+    assert abs(s["playout"]["position"] - s["input_s"]) < 0.3  # lk.playback_finished, whole segment
+    assert len(s["started_after_s"]) >= 1 and s["started_after_s"][0] < 1.5  # lk.playback_started
+    assert s["input_s"] - 0.2 <= s["playout_s"] <= s["input_s"] + 2.0  # played in real time
+
+
+def test_clear_buffer_stops_the_avatar_quickly(result: dict[str, Any]) -> None:
+    s = _ok(result, "interrupt")
+    assert s["clears"] == 1  # lk.clear_buffer reached our generator
+    (_, position, interrupted), = s["finished"]
+    assert interrupted is True and 0.5 < position < s["input_s"] - 5  # cut short, not played out
+    assert s["finished_after_s"] < 1.0
+    assert s["last_loud_after_clear_s"] < 0.5 and s["loud_s_after_clear"] < 0.4
+    assert s["rms_last_1s"] < 100  # silence afterwards
