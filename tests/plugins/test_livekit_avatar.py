@@ -25,11 +25,34 @@ PYTHON = Path(os.environ.get("FLOWACT_LKAGENTS_PYTHON",
                              str(Path.home() / ".cache/flowact/venv-lkagents/bin/python"))).expanduser()
 
 
-@pytest.fixture(scope="module")
-def result() -> dict[str, Any]:
+def _need_venv() -> None:
     if not PYTHON.is_file():
         pytest.skip(f"livekit-agents venv not found at {PYTHON} (set FLOWACT_LKAGENTS_PYTHON or run "
                     "`make lkagents-venv`): livekit-agents pins livekit==1.1.21, so it lives in its own venv")
+
+
+def test_generator_alone_resamples_segments_and_clears(tmp_path: Path) -> None:
+    _need_venv()
+    out = tmp_path / "unit.json"
+    proc = subprocess.run([str(PYTHON), str(HERE / "livekit_avatar_worker.py"), "unit", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.exists(), proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert "fatal" not in res, res["fatal"]
+    t = res["tone"]  # 1 s of a 300 Hz stereo tone at 22.05 kHz in
+    assert t["audio_rates"] == [24000] and t["audio_channels"] == [1] and t["samples_per_frame"] == [960]
+    assert abs(t["audio_s"] - 1.0) <= 0.1 and abs(t["peak_hz"] - 300) < 15
+    assert t["n_video"] == t["n_audio"] and t["video_sizes"] == [[320, 240]] and t["video_std"] > 25
+    assert "va" * 3 in t["kinds_head"]  # one frame of audio with each speaking video frame
+    c = res["clear"]
+    assert "a" in c["before"] and c["after"] == ["v"] * 20  # no audio, no segment end after the clear
+    assert c["speech_frames_after"] == c["speech_frames_before"]  # queued speech was dropped, not rendered
+    assert "divide by fps" in res["errors"]["fps"] and "not found" in res["errors"]["portrait"]
+
+
+@pytest.fixture(scope="module")
+def result() -> dict[str, Any]:
+    _need_venv()
     if (reason := netns_available()) is not None:
         pytest.skip(f"LiveKit media tests need a private network namespace: {reason}")
     with tempfile.TemporaryDirectory(prefix="lk-avatar-") as tmp:
