@@ -12,11 +12,16 @@ APT_PACKAGES := espeak-ng libespeak-ng1 mosquitto iproute2 chromium chromium-dri
 COQUI_VENV ?= $(HOME)/.cache/flowact/venv-coqui
 COQUI_STAMP := $(COQUI_VENV)/.installed-0.28.0
 export FLOWACT_COQUI_PYTHON := $(COQUI_VENV)/bin/python
+# livekit-agents 1.8.9 pins livekit==1.1.21 (the main venv's transport is proven with 1.2.1), so the
+# avatar-worker adapter (plugins/livekit_avatar) and its test run from a venv of their own.
+LKAGENTS_VENV ?= $(HOME)/.cache/flowact/venv-lkagents
+LKAGENTS_STAMP := $(LKAGENTS_VENV)/.installed-1.8.9
+export FLOWACT_LKAGENTS_PYTHON := $(LKAGENTS_VENV)/bin/python
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test bench lint setup system coqui clean
+.PHONY: demo test bench lint setup system coqui lkagents-venv clean
 
 setup: system $(STAMP)
 
@@ -48,10 +53,24 @@ $(COQUI_STAMP):
 	$(COQUI_VENV)/bin/python -m pip install -q numpy pydantic pyyaml
 	touch $(COQUI_STAMP)
 
+# Optional adapter: flowact as a livekit-agents avatar worker, in its own venv. `make test` builds it once.
+lkagents-venv: $(LKAGENTS_STAMP)
+
+$(LKAGENTS_STAMP): pyproject.toml
+	mkdir -p $(dir $(LKAGENTS_VENV))
+	test -x $(LKAGENTS_VENV)/bin/python || $(PYTHON) -m venv $(LKAGENTS_VENV)
+	$(LKAGENTS_VENV)/bin/python -m pip install -q --upgrade pip
+	# The project itself is found through PYTHONPATH; only its dependencies go in (no torch needed).
+	$(LKAGENTS_VENV)/bin/python -m pip install -q livekit-agents==1.8.9 livekit-api==1.2.2 livekit-protocol==1.1.29 \
+	    aiortc websockets opencv-python-headless av==18.1.0 'numpy>=1.26' 'pydantic>=2.7,<3' pyyaml pillow \
+	    'protobuf>=6,<7' absl-py flatbuffers attrs scikit-image matplotlib
+	$(LKAGENTS_VENV)/bin/python -m pip install -q --no-deps mediapipe==0.10.21
+	touch $(LKAGENTS_STAMP)
+
 demo: setup
 	$(PY) -m agent demo
 
-test: setup coqui
+test: setup coqui lkagents-venv
 	$(PY) -m pytest -q tests
 
 bench: setup

@@ -30,7 +30,7 @@ from livekit.agents.voice.avatar import (
     DataStreamAudioReceiver,
     VideoGenerator,
 )
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agent.control import ControlBuilder
 from agent.frames import AudioChunk, SpeechChunk
@@ -59,6 +59,13 @@ class FlowactAvatarConfig(BaseModel):
     max_queued_s: float = Field(120.0, gt=0, description="audio queued ahead of playback before refusing more")
     idle_video: bool = Field(True, description="render idle frames while no speech is queued")
 
+    @model_validator(mode="after")
+    def _whole_frames(self) -> FlowactAvatarConfig:
+        if (self.frames_per_chunk * self.sample_rate) % self.fps or self.sample_rate % self.fps:
+            raise ValueError(f"frames_per_chunk * sample_rate must divide by fps ({self.fps}) and so must "
+                             f"sample_rate ({self.sample_rate}): every video frame carries whole audio samples")
+        return self
+
 
 @dataclass(frozen=True, slots=True)
 class _End:
@@ -72,8 +79,6 @@ class FlowactVideoGenerator(VideoGenerator):  # type: ignore[misc,unused-ignore]
 
     def __init__(self, config: FlowactAvatarConfig, *, generator: PortraitGenerator | None = None) -> None:
         c = self.config = config
-        if (c.frames_per_chunk * c.sample_rate) % c.fps:
-            raise ValueError(f"frames_per_chunk * sample_rate must divide by fps ({c.fps})")
         self._gen = generator or PortraitGenerator(
             PortraitGeneratorConfig(motion=c.motion, checkpoint=c.checkpoint), width=c.width, height=c.height, fps=c.fps
         )
@@ -256,16 +261,20 @@ async def run_avatar_worker(room: rtc.Room, config: FlowactAvatarConfig, *, send
                             **runner_kw: Any) -> AvatarWorker:
     """Serve `room` (already connected) as the avatar of `sender_identity` (default: the first agent)."""
     gen = FlowactVideoGenerator(config)
-    await gen.start()
-    runner = AvatarRunner(
-        room, audio_recv=DataStreamAudioReceiver(room, sender_identity=sender_identity), video_gen=gen,
-        options=AvatarOptions(video_width=config.width, video_height=config.height, video_fps=config.fps,
-                              audio_sample_rate=config.sample_rate, audio_channels=1),
-        **runner_kw,
-    )
-    try:
+    runner: AvatarRunner | None = None
+    try:  # the runner's start waits for the agent to join: a cancel here must not leak the renderer
+        await gen.start()
+        runner = AvatarRunner(
+            room, audio_recv=DataStreamAudioReceiver(room, sender_identity=sender_identity), video_gen=gen,
+            options=AvatarOptions(video_width=config.width, video_height=config.height, video_fps=config.fps,
+                                  audio_sample_rate=config.sample_rate, audio_channels=1),
+            **runner_kw,
+        )
         await runner.start()
     except BaseException:
+        if runner is not None:
+            with contextlib.suppress(Exception):
+                await runner.aclose()
         await gen.aclose()
         raise
     return AvatarWorker(runner, gen)

@@ -34,19 +34,22 @@ def read_secrets_file(path: Path) -> dict[str, str]:
     return out
 
 
-def mint_token(api_key: str, api_secret: str, *, room: str, identity: str, name: str, ttl_s: int) -> str:
+def mint_token(api_key: str, api_secret: str, *, room: str, identity: str, name: str, ttl_s: int,
+               attributes: dict[str, str] | None = None) -> str:
     """A token for exactly this room and identity: join, publish (camera + mic), subscribe, data,
-    own attributes (the agent state); no admin, no room creation/listing/recording."""
+    own attributes (the agent state); no admin, no room creation/listing/recording. `attributes`
+    are set on the participant at join (e.g. `lk.publish_on_behalf` for an avatar worker)."""
     from livekit import api
 
     grants = api.VideoGrants(
         room_join=True, room=room, can_publish=True, can_subscribe=True, can_publish_data=True,
         can_publish_sources=["camera", "microphone"], can_update_own_metadata=True,
     )
-    return (
+    token = (
         api.AccessToken(api_key, api_secret).with_identity(identity).with_name(name).with_kind("agent")
-        .with_ttl(dt.timedelta(seconds=ttl_s)).with_grants(grants).to_jwt()
+        .with_ttl(dt.timedelta(seconds=ttl_s)).with_grants(grants)
     )
+    return (token.with_attributes(attributes) if attributes else token).to_jwt()
 
 
 def resolve(cfg: LiveKitConfig, env: Mapping[str, str] | None = None) -> tuple[str, str]:

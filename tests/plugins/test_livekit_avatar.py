@@ -114,3 +114,66 @@ def test_clear_buffer_stops_the_avatar_quickly(result: dict[str, Any]) -> None:
     assert s["finished_after_s"] < 1.0
     assert s["last_loud_after_clear_s"] < 0.5 and s["loud_s_after_clear"] < 0.4
     assert s["rms_last_1s"] < 100  # silence afterwards
+
+
+# --- `python -m plugins.livekit_avatar`: the worker as a process of its own ------------------------------
+def _run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("LIVEKIT_")}
+    return subprocess.run([str(PYTHON), "-m", "plugins.livekit_avatar", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env={**base, "PYTHONPATH": str(ROOT), **env})
+
+
+def test_cli_rejects_bad_input_in_one_line(tmp_path: Path) -> None:
+    _need_venv()
+    face = str(ROOT / "examples/assets/grace_hopper.jpg")
+    secret = "s3cret-value-never-printed-0123456789"
+    creds = {"LIVEKIT_URL": "ws://127.0.0.1:9", "LIVEKIT_API_KEY": "k", "LIVEKIT_API_SECRET": secret}
+    bad_secrets = tmp_path / "secrets.env"
+    bad_secrets.write_text("LIVEKIT_API_KEY k\n")
+    cases = [
+        (["--portrait", str(tmp_path / "none.jpg"), "--room", "r"], creds, "file not found"),
+        (["--portrait", face, "--room", "r", "--size", "big"], creds, "--size must look like 480x270"),
+        (["--portrait", face, "--room", "r", "--fps", "7"], creds, "divide by fps"),
+        (["--portrait", face, "--room", "r"], {"LIVEKIT_URL": "ws://127.0.0.1:9"}, "no credentials"),
+        (["--portrait", face, "--room", "r"], {}, "no server URL"),
+        (["--portrait", face, "--room", "r", "--url", "ftp://x"], creds, "must start with ws://"),
+        (["--portrait", face, "--room", "r", "--secrets-file", str(bad_secrets)], creds, "expected KEY=value"),
+        (["--portrait", face, "--room", "r", "--token-ttl", "5"], creds, "--token-ttl"),
+    ]
+    for args, env, message in cases:
+        proc = _run_cli(*args, **env)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2, (args, proc.stderr[-2000:])
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (args, lines)
+        assert secret not in proc.stderr + proc.stdout
+
+
+def test_cli_unreachable_server_fails_cleanly() -> None:
+    _need_venv()
+    proc = _run_cli("--portrait", str(ROOT / "examples/assets/grace_hopper.jpg"), "--room", "r",
+                    LIVEKIT_URL="ws://127.0.0.1:9", LIVEKIT_API_KEY="k", LIVEKIT_API_SECRET="secret-0123456789")
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "cannot join room 'r' at ws://127.0.0.1:9" in proc.stderr
+    assert "secret-0123456789" not in proc.stderr
+
+
+def test_cli_joins_with_a_minted_token_publishes_and_leaves_on_sigterm(tmp_path: Path) -> None:
+    _need_venv()
+    if (reason := netns_available()) is not None:
+        pytest.skip(f"LiveKit media tests need a private network namespace: {reason}")
+    out = tmp_path / "cli.json"
+    cmd = ["unshare", "-rn", "sh", str(HERE / "netns_run.sh"), "127.0.0.2",
+           str(PYTHON), str(HERE / "livekit_avatar_worker.py"), "cli", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=90,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.exists(), proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert "fatal" not in res, res["fatal"] + res.get("stderr_tail", "")
+    c = res["claims"]  # least privilege, marked as an avatar publishing on behalf of the agent
+    assert c["kind"] == "agent" and c["attributes"] == {"lk.publish_on_behalf": "agent"}
+    assert c["room"] == "avatar-room" and c["sources"] == ["camera", "microphone"]
+    assert not c["room_admin"] and not c["room_create"]
+    assert res["video_before_agent"] == 0  # it waits for its agent before publishing
+    assert res["idle_video"]["n"] >= 25 and res["idle_video"]["sizes"] == [[320, 240]]
+    assert res["exit"] == {"rc": 0, "leave_sent": True}, res["stderr_tail"]
+    assert not res["secret_logged"]

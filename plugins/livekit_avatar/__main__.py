@@ -1,0 +1,157 @@
+"""Run flowact as the avatar worker of a livekit-agents agent, as a process of its own.
+
+    python -m plugins.livekit_avatar --portrait face.jpg --room support-42 --agent-identity agent
+
+The server URL comes from `--url` or LIVEKIT_URL. Credentials: a ready token in LIVEKIT_AVATAR_TOKEN,
+else LIVEKIT_API_KEY / LIVEKIT_API_SECRET (environment or `--secrets-file`), from which a short-lived
+token is minted for exactly this room and identity (kind `agent`, publish camera + microphone,
+subscribe, data; with `lk.publish_on_behalf` naming the agent, as livekit-agents' avatars do).
+Secrets are never printed. Runs until SIGINT/SIGTERM or until the room disconnects, then leaves
+cleanly. Exit codes: 0 after a clean leave, 1 when joining or serving failed, 2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from livekit import rtc
+from pydantic import ValidationError
+
+from agent.errors import ConfigError
+from plugins.livekit_avatar.generator import FlowactAvatarConfig, run_avatar_worker
+from plugins.transport_livekit.credentials import mint_token, read_secrets_file
+
+__all__ = ["main"]
+
+log = logging.getLogger("flowact.livekit_avatar")
+
+
+class UsageError(Exception):
+    """Bad arguments or configuration: reported in one line, exit code 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m plugins.livekit_avatar", description=__doc__.split("\n\n")[0])
+    p.add_argument("--portrait", type=Path, required=True, help="portrait image (one face)")
+    p.add_argument("--room", required=True, help="room to join")
+    p.add_argument("--url", default=None, help="ws(s):// server URL (default: env LIVEKIT_URL)")
+    p.add_argument("--identity", default="flowact-avatar", help="the avatar's participant identity")
+    p.add_argument("--agent-identity", default=None,
+                   help="identity of the agent whose audio to play (default: the first agent that streams)")
+    p.add_argument("--secrets-file", type=Path, default=None, help="KEY=value file with LIVEKIT_API_KEY/SECRET")
+    p.add_argument("--token-ttl", type=int, default=900, help="lifetime of a minted token, seconds")
+    p.add_argument("--size", default="480x270", help="published video size WxH")
+    p.add_argument("--fps", type=int, default=25)
+    p.add_argument("--sample-rate", type=int, default=24000, help="published audio rate")
+    p.add_argument("--motion", choices=["procedural", "learned"], default="procedural")
+    p.add_argument("--checkpoint", default=None, help="learned-motion checkpoint (with --motion learned)")
+    p.add_argument("--log-level", default="INFO")
+    return p
+
+
+def _config(args: argparse.Namespace) -> FlowactAvatarConfig:
+    try:
+        w, h = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--size must look like 480x270, got {args.size!r}") from None
+    if not args.portrait.expanduser().is_file():
+        raise UsageError(f"--portrait: {args.portrait}: file not found")
+    try:
+        return FlowactAvatarConfig(portrait=args.portrait, width=w, height=h, fps=args.fps,
+                                   sample_rate=args.sample_rate, motion=args.motion, checkpoint=args.checkpoint)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        where = "--size" if field in ("width", "height") else f"--{field.replace('_', '-')}" if field else ""
+        msg = first["msg"].removeprefix("Value error, ")
+        raise UsageError(f"{where}: {msg}" if where else msg) from None
+
+
+def _credentials(args: argparse.Namespace) -> tuple[str, str]:
+    """(url, token): a ready token from the environment, or one minted from the key and secret."""
+    try:
+        file_vals = read_secrets_file(args.secrets_file) if args.secrets_file is not None else {}
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
+
+    def pick(key: str) -> str | None:
+        return os.environ.get(key) or file_vals.get(key) or None
+
+    url = args.url or pick("LIVEKIT_URL")
+    if not url:
+        raise UsageError("no server URL: pass --url or set LIVEKIT_URL")
+    if not url.startswith(("ws://", "wss://", "http://", "https://")):
+        raise UsageError(f"--url must start with ws://, wss://, http:// or https://, got {url!r}")
+    if token := pick("LIVEKIT_AVATAR_TOKEN"):
+        return url, token
+    key, secret = pick("LIVEKIT_API_KEY"), pick("LIVEKIT_API_SECRET")
+    if not key or not secret:
+        raise UsageError("no credentials: set LIVEKIT_AVATAR_TOKEN, or LIVEKIT_API_KEY and LIVEKIT_API_SECRET "
+                         "(environment or --secrets-file)")
+    if not 60 <= args.token_ttl <= 24 * 3600:
+        raise UsageError(f"--token-ttl must be between 60 and 86400 s, got {args.token_ttl}")
+    attributes = {"lk.publish_on_behalf": args.agent_identity} if args.agent_identity else None
+    return url, mint_token(key, secret, room=args.room, identity=args.identity, name="Avatar",
+                           ttl_s=args.token_ttl, attributes=attributes)
+
+
+async def _serve(args: argparse.Namespace, config: FlowactAvatarConfig, url: str, token: str) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    room = rtc.Room()
+    room.on("disconnected", lambda *_: stop.set())
+    try:
+        await asyncio.wait_for(room.connect(url, token), 30)
+    except (TimeoutError, rtc.ConnectError) as e:
+        log.error("cannot join room %r at %s: %s", args.room, url, e or "timed out")
+        return 1
+    log.info("joined room %r as %r; waiting for %s", args.room, args.identity,
+             repr(args.agent_identity) if args.agent_identity else "the first agent")
+    worker = None
+    starting = asyncio.create_task(run_avatar_worker(room, config, sender_identity=args.agent_identity))
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            worker = starting.result()
+            log.info("serving as the avatar of %s", args.agent_identity or "the first agent")
+            await stopping
+        return 0
+    finally:
+        for task in (starting, stopping):
+            task.cancel()
+        await asyncio.gather(starting, stopping, return_exceptions=True)
+        if worker is not None:
+            with contextlib.suppress(Exception):
+                await worker.aclose()
+        await room.disconnect()
+        log.info("left room %r (%d chunks rendered)", args.room, worker.generator.chunks_rendered if worker else 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        config = _config(args)
+        url, token = _credentials(args)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_serve(args, config, url, token))
+    except Exception as e:
+        log.error("avatar worker failed: %s: %s", type(e).__name__, e)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
