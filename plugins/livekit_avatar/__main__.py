@@ -6,8 +6,9 @@ The server URL comes from `--url` or LIVEKIT_URL. Credentials: a ready token in 
 else LIVEKIT_API_KEY / LIVEKIT_API_SECRET (environment or `--secrets-file`), from which a short-lived
 token is minted for exactly this room and identity (kind `agent`, publish camera + microphone,
 subscribe, data; with `lk.publish_on_behalf` naming the agent, as livekit-agents' avatars do).
-Secrets are never printed. Runs until SIGINT/SIGTERM or until the room disconnects, then leaves
-cleanly. Exit codes: 0 after a clean leave, 1 when joining or serving failed, 2 for bad arguments.
+Secrets are never printed. Runs until SIGINT/SIGTERM, until the agent leaves (unless `--stay`) or
+until the room disconnects, then leaves cleanly. Exit codes: 0 after a clean leave, 1 when joining
+or serving failed, 2 for bad arguments.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-rate", type=int, default=24000, help="published audio rate")
     p.add_argument("--motion", choices=["procedural", "learned"], default="procedural")
     p.add_argument("--checkpoint", default=None, help="learned-motion checkpoint (with --motion learned)")
+    p.add_argument("--stay", dest="leave_with_agent", action="store_false",
+                   help="keep serving after the agent leaves (default: leave with it)")
     p.add_argument("--log-level", default="INFO")
     return p
 
@@ -109,10 +112,20 @@ async def _serve(args: argparse.Namespace, config: FlowactAvatarConfig, url: str
         loop.add_signal_handler(sig, stop.set)
     room = rtc.Room()
     room.on("disconnected", lambda *_: stop.set())
+
+    def on_left(p: rtc.RemoteParticipant) -> None:  # the avatar's session ends with its agent's
+        agent_kind = rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+        ours = p.identity == args.agent_identity if args.agent_identity else p.kind == agent_kind
+        if ours and args.leave_with_agent:
+            log.info("agent %r left the room", p.identity)
+            stop.set()
+    room.on("participant_disconnected", on_left)
     try:
         await asyncio.wait_for(room.connect(url, token), 30)
     except (TimeoutError, rtc.ConnectError) as e:
         log.error("cannot join room %r at %s: %s", args.room, url, e or "timed out")
+        with contextlib.suppress(Exception):  # let the SDK wind its engine down before we exit
+            await room.disconnect()
         return 1
     log.info("joined room %r as %r; waiting for %s", args.room, args.identity,
              repr(args.agent_identity) if args.agent_identity else "the first agent")
