@@ -27,7 +27,8 @@ from pydantic import ValidationError
 
 from agent.errors import ConfigError
 from plugins.livekit_avatar.generator import FlowactAvatarConfig, run_avatar_worker
-from plugins.transport_livekit.credentials import mint_token, read_secrets_file
+from plugins.transport_livekit.config import LiveKitConfig
+from plugins.transport_livekit.credentials import resolve
 
 __all__ = ["main"]
 
@@ -59,6 +60,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _usage(e: ValidationError) -> UsageError:
+    """The first validation error, named by its command-line flag."""
+    first = e.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else ""
+    flags = {"width": "--size", "height": "--size", "token_ttl_s": "--token-ttl", "url": "--url"}
+    where = flags.get(field, f"--{field.replace('_', '-')}") if field else ""
+    msg = first["msg"].removeprefix("Value error, ")
+    return UsageError(f"{where}: {msg}" if where else msg)
+
+
 def _config(args: argparse.Namespace) -> FlowactAvatarConfig:
     try:
         w, h = (int(v) for v in args.size.lower().split("x"))
@@ -70,39 +81,23 @@ def _config(args: argparse.Namespace) -> FlowactAvatarConfig:
         return FlowactAvatarConfig(portrait=args.portrait, width=w, height=h, fps=args.fps,
                                    sample_rate=args.sample_rate, motion=args.motion, checkpoint=args.checkpoint)
     except ValidationError as e:
-        first = e.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else ""
-        where = "--size" if field in ("width", "height") else f"--{field.replace('_', '-')}" if field else ""
-        msg = first["msg"].removeprefix("Value error, ")
-        raise UsageError(f"{where}: {msg}" if where else msg) from None
+        raise _usage(e) from None
 
 
 def _credentials(args: argparse.Namespace) -> tuple[str, str]:
-    """(url, token): a ready token from the environment, or one minted from the key and secret."""
+    """(url, token): a ready token (LIVEKIT_AVATAR_TOKEN), or one minted from the key and secret by the
+    transport's own resolver (environment, then the secrets file)."""
     try:
-        file_vals = read_secrets_file(args.secrets_file) if args.secrets_file is not None else {}
+        cfg = LiveKitConfig(url=args.url, room=args.room, identity=args.identity, name="Avatar",
+                            token=os.environ.get("LIVEKIT_AVATAR_TOKEN") or None, secrets_file=args.secrets_file,
+                            token_ttl_s=args.token_ttl)
+    except ValidationError as e:
+        raise _usage(e) from None
+    attributes = {"lk.publish_on_behalf": args.agent_identity} if args.agent_identity else None
+    try:
+        return resolve(cfg, attributes=attributes)
     except ConfigError as e:
         raise UsageError(str(e)) from None
-
-    def pick(key: str) -> str | None:
-        return os.environ.get(key) or file_vals.get(key) or None
-
-    url = args.url or pick("LIVEKIT_URL")
-    if not url:
-        raise UsageError("no server URL: pass --url or set LIVEKIT_URL")
-    if not url.startswith(("ws://", "wss://", "http://", "https://")):
-        raise UsageError(f"--url must start with ws://, wss://, http:// or https://, got {url!r}")
-    if token := pick("LIVEKIT_AVATAR_TOKEN"):
-        return url, token
-    key, secret = pick("LIVEKIT_API_KEY"), pick("LIVEKIT_API_SECRET")
-    if not key or not secret:
-        raise UsageError("no credentials: set LIVEKIT_AVATAR_TOKEN, or LIVEKIT_API_KEY and LIVEKIT_API_SECRET "
-                         "(environment or --secrets-file)")
-    if not 60 <= args.token_ttl <= 24 * 3600:
-        raise UsageError(f"--token-ttl must be between 60 and 86400 s, got {args.token_ttl}")
-    attributes = {"lk.publish_on_behalf": args.agent_identity} if args.agent_identity else None
-    return url, mint_token(key, secret, room=args.room, identity=args.identity, name="Avatar",
-                           ttl_s=args.token_ttl, attributes=attributes)
 
 
 async def _serve(args: argparse.Namespace, config: FlowactAvatarConfig, url: str, token: str) -> int:

@@ -52,8 +52,10 @@ def mint_token(api_key: str, api_secret: str, *, room: str, identity: str, name:
     return (token.with_attributes(attributes) if attributes else token).to_jwt()
 
 
-def resolve(cfg: LiveKitConfig, env: Mapping[str, str] | None = None) -> tuple[str, str]:
-    """(url, token) from the config, the environment and the secrets file, in that order."""
+def resolve(cfg: LiveKitConfig, env: Mapping[str, str] | None = None, *,
+            attributes: dict[str, str] | None = None) -> tuple[str, str]:
+    """(url, token) from the config, the environment and the secrets file, in that order; a minted
+    token carries `attributes` for the participant."""
     env = os.environ if env is None else env
     file_vals = read_secrets_file(cfg.secrets_file) if cfg.secrets_file is not None else {}
 
@@ -74,5 +76,6 @@ def resolve(cfg: LiveKitConfig, env: Mapping[str, str] | None = None) -> tuple[s
             "livekit: no credentials (set `token:`, or LIVEKIT_API_KEY and LIVEKIT_API_SECRET in the "
             "environment or in `secrets_file:`)"
         )
-    token = mint_token(key, secret, room=cfg.room, identity=cfg.identity, name=cfg.name, ttl_s=cfg.token_ttl_s)
+    token = mint_token(key, secret, room=cfg.room, identity=cfg.identity, name=cfg.name, ttl_s=cfg.token_ttl_s,
+                       attributes=attributes)
     return url, token
