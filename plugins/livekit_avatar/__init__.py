@@ -7,13 +7,18 @@ this extra in its own venv (Makefile target `lkagents-venv`). Importing this pac
     room = rtc.Room(); await room.connect(url, avatar_token)
     worker = await run_avatar_worker(room, FlowactAvatarConfig(portrait="face.jpg"), sender_identity="agent")
     ...  # the agent side: AgentSession(...).output.audio = DataStreamAudioOutput(room, destination_identity=...)
+    await send_avatar_command(agent_room, "flowact-avatar", "emotion", "happy", duration=3)  # agent side
     await worker.aclose()
+
+Expressions and gestures travel as the `flowact.command` RPC (see `plugins.livekit_avatar.commands`).
 """
 
+from plugins.livekit_avatar.commands import COMMAND_METHOD, AvatarCommandError, send_avatar_command
 from plugins.livekit_avatar.generator import (
     FlowactAvatarConfig,
     FlowactVideoGenerator,
     run_avatar_worker,
 )
 
-__all__ = ["FlowactAvatarConfig", "FlowactVideoGenerator", "run_avatar_worker"]
+__all__ = ["COMMAND_METHOD", "AvatarCommandError", "FlowactAvatarConfig", "FlowactVideoGenerator",
+           "run_avatar_worker", "send_avatar_command"]

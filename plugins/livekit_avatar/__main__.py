@@ -155,11 +155,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(_serve(args, config, url, token))
+        rc = asyncio.run(_serve(args, config, url, token))
     except Exception as e:
         log.error("avatar worker failed: %s: %s", type(e).__name__, e)
-        return 1
+        rc = 1
+    return rc
+
+
+def _exit_now(rc: int) -> None:
+    """Exit without the interpreter's teardown. The room is already left and every task closed, but
+    livekit 1.1.21's native runtime, torn down by its atexit hook, aborted the process (a Rust panic in
+    an FFI callback, SIGABRT) in about one exit in eight here; supervisors need the real exit code."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit_now(main())

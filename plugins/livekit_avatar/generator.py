@@ -33,9 +33,11 @@ from livekit.agents.voice.avatar import (
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agent.control import ControlBuilder
-from agent.frames import AudioChunk, SpeechChunk
+from agent.frames import AudioChunk, IntentTag, SpeechChunk
+from agent.intents import GESTURES
 from flowact.generator import PortraitGenerator, PortraitGeneratorConfig
-from flowact.types import VideoChunk
+from flowact.types import ControlChunk, VideoChunk
+from plugins.livekit_avatar.commands import register_command_rpc
 
 __all__ = ["FlowactAvatarConfig", "FlowactVideoGenerator", "run_avatar_worker"]
 
@@ -98,7 +100,10 @@ class FlowactVideoGenerator(VideoGenerator):  # type: ignore[misc,unused-ignore]
         self.chunks_rendered = 0
         self.speech_frames = 0
         self.clears = 0
+        self.tags_applied: list[str] = []  # the newest expression/gesture commands (bounded)
+        self._expiry: asyncio.Task[None] | None = None
         self.last_image: np.ndarray | None = None  # the newest rendered frame (RGB), for inspection
+        self.last_control: ControlChunk | None = None  # the newest control chunk, for inspection
 
     async def start(self) -> None:
         """Analyse the portrait and start the render loop (call once, before the runner starts)."""
@@ -108,11 +113,29 @@ class FlowactVideoGenerator(VideoGenerator):  # type: ignore[misc,unused-ignore]
         self._task = asyncio.create_task(self._render_loop(), name="flowact-avatar-render")
 
     async def aclose(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         await self._gen.aclose()
+
+    def apply_tag(self, tag: IntentTag, duration_s: float | None = None) -> None:
+        """An expression or gesture (the `flowact.command` RPC): at the next chunk; an emotion with a
+        duration eases back to neutral afterwards unless another emotion replaced it."""
+        self._builder.push_tag(tag)
+        self.tags_applied = [*self.tags_applied[-31:], f"{tag.name}:{tag.intensity:g}"]
+        if tag.name not in GESTURES:
+            if self._expiry is not None:
+                self._expiry.cancel()
+            self._expiry = None if duration_s is None else asyncio.create_task(
+                self._neutral_after(duration_s), name="flowact-avatar-emotion-expiry")
+
+    async def _neutral_after(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self._builder.push_tag(IntentTag(name="neutral", source="command"))
+        self._expiry = None
 
     # --- VideoGenerator ---------------------------------------------------------------------------
     async def push_audio(self, frame: rtc.AudioFrame | AudioSegmentEnd) -> None:
@@ -198,7 +221,7 @@ class FlowactVideoGenerator(VideoGenerator):  # type: ignore[misc,unused-ignore]
             if speech:
                 audio = self._take(self._spc)
                 self._builder.push_speech(SpeechChunk(AudioChunk(audio, self.config.sample_rate), ""))
-            control = self._builder.next_chunk()
+            control = self.last_control = self._builder.next_chunk()
             chunk = await self._gen.render_chunk(control)
             self.chunks_rendered += 1
             if epoch != self._epoch:
@@ -271,6 +294,7 @@ async def run_avatar_worker(room: rtc.Room, config: FlowactAvatarConfig, *, send
             **runner_kw,
         )
         await runner.start()
+        register_command_rpc(room, gen.apply_tag, sender_identity=sender_identity)
     except BaseException:
         if runner is not None:
             with contextlib.suppress(Exception):

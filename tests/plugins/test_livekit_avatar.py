@@ -48,6 +48,24 @@ def test_generator_alone_resamples_segments_and_clears(tmp_path: Path) -> None:
     assert "a" in c["before"] and c["after"] == ["v"] * 20  # no audio, no segment end after the clear
     assert c["speech_frames_after"] == c["speech_frames_before"]  # queued speech was dropped, not rendered
     assert "divide by fps" in res["errors"]["fps"] and "not found" in res["errors"]["portrait"]
+    cmd = res["commands"]  # flowact.command payloads: every bad one refused with its reason, nothing applied
+    r = cmd["refused"]
+    assert "not JSON" in r["not_json"] and "JSON object" in r["not_object"] and "'say'" in r["say"]
+    assert r["unknown_name"] == "unknown emotion 'furious'"
+    assert r["gesture_as_emotion"] == "'nod' is a gesture, not an emotion"
+    assert r["intensity"].startswith("intensity:") and "shell" in r["extra_field"] and "larger than" in r["too_big"]
+    assert cmd["tags_after_refusals"] == [] and cmd["applied"] == "happy:1"
+    # against a twin generator that got no command: identical before, a visibly happier face, and back
+    # to identical once the 1.5 s emotion expired and eased out
+    assert cmd["diff_before"] == 0.0 and cmd["diff_peak"] > 3.0 and cmd["diff_end"] < 0.3
+    # only the agent the avatar serves may call flowact.command (or, unnamed, any agent participant)
+    callers = res["callers"]
+    assert callers["named/agent"] == "ok" and callers["any_agent/agent"] == callers["any_agent/other-agent"] == "ok"
+    for who in ("named/user", "named/other-agent", "named/stranger", "any_agent/user", "any_agent/stranger"):
+        assert callers[who] == "caller is not this avatar's agent", who
+    assert callers["applied"] == "nod,nod,nod"
+    w = cmd["happy_weight"]
+    assert w["before"] == 0.0 and w["peak"] > 0.9 and 0.5 < w["peak_at_s"] < 2.0 and w["end"] < 0.05
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +122,13 @@ def test_playback_started_and_finished_reach_the_agent(result: dict[str, Any]) -
     assert abs(s["playout"]["position"] - s["input_s"]) < 0.3  # lk.playback_finished, whole segment
     assert len(s["started_after_s"]) >= 1 and s["started_after_s"][0] < 1.5  # lk.playback_started
     assert s["input_s"] - 0.2 <= s["playout_s"] <= s["input_s"] + 2.0  # played in real time
+
+
+def test_expression_commands_reach_the_avatar_over_rpc(result: dict[str, Any]) -> None:
+    s = _ok(result, "command")  # the agent calls flowact.command on the avatar with send_avatar_command
+    assert s["reply"] == "happy:0.8" and s["nod"] == "nod:1"
+    assert s["refused"] == "1500 unknown emotion 'furious'"  # an RpcError with the reason, at the caller
+    assert s["tags"] == ["happy:0.8", "nod:1"]
 
 
 def test_clear_buffer_stops_the_avatar_quickly(result: dict[str, Any]) -> None:

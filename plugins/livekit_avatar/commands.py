@@ -1,0 +1,106 @@
+"""Expressions and gestures for the avatar worker over LiveKit RPC (`flowact.command`).
+
+livekit-agents' avatar protocol carries audio only, so an agent's intent (smile, nod, concern) has no
+way to the face. The avatar therefore serves one RPC method, `flowact.command`, taking the same JSON
+commands as MQTT and the preview page (`agent/commands.py`): `{"kind": "emotion", "name": "happy",
+"intensity": 0.8, "duration": 3}` or `{"kind": "gesture", "name": "nod"}`. Names come from the intent
+vocabulary (`agent/intents.py`). Only the agent the avatar serves may call it. The agent side calls
+`send_avatar_command(room, "flowact-avatar", "emotion", "happy")`, e.g. from a livekit-agents tool.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Literal
+
+from livekit import rtc
+from pydantic import ValidationError
+
+from agent.commands import MAX_COMMAND_BYTES, EmotionCommand, GestureCommand, parse_command
+from agent.frames import IntentTag
+from agent.intents import parse_tag
+
+__all__ = ["COMMAND_METHOD", "AvatarCommandError", "apply_command_payload", "register_command_rpc",
+           "send_avatar_command"]
+
+log = logging.getLogger(__name__)
+COMMAND_METHOD = "flowact.command"
+ApplyTag = Callable[[IntentTag, float | None], None]  # (tag, emotion duration in s or None)
+
+
+class AvatarCommandError(ValueError):
+    """A command the avatar refuses; its message says why (sent back to the caller)."""
+
+
+def apply_command_payload(payload: str, apply: ApplyTag) -> str:
+    """Validate one JSON command and apply it; returns the tag applied (`happy:0.8`)."""
+    if len(payload.encode()) > MAX_COMMAND_BYTES:
+        raise AvatarCommandError(f"command larger than {MAX_COMMAND_BYTES} bytes")
+    try:
+        data = json.loads(payload)
+    except json.JSONDecodeError as e:
+        raise AvatarCommandError(f"command is not JSON: {e.msg} at {e.pos}") from None
+    if not isinstance(data, dict):
+        raise AvatarCommandError("command must be a JSON object")
+    kind = data.get("kind")
+    if kind not in ("emotion", "gesture"):
+        raise AvatarCommandError(f"kind must be 'emotion' or 'gesture', got {kind!r} (interrupts arrive "
+                                 "as lk.clear_buffer; speech as the agent's audio)")
+    try:
+        cmd = parse_command(kind, data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(x) for x in err["loc"][1:])  # loc[0] is the command kind
+        raise AvatarCommandError(f"{where}: {err['msg']}" if where else err["msg"]) from None
+    assert isinstance(cmd, EmotionCommand | GestureCommand)
+    spec = f"{cmd.kind}:{cmd.name}" + ("" if cmd.intensity == 1.0 else f":{cmd.intensity}")
+    tag = parse_tag(spec, source="command", warn=False)
+    if tag is None:
+        other = "gesture" if cmd.kind == "emotion" else "emotion"
+        if parse_tag(f"{other}:{cmd.name}", warn=False) is not None:
+            raise AvatarCommandError(f"{cmd.name!r} is a {other}, not an {cmd.kind}")
+        raise AvatarCommandError(f"unknown {cmd.kind} {cmd.name!r}")
+    apply(tag, cmd.duration if isinstance(cmd, EmotionCommand) else None)
+    return f"{tag.name}:{tag.intensity:g}"
+
+
+def register_command_rpc(room: rtc.Room, apply: ApplyTag, *, sender_identity: str | None) -> None:
+    """Serve `flowact.command` on the avatar: from `sender_identity` (else from any agent participant)."""
+
+    def allowed(caller: str) -> bool:
+        if sender_identity is not None:
+            return caller == sender_identity
+        p = room.remote_participants.get(caller)
+        return p is not None and p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+
+    refusals = 0
+
+    def refuse(caller: str, why: str) -> rtc.RpcError:
+        nonlocal refusals
+        refusals += 1
+        if refusals <= 10 or refusals % 100 == 0:  # a spamming participant cannot flood the log
+            log.warning("flowact.command from %r refused (%d so far): %s", caller, refusals, why)
+        return rtc.RpcError(rtc.RpcError.ErrorCode.APPLICATION_ERROR, why)
+
+    def handler(data: rtc.RpcInvocationData) -> str:
+        if not allowed(data.caller_identity):
+            raise refuse(data.caller_identity, "caller is not this avatar's agent")
+        try:
+            return apply_command_payload(data.payload, apply)
+        except AvatarCommandError as e:
+            raise refuse(data.caller_identity, str(e)) from None
+
+    room.local_participant.register_rpc_method(COMMAND_METHOD, handler)
+
+
+async def send_avatar_command(room: rtc.Room, avatar_identity: str, kind: Literal["emotion", "gesture"],
+                              name: str, *, intensity: float = 1.0, duration: float | None = None,
+                              timeout_s: float = 5.0) -> str:
+    """Agent side: ask the avatar for an expression or gesture; raises `rtc.RpcError` when refused."""
+    body: dict[str, object] = {"kind": kind, "name": name, "intensity": intensity}
+    if duration is not None:
+        body["duration"] = duration
+    return await room.local_participant.perform_rpc(destination_identity=avatar_identity, method=COMMAND_METHOD,
+                                                    payload=json.dumps(body), response_timeout=timeout_s)
