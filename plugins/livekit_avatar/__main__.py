@@ -6,9 +6,10 @@ The server URL comes from `--url` or LIVEKIT_URL. Credentials: a ready token in 
 else LIVEKIT_API_KEY / LIVEKIT_API_SECRET (environment or `--secrets-file`), from which a short-lived
 token is minted for exactly this room and identity (kind `agent`, publish camera + microphone,
 subscribe, data; with `lk.publish_on_behalf` naming the agent, as livekit-agents' avatars do).
-Secrets are never printed. Runs until SIGINT/SIGTERM, until the agent leaves (unless `--stay`) or
-until the room disconnects, then leaves cleanly. Exit codes: 0 after a clean leave, 1 when joining
-or serving failed, 2 for bad arguments.
+Secrets are never printed. Runs until SIGINT/SIGTERM or until the agent leaves (unless `--stay`),
+then leaves cleanly; the SDK rides out signal loss, and when it gives up the worker exits with 1.
+Exit codes: 0 after a clean leave, 1 when joining, serving or the connection failed, 2 for bad
+arguments.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from livekit import rtc
 from pydantic import ValidationError
@@ -56,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, help="learned-motion checkpoint (with --motion learned)")
     p.add_argument("--stay", dest="leave_with_agent", action="store_false",
                    help="keep serving after the agent leaves (default: leave with it)")
-    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-level", default="INFO", type=str.upper,
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
 
 
@@ -102,18 +105,32 @@ def _credentials(args: argparse.Namespace) -> tuple[str, str]:
 
 async def _serve(args: argparse.Namespace, config: FlowactAvatarConfig, url: str, token: str) -> int:
     stop = asyncio.Event()
+    why: list[str] = []  # what ended the session: a signal, the agent leaving, or losing the room
+
+    def stop_for(reason: str) -> None:
+        if not stop.is_set():
+            why.append(reason)
+            stop.set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stop_for, sig.name)
     room = rtc.Room()
-    room.on("disconnected", lambda *_: stop.set())
+    def on_disconnected(reason: Any = 0) -> None:  # after the SDK gave up reconnecting, or a server kick
+        name = str(reason)
+        with contextlib.suppress(Exception):
+            name = rtc.DisconnectReason.Name(reason)
+        stop_for(f"disconnected by the server ({name})")
+    room.on("disconnected", on_disconnected)
 
     def on_left(p: rtc.RemoteParticipant) -> None:  # the avatar's session ends with its agent's
+        if room.connection_state != rtc.ConnectionState.CONN_CONNECTED:
+            return  # the SDK drops every participant while it reconnects: that is not the agent leaving
         agent_kind = rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
         ours = p.identity == args.agent_identity if args.agent_identity else p.kind == agent_kind
         if ours and args.leave_with_agent:
             log.info("agent %r left the room", p.identity)
-            stop.set()
+            stop_for("agent left")
     room.on("participant_disconnected", on_left)
     try:
         await asyncio.wait_for(room.connect(url, token), 30)
@@ -133,6 +150,9 @@ async def _serve(args: argparse.Namespace, config: FlowactAvatarConfig, url: str
             worker = starting.result()
             log.info("serving as the avatar of %s", args.agent_identity or "the first agent")
             await stopping
+        if why and why[0].startswith("disconnected"):
+            log.error("lost the room: %s", why[0])
+            return 1
         return 0
     finally:
         for task in (starting, stopping):
@@ -147,7 +167,7 @@ async def _serve(args: argparse.Namespace, config: FlowactAvatarConfig, url: str
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         config = _config(args)
         url, token = _credentials(args)

@@ -182,19 +182,19 @@ def test_cli_unreachable_server_fails_cleanly() -> None:
     assert "secret-0123456789" not in proc.stderr
 
 
-def test_cli_joins_with_a_minted_token_publishes_and_leaves_on_sigterm_or_with_its_agent(tmp_path: Path) -> None:
+def test_cli_joins_with_a_minted_token_publishes_and_leaves_on_sigterm_with_its_agent_or_server(tmp_path: Path) -> None:
     _need_venv()
     if (reason := netns_available()) is not None:
         pytest.skip(f"LiveKit media tests need a private network namespace: {reason}")
     out = tmp_path / "cli.json"
     cmd = ["unshare", "-rn", "sh", str(HERE / "netns_run.sh"), "127.0.0.2",
            str(PYTHON), str(HERE / "livekit_avatar_worker.py"), "cli", str(out)]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=90,
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=150,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.exists(), proc.stderr[-3000:]
     res = json.loads(out.read_text())
     assert "fatal" not in res, res["fatal"] + res.get("stderr_tail", "")
-    for run in ("sigterm", "agent_leaves"):
+    for run in ("sigterm", "agent_leaves"):  # both end cleanly
         r = res[run]
         assert "claims" in r, r.get("stderr_tail")
         c = r["claims"]  # least privilege, marked as an avatar publishing on behalf of the agent
@@ -206,4 +206,10 @@ def test_cli_joins_with_a_minted_token_publishes_and_leaves_on_sigterm_or_with_i
         assert r["exit"]["rc"] == 0 and r["exit"]["leave_sent"], r["stderr_tail"]  # a clean leave, by itself
         assert r["exit"]["after_s"] < 10
     assert "agent 'agent' left the room" in res["agent_leaves"]["stderr_tail"]
+    # the server goes away for good: the SDK drops every participant while it retries (not taken for the
+    # agent leaving), gives up, and the worker exits with 1 and says why
+    lost = res["server_lost"]
+    assert lost["idle_video"]["n"] >= 25 and lost["exit"]["rc"] == 1 and lost["exit"]["after_s"] < 45
+    assert "lost the room: disconnected by the server" in lost["stderr_tail"]
+    assert "left the room" not in lost["stderr_tail"]
     assert not res["secret_logged"]
