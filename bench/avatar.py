@@ -1,0 +1,90 @@
+"""livekit-agents avatar worker (plugins/livekit_avatar): render cost per frame and memory over time.
+
+Runs in the livekit-agents venv (`make lkagents-venv`; re-executes itself there). Unpaced: the
+generator renders as fast as it is consumed, so the numbers are its headroom over real time (40 ms a
+frame at 25 fps). Speech is espeak-ng audio pushed the way DataStreamAudioReceiver would push it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LKAGENTS = Path(os.environ.get("FLOWACT_LKAGENTS_PYTHON", str(Path.home() / ".cache/flowact/venv-lkagents/bin/python")))
+
+
+def _reexec() -> None:
+    try:
+        import livekit.agents  # noqa: F401
+    except ImportError:
+        if not LKAGENTS.is_file():
+            print(f"skipped: no livekit-agents venv at {LKAGENTS} (run `make lkagents-venv`)")
+            sys.exit(0)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        sys.exit(subprocess.call([str(LKAGENTS), __file__], cwd=ROOT, env=env))
+
+
+def _espeak(text: str) -> tuple[bytes, int]:
+    with tempfile.NamedTemporaryFile(suffix=".wav") as f:
+        subprocess.run(["espeak-ng", "-s", "170", "-w", f.name, text], check=True, capture_output=True)
+        with wave.open(f.name) as w:
+            return w.readframes(w.getnframes()), w.getframerate()
+
+
+async def _run(width: int, height: int, pcm: bytes, rate: int) -> None:
+    import numpy as np
+    from livekit import rtc
+    from livekit.agents.voice.avatar import AudioSegmentEnd
+
+    from plugins.livekit_avatar import FlowactAvatarConfig, FlowactVideoGenerator
+
+    cfg = FlowactAvatarConfig(portrait=ROOT / "examples/assets/grace_hopper.jpg", width=width, height=height)
+    gen = FlowactVideoGenerator(cfg)
+    await gen.start()
+    try:
+        async def frames(n: int) -> float:
+            t, got = time.perf_counter(), 0
+            async for x in gen:
+                if isinstance(x, AudioSegmentEnd):
+                    break
+                got += isinstance(x, rtc.VideoFrame)
+                if got >= n:
+                    break
+            return (time.perf_counter() - t) / max(got, 1) * 1000
+
+        await frames(25)  # warm-up
+        idle_ms = await frames(100)
+        samples = np.frombuffer(pcm, np.int16)
+        for i in range(0, len(samples), rate // 50):
+            part = samples[i : i + rate // 50]
+            await gen.push_audio(rtc.AudioFrame(part.tobytes(), rate, 1, len(part)))
+        await gen.push_audio(AudioSegmentEnd())
+        speech_ms = await frames(10**9)
+        print(f"  {width}x{height}: idle {idle_ms:5.1f} ms/frame, speech {speech_ms:5.1f} ms/frame "
+              f"(x{40 / max(idle_ms, speech_ms):.1f} faster than real time)")
+        if width == 480:
+            rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            await frames(3000)  # two minutes of video
+            rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            print(f"  memory: peak RSS {rss0 / 1024:.0f} MB -> {rss1 / 1024:.0f} MB over 3000 more idle frames "
+                  f"(+{(rss1 - rss0) / 1024:.1f} MB)")
+    finally:
+        await gen.aclose()
+
+
+if __name__ == "__main__":
+    _reexec()
+    pcm, rate = _espeak("Thanks for waiting. Your order ships today, and it should arrive by Friday.")
+    load = os.getloadavg()
+    print(f"load average (other processes skew timings): {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+    print(f"FlowactVideoGenerator, unpaced, one process ({len(pcm) // 2 / rate:.1f} s of espeak speech at {rate} Hz):")
+    for w, h in ((480, 270), (854, 480)):
+        asyncio.run(_run(w, h, pcm, rate))
