@@ -37,7 +37,7 @@ from agent.frames import AudioChunk, IntentTag, SpeechChunk
 from agent.intents import GESTURES
 from flowact.generator import PortraitGenerator, PortraitGeneratorConfig
 from flowact.types import ControlChunk, VideoChunk
-from plugins.livekit_avatar.commands import register_command_rpc
+from plugins.livekit_avatar.commands import COMMAND_METHOD, register_command_rpc
 
 __all__ = ["FlowactAvatarConfig", "FlowactVideoGenerator", "run_avatar_worker"]
 
@@ -67,11 +67,6 @@ class FlowactAvatarConfig(BaseModel):
             raise ValueError(f"frames_per_chunk * sample_rate must divide by fps ({self.fps}) and so must "
                              f"sample_rate ({self.sample_rate}): every video frame carries whole audio samples")
         return self
-
-
-@dataclass(frozen=True, slots=True)
-class _End:
-    """Marks the end of an audio segment inside the input queue."""
 
 
 class FlowactVideoGenerator(VideoGenerator):  # type: ignore[misc,unused-ignore]  # Any without the extra
@@ -113,12 +108,11 @@ class FlowactVideoGenerator(VideoGenerator):  # type: ignore[misc,unused-ignore]
         self._task = asyncio.create_task(self._render_loop(), name="flowact-avatar-render")
 
     async def aclose(self) -> None:
-        if self._expiry is not None:
-            self._expiry.cancel()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        for task in (self._expiry, self._task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._expiry = self._task = None
         await self._gen.aclose()
 
     def apply_tag(self, tag: IntentTag, duration_s: float | None = None) -> None:
@@ -272,10 +266,13 @@ def _mono(frame: rtc.AudioFrame) -> rtc.AudioFrame:
 class AvatarWorker:
     """A running avatar: the livekit-agents runner and our generator (close with `aclose`)."""
 
+    room: rtc.Room
     runner: AvatarRunner
     generator: FlowactVideoGenerator
 
     async def aclose(self) -> None:
+        with contextlib.suppress(Exception):  # the room may be gone already
+            self.room.local_participant.unregister_rpc_method(COMMAND_METHOD)
         await self.runner.aclose()
         await self.generator.aclose()
 
@@ -301,4 +298,4 @@ async def run_avatar_worker(room: rtc.Room, config: FlowactAvatarConfig, *, send
                 await runner.aclose()
         await gen.aclose()
         raise
-    return AvatarWorker(runner, gen)
+    return AvatarWorker(room, runner, gen)
