@@ -22,8 +22,8 @@ from agent.commands import MAX_COMMAND_BYTES, EmotionCommand, GestureCommand, pa
 from agent.frames import IntentTag
 from agent.intents import parse_tag
 
-__all__ = ["COMMAND_METHOD", "AvatarCommandError", "apply_command_payload", "register_command_rpc",
-           "send_avatar_command"]
+__all__ = ["COMMAND_METHOD", "AvatarCommandError", "apply_command_payload", "is_served_agent",
+           "register_command_rpc", "send_avatar_command"]
 
 log = logging.getLogger(__name__)
 COMMAND_METHOD = "flowact.command"
@@ -66,14 +66,19 @@ def apply_command_payload(payload: str, apply: ApplyTag) -> str:
     return f"{tag.name}:{tag.intensity:g}"
 
 
+def is_served_agent(room: rtc.Room, identity: str, sender_identity: str | None) -> bool:
+    """Is `identity` the agent this avatar serves: `sender_identity`, else any agent participant."""
+    if sender_identity is not None:
+        return identity == sender_identity
+    p = room.remote_participants.get(identity)
+    return p is not None and p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+
+
 def register_command_rpc(room: rtc.Room, apply: ApplyTag, *, sender_identity: str | None) -> None:
     """Serve `flowact.command` on the avatar: from `sender_identity` (else from any agent participant)."""
 
     def allowed(caller: str) -> bool:
-        if sender_identity is not None:
-            return caller == sender_identity
-        p = room.remote_participants.get(caller)
-        return p is not None and p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+        return is_served_agent(room, caller, sender_identity)
 
     refusals = 0
 

@@ -8,7 +8,8 @@ visemes come from the audio features, there are no phoneme timings on this wire)
 with `flowact.generator.PortraitGenerator`. While nothing is queued, idle chunks (video only) keep
 the face alive. `clear_buffer()` (the agent's `lk.clear_buffer` RPC) drops queued audio and
 already-rendered frames at once; `AudioSegmentEnd` is yielded after the segment's last frame, so
-the runner answers with `lk.playback_finished`.
+the runner answers with `lk.playback_finished`. The face follows the agent's `lk.agent.state`
+attribute (listening, thinking) and takes expressions and gestures over the `flowact.command` RPC.
 """
 
 from __future__ import annotations
@@ -36,13 +37,16 @@ from agent.control import ControlBuilder
 from agent.frames import AudioChunk, IntentTag, SpeechChunk
 from agent.intents import GESTURES
 from flowact.generator import PortraitGenerator, PortraitGeneratorConfig
-from flowact.types import ControlChunk, VideoChunk
-from plugins.livekit_avatar.commands import COMMAND_METHOD, register_command_rpc
+from flowact.types import AgentState, ControlChunk, VideoChunk
+from plugins.livekit_avatar.commands import COMMAND_METHOD, is_served_agent, register_command_rpc
 
 __all__ = ["FlowactAvatarConfig", "FlowactVideoGenerator", "run_avatar_worker"]
 
 log = logging.getLogger(__name__)
 Out: TypeAlias = rtc.VideoFrame | rtc.AudioFrame | AudioSegmentEnd
+STATE_ATTRIBUTE = "lk.agent.state"  # livekit-agents publishes its agent's state here
+_AGENT_STATES = {"initializing": AgentState.IDLE, "idle": AgentState.IDLE, "listening": AgentState.LISTENING,
+                 "thinking": AgentState.THINKING}
 
 
 class FlowactAvatarConfig(BaseModel):
@@ -96,6 +100,7 @@ class FlowactVideoGenerator(VideoGenerator):  # type: ignore[misc,unused-ignore]
         self.speech_frames = 0
         self.clears = 0
         self.tags_applied: list[str] = []  # the newest expression/gesture commands (bounded)
+        self.agent_state = "idle"  # the agent's state as last followed
         self._expiry: asyncio.Task[None] | None = None
         self.last_image: np.ndarray | None = None  # the newest rendered frame (RGB), for inspection
         self.last_control: ControlChunk | None = None  # the newest control chunk, for inspection
@@ -125,6 +130,14 @@ class FlowactVideoGenerator(VideoGenerator):  # type: ignore[misc,unused-ignore]
                 self._expiry.cancel()
             self._expiry = None if duration_s is None else asyncio.create_task(
                 self._neutral_after(duration_s), name="flowact-avatar-emotion-expiry")
+
+    def set_agent_state(self, value: str) -> None:
+        """Follow the agent's `lk.agent.state` attribute: a listening face while it listens, a
+        thinking one while its LLM works. `speaking` needs nothing: the audio drives the mouth."""
+        state = _AGENT_STATES.get(value)
+        if state is not None:
+            self._builder.set_state(state)
+            self.agent_state = value
 
     async def _neutral_after(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -269,10 +282,13 @@ class AvatarWorker:
     room: rtc.Room
     runner: AvatarRunner
     generator: FlowactVideoGenerator
+    on_attributes: Any = None  # the room listener that follows the agent's state
 
     async def aclose(self) -> None:
         with contextlib.suppress(Exception):  # the room may be gone already
             self.room.local_participant.unregister_rpc_method(COMMAND_METHOD)
+        if self.on_attributes is not None:
+            self.room.off("participant_attributes_changed", self.on_attributes)
         await self.runner.aclose()
         await self.generator.aclose()
 
@@ -298,4 +314,12 @@ async def run_avatar_worker(room: rtc.Room, config: FlowactAvatarConfig, *, send
                 await runner.aclose()
         await gen.aclose()
         raise
-    return AvatarWorker(room, runner, gen)
+
+    def on_attributes(changed: dict[str, str], participant: rtc.Participant) -> None:
+        if STATE_ATTRIBUTE in changed and is_served_agent(room, participant.identity, sender_identity):
+            gen.set_agent_state(changed[STATE_ATTRIBUTE])
+    room.on("participant_attributes_changed", on_attributes)
+    for p in room.remote_participants.values():  # the state it is in already
+        if STATE_ATTRIBUTE in p.attributes and is_served_agent(room, p.identity, sender_identity):
+            gen.set_agent_state(p.attributes[STATE_ATTRIBUTE])
+    return AvatarWorker(room, runner, gen, on_attributes)

@@ -131,6 +131,15 @@ def test_expression_commands_reach_the_avatar_over_rpc(result: dict[str, Any]) -
     assert s["tags"] == ["happy:0.8", "nod:1"]
 
 
+def test_the_avatar_follows_the_agents_state_attribute(result: dict[str, Any]) -> None:
+    s = _ok(result, "state")  # the agent sets lk.agent.state, as livekit-agents does
+    thinking, listening = s["thinking"], s["listening"]
+    assert thinking["followed"] == "thinking" and thinking["after_s"] < 1.0
+    assert thinking["control_state"] == "thinking" and thinking["thinking_weight"] > 0.3  # a thoughtful face
+    assert listening["followed"] == "listening" and listening["control_state"] == "listening"
+    assert listening["thinking_weight"] < 0.1  # eased out again
+
+
 def test_clear_buffer_stops_the_avatar_quickly(result: dict[str, Any]) -> None:
     s = _ok(result, "interrupt")
     assert s["clears"] == 1  # lk.clear_buffer reached our generator
