@@ -10,8 +10,10 @@ vocabulary (`agent/intents.py`). Only the agent the avatar serves may call it. T
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Literal
 
@@ -103,9 +105,19 @@ def register_command_rpc(room: rtc.Room, apply: ApplyTag, *, sender_identity: st
 async def send_avatar_command(room: rtc.Room, avatar_identity: str, kind: Literal["emotion", "gesture"],
                               name: str, *, intensity: float = 1.0, duration: float | None = None,
                               timeout_s: float = 5.0) -> str:
-    """Agent side: ask the avatar for an expression or gesture; raises `rtc.RpcError` when refused."""
+    """Agent side: ask the avatar for an expression or gesture; returns the tag it applied and raises
+    `rtc.RpcError` when refused. An avatar that is still starting (method not registered yet) is
+    retried until `timeout_s`."""
     body: dict[str, object] = {"kind": kind, "name": name, "intensity": intensity}
     if duration is not None:
         body["duration"] = duration
-    return await room.local_participant.perform_rpc(destination_identity=avatar_identity, method=COMMAND_METHOD,
-                                                    payload=json.dumps(body), response_timeout=timeout_s)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return await room.local_participant.perform_rpc(
+                destination_identity=avatar_identity, method=COMMAND_METHOD, payload=json.dumps(body),
+                response_timeout=max(1.0, deadline - time.monotonic()))
+        except rtc.RpcError as e:
+            if e.code != rtc.RpcError.ErrorCode.UNSUPPORTED_METHOD or time.monotonic() > deadline - 0.2:
+                raise
+        await asyncio.sleep(0.2)

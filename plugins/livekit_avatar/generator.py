@@ -300,6 +300,8 @@ async def run_avatar_worker(room: rtc.Room, config: FlowactAvatarConfig, *, send
     runner: AvatarRunner | None = None
     try:  # the runner's start waits for the agent to join: a cancel here must not leak the renderer
         await gen.start()
+        # before the runner publishes: an agent that sees our tracks can already send commands
+        register_command_rpc(room, gen.apply_tag, sender_identity=sender_identity)
         runner = AvatarRunner(
             room, audio_recv=DataStreamAudioReceiver(room, sender_identity=sender_identity), video_gen=gen,
             options=AvatarOptions(video_width=config.width, video_height=config.height, video_fps=config.fps,
@@ -307,8 +309,9 @@ async def run_avatar_worker(room: rtc.Room, config: FlowactAvatarConfig, *, send
             **runner_kw,
         )
         await runner.start()
-        register_command_rpc(room, gen.apply_tag, sender_identity=sender_identity)
     except BaseException:
+        with contextlib.suppress(Exception):
+            room.local_participant.unregister_rpc_method(COMMAND_METHOD)
         if runner is not None:
             with contextlib.suppress(Exception):
                 await runner.aclose()

@@ -222,3 +222,43 @@ def test_cli_joins_with_a_minted_token_publishes_and_leaves_on_sigterm_with_its_
     assert "lost the room: disconnected by the server" in lost["stderr_tail"]
     assert "left the room" not in lost["stderr_tail"]
     assert not res["secret_logged"]
+
+
+def test_example_say_speaks_through_the_worker_cli(tmp_path: Path) -> None:
+    """examples/livekit_agents_avatar: `python -m plugins.livekit_avatar` + say.py, both as processes."""
+    _need_venv()
+    if (reason := netns_available()) is not None:
+        pytest.skip(f"LiveKit media tests need a private network namespace: {reason}")
+    out = tmp_path / "example.json"
+    cmd = ["unshare", "-rn", "sh", str(HERE / "netns_run.sh"), "127.0.0.2",
+           str(PYTHON), str(HERE / "livekit_avatar_worker.py"), "example", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.exists(), proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert "fatal" not in res, res["fatal"] + res.get("avatar_stderr_tail", "")
+    say = res["say"]
+    assert say["rc"] == 0, say
+    line = json.loads(say["stdout"].strip().splitlines()[-1])
+    assert line["ok"] and not line["interrupted"] and abs(line["played_s"] - line["audio_s"]) < 0.3
+    assert 1.5 < line["audio_s"] < 6 and line["playout_s"] < line["audio_s"] + 2
+    assert res["heard_voiced_s"] > 1.5 and res["video_n"] >= 50  # the server decoded the avatar speaking
+    assert res["avatar_rc"] == 0  # and the worker left with its agent
+
+
+def test_example_say_rejects_bad_input(tmp_path: Path) -> None:
+    _need_venv()
+    say = str(ROOT / "examples/livekit_agents_avatar/say.py")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("LIVEKIT_")}
+    creds = {"LIVEKIT_URL": "ws://127.0.0.1:9", "LIVEKIT_API_KEY": "k", "LIVEKIT_API_SECRET": "s" * 32}
+    not_wav = tmp_path / "x.wav"
+    not_wav.write_bytes(b"RIFF nope")
+    for args, env, message in [
+        (["--room", "r", "--text", "hi"], {}, "no server URL"),
+        (["--room", "r", "--text", "hi"], {"LIVEKIT_URL": "ws://127.0.0.1:9"}, "LIVEKIT_API_KEY"),
+        (["--room", "r", "--wav", str(tmp_path / "none.wav")], creds, "file not found"),
+        (["--room", "r", "--wav", str(not_wav)], creds, "not a readable WAV"),
+    ]:
+        proc = subprocess.run([str(PYTHON), say, *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                              env={**base, "PYTHONPATH": str(ROOT), **env})
+        assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr[-1500:])
