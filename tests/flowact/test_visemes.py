@@ -208,10 +208,16 @@ def test_builder_visemes_follow_real_tts_timings_through_resampling() -> None:
     sr = 24000
     pcm = float_to_int16(resample(int16_to_float(sp.audio), sp.sample_rate, sr))
     b = ControlBuilder(fps=FPS, sample_rate=sr)
-    half = len(pcm) // 2  # two speech chunks: the lookahead must cross the boundary
+    # two speech chunks split after the comma pause ("today, but"), where a TTS could end a chunk: the
+    # lookahead must cross the boundary. (Not at the audio's middle: that lands inside a word, where a
+    # stress mark or a short word gap, folded into its neighbours on one timeline, has none in a chunk.)
+    comma = next(i for i, p in enumerate(sp.phonemes) if p.phoneme == ",")
+    cut_t = sp.phonemes[comma + 1].start
+    half = int(round(cut_t * sr))
     cut = half / sr
-    first = tuple(p for p in sp.phonemes if p.start < cut)
-    second = tuple(PhonemeTiming(p.phoneme, p.start - cut, p.duration) for p in sp.phonemes if p.start >= cut)
+    first = tuple(p for p in sp.phonemes if p.start < cut - 1e-6)
+    second = tuple(PhonemeTiming(p.phoneme, max(0.0, p.start - cut), p.duration)
+                   for p in sp.phonemes if p.start >= cut - 1e-6)
     b.push_speech(SpeechChunk(AudioChunk(pcm[:half], sr), "a", phonemes=first))
     b.push_speech(SpeechChunk(AudioChunk(pcm[half:], sr), "b", phonemes=second))
     chunks = [b.next_chunk() for _ in range(int(np.ceil(len(pcm) / b.samples_per_chunk)))]
