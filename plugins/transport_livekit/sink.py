@@ -33,13 +33,11 @@ from flowact.audio import resample
 from flowact.types import AgentState, VideoChunk
 from plugins.transport_livekit.config import LiveKitConfig
 from plugins.transport_livekit.credentials import resolve
+from plugins.transport_livekit.listener import MicListener
 
 __all__ = ["LiveKitSink"]
 
 log = logging.getLogger("plugins.transport_livekit")
-
-_HUMAN_KINDS = {rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD, rtc.ParticipantKind.PARTICIPANT_KIND_SIP}
-
 
 class LiveKitSink:
     """Sink + AudioInput + TextInput for one room. Several instances may live in one process."""
@@ -64,9 +62,8 @@ class LiveKitSink:
         self._connected = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._side: set[asyncio.Task[None]] = set()
-        self._listening: str | None = None  # identity whose mic we read
-        self._listen_track_sid = ""
-        self._reader: asyncio.Task[None] | None = None
+        self._mic = MicListener(self._on_mic, sample_rate=config.input_sample_rate, listen_to=config.listen_to,
+                                clock=self.clock, name=f"{config.room}-mic")
         self._segment = 0
         self._closed = False
         # counters (tests and telemetry)
@@ -97,13 +94,14 @@ class LiveKitSink:
         if self._closed:
             return
         self._closed = True
-        tasks = [*self._tasks.values(), *self._side, *([self._reader] if self._reader else [])]
+        tasks = [*self._tasks.values(), *self._side]
         for t in tasks:
             t.cancel()
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=5)
             for t in pending:  # never hang shutdown on a task stuck in the SDK
                 log.warning("livekit: task %s did not stop within 5 s: %s", t.get_name(), t.get_stack(limit=3))
+        await self._mic.aclose()
         room, self.room = self.room, None
         if room is not None:
             with contextlib.suppress(Exception):
@@ -162,16 +160,11 @@ class LiveKitSink:
         self._lost.clear()
         self._connected.set()
         self._state_dirty.set()  # re-apply the agent state on the new connection
-        for p in room.remote_participants.values():  # already in the room before we joined
-            for pub in p.track_publications.values():
-                if pub.track is not None:
-                    self._on_track_subscribed(pub.track, pub, p)
+        self._mic.catch_up()  # a user already in the room before we joined
         log.info("livekit: joined room %r as %r (connect #%d)", cfg.room, cfg.identity, self.connects)
 
     def _wire(self, room: rtc.Room) -> None:
-        room.on("track_subscribed", self._on_track_subscribed)
-        room.on("track_unsubscribed", self._on_track_unsubscribed)
-        room.on("participant_disconnected", self._on_participant_left)
+        self._mic.wire(room)
         room.on("data_received", self._on_data)
         room.on("disconnected", lambda reason=None: self._on_disconnected(room, reason))
         room.on("reconnecting", lambda: self._connected.clear())
@@ -197,7 +190,7 @@ class LiveKitSink:
         while True:
             await self._lost.wait()
             old, self.room = self.room, None
-            self._stop_listening()
+            self._mic.stop()
             if old is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(old.disconnect(), 5)
@@ -280,66 +273,14 @@ class LiveKitSink:
     def audio(self) -> AsyncIterator[AudioChunk]:
         return _drain(self._audio_in)
 
-    def _wants(self, participant: rtc.RemoteParticipant) -> bool:
-        if self.config.listen_to:
-            return participant.identity == self.config.listen_to
-        return participant.kind in _HUMAN_KINDS
+    @property
+    def listening_to(self) -> str | None:
+        """Identity whose microphone the agent hears (None: nobody)."""
+        return self._mic.listening
 
-    def _on_track_subscribed(self, track: rtc.Track, pub: rtc.RemoteTrackPublication,
-                             participant: rtc.RemoteParticipant) -> None:
-        if track.kind != rtc.TrackKind.KIND_AUDIO or self._closed:
-            return
-        if not self._wants(participant):
-            return
-        if self._listening is not None:
-            same_user = participant.identity == self._listening
-            stale = self._reader is None or self._reader.done() or pub.sid != self._listen_track_sid
-            if not (same_user and stale):  # keep listening to whom we listen to
-                return
-            self._stop_listening()  # the same user's new track (republished, or after a rejoin)
-        self._listening, self._listen_track_sid = participant.identity, pub.sid
-        log.info("livekit: listening to %r (track %s)", participant.identity, pub.sid)
-        self._reader = asyncio.create_task(self._read_mic(track), name=f"livekit-{self.config.room}-mic")
-
-    def _on_track_unsubscribed(self, track: rtc.Track, pub: rtc.RemoteTrackPublication,
-                               participant: rtc.RemoteParticipant) -> None:
-        if participant.identity == self._listening and pub.sid == self._listen_track_sid:
-            self._stop_listening()
-            self._pick_next()
-
-    def _on_participant_left(self, participant: rtc.RemoteParticipant) -> None:
-        if participant.identity == self._listening:
-            log.info("livekit: %r left", participant.identity)
-            self._stop_listening()
-            self._pick_next()
-
-    def _stop_listening(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            self._side.add(self._reader)  # awaited in aclose
-            self._reader.add_done_callback(self._side.discard)
-        self._reader, self._listening, self._listen_track_sid = None, None, ""
-
-    def _pick_next(self) -> None:
-        if self.room is None:
-            return
-        for p in self.room.remote_participants.values():
-            for pub in p.track_publications.values():
-                if pub.track is not None and self._listening is None:
-                    self._on_track_subscribed(pub.track, pub, p)
-
-    async def _read_mic(self, track: rtc.Track) -> None:
-        rate = self.config.input_sample_rate
-        stream = rtc.AudioStream(track, sample_rate=rate, num_channels=1)
-        try:
-            async for event in stream:
-                pcm = np.frombuffer(event.frame.data, dtype=np.int16).copy()
-                chunk = AudioChunk(pcm, rate, pts=self.clock.now())
-                if _put_drop_oldest(self._audio_in, chunk):
-                    self.audio_dropped += 1
-        finally:
-            with contextlib.suppress(Exception):
-                await stream.aclose()
+    def _on_mic(self, chunk: AudioChunk) -> None:
+        if _put_drop_oldest(self._audio_in, chunk):
+            self.audio_dropped += 1
 
     # --- data in -----------------------------------------------------------------------------
     def text(self) -> AsyncIterator[str]:
@@ -377,7 +318,7 @@ class LiveKitSink:
         if not text:
             return
         if role == "user":
-            track, seg = self._listen_track_sid, f"user_{self._segment}"
+            track, seg = self._mic.track_sid, f"user_{self._segment}"
         else:
             track, seg = self._audio_track_sid(), f"agent_{self._segment}"
         if final:
