@@ -9,7 +9,8 @@ with `flowact.generator.PortraitGenerator`. While nothing is queued, idle chunks
 the face alive. `clear_buffer()` (the agent's `lk.clear_buffer` RPC) drops queued audio and
 already-rendered frames at once; `AudioSegmentEnd` is yielded after the segment's last frame, so
 the runner answers with `lk.playback_finished`. The face follows the agent's `lk.agent.state`
-attribute (listening, thinking) and takes expressions and gestures over the `flowact.command` RPC.
+attribute (listening, thinking), nods at the user's pauses (their microphone, through the transport's
+`MicListener`) and takes expressions and gestures over the `flowact.command` RPC.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from agent.intents import GESTURES
 from flowact.generator import PortraitGenerator, PortraitGeneratorConfig
 from flowact.types import AgentState, ControlChunk, VideoChunk
 from plugins.livekit_avatar.commands import COMMAND_METHOD, is_served_agent, register_command_rpc
+from plugins.transport_livekit.listener import MicListener
 
 __all__ = ["FlowactAvatarConfig", "FlowactVideoGenerator", "run_avatar_worker"]
 
@@ -64,6 +66,8 @@ class FlowactAvatarConfig(BaseModel):
     checkpoint: str | None = None
     max_queued_s: float = Field(120.0, gt=0, description="audio queued ahead of playback before refusing more")
     idle_video: bool = Field(True, description="render idle frames while no speech is queued")
+    listen: bool = Field(True, description="hear the user's microphone for listening nods at their pauses")
+    listen_to: str | None = Field(None, description="identity to listen to; default: the first human")
 
     @model_validator(mode="after")
     def _whole_frames(self) -> FlowactAvatarConfig:
@@ -101,6 +105,7 @@ class FlowactVideoGenerator(VideoGenerator):  # type: ignore[misc,unused-ignore]
         self.clears = 0
         self.tags_applied: list[str] = []  # the newest expression/gesture commands (bounded)
         self.agent_state = "idle"  # the agent's state as last followed
+        self.user_audio_s = 0.0  # seconds of the user's microphone heard
         self._expiry: asyncio.Task[None] | None = None
         self.last_image: np.ndarray | None = None  # the newest rendered frame (RGB), for inspection
         self.last_control: ControlChunk | None = None  # the newest control chunk, for inspection
@@ -130,6 +135,11 @@ class FlowactVideoGenerator(VideoGenerator):  # type: ignore[misc,unused-ignore]
                 self._expiry.cancel()
             self._expiry = None if duration_s is None else asyncio.create_task(
                 self._neutral_after(duration_s), name="flowact-avatar-emotion-expiry")
+
+    def push_user_audio(self, chunk: AudioChunk) -> None:
+        """The user's microphone (16 kHz mono): small listening nods at their pauses."""
+        self._builder.push_user_audio(chunk)
+        self.user_audio_s += chunk.duration
 
     def set_agent_state(self, value: str) -> None:
         """Follow the agent's `lk.agent.state` attribute: a listening face while it listens, a
@@ -283,12 +293,16 @@ class AvatarWorker:
     runner: AvatarRunner
     generator: FlowactVideoGenerator
     on_attributes: Any = None  # the room listener that follows the agent's state
+    mic: MicListener | None = None  # the user's microphone, for listening nods
 
     async def aclose(self) -> None:
         with contextlib.suppress(Exception):  # the room may be gone already
             self.room.local_participant.unregister_rpc_method(COMMAND_METHOD)
         if self.on_attributes is not None:
             self.room.off("participant_attributes_changed", self.on_attributes)
+        if self.mic is not None:
+            self.mic.unwire()
+            await self.mic.aclose()
         await self.runner.aclose()
         await self.generator.aclose()
 
@@ -325,4 +339,9 @@ async def run_avatar_worker(room: rtc.Room, config: FlowactAvatarConfig, *, send
     for p in room.remote_participants.values():  # the state it is in already
         if STATE_ATTRIBUTE in p.attributes and is_served_agent(room, p.identity, sender_identity):
             gen.set_agent_state(p.attributes[STATE_ATTRIBUTE])
-    return AvatarWorker(room, runner, gen, on_attributes)
+    mic = None
+    if config.listen:
+        mic = MicListener(gen.push_user_audio, sample_rate=16000, listen_to=config.listen_to, name="avatar-mic")
+        mic.wire(room)
+        mic.catch_up()
+    return AvatarWorker(room, runner, gen, on_attributes, mic)

@@ -50,6 +50,12 @@ class MicListener:
         room.on("track_unsubscribed", self.on_track_unsubscribed)
         room.on("participant_disconnected", self.on_participant_left)
 
+    def unwire(self) -> None:
+        if self.room is not None:
+            self.room.off("track_subscribed", self.on_track_subscribed)
+            self.room.off("track_unsubscribed", self.on_track_unsubscribed)
+            self.room.off("participant_disconnected", self.on_participant_left)
+
     def catch_up(self) -> None:
         """Pick a microphone among the tracks subscribed before we were wired (or joined)."""
         self._pick_next()

@@ -262,3 +262,22 @@ def test_example_say_rejects_bad_input(tmp_path: Path) -> None:
         proc = subprocess.run([str(PYTHON), say, *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
                               env={**base, "PYTHONPATH": str(ROOT), **env})
         assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr[-1500:])
+
+
+def test_the_avatar_hears_the_users_microphone_for_listening_nods(tmp_path: Path) -> None:
+    """The avatar follows the first human's microphone (the transport's MicListener) and stops when they leave."""
+    _need_venv()
+    if (reason := netns_available()) is not None:
+        pytest.skip(f"LiveKit media tests need a private network namespace: {reason}")
+    out = tmp_path / "listen.json"
+    cmd = ["unshare", "-rn", "sh", str(HERE / "netns_run.sh"), "127.0.0.2",
+           str(PYTHON), str(HERE / "livekit_avatar_worker.py"), "listen", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=90,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.exists(), proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert "fatal" not in res, res["fatal"]
+    heard, left = res["heard"], res["left"]
+    assert heard["listening"] == "user" and heard["first_after_s"] < 5
+    assert 0.8 < heard["rate_s_per_s"] < 1.2  # the user's audio arrives in real time
+    assert left["listening"] is None and left["after_s"] < 3 and left["heard_after_leave_s"] == 0.0
