@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-rate", type=int, default=24000, help="published audio rate")
     p.add_argument("--motion", choices=["procedural", "learned"], default="procedural")
     p.add_argument("--checkpoint", default=None, help="learned-motion checkpoint (with --motion learned)")
+    p.add_argument("--listen-to", default=None, help="the user whose microphone drives listening nods "
+                   "(default: the first human)")
+    p.add_argument("--no-listen", dest="listen", action="store_false", help="do not subscribe to the user's microphone")
     p.add_argument("--stay", dest="leave_with_agent", action="store_false",
                    help="keep serving after the agent leaves (default: leave with it)")
     p.add_argument("--log-level", default="INFO", type=str.upper,
@@ -82,7 +85,8 @@ def _config(args: argparse.Namespace) -> FlowactAvatarConfig:
         raise UsageError(f"--portrait: {args.portrait}: file not found")
     try:
         return FlowactAvatarConfig(portrait=args.portrait, width=w, height=h, fps=args.fps,
-                                   sample_rate=args.sample_rate, motion=args.motion, checkpoint=args.checkpoint)
+                                   sample_rate=args.sample_rate, motion=args.motion, checkpoint=args.checkpoint,
+                                   listen=args.listen, listen_to=args.listen_to)
     except ValidationError as e:
         raise _usage(e) from None
 
