@@ -13,13 +13,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.fixtures.livekit_netns import HERE, ROOT, netns_available
+from tests.fixtures.livekit_netns import HERE, ROOT, run_scenario
 
 PYTHON = Path(os.environ.get("FLOWACT_LKAGENTS_PYTHON",
                              str(Path.home() / ".cache/flowact/venv-lkagents/bin/python"))).expanduser()
@@ -29,6 +28,14 @@ def _need_venv() -> None:
     if not PYTHON.is_file():
         pytest.skip(f"livekit-agents venv not found at {PYTHON} (set FLOWACT_LKAGENTS_PYTHON or run "
                     "`make lkagents-venv`): livekit-agents pins livekit==1.1.21, so it lives in its own venv")
+
+
+def _scenario(mode: str, timeout_s: float, tail_key: str = "stderr_tail") -> dict[str, Any]:
+    """Run one mode of the worker fixture with the livekit-agents venv inside a private network namespace."""
+    _need_venv()
+    res = run_scenario(mode, timeout=timeout_s, python=PYTHON, worker="livekit_avatar_worker.py")
+    assert "fatal" not in res, res["fatal"] + str(res.get(tail_key, ""))
+    return res
 
 
 def test_generator_alone_resamples_segments_and_clears(tmp_path: Path) -> None:
@@ -70,22 +77,7 @@ def test_generator_alone_resamples_segments_and_clears(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def result() -> dict[str, Any]:
-    _need_venv()
-    if (reason := netns_available()) is not None:
-        pytest.skip(f"LiveKit media tests need a private network namespace: {reason}")
-    with tempfile.TemporaryDirectory(prefix="lk-avatar-") as tmp:
-        out = Path(tmp) / "result.json"
-        cmd = ["unshare", "-rn", "sh", str(HERE / "netns_run.sh"), "127.0.0.2",
-               str(PYTHON), str(HERE / "livekit_avatar_worker.py"), str(out)]
-        try:
-            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=80,
-                                  env={**os.environ, "PYTHONPATH": str(ROOT)})
-        except subprocess.TimeoutExpired as e:
-            pytest.fail(f"avatar worker exceeded 80 s; stderr tail:\n{(e.stderr or b'')[-3000:]!r}")
-        if not out.exists():
-            pytest.fail(f"avatar worker wrote no result (rc={proc.returncode}):\n{proc.stderr[-3000:]}")
-        res: dict[str, Any] = json.loads(out.read_text())
-    assert "fatal" not in res, res["fatal"]
+    res = _scenario("scenario", 80)
     for name in ("join", "start_avatar"):
         assert res[name]["ok"], res[name]
     return res
@@ -191,18 +183,8 @@ def test_cli_unreachable_server_fails_cleanly() -> None:
     assert "secret-0123456789" not in proc.stderr
 
 
-def test_cli_joins_with_a_minted_token_publishes_and_leaves_on_sigterm_with_its_agent_or_server(tmp_path: Path) -> None:
-    _need_venv()
-    if (reason := netns_available()) is not None:
-        pytest.skip(f"LiveKit media tests need a private network namespace: {reason}")
-    out = tmp_path / "cli.json"
-    cmd = ["unshare", "-rn", "sh", str(HERE / "netns_run.sh"), "127.0.0.2",
-           str(PYTHON), str(HERE / "livekit_avatar_worker.py"), "cli", str(out)]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=150,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert out.exists(), proc.stderr[-3000:]
-    res = json.loads(out.read_text())
-    assert "fatal" not in res, res["fatal"] + res.get("stderr_tail", "")
+def test_cli_joins_with_a_minted_token_publishes_and_leaves_on_sigterm_with_its_agent_or_server() -> None:
+    res = _scenario("cli", 150)
     for run in ("sigterm", "agent_leaves"):  # both end cleanly
         r = res[run]
         assert "claims" in r, r.get("stderr_tail")
@@ -224,19 +206,9 @@ def test_cli_joins_with_a_minted_token_publishes_and_leaves_on_sigterm_with_its_
     assert not res["secret_logged"]
 
 
-def test_example_say_speaks_through_the_worker_cli(tmp_path: Path) -> None:
+def test_example_say_speaks_through_the_worker_cli() -> None:
     """examples/livekit_agents_avatar: `python -m plugins.livekit_avatar` + say.py, both as processes."""
-    _need_venv()
-    if (reason := netns_available()) is not None:
-        pytest.skip(f"LiveKit media tests need a private network namespace: {reason}")
-    out = tmp_path / "example.json"
-    cmd = ["unshare", "-rn", "sh", str(HERE / "netns_run.sh"), "127.0.0.2",
-           str(PYTHON), str(HERE / "livekit_avatar_worker.py"), "example", str(out)]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert out.exists(), proc.stderr[-3000:]
-    res = json.loads(out.read_text())
-    assert "fatal" not in res, res["fatal"] + res.get("avatar_stderr_tail", "")
+    res = _scenario("example", 120, tail_key="avatar_stderr_tail")
     say = res["say"]
     assert say["rc"] == 0, say
     line = json.loads(say["stdout"].strip().splitlines()[-1])
@@ -264,19 +236,9 @@ def test_example_say_rejects_bad_input(tmp_path: Path) -> None:
         assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr[-1500:])
 
 
-def test_the_avatar_hears_the_users_microphone_for_listening_nods(tmp_path: Path) -> None:
+def test_the_avatar_hears_the_users_microphone_for_listening_nods() -> None:
     """The avatar follows the first human's microphone (the transport's MicListener) and stops when they leave."""
-    _need_venv()
-    if (reason := netns_available()) is not None:
-        pytest.skip(f"LiveKit media tests need a private network namespace: {reason}")
-    out = tmp_path / "listen.json"
-    cmd = ["unshare", "-rn", "sh", str(HERE / "netns_run.sh"), "127.0.0.2",
-           str(PYTHON), str(HERE / "livekit_avatar_worker.py"), "listen", str(out)]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=90,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert out.exists(), proc.stderr[-3000:]
-    res = json.loads(out.read_text())
-    assert "fatal" not in res, res["fatal"]
+    res = _scenario("listen", 90)
     heard, left = res["heard"], res["left"]
     assert heard["listening"] == "user" and heard["first_after_s"] < 5
     assert 0.8 < heard["rate_s_per_s"] < 1.2  # the user's audio arrives in real time
