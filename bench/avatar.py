@@ -2,7 +2,7 @@
 
 Runs in the livekit-agents venv (`make lkagents-venv`; re-executes itself there). Unpaced: the
 generator renders as fast as it is consumed, so the numbers are its headroom over real time (40 ms a
-frame at 25 fps). Speech is espeak-ng audio pushed the way DataStreamAudioReceiver would push it.
+frame at 25 fps). Speech is espeak-ng audio (the engine plugin) pushed the way DataStreamAudioReceiver would push it.
 """
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
-import wave
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,11 +30,11 @@ def _reexec() -> None:
         sys.exit(subprocess.call([str(LKAGENTS), __file__], cwd=ROOT, env=env))
 
 
-def _espeak(text: str) -> tuple[bytes, int]:
-    with tempfile.NamedTemporaryFile(suffix=".wav") as f:
-        subprocess.run(["espeak-ng", "-s", "170", "-w", f.name, text], check=True, capture_output=True)
-        with wave.open(f.name) as w:
-            return w.readframes(w.getnframes()), w.getframerate()
+async def _espeak(text: str, rate: int = 22050) -> tuple[bytes, int]:
+    from plugins.tts_espeak import EspeakTTS
+
+    tts = EspeakTTS(sample_rate=rate)
+    return b"".join([c.audio.samples.tobytes() async for c in tts.synthesize(text)]), rate
 
 
 async def _run(width: int, height: int, pcm: bytes, rate: int) -> None:
@@ -82,7 +80,7 @@ async def _run(width: int, height: int, pcm: bytes, rate: int) -> None:
 
 if __name__ == "__main__":
     _reexec()
-    pcm, rate = _espeak("Thanks for waiting. Your order ships today, and it should arrive by Friday.")
+    pcm, rate = asyncio.run(_espeak("Thanks for waiting. Your order ships today, and it should arrive by Friday."))
     load = os.getloadavg()
     print(f"load average (other processes skew timings): {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     print(f"FlowactVideoGenerator, unpaced, one process ({len(pcm) // 2 / rate:.1f} s of espeak speech at {rate} Hz):")

@@ -1,4 +1,4 @@
-"""Agent-side smoke test for a running flowact avatar worker: speak a WAV (or espeak text) through it.
+"""Agent-side smoke test for a running flowact avatar worker: speak an audio file (or espeak text) through it.
 
     python examples/livekit_agents_avatar/say.py --room support-42 --text "Hello, I am your avatar." --emotion happy
 
@@ -16,43 +16,35 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
 from livekit import rtc
 from livekit.agents.voice.avatar import DataStreamAudioOutput
 
+from agent.errors import InputError
+from flowact.audio import float_to_int16
+from plugins.input_local import read_audio_file
 from plugins.livekit_avatar import send_avatar_command
 from plugins.transport_livekit.credentials import mint_token
+from plugins.tts_espeak import EspeakTTS
+
+RATE = 24000
 
 
-def _audio(args: argparse.Namespace) -> tuple[np.ndarray, int]:
+async def _audio(args: argparse.Namespace) -> np.ndarray:
+    """The speech as int16 at RATE: the file through the project's reader (WAV, or anything PyAV decodes),
+    or the text through the espeak-ng engine plugin. Raises InputError for an unreadable file."""
     if args.wav is not None:
-        path = args.wav
-    else:
-        tmp = tempfile.NamedTemporaryFile(suffix=".wav", delete=False)  # noqa: SIM115 - removed below
-        path = Path(tmp.name)
-        tmp.close()
-        subprocess.run(["espeak-ng", "-s", "165", "-w", str(path), args.text], check=True, capture_output=True)
-    try:
-        with wave.open(str(path)) as w:
-            if w.getsampwidth() != 2:
-                raise SystemExit(f"error: {path}: need 16-bit PCM, got {8 * w.getsampwidth()}-bit")
-            pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16).reshape(-1, w.getnchannels())
-            return pcm.mean(axis=1).astype(np.int16), w.getframerate()
-    except (wave.Error, EOFError, OSError) as e:
-        raise SystemExit(f"error: {path}: not a readable WAV file: {e}") from None
-    finally:
-        if args.wav is None:
-            path.unlink(missing_ok=True)
+        return float_to_int16(read_audio_file(args.wav, RATE))
+    tts = EspeakTTS(sample_rate=RATE)
+    return np.concatenate([c.audio.samples async for c in tts.synthesize(args.text)])
 
 
-async def _say(args: argparse.Namespace, url: str, token: str, pcm: np.ndarray, rate: int) -> dict[str, object]:
+async def _say(args: argparse.Namespace, url: str, token: str, pcm: np.ndarray) -> dict[str, object]:
+    rate = RATE
     room = rtc.Room()
     await asyncio.wait_for(room.connect(url, token), 30)
     try:
@@ -87,7 +79,7 @@ def main() -> int:
     p.add_argument("--identity", default="agent", help="this agent's identity (the avatar's --agent-identity)")
     p.add_argument("--avatar", default="flowact-avatar", help="the avatar worker's identity")
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--wav", type=Path, help="16-bit PCM WAV to speak")
+    what.add_argument("--wav", type=Path, help="audio file to speak (WAV, or anything PyAV decodes)")
     what.add_argument("--text", help="text to speak with espeak-ng")
     p.add_argument("--emotion", default=None, help="an emotion for the avatar while it speaks (e.g. happy)")
     p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the avatar to join")
@@ -100,18 +92,15 @@ def main() -> int:
     if not token and not (key and secret):
         print("error: set LIVEKIT_AGENT_TOKEN, or LIVEKIT_API_KEY and LIVEKIT_API_SECRET", file=sys.stderr)
         return 2
-    if args.wav is not None and not args.wav.is_file():
-        print(f"error: {args.wav}: file not found", file=sys.stderr)
-        return 2
     try:
-        pcm, rate = _audio(args)
-    except SystemExit as e:
-        print(e, file=sys.stderr)
+        pcm = asyncio.run(_audio(args))
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     token = token or mint_token(key or "", secret or "", room=args.room, identity=args.identity, name="Agent",
                                 ttl_s=900)
     try:
-        result = asyncio.run(_say(args, args.url, token, pcm, rate))
+        result = asyncio.run(_say(args, args.url, token, pcm))
     except (TimeoutError, rtc.ConnectError, rtc.RpcError) as e:
         result = {"ok": False, "error": f"{type(e).__name__}: {e}"}
     print(json.dumps(result), flush=True)

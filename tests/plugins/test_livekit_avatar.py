@@ -229,7 +229,7 @@ def test_example_say_rejects_bad_input(tmp_path: Path) -> None:
         (["--room", "r", "--text", "hi"], {}, "no server URL"),
         (["--room", "r", "--text", "hi"], {"LIVEKIT_URL": "ws://127.0.0.1:9"}, "LIVEKIT_API_KEY"),
         (["--room", "r", "--wav", str(tmp_path / "none.wav")], creds, "file not found"),
-        (["--room", "r", "--wav", str(not_wav)], creds, "not a readable WAV"),
+        (["--room", "r", "--wav", str(not_wav)], creds, "not a readable audio file"),
     ]:
         proc = subprocess.run([str(PYTHON), say, *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
                               env={**base, "PYTHONPATH": str(ROOT), **env})
