@@ -78,10 +78,6 @@ def is_served_agent(room: rtc.Room, identity: str, sender_identity: str | None) 
 
 def register_command_rpc(room: rtc.Room, apply: ApplyTag, *, sender_identity: str | None) -> None:
     """Serve `flowact.command` on the avatar: from `sender_identity` (else from any agent participant)."""
-
-    def allowed(caller: str) -> bool:
-        return is_served_agent(room, caller, sender_identity)
-
     refusals = 0
 
     def refuse(caller: str, why: str) -> rtc.RpcError:
@@ -92,7 +88,7 @@ def register_command_rpc(room: rtc.Room, apply: ApplyTag, *, sender_identity: st
         return rtc.RpcError(rtc.RpcError.ErrorCode.APPLICATION_ERROR, why)
 
     def handler(data: rtc.RpcInvocationData) -> str:
-        if not allowed(data.caller_identity):
+        if not is_served_agent(room, data.caller_identity, sender_identity):
             raise refuse(data.caller_identity, "caller is not this avatar's agent")
         try:
             return apply_command_payload(data.payload, apply)

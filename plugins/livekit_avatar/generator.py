@@ -301,7 +301,6 @@ class AvatarWorker:
         if self.on_attributes is not None:
             self.room.off("participant_attributes_changed", self.on_attributes)
         if self.mic is not None:
-            self.mic.unwire()
             await self.mic.aclose()
         await self.runner.aclose()
         await self.generator.aclose()

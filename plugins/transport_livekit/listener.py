@@ -100,7 +100,9 @@ class MicListener:
         self._reader, self.listening, self.track_sid = None, None, ""
 
     async def aclose(self) -> None:
+        """Stop following the room and await every reader started."""
         self._closed = True
+        self.unwire()
         self.stop()
         if self._stopped:
             await asyncio.wait(set(self._stopped), timeout=5)
