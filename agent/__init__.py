@@ -1,6 +1,6 @@
 """flowact-agent orchestrator: conversation (ASR -> LLM -> TTS) driving a streaming avatar."""
 
-from agent.clock import Clock, FakeClock, RealClock
+from flowact.clock import Clock, FakeClock, RealClock
 from agent.config import AgentConfig, load_config, parse_config
 from agent.errors import AgentError, ConfigError, EngineError, InputError, TransportError, UserError
 from agent.frames import (

@@ -18,7 +18,7 @@ from typing import Any
 
 from agent.config import AgentConfig, load_config, parse_config
 from agent.errors import UserError
-from flowact.errors import FlowActError, PortraitError
+from flowact.errors import FlowActError
 
 __all__ = ["main"]
 
@@ -79,12 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_demo(args))
         if args.command == "say":
             return asyncio.run(_say(args))
-    except (UserError, PortraitError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USER_ERROR
     except FlowActError as e:
         print(f"error: {e}", file=sys.stderr)
-        return EXIT_USER_ERROR if not e.retryable else 1
+        return EXIT_USER_ERROR if isinstance(e, UserError) or not e.retryable else 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

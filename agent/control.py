@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from agent.clock import Clock
+from flowact.clock import Clock
 from agent.frames import AudioChunk, IntentTag, SpeechChunk
 from agent.intents import EMOTIONS, emotion_index
 from flowact.audio import frame_features, int16_to_float

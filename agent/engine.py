@@ -22,8 +22,8 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-from agent.clock import Clock, RealClock
-from agent.errors import AgentError, EngineError
+from flowact.clock import Clock, RealClock
+from agent.errors import EngineError, FlowActError
 from agent.frames import AudioChunk, SpeechChunk, TextDelta, ToolCall, Transcript
 from agent.interfaces import ChatMessage, ToolSpec
 
@@ -76,7 +76,7 @@ def map_common_error(engine: str, exc: BaseException) -> EngineError:
     """Default mapping: timeouts and connection/OS failures are retryable; anything else is not."""
     if isinstance(exc, EngineError):
         return exc
-    if isinstance(exc, AgentError):
+    if isinstance(exc, FlowActError):
         return EngineError(engine, str(exc), retryable=exc.retryable)
     if isinstance(exc, TimeoutError):
         return EngineError(engine, f"timed out: {exc}" if str(exc) else "timed out", retryable=True)

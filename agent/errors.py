@@ -1,13 +1,12 @@
-"""One exception tree for the whole agent. Vendor errors become these at the plugin edge.
+"""Agent errors: subclasses of the project's one error root, `flowact.errors.FlowActError`.
 
-Every error carries `retryable`: True when trying the same call again may succeed (timeouts,
-connection resets, 5xx), False for errors the user must fix (bad config, bad input, missing model).
-`UserError` subclasses are printed as one clear line by the CLI (exit code 2), never a traceback.
+`UserError`, `ConfigError` and `InputError` live with the root (flowact raises them too) and are
+re-exported here; `EngineError` and `TransportError` are the agent's runtime failures.
 """
 
 from __future__ import annotations
 
-from flowact.errors import FlowActError, ModelError, PortraitError
+from flowact.errors import ConfigError, FlowActError, InputError, ModelError, PortraitError, UserError
 
 __all__ = [
     "AgentError",
@@ -22,27 +21,8 @@ __all__ = [
 ]
 
 
-class AgentError(Exception):
-    """Base of agent errors."""
-
-    retryable: bool = False
-
-    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
-        super().__init__(message)
-        if retryable is not None:
-            self.retryable = retryable
-
-
-class UserError(AgentError):
-    """Something the user must fix (bad config, bad file); shown as one line, exit code 2."""
-
-
-class ConfigError(UserError):
-    """Invalid configuration: the message names the file, the field and the fix."""
-
-
-class InputError(UserError):
-    """Unreadable or unsuitable input (audio file, script, text)."""
+class AgentError(FlowActError):
+    """A runtime failure of the agent's engines or transports."""
 
 
 class EngineError(AgentError):

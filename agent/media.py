@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from agent.avsync import FrameSync, MediaTimeline
-from agent.clock import Clock
+from flowact.clock import Clock
 from agent.interfaces import Generator, Sink
 from agent.metrics import SessionMetrics
 from flowact.types import ControlChunk, VideoChunk

@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from agent.clock import Clock
+from flowact.clock import Clock
 
 __all__ = ["SessionMetrics", "TurnMetrics", "TURN_STAGES"]
 

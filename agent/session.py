@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from agent.avsync import MediaTimeline
-from agent.clock import Clock, RealClock
+from flowact.clock import Clock, RealClock
 from agent.commands import (
     Command,
     EmotionCommand,
@@ -27,7 +27,7 @@ from agent.commands import (
 )
 from agent.config import AgentConfig
 from agent.control import ControlBuilder
-from agent.errors import AgentError, ConfigError
+from agent.errors import ConfigError
 from agent.frames import AudioChunk, VadEvent
 from agent.intents import parse_tag
 from agent.interfaces import ASR, LLM, TTS, VAD, AudioInput, ChatMessage, ControlChannel, Generator, Sink, TextInput
@@ -360,7 +360,7 @@ class AgentSession:
             if action.use_llm and runner.result.spoken_text:
                 self._remember(action.text, runner.result.spoken_text + " ...")
             raise
-        except (AgentError, FlowActError) as e:
+        except FlowActError as e:
             log.error("turn %d failed: %s", action.turn, e)
             self.metrics.errors += 1
             self._emit("error", {"turn": action.turn, "error": str(e), "retryable": e.retryable})
@@ -458,7 +458,7 @@ class AgentSession:
                 await self._hook("on_transcript", "user", tr.text, tr.final)
                 if tr.final:
                     text = tr.text
-        except AgentError as e:
+        except FlowActError as e:
             log.error("ASR failed: %s", e)
             self.metrics.errors += 1
             self._emit("error", {"stage": "asr", "error": str(e), "retryable": e.retryable})

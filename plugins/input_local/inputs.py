@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from agent.clock import Clock, RealClock
+from flowact.clock import Clock, RealClock
 from agent.errors import InputError
 from agent.frames import AudioChunk
 from flowact.audio import float_to_int16, resample

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.clock import Clock, RealClock
+from flowact.clock import Clock, RealClock
 from agent.errors import ConfigError, InputError
 from agent.frames import AudioChunk
 from agent.registry import load_plugin, plugin_config_class

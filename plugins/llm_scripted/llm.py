@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.clock import Clock, RealClock
+from flowact.clock import Clock, RealClock
 from agent.errors import EngineError
 from agent.frames import TextDelta, ToolCall
 from agent.interfaces import ChatMessage, ToolSpec

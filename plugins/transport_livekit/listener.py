@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 from livekit import rtc
 
-from agent.clock import Clock, RealClock
+from flowact.clock import Clock, RealClock
 from agent.frames import AudioChunk
 
 __all__ = ["HUMAN_KINDS", "MicListener"]

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 
-from agent.clock import Clock, RealClock
+from flowact.clock import Clock, RealClock
 from agent.errors import ConfigError, TransportError
 from agent.frames import AudioChunk
 from flowact.audio import resample

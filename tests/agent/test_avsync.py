@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from agent.avsync import FrameSync, MediaTimeline
-from agent.clock import FakeClock
+from flowact.clock import FakeClock
 from agent.metrics import SessionMetrics
 from flowact.types import EXPRESSIONS, N_MELS, VISEMES, ControlChunk, VideoChunk, VideoFrame
 

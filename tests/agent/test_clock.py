@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from agent.clock import FakeClock, RealClock
+from flowact.clock import FakeClock, RealClock
 
 
 async def test_fake_clock_runs_an_hour_instantly_and_in_order() -> None:

@@ -8,7 +8,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from agent.clock import FakeClock
+from flowact.clock import FakeClock
 from agent.control import ControlBuilder, paced_chunks
 from agent.frames import AudioChunk, IntentTag, SpeechChunk
 from flowact.types import AgentState

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 import numpy as np
 import pytest
 
-from agent.clock import FakeClock
+from flowact.clock import FakeClock
 from agent.engine import BaseLLM, BaseTTS, RetryPolicy
 from agent.errors import EngineError
 from agent.frames import AudioChunk, SpeechChunk, TextDelta, ToolCall

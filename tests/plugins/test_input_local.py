@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.clock import FakeClock
+from flowact.clock import FakeClock
 from agent.errors import InputError
 from plugins.input_local import ScriptInput, WavInput, read_audio_file
 from plugins.input_local.config import ScriptInputConfig, WavInputConfig

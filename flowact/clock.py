@@ -3,6 +3,9 @@
 `RealClock` is monotonic wall time. `FakeClock` is advanced by `sleep` itself (virtual time): a
 sleeping task jumps the clock to its wake-up time once every other task is waiting, so an hour of
 simulated conversation runs in seconds and timing tests are deterministic.
+
+`Pacer` is the one way to pace work on a fixed period (the media loop, the LiveKit pump, the
+avatar's render loop, paced inputs): tick k is due at `start + k * period`.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import itertools
 import time
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "FakeClock", "RealClock"]
+__all__ = ["Clock", "FakeClock", "Pacer", "RealClock"]
 
 
 @runtime_checkable
@@ -100,3 +103,46 @@ class FakeClock:
                 break
             self._now = max(self._now, self._sleepers[0][0])
             self._release_due()
+
+
+class Pacer:
+    """Ticks on a fixed period on an injected clock: tick k is due at `start + k * period - lead`.
+
+    `wait()` sleeps until the next tick is due and returns how late it woke (seconds, >= 0). When a
+    consumer falls more than `max_lag_s` behind, the pacer re-anchors on now instead of rushing
+    through the backlog (counted in `slips`); without `max_lag_s` missed ticks come back to back.
+    """
+
+    def __init__(
+        self, clock: Clock, period: float, *, start: float | None = None, lead: float = 0.0,
+        max_lag_s: float | None = None,
+    ) -> None:
+        if period <= 0:
+            raise ValueError(f"period must be > 0, got {period}")
+        self.clock = clock
+        self.period = period
+        self.lead = lead
+        self.max_lag_s = max_lag_s
+        self.start = clock.now() if start is None else start
+        self.ticks = 0  # ticks handed out so far
+        self.slips = 0
+
+    @property
+    def next_due(self) -> float:
+        return self.start + self.ticks * self.period - self.lead
+
+    def reanchor(self, t: float | None = None) -> None:
+        """Make the next tick due at `t` (default now)."""
+        t = self.clock.now() if t is None else t
+        self.start = t + self.lead - self.ticks * self.period
+
+    async def wait(self) -> float:
+        """Sleep until the next tick is due; returns the lateness of this tick in seconds."""
+        due = self.next_due
+        await self.clock.sleep_until(due)
+        lag = max(0.0, self.clock.now() - due)
+        if self.max_lag_s is not None and lag > self.max_lag_s:
+            self.slips += 1
+            self.start += lag
+        self.ticks += 1
+        return lag
