@@ -2,16 +2,30 @@
 
 Streams are async iterators (call `aclose()` on early exit). Engines do their blocking work in
 threads; base classes in `agent.engine` own retries, timeouts, metrics and error mapping.
+
+Optional capabilities are declared here as Protocols (`Startable`, `Warmable`, `SessionBound`,
+`ReplyPaced`, `SessionHooks`) and tested with `isinstance`, never found by `getattr`. Observers of
+a session subclass `SessionObserver` and override the callbacks they need.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from agent.commands import Command
-from agent.frames import AudioChunk, SpeechChunk, TextDelta, ToolCall, Transcript, VadEvent, VideoChunk
+from agent.frames import (
+    AgentState,
+    AudioChunk,
+    ControlChunk,
+    SpeechChunk,
+    TextDelta,
+    ToolCall,
+    Transcript,
+    VadEvent,
+    VideoChunk,
+)
 from flowact.api import Generator
 
 __all__ = [
@@ -23,9 +37,16 @@ __all__ = [
     "ChatMessage",
     "ControlChannel",
     "Generator",
+    "ReplyPaced",
+    "SessionBound",
+    "SessionHooks",
+    "SessionObserver",
+    "SessionView",
     "Sink",
+    "Startable",
     "TextInput",
     "ToolSpec",
+    "Warmable",
 ]
 
 
@@ -126,3 +147,75 @@ class ControlChannel(Protocol):
     async def publish_telemetry(self, payload: dict[str, Any]) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+# --- optional capabilities ----------------------------------------------------------------------
+@runtime_checkable
+class Startable(Protocol):
+    """An engine or channel that loads models / connects before the session listens."""
+
+    async def start(self) -> None: ...
+
+
+@runtime_checkable
+class Warmable(Protocol):
+    """An LLM that can prime its prompt cache (system prompt, tools) before the first turn."""
+
+    async def warmup(self, messages: Sequence[ChatMessage]) -> None: ...
+
+
+@runtime_checkable
+class SessionView(Protocol):
+    """What an input may ask of the session it feeds."""
+
+    async def wait_idle(self, timeout: float | None = None) -> None: ...  # noqa: ASYNC109
+
+    @property
+    def turn_count(self) -> int: ...
+
+
+@runtime_checkable
+class SessionBound(Protocol):
+    """An input that paces itself on the session (a scripted user waits for the agent's reply)."""
+
+    def bind_session(self, session: SessionView) -> None: ...
+
+
+@runtime_checkable
+class ReplyPaced(Protocol):
+    """A text input that sends its next line only after the agent finished the previous reply."""
+
+    wait_for_reply: bool
+
+
+@runtime_checkable
+class SessionHooks(Protocol):
+    """A sink that shows the conversation (preview page, LiveKit room): state, captions, metrics."""
+
+    async def on_state(self, state: AgentState) -> None: ...
+
+    async def on_transcript(self, role: str, text: str, final: bool) -> None: ...
+
+    async def on_metrics(self, payload: Mapping[str, Any]) -> None: ...
+
+
+class SessionObserver:
+    """Base of in-process observers of a session: override what you need (all default to nothing).
+
+    Callbacks run on the event loop and must not block; an exception is logged, never raised.
+    """
+
+    def on_event(self, kind: str, payload: Mapping[str, Any]) -> None:
+        """A session event: transcript, state, turn, interrupt, error, command, ..."""
+
+    def on_state(self, state: AgentState) -> None:
+        """The agent's state changed."""
+
+    def on_control(self, chunk: ControlChunk) -> None:
+        """A control chunk was built for the media timeline."""
+
+    def on_video(self, chunk: VideoChunk) -> None:
+        """A video chunk (frames + audio) was written to the sink."""
+
+    def on_metrics(self, snapshot: Mapping[str, Any]) -> None:
+        """The once-a-second metrics snapshot."""
