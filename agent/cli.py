@@ -12,12 +12,13 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from agent.config import AgentConfig, load_config, parse_config
 from agent.errors import UserError
+from agent.interfaces import SessionObserver
 from flowact.errors import FlowActError
 
 __all__ = ["main"]
@@ -159,13 +160,13 @@ async def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-class _Transcript:
+class _Transcript(SessionObserver):
     """Collects the final user and agent lines (bounded) for the demo's summary."""
 
     def __init__(self) -> None:
         self.lines: list[tuple[str, str]] = []
 
-    def on_event(self, kind: str, payload: dict[str, Any]) -> None:
+    def on_event(self, kind: str, payload: Mapping[str, Any]) -> None:
         if kind == "transcript" and payload.get("final") and payload.get("text") and len(self.lines) < 200:
             self.lines.append((str(payload["role"]), str(payload["text"])))
 

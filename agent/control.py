@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from flowact.clock import Clock
 from agent.frames import AudioChunk, IntentTag, SpeechChunk
 from agent.intents import EMOTIONS, emotion_index
 from flowact.audio import frame_features, int16_to_float
+from flowact.clock import Clock
 from flowact.motion.procedural import ProceduralDynamics, frame_pitch
 from flowact.motion.visemes import V, VisemeSmoother, normalize_phonemes, viseme_targets_arrays, visemes_from_audio
 from flowact.types import EXPRESSIONS, VISEMES, AgentState, ControlChunk, ControlEvent, FloatArray

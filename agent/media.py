@@ -2,12 +2,17 @@
 
 Three owned tasks joined by bounded queues:
   producer  builds control chunk k at `t0 + k*dur - lead` (never starves: idle/listening when silent)
+            and reports runs of speech as events (`SpeechStarted`, `SpeechDrained`)
   renderer  renders chunks strictly in order (motion continuity), off the event loop (generator)
   writer    at `t0 + k*dur` writes chunk k to the sink: rendered in time, or repeated/dropped video
             by policy, always with its audio.
 A stalled sink back-pressures the queues (no growth); when the writer falls behind by more than one
 chunk it drops video (counted) to catch up, and re-anchors the timeline after a long stall. In
-offline mode (`realtime=False`) nothing sleeps and every chunk is rendered.
+offline mode (`realtime=False`) nothing sleeps and every chunk is rendered; an optional `gate`
+holds the producer while a turn is still producing speech.
+
+The loop never changes turn state: it reports what it built and wrote (`agent.events`) through
+`emit`, and shows control and video chunks to `observer`.
 """
 
 from __future__ import annotations
@@ -17,16 +22,27 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from agent.avsync import FrameSync, MediaTimeline
-from flowact.clock import Clock
-from agent.interfaces import Generator, Sink
+from agent.events import MediaEvent, SpeechDrained, SpeechStarted, SpeechWritten
+from agent.interfaces import Generator, SessionObserver, Sink
 from agent.metrics import SessionMetrics
+from flowact.clock import Clock, Pacer
 from flowact.types import ControlChunk, VideoChunk
 
-__all__ = ["MediaLoop", "PipelineItem"]
+__all__ = ["ControlSource", "MediaLoop", "PipelineItem"]
+
+
+class ControlSource(Protocol):
+    """Where the media loop takes its chunks from (the control builder)."""
+
+    def next_chunk(self) -> ControlChunk: ...
+
+    @property
+    def speaking(self) -> bool: ...
 
 log = logging.getLogger("agent.media")
 
@@ -35,7 +51,7 @@ log = logging.getLogger("agent.media")
 class PipelineItem:
     control: ControlChunk
     video: asyncio.Future[VideoChunk]
-    speaking_turn: int | None  # the turn whose speech this chunk carries, if any
+    speech_run: int | None  # the run of speech this chunk carries, if any (see SpeechStarted)
     mute: int = 0  # barge-in cut for chunks built before it: 1 fade out, 2 silent
 
 
@@ -50,42 +66,48 @@ class MediaLoop:
         metrics: SessionMetrics,
         generator: Generator,
         sink: Sink,
-        next_chunk: Callable[[], tuple[ControlChunk, int | None]],
-        on_written: Callable[[PipelineItem, VideoChunk], Awaitable[None]],
+        source: ControlSource,
+        emit: Callable[[MediaEvent], None],
+        observer: SessionObserver | None = None,
         realtime: bool = True,
         policy: str = "repeat",
         lead_chunks: int = 1,
         depth: int = 3,
         max_lag_s: float = 0.5,
-        offline_gate: Callable[[], Awaitable[None]] | None = None,
+        gate: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.timeline = timeline
         self.clock = clock
         self.metrics = metrics
         self.generator = generator
         self.sink = sink
-        self.next_chunk = next_chunk
-        self.on_written = on_written
+        self.source = source
+        self.emit = emit
+        self.observer = observer or SessionObserver()
         self.realtime = realtime
         self.sync = FrameSync(timeline, metrics, policy=policy)
         self.lead_s = lead_chunks * timeline.chunk_duration
         self.max_lag_s = max_lag_s
-        self.offline_gate = offline_gate
+        self.gate = gate
         self._render_q: asyncio.Queue[PipelineItem] = asyncio.Queue(maxsize=depth)
         self._write_q: asyncio.Queue[PipelineItem] = asyncio.Queue(maxsize=depth)
         self._inflight: list[PipelineItem] = []  # built, not yet written (bounded by 2*depth)
         self._tasks: list[asyncio.Task[None]] = []
-        self.t0 = 0.0
+        self._pacer = Pacer(clock, timeline.chunk_duration, start=0.0, lead=self.lead_s)
         self.chunks_built = 0
         self.chunks_written = 0
         self.slips = 0
         self.max_queue_seen = 0
         self.first_written = asyncio.Event()
-        self._written = asyncio.Event()
+        self._written = asyncio.Condition()
+        self._run = 0  # runs of speech seen so far
+        self._in_speech = False
+        self._run_written = 0  # last run whose first chunk reached the sink
 
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         self.t0 = self.clock.now() + self.lead_s
+        self._pacer.ticks = 0
         self._tasks = [
             asyncio.create_task(self._produce(), name="media-producer"),
             asyncio.create_task(self._render(), name="media-renderer"),
@@ -103,6 +125,15 @@ class MediaLoop:
         self._tasks = []
 
     @property
+    def t0(self) -> float:
+        """Wall time (session clock) of pts 0: chunk k is written at `t0 + k * chunk_duration`."""
+        return self._pacer.start
+
+    @t0.setter
+    def t0(self, value: float) -> None:
+        self._pacer.start = value
+
+    @property
     def tasks(self) -> list[asyncio.Task[None]]:
         return list(self._tasks)
 
@@ -110,34 +141,45 @@ class MediaLoop:
         """Barge-in: cut the speech of every chunk built but not yet written. Returns how many."""
         n = 0
         for item in self._inflight:
-            if item.speaking_turn is not None and not item.mute:
+            if item.speech_run is not None and not item.mute:
                 item.mute = 1 if n == 0 else 2
                 n += 1
         return n
 
     async def wait_written(self, index: int) -> None:
         """Wait until chunk `index` has been written to the sink."""
-        while self.chunks_written <= index:
-            self._written.clear()
-            await self._written.wait()
+        async with self._written:
+            await self._written.wait_for(lambda: self.chunks_written > index)
 
     # --- tasks ---------------------------------------------------------------------------------
+    def _build(self) -> tuple[ControlChunk, int | None]:
+        """The next control chunk, and the run of speech it carries (events on run edges)."""
+        control = self.source.next_chunk()
+        speaking = self.source.speaking
+        if speaking and not self._in_speech:
+            self._run += 1
+            self._in_speech = True
+            self.emit(SpeechStarted(self._run))
+        elif not speaking and self._in_speech:
+            self._in_speech = False
+            self.emit(SpeechDrained(self._run))
+        self.observer.on_control(control)
+        return control, (self._run if speaking else None)
+
     async def _produce(self) -> None:
-        k = 0
         loop = asyncio.get_running_loop()
         while True:
             if self.realtime:
-                await self.clock.sleep_until(self.t0 + k * self.timeline.chunk_duration - self.lead_s)
-            elif self.offline_gate is not None:
-                await self.offline_gate()
-            control, speaking_turn = self.next_chunk()
-            item = PipelineItem(control, loop.create_future(), speaking_turn)
+                await self._pacer.wait()
+            elif self.gate is not None:
+                await self.gate()
+            control, run = self._build()
+            item = PipelineItem(control, loop.create_future(), run)
             self._inflight.append(item)
             await self._render_q.put(item)
             await self._write_q.put(item)
             self.max_queue_seen = max(self.max_queue_seen, self._write_q.qsize(), self._render_q.qsize())
             self.chunks_built += 1
-            k += 1
 
     async def _render(self) -> None:
         while True:
@@ -191,10 +233,15 @@ class MediaLoop:
             await self.sink.write(out)
             self._inflight.remove(item)
             self.metrics.on_frames(len(out.frames), len(out.audio), out.sample_rate)
-            self.chunks_written += 1
             self.first_written.set()
-            self._written.set()
-            await self.on_written(item, out)
+            async with self._written:
+                self.chunks_written += 1
+                self._written.notify_all()
+            run = item.speech_run
+            if run is not None and not item.mute and run > self._run_written:
+                self._run_written = run
+                self.emit(SpeechWritten(run, self.clock.now()))
+            self.observer.on_video(out)
 
     async def _wait_video(self, item: PipelineItem) -> VideoChunk | None:
         with contextlib.suppress(Exception):

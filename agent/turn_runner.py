@@ -16,14 +16,14 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from flowact.clock import Clock
 from agent.control import ControlBuilder
 from agent.frames import AudioChunk, IntentTag, SpeechChunk, TextDelta, ToolCall
 from agent.intents import IntentParser, tag_from_tool_call
-from agent.interfaces import LLM, TTS, ChatMessage, ToolSpec
+from agent.interfaces import LLM, TTS, ChatMessage
 from agent.metrics import SessionMetrics
 from agent.text import Sentence, SentenceSplitter
 from flowact.audio import float_to_int16, int16_to_float, resample
+from flowact.clock import Clock
 
 __all__ = ["TurnResult", "TurnRunner"]
 
@@ -58,19 +58,15 @@ class TurnRunner:
         clock: Clock,
         metrics: SessionMetrics,
         llm: LLM | None = None,
-        tools: Sequence[ToolSpec] = (),
-        on_text: Callable[[str], None] | None = None,
-        speech_event: asyncio.Event | None = None,
+        on_speech: Callable[[], None] | None = None,
     ) -> None:
         self.turn = turn
         self.builder = builder
         self.tts = tts
         self.llm = llm
-        self.tools = tools
         self.clock = clock
         self.metrics = metrics
-        self.on_text = on_text
-        self.speech_event = speech_event
+        self.on_speech = on_speech  # called after each piece of speech is queued in the builder
         self.result = TurnResult(turn)
         self._parser = IntentParser()
         self._splitter = SentenceSplitter()
@@ -83,7 +79,7 @@ class TurnRunner:
         llm = self.llm
 
         async def produce(queue: _SentenceQueue) -> None:
-            stream = llm.chat(messages, self.tools)
+            stream = llm.chat(messages)
             try:
                 t_call = self.clock.now()
                 async for item in stream:
@@ -140,8 +136,6 @@ class TurnRunner:
         self.result.tags.extend(tags)
         if clean:
             self.result.spoken_text += clean
-            if self.on_text is not None:
-                self.on_text(clean)
 
     async def _feed(self, delta: str, queue: _SentenceQueue) -> None:
         clean, tags = self._parser.feed(delta)
@@ -206,5 +200,5 @@ class TurnRunner:
                 self.result.active_first = self.result.samples + int(loud[0])
             self.result.active_last = self.result.samples + int(loud[-1])
         self.result.samples += len(speech.audio.samples)
-        if self.speech_event is not None:
-            self.speech_event.set()
+        if self.on_speech is not None:
+            self.on_speech()

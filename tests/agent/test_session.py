@@ -59,7 +59,8 @@ async def test_barge_in_cancels_within_100ms_and_returns_to_listening() -> None:
         await session.user_text("tell me about my order")
         await wait_for(lambda: session.state == AgentState.SPEAKING)
         await asyncio.sleep(0.5)
-        turn_task = session._turn_task
+        assert session._conversation is not None
+        turn_task = session._conversation.turn_task
         assert turn_task is not None and not turn_task.done()
         n_before = len(rec.controls)
         t0 = time.monotonic()

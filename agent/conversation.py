@@ -1,0 +1,245 @@
+"""The conversation stage: typed events in, turns out.
+
+`Conversation` is the only owner of turn state. It feeds events (`agent.events`) to the pure
+`TurnMachine` and carries out the actions that come back: it runs a turn (LLM -> TTS -> control
+builder, `agent.turn_runner`) as an owned task, cancels it on barge-in (queued speech dropped,
+chunks already built muted, the face eased back to listening), and finishes it when the media loop
+reports that the turn's speech has drained. Waiters (`wait_idle`, the offline gate) wait on a
+`Changed` signal that every event notifies; nothing polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from agent.control import ControlBuilder
+from agent.errors import ConfigError, FlowActError
+from agent.events import (
+    InterruptRequested,
+    SayRequested,
+    SessionEvent,
+    SpeechDrained,
+    SpeechStarted,
+    SpeechWritten,
+    UserMessage,
+    UserSpeechEnded,
+    UserSpeechStarted,
+)
+from agent.fanout import Fanout
+from agent.history import ConversationHistory
+from agent.interfaces import LLM, TTS, Generator
+from agent.metrics import SessionMetrics
+from agent.turn_runner import TurnRunner
+from agent.turns import Action, CancelTurn, SetState, StartTurn, TurnMachine
+from flowact.clock import Clock
+from flowact.types import AgentState
+
+__all__ = ["Changed", "Conversation"]
+
+log = logging.getLogger("agent.conversation")
+
+
+class Changed:
+    """A level-free signal: `notify()` wakes every waiter, which re-checks its predicate."""
+
+    def __init__(self) -> None:
+        self._waiters: set[asyncio.Future[None]] = set()
+
+    def notify(self) -> None:
+        for fut in self._waiters:
+            if not fut.done():
+                fut.set_result(None)
+        self._waiters.clear()
+
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        """Until `predicate()` holds."""
+        while not predicate():
+            fut = asyncio.get_running_loop().create_future()
+            self._waiters.add(fut)
+            try:
+                await fut
+            finally:
+                self._waiters.discard(fut)
+
+
+class Muting(Protocol):
+    """The media loop, as far as a barge-in needs it."""
+
+    def mute_pending(self) -> int: ...
+
+
+class Conversation:
+    """Turn state and turn tasks of one session (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        builder: ControlBuilder,
+        tts: TTS,
+        llm: LLM | None,
+        generator: Generator,
+        clock: Clock,
+        metrics: SessionMetrics,
+        fanout: Fanout,
+        history: ConversationHistory,
+        system_prompt: str,
+        barge_in: bool = True,
+        chunk_duration: float = 0.16,
+        source: str = "<config>",
+    ) -> None:
+        self.builder = builder
+        self.tts = tts
+        self.llm = llm
+        self.generator = generator
+        self.clock = clock
+        self.metrics = metrics
+        self.fanout = fanout
+        self.history = history
+        self.system_prompt = system_prompt
+        self.chunk_duration = chunk_duration
+        self.source = source
+        self.turns = TurnMachine(barge_in=barge_in)
+        self.media: Muting | None = None
+        self.turn_task: asyncio.Task[None] | None = None
+        self.changed = Changed()
+        self._spoken_turn = 0  # highest turn whose speech is fully queued in the builder
+        self._runs: dict[int, int] = {}  # speech run (media loop) -> turn
+        self._media_speaking = False
+        self._user_end: dict[int, float] = {}
+
+    # --- events ----------------------------------------------------------------------------------
+    def handle(self, event: SessionEvent) -> None:
+        """Apply one event (synchronously, in order), then wake every waiter."""
+        if isinstance(event, UserSpeechStarted):
+            self._execute(self.turns.on_user_speech_start())
+        elif isinstance(event, UserSpeechEnded):
+            self._execute(self.turns.on_user_speech_end())
+        elif isinstance(event, UserMessage):
+            self._on_message(event)
+        elif isinstance(event, SayRequested):
+            self._execute(self.turns.on_say(event.text, interrupt=event.interrupt))
+        elif isinstance(event, InterruptRequested):
+            self._execute(self.turns.on_interrupt(event.reason))
+        elif isinstance(event, SpeechStarted):
+            self._media_speaking = True
+            if self.turns.turn_active:
+                self._runs = {event.run: self.turns.turn}  # only the newest run matters
+                self._execute(self.turns.on_speech_started(self.turns.turn))
+        elif isinstance(event, SpeechDrained):
+            self._media_speaking = False
+            self._maybe_finish(self.turns.turn)
+        elif isinstance(event, SpeechWritten):
+            turn = self._runs.get(event.run)
+            if turn is not None:
+                self.metrics.mark(turn, "first_frame", event.t)
+        self.notify()
+
+    def notify(self) -> None:
+        """Wake the waiters of `changed` (they re-check their predicates)."""
+        self.changed.notify()
+
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        """Until `predicate()` holds (re-checked on every event)."""
+        await self.changed.wait_for(predicate)
+
+    # --- queries ---------------------------------------------------------------------------------
+    @property
+    def state(self) -> AgentState:
+        return self.turns.state
+
+    @property
+    def idle(self) -> bool:
+        """No turn in progress (its speech has played out, or it was cancelled)."""
+        return not self.turns.turn_active
+
+    def speech_ready(self) -> bool:
+        """Offline rendering may build the next chunk: no turn is still producing speech, or a
+        whole chunk of its speech is queued."""
+        generating = self.turns.turn_active and self._spoken_turn < self.turns.turn
+        return not generating or self.builder.speech_pending_s >= self.chunk_duration
+
+    async def offline_gate(self) -> None:
+        await self.wait_for(self.speech_ready)
+
+    # --- actions ---------------------------------------------------------------------------------
+    def _on_message(self, event: UserMessage) -> None:
+        actions = self.turns.on_user_message(event.text)
+        for action in actions:
+            if isinstance(action, StartTurn):
+                self.metrics.mark(action.turn, "user_end", event.t_end)
+                if event.t_final is not None:
+                    self.metrics.mark(action.turn, "asr_final", event.t_final)
+        self._execute(actions)
+
+    def _execute(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, SetState):
+                self.builder.set_state(action.state)
+                self.fanout.state(action.state)
+            elif isinstance(action, CancelTurn):
+                self._cancel(action)
+            elif isinstance(action, StartTurn):
+                self.turn_task = asyncio.create_task(self._run_turn(action), name=f"turn-{action.turn}")
+
+    def _cancel(self, action: CancelTurn) -> None:
+        if self.turn_task is not None and not self.turn_task.done():
+            self.turn_task.cancel()
+        self.builder.interrupt()
+        self.generator.interrupt()
+        muted = self.media.mute_pending() if self.media is not None else 0
+        self._runs.clear()
+        if action.reason == "barge-in":
+            self.metrics.barge_ins += 1
+        self.metrics.finish_turn(action.turn, interrupted=True)
+        self.fanout.event("interrupt", {"turn": action.turn, "reason": action.reason, "muted_chunks": muted})
+
+    def _maybe_finish(self, turn: int) -> None:
+        """Finish `turn` once all its speech is queued and the media loop has drained it."""
+        if turn != self.turns.turn or not self.turns.turn_active or self._spoken_turn < turn:
+            return
+        if self._media_speaking or self.builder.speech_pending_s > 0.0:
+            return
+        record = self.metrics.finish_turn(turn)
+        self.fanout.event("turn", record)
+        self._execute(self.turns.on_turn_finished(turn))
+
+    async def _run_turn(self, action: StartTurn) -> None:
+        runner = TurnRunner(
+            turn=action.turn, builder=self.builder, tts=self.tts, clock=self.clock, metrics=self.metrics,
+            llm=self.llm, on_speech=self.notify,
+        )
+        try:
+            if action.use_llm:
+                if self.llm is None:
+                    raise ConfigError(f"{self.source}: llm section is needed to answer the user")
+                result = await runner.run_llm(self.history.messages(self.system_prompt, action.text))
+                self.history.append(action.text, result.spoken_text)
+            else:
+                result = await runner.run_text(action.text)
+            tm = self.metrics.turn(action.turn)
+            tm.speech_s = result.speech_s
+            if result.active_first >= 0:
+                tm.speech_span_s = (result.active_last - result.active_first) / self.builder.sample_rate
+            self._spoken_turn = action.turn
+            self.fanout.transcript("agent", result.spoken_text.strip(), True)
+            self._maybe_finish(action.turn)
+        except asyncio.CancelledError:
+            if action.use_llm and runner.result.spoken_text:
+                self.history.append(action.text, runner.result.spoken_text + " ...")
+            raise
+        except FlowActError as e:
+            log.error("turn %d failed: %s", action.turn, e)
+            self.metrics.errors += 1
+            self.fanout.event("error", {"turn": action.turn, "error": str(e), "retryable": e.retryable})
+            self._spoken_turn = action.turn
+            self._execute(self.turns.on_failed(action.turn))
+        finally:
+            self.notify()
+
+    async def aclose(self) -> None:
+        if self.turn_task is not None and not self.turn_task.done():
+            self.turn_task.cancel()
+            await asyncio.gather(self.turn_task, return_exceptions=True)
