@@ -26,7 +26,7 @@ from agent.commands import (
     StateCommand,
 )
 from agent.config import AgentConfig
-from agent.control import ControlBuilder
+from flowact.control import ControlBuilder
 from agent.errors import ConfigError
 from agent.frames import AudioChunk, VadEvent
 from agent.intents import parse_tag

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from flowact.clock import Clock
-from agent.control import ControlBuilder
+from flowact.control import ControlBuilder
 from agent.frames import AudioChunk, IntentTag, SpeechChunk, TextDelta, ToolCall
 from agent.intents import IntentParser, tag_from_tool_call
 from agent.interfaces import LLM, TTS, ChatMessage, ToolSpec
