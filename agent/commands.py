@@ -1,14 +1,17 @@
 """External control commands (wire messages, pydantic): MQTT, the preview page, LiveKit data.
 
-Unknown fields are rejected; sizes are bounded. `parse_command(kind, data)` validates one.
+Unknown fields are rejected; sizes are bounded. `parse_command(kind, data)` validates one. The
+emotion and gesture commands are flowact's (`flowact.control.commands`), re-exported here.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import Field, TypeAdapter
 
+from flowact.control.commands import MAX_COMMAND_BYTES, EmotionCommand, GestureCommand
+from flowact.control.commands import CommandModel as _Cmd
 from flowact.types import AgentState
 
 __all__ = [
@@ -22,32 +25,12 @@ __all__ = [
     "parse_command",
 ]
 
-MAX_COMMAND_BYTES = 16 * 1024
-
-
-class _Cmd(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 class SayCommand(_Cmd):
     """Speak this text (may contain intent tags). `interrupt` cuts the current turn first."""
 
     kind: Literal["say"] = "say"
     text: Annotated[str, Field(min_length=1, max_length=4000)]
     interrupt: bool = False
-
-
-class EmotionCommand(_Cmd):
-    kind: Literal["emotion"] = "emotion"
-    name: Annotated[str, Field(min_length=1, max_length=32)]
-    intensity: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
-    duration: Annotated[float, Field(gt=0.0, le=600.0)] | None = None
-
-
-class GestureCommand(_Cmd):
-    kind: Literal["gesture"] = "gesture"
-    name: Annotated[str, Field(min_length=1, max_length=32)]
-    intensity: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
 
 
 class InterruptCommand(_Cmd):

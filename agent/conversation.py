@@ -15,7 +15,6 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from agent.control import ControlBuilder
 from agent.errors import ConfigError, FlowActError
 from agent.events import (
     InterruptRequested,
@@ -35,6 +34,7 @@ from agent.metrics import SessionMetrics
 from agent.turn_runner import TurnRunner
 from agent.turns import Action, CancelTurn, SetState, StartTurn, TurnMachine
 from flowact.clock import Clock
+from flowact.control import ControlBuilder
 from flowact.types import AgentState
 
 __all__ = ["Changed", "Conversation"]

@@ -1,7 +1,7 @@
 """Intent tags: a fixed vocabulary the LLM writes inline, a streaming parser that strips them from the
 spoken text, and the same tags from an OpenAI tool call (`set_expression`) or an external command.
 
-Vocabulary
+Vocabulary (defined in `flowact.control.vocabulary`, re-exported here)
 ----------
 Emotions (held until another emotion; map onto `flowact.types.EXPRESSIONS`, `neutral` = all zero):
   neutral, happy, sad, surprised, concerned, thinking, angry
@@ -29,11 +29,18 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 
 from agent.frames import IntentTag, ToolCall
 from agent.interfaces import ToolSpec
-from flowact.types import EXPRESSIONS
+from flowact.control.vocabulary import (
+    EMOTIONS,
+    GESTURES,
+    MAX_TAG_CHARS,
+    VOCABULARY,
+    emotion_index,
+    parse_tag,
+    warn_dropped_tag,
+)
 
 __all__ = [
     "EMOTIONS",
@@ -50,78 +57,10 @@ __all__ = [
 
 log = logging.getLogger("agent.intents")
 
-EMOTIONS: tuple[str, ...] = ("neutral", *EXPRESSIONS)
-"""Emotion tags; every name but `neutral` is a channel of `flowact.types.EXPRESSIONS`."""
-GESTURES: tuple[str, ...] = (
-    "nod", "shake", "smile", "frown", "raise_brows", "blink", "wink", "look_away", "lean_in",
-)
-"""One-shot gesture/event tags (become `ControlEvent`s)."""
-VOCABULARY: dict[str, str] = {
-    "neutral": "relax the face (clears any emotion)",
-    "happy": "warm, pleased face",
-    "sad": "sad face",
-    "surprised": "raised brows, wide eyes",
-    "concerned": "worried, empathetic face",
-    "thinking": "pensive face",
-    "angry": "stern, annoyed face",
-    "nod": "nod (yes, agreement)",
-    "shake": "head shake (no, disagreement)",
-    "smile": "a brief smile",
-    "frown": "a brief frown",
-    "raise_brows": "raise the eyebrows (emphasis, question)",
-    "blink": "blink",
-    "wink": "wink",
-    "look_away": "glance aside",
-    "lean_in": "lean in, attentive",
-}
-"""Every tag name with a short description (the prompt snippet and tool schema are generated from it)."""
-MAX_TAG_CHARS = 40
-_NAME = re.compile(r"[a-z_]{2,20}")
-_NUMBER = re.compile(r"\d{1,3}(\.\d{0,6})?|\.\d{1,6}")
-
-
-def emotion_index(name: str) -> int | None:
-    """Column of an emotion tag in `flowact.types.EXPRESSIONS` (None for `neutral` and gestures)."""
-    return EXPRESSIONS.index(name) if name in EXPRESSIONS else None
-
 
 def _reject(spec: str, why: str, warn: bool = True) -> None:
     if warn:
-            log.warning("dropping intent tag [%s]: %s", spec[:MAX_TAG_CHARS].encode("unicode_escape").decode(), why)
-
-
-def parse_tag(text: str, source: str = "llm", *, char_offset: int = 0, warn: bool = True) -> IntentTag | None:
-    """Parse one tag spec (`smile`, `[smile:0.6]`, `emotion:sad`, `emotion:sad:0.4`) from any source.
-
-    Returns None and logs a warning (unless `warn=False`) for anything outside the vocabulary or malformed.
-    """
-    spec = text.strip()
-    if spec.startswith("[") and spec.endswith("]"):
-        spec = spec[1:-1]
-    if len(spec) > MAX_TAG_CHARS:
-        _reject(spec, "too long", warn)
-        return None
-    parts = [p.strip() for p in spec.lower().split(":")]
-    kind = ""
-    if parts[0] in ("emotion", "gesture"):
-        kind, parts = parts[0], parts[1:]
-    if not parts or len(parts) > 2 or not _NAME.fullmatch(parts[0]) or parts[0] not in VOCABULARY:
-        _reject(spec, "unknown or malformed", warn)
-        return None
-    name = parts[0]
-    if (kind == "emotion" and name not in EMOTIONS) or (kind == "gesture" and name not in GESTURES):
-        _reject(spec, f"{name!r} is not an {kind}", warn)
-        return None
-    intensity = 1.0
-    if len(parts) == 2:
-        if not _NUMBER.fullmatch(parts[1]):
-            _reject(spec, "intensity is not a number", warn)
-            return None
-        intensity = float(parts[1])
-        if not 0.0 <= intensity <= 1.0:
-            _reject(spec, "intensity outside 0..1", warn)
-            return None
-    return IntentTag(name=name, intensity=intensity, char_offset=char_offset, source=source)
+        warn_dropped_tag(spec, why)
 
 
 class IntentParser:

@@ -20,7 +20,6 @@ from agent.commands import (
     SayCommand,
     StateCommand,
 )
-from agent.control import ControlBuilder
 from agent.errors import FlowActError
 from agent.events import (
     InterruptRequested,
@@ -36,6 +35,7 @@ from agent.intents import parse_tag
 from agent.interfaces import ASR, VAD, AudioInput, ControlChannel, ReplyPaced, TextInput
 from agent.metrics import SessionMetrics
 from flowact.clock import Clock
+from flowact.control import ControlBuilder
 
 __all__ = ["Listener", "apply_command", "command_loop"]
 

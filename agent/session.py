@@ -18,7 +18,6 @@ from typing import Any
 from agent.avsync import MediaTimeline
 from agent.commands import Command
 from agent.config import AgentConfig
-from agent.control import ControlBuilder
 from agent.conversation import Conversation
 from agent.errors import ConfigError
 from agent.events import InterruptRequested, SayRequested, SessionEvent
@@ -45,6 +44,7 @@ from agent.listening import Listener, apply_command, command_loop
 from agent.media import MediaLoop
 from agent.metrics import SessionMetrics
 from flowact.clock import Clock, RealClock
+from flowact.control import ControlBuilder
 from flowact.types import AgentState
 
 __all__ = ["AgentSession", "Components"]

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from agent.control import ControlBuilder
 from agent.frames import AudioChunk, IntentTag, SpeechChunk, TextDelta, ToolCall
 from agent.intents import IntentParser, tag_from_tool_call
 from agent.interfaces import LLM, TTS, ChatMessage
@@ -24,6 +23,7 @@ from agent.metrics import SessionMetrics
 from agent.text import Sentence, SentenceSplitter
 from flowact.audio import float_to_int16, int16_to_float, resample
 from flowact.clock import Clock
+from flowact.control import ControlBuilder
 
 __all__ = ["TurnResult", "TurnRunner"]
 

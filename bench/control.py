@@ -14,10 +14,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from agent.control import ControlBuilder
-from agent.frames import AudioChunk, PhonemeTiming, SpeechChunk
 from agent.intents import IntentParser
+from flowact.control import ControlBuilder
 from flowact.motion.procedural import ProceduralMotion
+from flowact.types import AudioChunk, PhonemeTiming, SpeechChunk
 from flowact.wire import control_from_json, control_to_json
 
 

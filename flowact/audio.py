@@ -1,7 +1,8 @@
 """Audio helpers shared by the control builder, the learned motion model and training.
 
 Pure numpy: int16 <-> float, polyphase-free linear-phase resampling (windowed sinc via FFT), and
-per-video-frame features (log-mel bands and RMS energy) aligned to a fixed frame rate.
+per-video-frame features (log-mel bands and RMS energy, fundamental frequency) aligned to a fixed
+frame rate.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from flowact.types import N_MELS, FloatArray, Int16Array
 __all__ = [
     "float_to_int16",
     "frame_features",
+    "frame_pitch",
     "int16_to_float",
     "mel_filterbank",
     "resample",
@@ -109,3 +111,43 @@ def frame_features(
     db = 20.0 * np.log10(rms + 1e-9)
     energy = np.clip((db + 60.0) / 60.0, 0.0, 1.0).astype(np.float32)
     return mel, energy
+
+
+def frame_pitch(samples: FloatArray, sample_rate: int, fps: int, n_frames: int,
+                fmin: float = 70.0, fmax: float = 400.0) -> FloatArray:
+    """Per-video-frame fundamental frequency in Hz (0 where unvoiced) by normalized autocorrelation.
+
+    The signal is decimated to about 8 kHz (box filter); frame k uses the window starting at k*hop
+    of max(hop, 2.5 periods of fmin). A frame is voiced when its autocorrelation peak in
+    [1/fmax, 1/fmin] exceeds 0.5; the shortest lag reaching 0.9 of the best peak wins (octave-safe).
+    """
+    q = max(1, int(sample_rate // 8000))
+    sr = sample_rate / q
+    usable = len(samples) // q * q
+    x = samples[0:usable:q].astype(np.float32)
+    for r in range(1, q):  # box filter before decimation (scale is irrelevant)
+        x += samples[r:usable:q]
+    hop = sr / fps
+    win = int(max(hop, 2.5 * sr / fmin))
+    lo, hi = int(sr / fmax), int(sr / fmin)
+    out = np.zeros(n_frames, np.float32)
+    nfft = 2 * win
+    if hop == win and len(x) >= n_frames * win:
+        frames = x[: n_frames * win].reshape(n_frames, win)
+    else:
+        x = np.concatenate([x, np.zeros(win, np.float32)])
+        starts = (np.arange(n_frames) * hop).astype(np.int64)
+        frames = x[np.minimum(starts[:, None] + np.arange(win)[None, :], len(x) - 1)]
+    frames = frames - frames.mean(axis=1, keepdims=True)
+    spec = np.fft.rfft(frames, n=nfft, axis=1)
+    ac = np.fft.irfft(spec.real**2 + spec.imag**2, n=nfft, axis=1)[:, : hi + 1]
+    energy = ac[:, 0] + 1e-9
+    # unbiased: divide by the overlap length so that long lags are not penalised
+    norm = ac[:, lo : hi + 1] / energy[:, None] * (win / (win - np.arange(lo, hi + 1)))[None, :]
+    peak = norm.max(axis=1)
+    voiced = (peak > 0.5) & (energy > 1e-4 * win * q * q)  # not near-silence (x is a sum of q samples)
+    first = np.argmax(norm >= 0.9 * peak[:, None], axis=1)  # shortest lag near the best peak
+    falling = np.concatenate([np.diff(norm, axis=1) <= 0, np.ones((n_frames, 1), bool)], axis=1)
+    top = np.argmax(falling & (np.arange(norm.shape[1])[None, :] >= first[:, None]), axis=1)  # its top
+    out[voiced] = sr / (lo + top[voiced])
+    return out

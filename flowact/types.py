@@ -1,14 +1,15 @@
-"""The generator's contract types: control chunks in, video chunks out.
+"""The generator's contract types: speech and intent tags in, control chunks, video chunks out.
 
 These live in `flowact` (not `agent`) so the generator library is usable on its own; `agent.frames`
-re-exports them. Hot-path values are frozen, slotted dataclasses holding numpy arrays; the pydantic
+re-exports them. `flowact.control.ControlBuilder` turns `SpeechChunk`s and `IntentTag`s into
+`ControlChunk`s. Hot-path values are frozen, slotted dataclasses holding numpy arrays; the pydantic
 wire form (JSON + JSON schema) is in `flowact.wire`.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -124,4 +125,75 @@ class VideoChunk:
     sample_rate: int
     state: AgentState = AgentState.IDLE
     render_ms: float = 0.0
-    extras: dict[str, float] = field(default_factory=dict, compare=False)
+
+
+# --- speech and intent: what the control builder consumes ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AudioChunk:
+    """Mono int16 PCM with its presentation time (seconds, on the session's media timeline)."""
+
+    samples: Int16Array
+    sample_rate: int
+    pts: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.samples.ndim != 1 or self.samples.dtype != np.int16:
+            raise ValueError("AudioChunk.samples must be a 1-D int16 array")
+        if self.sample_rate <= 0:
+            raise ValueError("AudioChunk.sample_rate must be > 0")
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+    def as_float(self) -> FloatArray:
+        from flowact.audio import int16_to_float  # flowact.audio imports this module
+
+        return int16_to_float(self.samples)
+
+
+@dataclass(frozen=True, slots=True)
+class IntentTag:
+    """An expression/gesture intent, anchored to a character offset in the spoken text.
+
+    `time` is filled in (seconds from the start of the utterance) once TTS timings are known.
+    Names come from the vocabulary in `flowact.control.vocabulary`.
+    """
+
+    name: str
+    intensity: float = 1.0
+    char_offset: int = 0
+    time: float | None = None
+    source: str = "llm"  # llm | tool | mqtt | command
+
+
+@dataclass(frozen=True, slots=True)
+class PhonemeTiming:
+    """One phoneme (IPA or engine symbol) with start and duration in seconds from chunk start."""
+
+    phoneme: str
+    start: float
+    duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class WordTiming:
+    word: str
+    start: float
+    duration: float
+    char_offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechChunk:
+    """Synthesized speech for one sentence (or part), with the timings the engine gave."""
+
+    audio: AudioChunk
+    text: str
+    turn: int = 0
+    phonemes: tuple[PhonemeTiming, ...] = ()
+    words: tuple[WordTiming, ...] = ()
+    tags: tuple[IntentTag, ...] = ()
+    text_offset: int = 0  # offset of `text` within the turn's clean text

@@ -4,7 +4,11 @@ Same contract as the procedural model (`flowact.motion.base.MotionModel`): a `Co
 per-frame `MOTION_PARAMS` out, continuous across calls. Conditions per frame: log-mel + energy
 ("audio"), viseme weights ("visemes"), expression weights + agent-state one-hot ("intent"); the
 static "reference" stream holds the speaker's rest pose (normalized: zeros = the training mean).
-Event tags (nod, wink, ...) are not model inputs yet: the procedural layer handles them.
+
+The model's face, jaw and breathing are kept; the procedural layer (`ProceduralFace`) supplies the
+rest, as for the procedural model: head pose, blinks and gaze from the chunk (the control builder's)
+and the face part of gesture events (smile, raise_brows, wink, ...; their head part is already in
+the chunk's head pose), so every intent tag works with either motion model.
 
 Control chunks need not match the model's chunk length: frames are generated as they arrive; a
 model chunk is sampled with its already-emitted frames pinned (`ChunkStreamer.sample(known=...)`)
@@ -24,6 +28,7 @@ from flowact.model.checkpoint import load_checkpoint
 from flowact.model.mmdit import MMDiT
 from flowact.model.stream import ChunkStreamer
 from flowact.motion.params import MOTION_DIM, MotionChunk, clamp_motion
+from flowact.motion.procedural.face import POSE_CHANNELS, ProceduralFace
 from flowact.types import AgentState, ControlChunk, FloatArray
 
 __all__ = ["STATES", "LearnedMotion", "control_features"]
@@ -79,6 +84,7 @@ class LearnedMotion:
         # guidance != 1 adds an unconditional pass per step (conditions zeroed, as in training dropout)
         self.streamer = ChunkStreamer(model, steps=steps, shift=shift, renoise_every=renoise_every, guidance=guidance)
         self.seed = seed
+        self.face = ProceduralFace(seed=seed)
         self.reset()
 
     @classmethod
@@ -102,10 +108,12 @@ class LearnedMotion:
         self._noise: torch.Tensor | None = None
         self._last: FloatArray | None = None
         self._fade_from: FloatArray | None = None
+        self.face.reset()
 
     def interrupt(self) -> None:
         # The next chunks carry state=listening; cross-fade from the last frame so nothing jumps.
         self._fade_from = self._last
+        self.face.interrupt()
 
     def step(self, control: ControlChunk) -> MotionChunk:
         if control.interrupt and self._fade_from is None:
@@ -130,6 +138,10 @@ class LearnedMotion:
                 self._emitted = x0[:, : k + take]
             pos += take
         values = torch.cat(out, dim=1)[0].numpy() * self.std + self.mean  # (n, D)
+        values[:, POSE_CHANNELS] = 0.0  # head, eyelids and gaze are the chunk's (procedural)
+        self.face.gestures(values, control)
+        self.face.pose(values, control)
+        self.face.advance(control)
         if self._fade_from is not None:
             m = min(_FADE_FRAMES, len(values))
             w = np.sin(0.5 * np.pi * (np.arange(1, m + 1) / (m + 1)))[:, None] ** 2

@@ -27,7 +27,7 @@ from typing import Any
 from livekit import rtc
 from pydantic import ValidationError
 
-from agent.errors import ConfigError
+from flowact.errors import ConfigError
 from plugins.livekit_avatar.generator import FlowactAvatarConfig, run_avatar_worker
 from plugins.transport_livekit.config import LiveKitConfig
 from plugins.transport_livekit.credentials import resolve

@@ -2,27 +2,27 @@
 
 livekit-agents' avatar protocol carries audio only, so an agent's intent (smile, nod, concern) has no
 way to the face. The avatar therefore serves one RPC method, `flowact.command`, taking the same JSON
-commands as MQTT and the preview page (`agent/commands.py`): `{"kind": "emotion", "name": "happy",
-"intensity": 0.8, "duration": 3}` or `{"kind": "gesture", "name": "nod"}`. Names come from the intent
-vocabulary (`agent/intents.py`). Only the agent the avatar serves may call it. The agent side calls
-`send_avatar_command(room, "flowact-avatar", "emotion", "happy")`, e.g. from a livekit-agents tool.
+commands as MQTT and the preview page (`flowact.control.commands`): `{"kind": "emotion", "name":
+"happy", "intensity": 0.8, "duration": 3}` or `{"kind": "gesture", "name": "nod"}`. Names come from
+the intent vocabulary (`flowact.control.vocabulary`); an emotion's duration is media time. Only the
+agent the avatar serves may call it. The agent side calls `send_avatar_command(room,
+"flowact-avatar", "emotion", "happy")`, e.g. from a livekit-agents tool.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import time
 from collections.abc import Callable
 from typing import Literal
 
 from livekit import rtc
 from pydantic import ValidationError
 
-from agent.commands import MAX_COMMAND_BYTES, EmotionCommand, GestureCommand, parse_command
-from agent.frames import IntentTag
-from agent.intents import parse_tag
+from flowact.clock import Clock, RealClock
+from flowact.control.commands import MAX_COMMAND_BYTES, EmotionCommand, parse_intent_command
+from flowact.control.vocabulary import parse_tag
+from flowact.types import IntentTag
 
 __all__ = ["COMMAND_METHOD", "AvatarCommandError", "apply_command_payload", "is_served_agent",
            "register_command_rpc", "send_avatar_command"]
@@ -51,12 +51,11 @@ def apply_command_payload(payload: str, apply: ApplyTag) -> str:
         raise AvatarCommandError(f"kind must be 'emotion' or 'gesture', got {kind!r} (interrupts arrive "
                                  "as lk.clear_buffer; speech as the agent's audio)")
     try:
-        cmd = parse_command(kind, data)
+        cmd = parse_intent_command(data)
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(x) for x in err["loc"][1:])  # loc[0] is the command kind
         raise AvatarCommandError(f"{where}: {err['msg']}" if where else err["msg"]) from None
-    assert isinstance(cmd, EmotionCommand | GestureCommand)
     spec = f"{cmd.kind}:{cmd.name}" + ("" if cmd.intensity == 1.0 else f":{cmd.intensity}")
     tag = parse_tag(spec, source="command", warn=False)
     if tag is None:
@@ -100,20 +99,21 @@ def register_command_rpc(room: rtc.Room, apply: ApplyTag, *, sender_identity: st
 
 async def send_avatar_command(room: rtc.Room, avatar_identity: str, kind: Literal["emotion", "gesture"],
                               name: str, *, intensity: float = 1.0, duration: float | None = None,
-                              timeout_s: float = 5.0) -> str:
+                              timeout_s: float = 5.0, clock: Clock | None = None) -> str:
     """Agent side: ask the avatar for an expression or gesture; returns the tag it applied and raises
     `rtc.RpcError` when refused. An avatar that is still starting (method not registered yet) is
     retried until `timeout_s`."""
     body: dict[str, object] = {"kind": kind, "name": name, "intensity": intensity}
     if duration is not None:
         body["duration"] = duration
-    deadline = time.monotonic() + timeout_s
+    clock = clock or RealClock()
+    deadline = clock.now() + timeout_s
     while True:
         try:
             return await room.local_participant.perform_rpc(
                 destination_identity=avatar_identity, method=COMMAND_METHOD, payload=json.dumps(body),
-                response_timeout=max(1.0, deadline - time.monotonic()))
+                response_timeout=max(1.0, deadline - clock.now()))
         except rtc.RpcError as e:
-            if e.code != rtc.RpcError.ErrorCode.UNSUPPORTED_METHOD or time.monotonic() > deadline - 0.2:
+            if e.code != rtc.RpcError.ErrorCode.UNSUPPORTED_METHOD or clock.now() > deadline - 0.2:
                 raise
-        await asyncio.sleep(0.2)
+        await clock.sleep(0.2)

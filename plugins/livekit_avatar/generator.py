@@ -3,7 +3,7 @@
 The agent (any livekit-agents `AgentSession` with `DataStreamAudioOutput`) streams its TTS audio to
 the avatar participant over a byte stream (`lk.audio_stream`); livekit-agents' `AvatarRunner`
 receives it, calls `push_audio()` here, and publishes what we yield through its `AVSynchronizer`.
-We turn the audio into control chunks with `agent.control.ControlBuilder` (audio-only speech: the
+We turn the audio into control chunks with `flowact.control.ControlBuilder` (audio-only speech: the
 visemes come from the audio features, there are no phoneme timings on this wire) and render them
 with `flowact.generator.PortraitGenerator`. While nothing is queued, idle chunks (video only) keep
 the face alive. `clear_buffer()` (the agent's `lk.clear_buffer` RPC) drops queued audio and
@@ -34,11 +34,9 @@ from livekit.agents.voice.avatar import (
 )
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agent.control import ControlBuilder
-from agent.frames import AudioChunk, IntentTag, SpeechChunk
-from agent.intents import GESTURES
+from flowact.control import ControlBuilder
 from flowact.generator import PortraitGenerator, PortraitGeneratorConfig
-from flowact.types import AgentState, ControlChunk, VideoChunk
+from flowact.types import AgentState, AudioChunk, ControlChunk, IntentTag, SpeechChunk, VideoChunk
 from plugins.livekit_avatar.commands import COMMAND_METHOD, is_served_agent, register_command_rpc
 from plugins.transport_livekit.listener import MicListener
 
@@ -106,7 +104,6 @@ class FlowactVideoGenerator(VideoGenerator):  # type: ignore[misc,unused-ignore]
         self.tags_applied: list[str] = []  # the newest expression/gesture commands (bounded)
         self.agent_state = "idle"  # the agent's state as last followed
         self.user_audio_s = 0.0  # seconds of the user's microphone heard
-        self._expiry: asyncio.Task[None] | None = None
         self.last_image: np.ndarray | None = None  # the newest rendered frame (RGB), for inspection
         self.last_control: ControlChunk | None = None  # the newest control chunk, for inspection
 
@@ -118,23 +115,17 @@ class FlowactVideoGenerator(VideoGenerator):  # type: ignore[misc,unused-ignore]
         self._task = asyncio.create_task(self._render_loop(), name="flowact-avatar-render")
 
     async def aclose(self) -> None:
-        for task in (self._expiry, self._task):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        self._expiry = self._task = None
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._task = None
         await self._gen.aclose()
 
     def apply_tag(self, tag: IntentTag, duration_s: float | None = None) -> None:
         """An expression or gesture (the `flowact.command` RPC): at the next chunk; an emotion with a
-        duration eases back to neutral afterwards unless another emotion replaced it."""
-        self._builder.push_tag(tag)
+        duration eases back to neutral after that much media time unless another emotion replaced it."""
+        self._builder.push_tag(tag, duration_s)
         self.tags_applied = [*self.tags_applied[-31:], f"{tag.name}:{tag.intensity:g}"]
-        if tag.name not in GESTURES:
-            if self._expiry is not None:
-                self._expiry.cancel()
-            self._expiry = None if duration_s is None else asyncio.create_task(
-                self._neutral_after(duration_s), name="flowact-avatar-emotion-expiry")
 
     def push_user_audio(self, chunk: AudioChunk) -> None:
         """The user's microphone (16 kHz mono): small listening nods at their pauses."""
@@ -148,11 +139,6 @@ class FlowactVideoGenerator(VideoGenerator):  # type: ignore[misc,unused-ignore]
         if state is not None:
             self._builder.set_state(state)
             self.agent_state = value
-
-    async def _neutral_after(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-        self._builder.push_tag(IntentTag(name="neutral", source="command"))
-        self._expiry = None
 
     # --- VideoGenerator ---------------------------------------------------------------------------
     async def push_audio(self, frame: rtc.AudioFrame | AudioSegmentEnd) -> None:

@@ -10,9 +10,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from agent.control import ControlBuilder
-from agent.frames import AudioChunk, PhonemeTiming, SpeechChunk
 from flowact.audio import float_to_int16, frame_features, int16_to_float, resample
+from flowact.control import ControlBuilder
 from flowact.motion import visemes as vm
 from flowact.motion.params import MOTION_PARAMS
 from flowact.motion.visemes import (
@@ -26,7 +25,7 @@ from flowact.motion.visemes import (
     visemes_from_audio,
     visemes_from_timings,
 )
-from flowact.types import VISEMES
+from flowact.types import VISEMES, AudioChunk, PhonemeTiming, SpeechChunk
 from tests.fixtures.control_speech import piper_speech
 
 TEXT = "Hello there! I am happy to talk about the weather today, but maybe you want a cup of coffee first."

@@ -9,9 +9,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agent.control import ControlBuilder
-from agent.frames import AudioChunk, IntentTag, SpeechChunk
-from flowact.types import CONTROL_VERSION, EXPRESSIONS, N_MELS, VISEMES, AgentState, ControlChunk
+from flowact.control import ControlBuilder
+from flowact.types import (
+    CONTROL_VERSION,
+    EXPRESSIONS,
+    N_MELS,
+    VISEMES,
+    AgentState,
+    AudioChunk,
+    ControlChunk,
+    IntentTag,
+    SpeechChunk,
+)
 from flowact.wire import control_from_json, control_json_schema, control_to_json
 
 

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from flowact.clock import FakeClock
-from agent.control import ControlBuilder, paced_chunks
-from agent.frames import AudioChunk, IntentTag, SpeechChunk
-from flowact.types import AgentState
+from flowact.control import ControlBuilder, paced_chunks
+from flowact.types import AgentState, AudioChunk, IntentTag, SpeechChunk
 
 SR = 16000
 CYCLE_S = 12.0  # one exchange: think, speak (maybe interrupted), listen

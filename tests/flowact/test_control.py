@@ -6,13 +6,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.control import ControlBuilder
-from agent.frames import AudioChunk, IntentTag, PhonemeTiming, SpeechChunk, WordTiming
 from flowact.audio import frame_features, int16_to_float
+from flowact.control import ControlBuilder
 from flowact.motion.params import P
 from flowact.motion.procedural import MAX_STEP, ProceduralMotion
 from flowact.motion.visemes import V
-from flowact.types import EXPRESSIONS, N_MELS, VISEMES, AgentState, ControlChunk
+from flowact.types import (
+    EXPRESSIONS,
+    N_MELS,
+    VISEMES,
+    AgentState,
+    AudioChunk,
+    ControlChunk,
+    IntentTag,
+    PhonemeTiming,
+    SpeechChunk,
+    WordTiming,
+)
 
 SR = 24000
 FPS = 25
@@ -249,3 +259,30 @@ def test_all_visemes_are_reachable() -> None:
     vis = np.concatenate([c.visemes for c in drain(b, 19)])
     winners = {VISEMES[int(np.argmax(vis[int((0.2 * i + 0.15) * FPS)]))] for i in range(len(phon))}
     assert winners == set(VISEMES)
+
+
+def test_timed_emotion_expires_after_its_media_time() -> None:
+    b = ControlBuilder(sample_rate=SR)  # 4 frames (0.16 s) per chunk
+    drain(b, 3)  # the timeline does not start at zero
+    b.push_tag(IntentTag("happy", 0.9, source="mqtt"), duration_s=1.0)
+    happy = np.concatenate([c.expressions for c in drain(b, 20)])[:, HAPPY]  # 3.2 s of timeline
+    assert happy[24] > 0.8  # held for 1.0 s (25 frames) ...
+    assert np.all(np.diff(happy[:25]) >= 0) and np.all(np.diff(happy[25:]) < 0)  # ... then eased out
+    assert happy[-1] < 0.05
+    with pytest.raises(ValueError, match="duration_s"):
+        b.push_tag(IntentTag("sad"), duration_s=0.0)
+
+
+def test_timed_emotion_replaced_by_another_emotion_does_not_expire_it() -> None:
+    b = ControlBuilder(sample_rate=SR)
+    b.push_tag(IntentTag("happy"), duration_s=1.0)
+    drain(b, 3)
+    b.push_tag(IntentTag("sad", 0.8))  # no duration: held (until emotion_hold_s without speech)
+    sad = np.concatenate([c.expressions for c in drain(b, 20)])[:, EXPRESSIONS.index("sad")]
+    assert sad[-1] > 0.79 and np.all(np.diff(sad) >= 0)  # the happy expiry did not clear it
+    b.push_tag(IntentTag("concerned"), duration_s=2.0)  # a timed one replacing a held one
+    b.push_tag(IntentTag("nod"))  # gestures do not touch the expiry
+    chunks = drain(b, 25)  # 4.0 s
+    concerned = np.concatenate([c.expressions for c in chunks])[:, EXPRESSIONS.index("concerned")]
+    assert concerned[49] > 0.95 and concerned[55] < concerned[49] and concerned[-1] < 0.05
+    assert [e.name for c in chunks for e in c.events] == ["nod"]

@@ -1,7 +1,7 @@
 """ControlBuilder: speech + intent tags + state -> one ControlChunk per video chunk, always.
 
 Synchronous, no I/O, no clock: the session's media loop calls `next_chunk()` on the media clock
-(`paced_chunks` does that pacing on an injected `agent.clock.Clock`). When nobody speaks it emits
+(`flowact.control.paced_chunks` does that pacing on an injected `flowact.clock.Clock`). When nobody speaks it emits
 idle / listening / thinking chunks with silent audio, so the generator never starves. Each chunk
 carries the exact audio slice it plays with, per-frame log-mel and energy, visemes (phoneme timings
 with lookahead, else audio features), eased expression weights, events, head pose, blink, gaze and
@@ -10,27 +10,36 @@ the agent state.
 Tags inside a `SpeechChunk` are anchored to time through its word timings, else its phoneme
 timings (proportionally over the voiced span), else proportionally over the audio. Emotion tags
 set the held expression (eased in and out over `expression_ease_s`; relaxed back to neutral
-after `emotion_hold_s` without speech); gesture tags become `ControlEvent`s on their frame.
+after `emotion_hold_s` without speech, or after the `duration_s` given to `push_tag`, counted on
+the builder's own chunk timeline); gesture tags become `ControlEvent`s on their frame. Head pose,
+blinks and gaze come from `flowact.motion.procedural.ProceduralDynamics`.
 Memory is bounded: queued speech is capped at `max_pending_s` and everything else is fixed-size.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from agent.frames import AudioChunk, IntentTag, SpeechChunk
-from agent.intents import EMOTIONS, emotion_index
-from flowact.audio import frame_features, int16_to_float
-from flowact.clock import Clock
-from flowact.motion.procedural import ProceduralDynamics, frame_pitch
+from flowact.audio import frame_features, frame_pitch, int16_to_float
+from flowact.control.vocabulary import EMOTIONS, emotion_index
+from flowact.motion.procedural import ProceduralDynamics
 from flowact.motion.visemes import V, VisemeSmoother, normalize_phonemes, viseme_targets_arrays, visemes_from_audio
-from flowact.types import EXPRESSIONS, VISEMES, AgentState, ControlChunk, ControlEvent, FloatArray
+from flowact.types import (
+    EXPRESSIONS,
+    VISEMES,
+    AgentState,
+    AudioChunk,
+    ControlChunk,
+    ControlEvent,
+    FloatArray,
+    IntentTag,
+    SpeechChunk,
+)
 
-__all__ = ["ControlBuilder", "paced_chunks"]
+__all__ = ["ControlBuilder"]
 
 _THINKING = EXPRESSIONS.index("thinking")
 
@@ -82,15 +91,15 @@ class ControlBuilder:
         self.emotion_hold_s = emotion_hold_s
         self.max_pending_s = max_pending_s
         self._ease = 1.0 - float(np.exp(-1.0 / (fps * expression_ease_s)))
-        self._decay = (1.0 - self._ease) ** np.arange(1, frames_per_chunk + 1, dtype=np.float32)
         self._dyn = ProceduralDynamics(fps=fps, seed=seed)
         self._smoother = VisemeSmoother(fps)
         self._segments: deque[_Segment] = deque()
         self._pending = 0  # samples queued
-        self._immediate: deque[IntentTag] = deque(maxlen=32)
+        self._immediate: deque[tuple[IntentTag, float | None]] = deque(maxlen=32)
         self._expr = np.zeros(len(EXPRESSIONS), np.float32)
         self._expr_target = np.zeros(len(EXPRESSIONS), np.float32)
         self._since_emotion = 0.0  # seconds of timeline since the last emotion tag or speech
+        self._emotion_until: float | None = None  # timeline second the held emotion expires at
         self._state = AgentState.IDLE
         self._interrupt = False
         self._index = 0
@@ -142,9 +151,15 @@ class ControlBuilder:
             return min(max(0.0, t0 + frac * (t1 - t0)), dur)
         return frac * dur
 
-    def push_tag(self, tag: IntentTag) -> None:
-        """Apply a tag at the next chunk (tool call, MQTT command)."""
-        self._immediate.append(tag)
+    def push_tag(self, tag: IntentTag, duration_s: float | None = None) -> None:
+        """Apply a tag at the next chunk (tool call, MQTT command).
+
+        An emotion with `duration_s` eases back to neutral after that many seconds of the builder's
+        timeline (its chunks, not the wall clock) unless another emotion replaced it first.
+        """
+        if duration_s is not None and not duration_s > 0:
+            raise ValueError(f"duration_s must be > 0, got {duration_s}")
+        self._immediate.append((tag, duration_s))
 
     def set_state(self, state: AgentState) -> None:
         self._state = AgentState(state)
@@ -198,7 +213,7 @@ class ControlBuilder:
             while seg.tags and (seg.tags[0][0] < t1 or done):
                 t_tag, tag = seg.tags.popleft()
                 frame = int((filled + max(0.0, t_tag - t0) * sr) * fps / sr)
-                self._apply_tag(tag, min(max(frame, 0), n - 1), events)
+                self._apply_tag(tag, None, min(max(frame, 0), n - 1), events)
             seg.pos += take
             filled += take
             if done:
@@ -206,7 +221,7 @@ class ControlBuilder:
         self._pending -= filled
         self._speaking = filled > 0
         while self._immediate:
-            self._apply_tag(self._immediate.popleft(), 0, events)
+            self._apply_tag(*self._immediate.popleft(), frame=0, events=events)
         mel, energy = self._features(audio)
         if not timed.all():
             targets[~timed] = visemes_from_audio(mel[~timed], energy[~timed])
@@ -280,13 +295,15 @@ class ControlBuilder:
             )
         return targets, timed
 
-    def _apply_tag(self, tag: IntentTag, frame: int, events: list[ControlEvent]) -> None:
+    def _apply_tag(self, tag: IntentTag, duration_s: float | None, frame: int, events: list[ControlEvent]) -> None:
         if tag.name in EMOTIONS:
             self._expr_target[:] = 0.0
             col = emotion_index(tag.name)
             if col is not None:
                 self._expr_target[col] = tag.intensity
             self._since_emotion = 0.0
+            start = self._index * self.chunk_duration + frame / self.fps
+            self._emotion_until = None if duration_s is None else start + duration_s
             return
         events.append(ControlEvent(frame=frame, name=tag.name, intensity=tag.intensity))
 
@@ -294,26 +311,27 @@ class ControlBuilder:
         self._since_emotion = 0.0 if speaking else self._since_emotion + self.chunk_duration
         if self._since_emotion > self.emotion_hold_s:
             self._expr_target[:] = 0.0  # relax to neutral a while after the agent stopped talking
+            self._emotion_until = None
+        n = self.frames_per_chunk
+        expire_at = n  # first frame of this chunk at which a timed emotion is over
+        if self._emotion_until is not None:
+            t0 = self._index * self.chunk_duration
+            expire_at = min(n, max(0, int(np.ceil((self._emotion_until - t0) * self.fps - 1e-9))))
+        out = np.empty((n, len(EXPRESSIONS)), np.float32)
+        expr = self._expr
+        target = self._target(speaking)
+        for i in range(n):  # first-order easing, per frame
+            if i == expire_at:
+                self._expr_target[:] = 0.0
+                self._emotion_until = None
+                target = self._target(speaking)
+            expr = target + (expr - target) * (1.0 - self._ease)
+            out[i] = expr
+        self._expr = expr.astype(np.float32)
+        return out
+
+    def _target(self, speaking: bool) -> FloatArray:
         target = self._expr_target.copy()
         if self._state == AgentState.THINKING and not speaking:
             target[_THINKING] = max(float(target[_THINKING]), 0.4)
-        # first-order easing, per frame, in closed form
-        out = target[None, :] + (self._expr - target)[None, :] * self._decay[:, None]
-        self._expr = out[-1].copy()
-        return out.astype(np.float32)
-
-
-async def paced_chunks(
-    builder: ControlBuilder, clock: Clock, *, start: float, lead_s: float = 0.0
-) -> AsyncIterator[ControlChunk]:
-    """Yield chunk k when `clock.now() >= start + k * chunk_duration - lead_s`, forever.
-
-    A consumer that falls behind gets the missed chunks back to back (the timeline never skips
-    audio); a consumer that is early waits on the clock.
-    """
-    k = 0
-    dur = builder.chunk_duration
-    while True:
-        await clock.sleep_until(start + k * dur - lead_s)
-        yield builder.next_chunk()
-        k += 1
+        return target
