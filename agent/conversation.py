@@ -135,6 +135,8 @@ class Conversation:
             turn = self._runs.get(event.run)
             if turn is not None:
                 self.metrics.mark(turn, "first_frame", event.t)
+                if event.audible:
+                    self.metrics.mark(turn, "first_audio", event.t)
         self.notify()
 
     def notify(self) -> None:
@@ -170,6 +172,7 @@ class Conversation:
         for action in actions:
             if isinstance(action, StartTurn):
                 self.metrics.mark(action.turn, "user_end", event.t_end)
+                self.metrics.mark(action.turn, "last_word", event.t_end if event.last_word is None else event.last_word)
                 if event.t_final is not None:
                     self.metrics.mark(action.turn, "asr_final", event.t_final)
         self._execute(actions)

@@ -52,6 +52,7 @@ class UserMessage:
     text: str
     t_end: float
     t_final: float | None = None  # when the final transcript was ready (spoken input)
+    last_word: float | None = None  # acoustic end of the user's speech, when known
     typed: bool = False
 
 
@@ -84,10 +85,12 @@ class SpeechDrained:
 
 @dataclass(frozen=True, slots=True)
 class SpeechWritten:
-    """The first (unmuted) chunk of speech run `run` reached the sink."""
+    """An unmuted chunk of speech run `run` reached the sink at `t`: the run's first chunk, then
+    each next one until the first with audible audio (`audible`)."""
 
     run: int
     t: float
+    audible: bool
 
 
 MediaEvent = SpeechStarted | SpeechDrained | SpeechWritten

@@ -33,7 +33,9 @@ from agent.metrics import SessionMetrics
 from flowact.clock import Clock, Pacer
 from flowact.types import ControlChunk, VideoChunk
 
-__all__ = ["ControlSource", "MediaLoop", "PipelineItem"]
+__all__ = ["AUDIBLE_PEAK", "ControlSource", "MediaLoop", "PipelineItem"]
+
+AUDIBLE_PEAK = 656  # int16 peak (-34 dBFS) from which a chunk's speech counts as heard
 
 
 class ControlSource(Protocol):
@@ -103,6 +105,7 @@ class MediaLoop:
         self._run = 0  # runs of speech seen so far
         self._in_speech = False
         self._run_written = 0  # last run whose first chunk reached the sink
+        self._run_heard = 0  # last run whose first audible chunk reached the sink
 
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -238,9 +241,12 @@ class MediaLoop:
                 self.chunks_written += 1
                 self._written.notify_all()
             run = item.speech_run
-            if run is not None and not item.mute and run > self._run_written:
-                self._run_written = run
-                self.emit(SpeechWritten(run, self.clock.now()))
+            if run is not None and not item.mute and run > self._run_heard:
+                audible = bool(len(out.audio)) and int(np.abs(out.audio).max()) >= AUDIBLE_PEAK
+                if run > self._run_written or audible:
+                    self._run_written = run
+                    self._run_heard = run if audible else self._run_heard
+                    self.emit(SpeechWritten(run, self.clock.now(), audible))
             self.observer.on_video(out)
 
     async def _wait_video(self, item: PipelineItem) -> VideoChunk | None:

@@ -19,12 +19,17 @@ __all__ = ["SessionMetrics", "TurnMetrics", "TURN_STAGES"]
 log = logging.getLogger("agent.metrics")
 
 TURN_STAGES = (
-    "user_end",  # end of user speech (VAD) or message typed
+    "last_word",  # acoustic end of the user's speech (last voiced frame), or the message typed
+    "user_end",  # end of turn decided (VAD endpoint) or message typed
     "asr_final",
     "llm_first_token",
     "tts_first_audio",
+    "first_audio",  # first audible avatar audio written to the sink
     "first_frame",  # first speaking frame written to the sink
 )
+"""Stage marks of a turn. `latencies()` counts the breakdown from `user_end` (the endpoint decision)
+and adds what the user feels, counted from `last_word`: `heard_s` (-> first avatar audio) and
+`seen_s` (-> first speaking frame), plus `endpoint_s` (last word -> endpoint decision)."""
 
 
 @dataclass(slots=True)
@@ -41,9 +46,20 @@ class TurnMetrics:
         self.marks.setdefault(stage, t)
 
     def latencies(self) -> dict[str, float]:
-        """Seconds from the user's end of speech (or turn start) to each stage."""
-        t0 = self.marks.get("user_end", self.started)
-        return {s: round(self.marks[s] - t0, 4) for s in TURN_STAGES if s in self.marks and s != "user_end"}
+        """Seconds from the endpoint decision (or turn start) to each stage, and from the last word
+        to what the user hears and sees (see TURN_STAGES)."""
+        m = self.marks
+        t0 = m.get("user_end", self.started)
+        out = {s: round(m[s] - t0, 4) for s in TURN_STAGES if s in m and s not in ("user_end", "last_word")}
+        word = m.get("last_word", m.get("user_end"))
+        if word is not None:
+            if "user_end" in m:
+                out["endpoint_s"] = round(m["user_end"] - word, 4)
+            if "first_audio" in m:
+                out["heard_s"] = round(m["first_audio"] - word, 4)
+            if "first_frame" in m:
+                out["seen_s"] = round(m["first_frame"] - word, 4)
+        return out
 
 
 class SessionMetrics:
