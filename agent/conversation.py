@@ -88,6 +88,7 @@ class Conversation:
         system_prompt: str,
         barge_in: bool = True,
         chunk_duration: float = 0.16,
+        continue_window_s: float = 2.5,
         source: str = "<config>",
     ) -> None:
         self.builder = builder
@@ -108,13 +109,16 @@ class Conversation:
         self._spoken_turn = 0  # highest turn whose speech is fully queued in the builder
         self._runs: dict[int, int] = {}  # speech run (media loop) -> turn
         self._media_speaking = False
-        self._user_end: dict[int, float] = {}
+        self.continue_window_s = continue_window_s
+        self._spoken: tuple[int, str, float] | None = None  # (turn, user text, end) of a spoken question
+        self._carry = ""  # a question the user went on with after a false early end
+        self._continued_turn = 0
 
     # --- events ----------------------------------------------------------------------------------
     def handle(self, event: SessionEvent) -> None:
         """Apply one event (synchronously, in order), then wake every waiter."""
         if isinstance(event, UserSpeechStarted):
-            self._execute(self.turns.on_user_speech_start())
+            self._execute(self.turns.on_user_speech_start(continues=self._continues(event.t)))
         elif isinstance(event, UserSpeechEnded):
             self._execute(self.turns.on_user_speech_end())
         elif isinstance(event, UserMessage):
@@ -167,10 +171,24 @@ class Conversation:
         await self.wait_for(self.speech_ready)
 
     # --- actions ---------------------------------------------------------------------------------
+    def _continues(self, t: float) -> bool:
+        """Voice onset soon after a spoken question whose answer has not started playing: the user
+        is going on with the same question (a false early end), not barging in."""
+        spoken = self._spoken
+        return (
+            spoken is not None and spoken[0] == self.turns.turn and self.turns.turn_active
+            and self.turns.state == AgentState.THINKING and t - spoken[2] <= self.continue_window_s
+        )
+
     def _on_message(self, event: UserMessage) -> None:
-        actions = self.turns.on_user_message(event.text)
+        text = event.text
+        if self._carry and not event.typed:  # the rest of a question the user went on with
+            text = f"{self._carry} {text}".strip()
+        self._carry = ""
+        actions = self.turns.on_user_message(text)
         for action in actions:
             if isinstance(action, StartTurn):
+                self._spoken = None if event.typed else (action.turn, action.text, event.t_end)
                 self.metrics.mark(action.turn, "user_end", event.t_end)
                 self.metrics.mark(action.turn, "last_word", event.t_end if event.last_word is None else event.last_word)
                 if event.t_final is not None:
@@ -194,6 +212,8 @@ class Conversation:
         self.generator.interrupt()
         muted = self.media.mute_pending() if self.media is not None else 0
         self._runs.clear()
+        if action.reason == "continued" and self._spoken is not None:
+            self._carry, self._continued_turn = self._spoken[1], action.turn
         if action.reason == "barge-in":
             self.metrics.barge_ins += 1
         self.metrics.finish_turn(action.turn, interrupted=True)
@@ -230,7 +250,7 @@ class Conversation:
             self.fanout.transcript("agent", result.spoken_text.strip(), True)
             self._maybe_finish(action.turn)
         except asyncio.CancelledError:
-            if action.use_llm and runner.result.spoken_text:
+            if action.use_llm and runner.result.spoken_text and action.turn != self._continued_turn:
                 self.history.append(action.text, runner.result.spoken_text + " ...")
             raise
         except FlowActError as e:

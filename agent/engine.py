@@ -22,6 +22,8 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
+import numpy as np
+
 from agent.errors import EngineError, FlowActError
 from agent.frames import AudioChunk, SpeechChunk, TextDelta, ToolCall, Transcript
 from agent.interfaces import ChatMessage, ToolSpec
@@ -169,6 +171,13 @@ class BaseASR(Engine):
     def _transcribe(self, audio: AudioChunk) -> AsyncIterator[Transcript]:
         raise NotImplementedError
 
+    async def prepare(self) -> None:
+        """One throw-away transcription (a second of faint noise) so the first real one is warm."""
+        rng = np.random.default_rng(0)
+        noise = (rng.standard_normal(self.sample_rate) * 30).astype(np.int16)
+        async for _ in self._transcribe(AudioChunk(noise, self.sample_rate)):
+            pass
+
     async def aclose(self) -> None:
         return None
 
@@ -191,6 +200,11 @@ class BaseTTS(Engine):
 
     def _synthesize(self, text: str) -> AsyncIterator[SpeechChunk]:
         raise NotImplementedError
+
+    async def prepare(self) -> None:
+        """One throw-away synthesis so the first real sentence is warm."""
+        async for _ in self._synthesize("Hello."):
+            pass
 
     async def aclose(self) -> None:
         return None

@@ -3,8 +3,8 @@
 Streams are async iterators (call `aclose()` on early exit). Engines do their blocking work in
 threads; base classes in `agent.engine` own retries, timeouts, metrics and error mapping.
 
-Optional capabilities are declared here as Protocols (`Startable`, `Warmable`, `SessionBound`,
-`ReplyPaced`, `SessionHooks`) and tested with `isinstance`, never found by `getattr`. Observers of
+Optional capabilities are declared here as Protocols (`Startable`, `Warmable`, `Preparable`,
+`SessionBound`, `ReplyPaced`, `SessionHooks`) and tested with `isinstance`, never found by `getattr`. Observers of
 a session subclass `SessionObserver` and override the callbacks they need.
 """
 
@@ -37,6 +37,7 @@ __all__ = [
     "ChatMessage",
     "ControlChannel",
     "Generator",
+    "Preparable",
     "ReplyPaced",
     "SessionBound",
     "SessionHooks",
@@ -162,6 +163,13 @@ class Warmable(Protocol):
     """An LLM that can prime its prompt cache (system prompt, tools) before the first turn."""
 
     async def warmup(self, messages: Sequence[ChatMessage]) -> None: ...
+
+
+@runtime_checkable
+class Preparable(Protocol):
+    """An engine that runs one throw-away call at start, so the first real turn is not cold."""
+
+    async def prepare(self) -> None: ...
 
 
 @runtime_checkable

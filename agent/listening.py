@@ -82,7 +82,7 @@ class Listener:
     def on_vad(self, event: VadEvent) -> None:
         """A VAD edge: onset may barge in; an end of turn sends the utterance to ASR."""
         if event.speaking:
-            self.emit(UserSpeechStarted(event.t))
+            self.emit(UserSpeechStarted(self.clock.now()))
             return
         t_end = self.clock.now()
         self.emit(UserSpeechEnded(t_end, event.audio))

@@ -80,6 +80,7 @@ class SessionMetrics:
         self.render_ms: deque[float] = deque(maxlen=fps * 10)
         self.errors = 0
         self.barge_ins = 0
+        self.warmup_s: float | None = None  # engines warmed before listening (see AgentSession)
 
     # --- turns ---------------------------------------------------------------------------------
     def turn(self, turn: int) -> TurnMetrics:
@@ -138,6 +139,7 @@ class SessionMetrics:
         snap: dict[str, Any] = {
             "uptime_s": round(self.clock.now() - self.started, 3),
             "ttff_s": self.ttff_s,
+            "warmup_s": self.warmup_s,
             "fps": round(self.fps_measured, 2),
             "frames": self.frames_written,
             "repeated": self.frames_repeated,

@@ -33,6 +33,7 @@ from agent.interfaces import (
     ChatMessage,
     ControlChannel,
     Generator,
+    Preparable,
     SessionBound,
     SessionObserver,
     Sink,
@@ -48,6 +49,8 @@ from flowact.control import ControlBuilder
 from flowact.types import AgentState
 
 __all__ = ["AgentSession", "Components"]
+
+WARMUP_TIMEOUT_S = 90.0
 
 log = logging.getLogger("agent.session")
 
@@ -172,12 +175,32 @@ class AgentSession:
             await self._media.aclose()
             await self._close_components()
             raise errors[0]
-        if isinstance(c.llm, Warmable):  # prime the LLM's prompt cache with the system prompt
-            self.owner.spawn("llm-warmup", c.llm.warmup([ChatMessage("system", self.cfg.system_prompt)]))
+        await self._warm_up()
         self._start_inputs()
         self.owner.spawn("telemetry", self._telemetry_loop())
         if self.cfg.greeting:
             await self.say(self.cfg.greeting)
+
+    async def _warm_up(self) -> None:
+        """Before listening, warm what the first answer needs: the LLM's prompt cache (system
+        prompt), one throw-away ASR and TTS call. The avatar already idles meanwhile."""
+        c = self.c
+        jobs: list[Any] = []
+        if isinstance(c.llm, Warmable):
+            jobs.append(c.llm.warmup([ChatMessage("system", self.cfg.system_prompt)]))
+        for engine in (c.asr, c.tts):
+            if isinstance(engine, Preparable):
+                jobs.append(engine.prepare())
+        t0 = self.clock.now()
+        try:
+            results = await asyncio.wait_for(asyncio.gather(*jobs, return_exceptions=True), WARMUP_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("warm-up took longer than %.0f s; listening anyway", WARMUP_TIMEOUT_S)
+            return
+        for r in results:
+            if isinstance(r, Exception):
+                log.warning("warm-up call failed (the first turn may be slow): %s", r)
+        self.metrics.warmup_s = round(self.clock.now() - t0, 3)
 
     def _start_inputs(self) -> None:
         c = self.c

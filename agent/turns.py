@@ -71,15 +71,20 @@ class TurnMachine:
             self.turn_active = False
 
     # --- events --------------------------------------------------------------------------------
-    def on_user_speech_start(self) -> list[Action]:
-        """VAD onset. Barge-in when the agent is thinking or speaking."""
+    def on_user_speech_start(self, *, continues: bool = False) -> list[Action]:
+        """VAD onset. Barge-in when the agent is thinking or speaking; with `continues` the user is
+        going on with the utterance the current turn answers (a false early end): that turn is
+        cancelled as "continued", so the whole question gets one answer."""
         out: list[Action] = []
         self.user_speaking = True
         if self.turn_active:
-            if not self.barge_in:
+            if continues:
+                self._cancel("continued", out)
+            elif not self.barge_in:
                 return out
-            self.barge_ins += 1
-            self._cancel("barge-in", out)
+            else:
+                self.barge_ins += 1
+                self._cancel("barge-in", out)
         self._set(AgentState.LISTENING, out)
         return out
 

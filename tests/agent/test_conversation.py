@@ -1,0 +1,106 @@
+"""The conversation stage: events in, turns out (real espeak TTS and portrait generator, scripted LLM).
+
+Covers what the session's typed events promise: a false early end (the user pauses, then goes on
+while the answer is still being thought) gives one answer to the whole question; a real barge-in
+stays a barge-in; the media loop's speech events drive the turn's end and its latency marks,
+counted from the user's last word; the session warms its engines before it listens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from agent.events import UserMessage, UserSpeechEnded, UserSpeechStarted
+from flowact.types import AgentState
+from plugins.llm_scripted import ScriptedLLM
+from plugins.tts_espeak import EspeakTTS, EspeakTTSConfig
+from tests.fixtures.session_parts import make_session
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def test_false_early_end_gives_one_answer_to_the_whole_question() -> None:
+    session, rec = make_session(reply="Order 1234 arrives tomorrow.", first_token_s=1.5)
+    async with session:
+        llm = session.c.llm
+        assert isinstance(llm, ScriptedLLM)
+        now = session.clock.now
+        session._emit(UserMessage("my order number is", t_end=now(), last_word=now() - 0.3))
+        await asyncio.sleep(0.3)
+        assert session.state == AgentState.THINKING and session.turn_count == 1
+        session._emit(UserSpeechStarted(now()))  # the user goes on, the answer has not started
+        assert session.state == AgentState.LISTENING
+        session._emit(UserSpeechEnded(now()))
+        session._emit(UserMessage("1234", t_end=now()))
+        await session.wait_idle(timeout=60)
+    user_texts = [next(m.content for m in reversed(call) if m.role == "user") for call in llm.calls]
+    assert user_texts == ["my order number is", "my order number is 1234"]
+    interrupts = [p for _, k, p in rec.events if k == "interrupt"]
+    assert [p["reason"] for p in interrupts] == ["continued"]
+    assert session.metrics.barge_ins == 0  # going on is not a barge-in
+    agent_lines = [p["text"] for _, k, p in rec.events if k == "transcript" and p["role"] == "agent"]
+    assert agent_lines == ["Order 1234 arrives tomorrow."]  # one answer
+    assert [m.content for m in session.history] == ["my order number is 1234", "Order 1234 arrives tomorrow."]
+
+
+async def test_onset_while_speaking_is_still_a_barge_in() -> None:
+    session, rec = make_session(first_token_s=0.05)
+    async with session:
+        now = session.clock.now
+        session._emit(UserMessage("tell me about my order", t_end=now()))
+        await session._conversation.wait_for(lambda: session.state == AgentState.SPEAKING)  # type: ignore[union-attr]
+        session._emit(UserSpeechStarted(now()))
+        assert session.state == AgentState.LISTENING
+    assert [p["reason"] for _, k, p in rec.events if k == "interrupt"] == ["barge-in"]
+    assert session.metrics.barge_ins == 1
+
+
+async def test_latency_is_counted_from_the_last_word() -> None:
+    session, _ = make_session(reply="Sure, here it is.", first_token_s=0.1)
+    async with session:
+        now = session.clock.now
+        session._emit(UserMessage("hello", t_end=now(), last_word=now() - 0.25))
+        await session.wait_idle(timeout=60)
+    (row,) = session.metrics.turn_table()
+    assert row["endpoint_s"] == pytest.approx(0.25, abs=0.01)
+    # what the user hears and sees counts the endpoint wait too, and comes after the breakdown's stages
+    assert row["heard_s"] == pytest.approx(row["first_audio"] + 0.25, abs=0.01)
+    assert row["seen_s"] <= row["heard_s"]
+    assert 0 < row["llm_first_token"] <= row["tts_first_audio"] <= row["first_audio"]
+
+
+class _WarmTTS(EspeakTTS):
+    """espeak, recording when its warm-up call finished."""
+
+    prepared_at: float | None = None
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        self.prepared_at = time.monotonic()
+
+
+class _TypedOnce:
+    """A text input recording when the session first reads it (that is, starts listening)."""
+
+    read_at: float | None = None
+
+    async def text(self) -> AsyncIterator[str]:
+        self.read_at = time.monotonic()
+        yield "hello"
+
+
+async def test_engines_are_warm_before_the_session_listens() -> None:
+    tts = _WarmTTS(EspeakTTSConfig(), sample_rate=24000)
+    typed = _TypedOnce()
+    session, _ = make_session(reply="Hi.", tts=tts, text_input=typed)
+    async with session:
+        await session.wait_idle(timeout=60)
+        await session._conversation.wait_for(lambda: session.turn_count == 1)  # type: ignore[union-attr]
+        await session.wait_idle(timeout=60)
+    assert tts.prepared_at is not None and typed.read_at is not None
+    assert tts.prepared_at <= typed.read_at  # warm before listening
+    assert session.metrics.warmup_s is not None
