@@ -1,6 +1,5 @@
 """flowact-agent orchestrator: conversation (ASR -> LLM -> TTS) driving a streaming avatar."""
 
-from flowact.clock import Clock, FakeClock, RealClock
 from agent.config import AgentConfig, load_config, parse_config
 from agent.errors import AgentError, ConfigError, EngineError, InputError, TransportError, UserError
 from agent.frames import (
@@ -14,6 +13,7 @@ from agent.frames import (
     Transcript,
     VideoChunk,
 )
+from flowact.clock import Clock, FakeClock, RealClock
 
 __all__ = [
     "AgentConfig",

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from flowact.errors import InputError
 from flowact.types import AgentState
 
 __all__ = [
@@ -67,8 +68,12 @@ _ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
 
 
 def parse_command(kind: str, data: dict[str, object]) -> Command:
-    """Validate a command of `kind` (the topic's last segment); raises pydantic.ValidationError."""
+    """Validate a command of `kind` (the topic's last segment).
+
+    Raises pydantic.ValidationError for a malformed payload, InputError when `kind` disagrees.
+    """
     payload = dict(data)
     if payload.setdefault("kind", kind) != kind:
-        raise ValueError(f"command kind {payload['kind']!r} does not match topic {kind!r}")
+        raise InputError(f"command kind {payload['kind']!r} does not match its topic's {kind!r} "
+                         f"(send it on the {payload['kind']!r} topic or fix `kind`)")
     return _ADAPTER.validate_python(payload)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agent.errors import ConfigError
 from agent.registry import load_plugin, plugin_config_class
@@ -55,6 +55,15 @@ class SessionConfig(BaseModel):
     queue_chunks: int = Field(8, ge=1, le=256, description="bounded queue depth between stages")
     realtime: bool = Field(True, description="pace output in wall time (False: as fast as possible)")
     idle_tail_s: float = Field(1.0, ge=0.0, description="idle video after the last turn (offline)")
+
+    @model_validator(mode="after")
+    def _whole_chunks(self) -> SessionConfig:
+        if (self.frames_per_chunk * self.sample_rate) % self.fps:
+            raise ValueError(  # pydantic turns this into a ValidationError -> ConfigError naming `session`
+                f"sample_rate {self.sample_rate} Hz gives no whole number of audio samples per "
+                f"{self.frames_per_chunk}-frame chunk at {self.fps} fps; use e.g. 24000 or 16000 Hz at 25 fps"
+            )
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +109,9 @@ def _validation_message(source: str, section: str, e: ValidationError) -> str:
             fix = "remove it or check its spelling"
         elif err["type"] == "missing":
             fix = "add it"
+        elif not err["loc"]:  # a check across fields: the message says what to change
+            lines.append(f"{source}: {field}: {msg}")
+            continue
         else:
             fix = f"got {err.get('input')!r}"
         lines.append(f"{source}: {field}: {msg} ({fix})")

@@ -22,10 +22,10 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-from flowact.clock import Clock, RealClock
 from agent.errors import EngineError, FlowActError
 from agent.frames import AudioChunk, SpeechChunk, TextDelta, ToolCall, Transcript
 from agent.interfaces import ChatMessage, ToolSpec
+from flowact.clock import Clock, RealClock
 
 __all__ = ["BaseASR", "BaseLLM", "BaseTTS", "Engine", "EngineStats", "RetryPolicy", "map_common_error"]
 

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-from flowact.clock import Clock, RealClock
 from agent.errors import InputError
 from agent.frames import AudioChunk
 from flowact.audio import float_to_int16, resample
+from flowact.clock import Clock, RealClock
 from plugins.input_local.config import NoInputConfig, ScriptInputConfig, StdinInputConfig, WavInputConfig
 
 __all__ = ["NoInput", "ScriptInput", "StdinInput", "WavInput", "read_audio_file"]

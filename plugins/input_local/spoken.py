@@ -14,11 +14,11 @@ from typing import Any, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from flowact.clock import Clock, RealClock
 from agent.errors import ConfigError, InputError
 from agent.frames import AudioChunk
 from agent.registry import load_plugin, plugin_config_class
 from flowact.audio import float_to_int16, int16_to_float, resample
+from flowact.clock import Clock, RealClock
 from plugins.input_local.inputs import load_script
 
 __all__ = ["SpokenScriptInput", "SpokenScriptInputConfig"]

@@ -17,8 +17,8 @@ from collections.abc import Callable
 import numpy as np
 from livekit import rtc
 
-from flowact.clock import Clock, RealClock
 from agent.frames import AudioChunk
+from flowact.clock import Clock, RealClock
 
 __all__ = ["HUMAN_KINDS", "MicListener"]
 

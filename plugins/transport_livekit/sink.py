@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 
-from flowact.clock import Clock, RealClock
 from agent.errors import ConfigError, TransportError
 from agent.frames import AudioChunk
 from flowact.audio import resample
+from flowact.clock import Clock, RealClock
 from flowact.types import AgentState, VideoChunk
 from plugins.transport_livekit.config import LiveKitConfig
 from plugins.transport_livekit.credentials import resolve

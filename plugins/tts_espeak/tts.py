@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from agent.engine import BaseTTS, RetryPolicy
-from agent.errors import EngineError
+from agent.errors import ConfigError, EngineError
 from agent.frames import AudioChunk, PhonemeTiming, SpeechChunk, WordTiming
 from flowact.audio import float_to_int16, resample
 from plugins.tts_espeak.config import EspeakTTSConfig
@@ -88,7 +88,8 @@ class EspeakTTS(BaseTTS):
         self._lib, self.native_rate = _library(self.config.library)
         with _LOCK:
             if self._lib.espeak_SetVoiceByName(self.config.voice.encode()) != 0:
-                raise EngineError("espeak", f"unknown voice {self.config.voice!r} (see `espeak-ng --voices`)")
+                raise ConfigError(f"tts.voice: espeak has no voice {self.config.voice!r}; "
+                                  "pick one listed by `espeak-ng --voices`")
 
     def _synth(self, text: str) -> _Capture:
         cap = _Capture([], [])

@@ -8,6 +8,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.endpointing import Endpointer
+from agent.errors import InputError
 from agent.frames import AudioChunk, VadEvent
 
 __all__ = ["EnergyVAD", "EnergyVADConfig"]
@@ -41,7 +42,8 @@ class EnergyVAD:
 
     async def feed(self, chunk: AudioChunk) -> Sequence[VadEvent]:
         if chunk.sample_rate != self.sample_rate:
-            raise ValueError(f"EnergyVAD expects {self.sample_rate} Hz audio, got {chunk.sample_rate} Hz")
+            raise InputError(f"vad: EnergyVAD expects {self.sample_rate} Hz audio, got {chunk.sample_rate} Hz "
+                             "(feed it audio at session.input_sample_rate; the session resamples its inputs)")
         data = np.concatenate([self._rest, chunk.samples])
         n = len(data) // self.frame
         self._rest = data[n * self.frame :]

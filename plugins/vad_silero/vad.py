@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from agent.endpointing import Endpointer
-from agent.errors import ConfigError
+from agent.errors import ConfigError, InputError
 from agent.frames import AudioChunk, VadEvent
 from plugins.vad_silero.config import SileroVADConfig
 
@@ -86,7 +86,8 @@ class SileroVAD:
 
     async def feed(self, chunk: AudioChunk) -> Sequence[VadEvent]:
         if chunk.sample_rate != self.sample_rate:
-            raise ValueError(f"SileroVAD expects 16 kHz audio, got {chunk.sample_rate} Hz")
+            raise InputError(f"vad: SileroVAD expects 16000 Hz audio, got {chunk.sample_rate} Hz "
+                             "(set session.input_sample_rate: 16000; the session resamples its inputs)")
         data = np.concatenate([self._rest, chunk.samples])
         n = (len(data) // WINDOW) * WINDOW
         self._rest = data[n:]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from agent.endpointing import Endpointer
-from agent.errors import ConfigError
+from agent.errors import ConfigError, InputError
 from agent.frames import AudioChunk, VadEvent
 from plugins.vad_webrtc.config import WebrtcVADConfig
 
@@ -52,7 +52,8 @@ class WebrtcVAD:
 
     async def feed(self, chunk: AudioChunk) -> Sequence[VadEvent]:
         if chunk.sample_rate != self.sample_rate:
-            raise ValueError(f"WebrtcVAD expects {self.sample_rate} Hz audio, got {chunk.sample_rate} Hz")
+            raise InputError(f"vad: WebrtcVAD expects {self.sample_rate} Hz audio, got {chunk.sample_rate} Hz "
+                             "(feed it audio at session.input_sample_rate; the session resamples its inputs)")
         data = np.concatenate([self._rest, chunk.samples])
         n = len(data) // self.frame
         self._rest = data[n * self.frame :]
