@@ -16,6 +16,7 @@ import numpy as np
 from agent.endpointing import Endpointer
 from agent.errors import ConfigError, InputError
 from agent.frames import AudioChunk, VadEvent
+from flowact.audio import int16_to_float
 from plugins.vad_silero.config import SileroVADConfig
 
 __all__ = ["SileroVAD"]
@@ -64,7 +65,7 @@ class SileroVAD:
         self.last_prob = 0.0
 
     def _prob(self, window: np.ndarray) -> float:
-        x = window.astype(np.float32) / 32768.0
+        x = int16_to_float(window)
         inp = np.concatenate([self._context, x])[None, :]
         out, self._h, self._c = self.session.run(None, {"input": inp, "h": self._h, "c": self._c})
         self._context = x[-CONTEXT:]
