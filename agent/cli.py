@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.config import AgentConfig, load_config, parse_config
+from agent.config import AgentConfig, load_config
 from agent.errors import UserError
 from flowact.errors import FlowActError
 
@@ -97,32 +97,16 @@ def _schema(what: str) -> dict[str, Any]:
     return AgentConfig.model_json_schema()
 
 
-def _raw_config(path: str) -> dict[str, Any]:
-    import yaml
-
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"{p}: config file not found")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise UserError(f"{p}: not valid YAML: {e}") from e
-    if not isinstance(raw, dict):
-        raise UserError(f"{p}: the top level must be a mapping of sections")
-    return raw
-
-
 async def _run(args: argparse.Namespace) -> int:
     from agent.session import AgentSession
 
-    raw = _raw_config(args.config)
+    overrides: dict[str, Any] = {}
     if args.preview:
         # the page is the sink and the user's input (text box, optional browser microphone)
-        raw["sink"] = {"type": "preview"}
-        raw.pop("input", None)
+        overrides.update({"sink": {"type": "preview"}, "input": None})
     if args.output:
-        raw["sink"] = {"type": "file", "path": args.output}
-    cfg = parse_config(raw, source=args.config)
+        overrides["sink"] = {"type": "file", "path": args.output}
+    cfg = load_config(args.config, overrides=overrides)
     session = AgentSession(cfg)
     async with session:
         url = getattr(session.c.sink, "url", None)
@@ -138,10 +122,10 @@ async def _run(args: argparse.Namespace) -> int:
 async def _demo(args: argparse.Namespace) -> int:
     from agent.session import AgentSession
 
-    raw = _raw_config(args.config)
-    raw["input"] = {"type": "spoken_script", "path": args.script}
-    raw["sink"] = {"type": "file", "path": args.output}
-    cfg = parse_config(raw, source=args.config)
+    cfg = load_config(args.config, overrides={
+        "input": {"type": "spoken_script", "path": args.script},
+        "sink": {"type": "file", "path": args.output},
+    })
     session = AgentSession(cfg)
     transcript = _Transcript()
     session.add_observer(transcript)
@@ -173,15 +157,13 @@ class _Transcript:
 async def _say(args: argparse.Namespace) -> int:
     from agent.session import AgentSession
 
-    raw = _raw_config(args.config)
+    # say speaks the given text: no user input, no LLM (a local LLM section would start its server)
+    overrides: dict[str, Any] = {key: None for key in ("input", "vad", "asr", "llm", "control")}
+    overrides.update({"session.realtime": False, "session.idle_tail_s": 0.3,
+                      "sink": {"type": "file", "path": args.output}})
     if args.image:
-        raw.setdefault("session", {})["portrait"] = args.image
-    for key in ("input", "vad", "asr", "control"):
-        raw.pop(key, None)
-    raw.setdefault("session", {}).update({"realtime": False, "idle_tail_s": 0.3})
-    raw["sink"] = {"type": "file", "path": args.output}
-    raw.setdefault("llm", {"type": "scripted"})
-    cfg = parse_config(raw, source=args.config)
+        overrides["session.portrait"] = args.image
+    cfg = load_config(args.config, overrides=overrides)
     session = AgentSession(cfg)
     async with session:
         await session.say(args.text)

@@ -1,9 +1,18 @@
-"""Configuration: YAML file + environment overrides -> validated pydantic models.
+"""Configuration: YAML file + overrides + environment -> validated pydantic models.
 
 Each plugin section is discriminated on `type`: the registry finds the plugin class and its own
 pydantic `Config` validates the rest of the section. Every error names the file, the field and the
-fix. Environment overrides use `FLOWACT__SECTION__FIELD=value` (value parsed as YAML), e.g.
-`FLOWACT__LLM__BASE_URL=http://127.0.0.1:8080/v1`.
+fix. `load_config(path, overrides=...)` is the one public entry point; layers apply in this order:
+
+1. the YAML file (`read_yaml` is the project's one YAML file reader);
+2. `overrides`, a mapping whose keys are either a section name or a dotted path:
+   - `{"sink": {"type": "file", "path": "out/x.mp4"}}` replaces the whole section (another plugin
+     `type` takes other fields, so sections are never merged);
+   - `{"input": None}` removes the section;
+   - `{"session.portrait": "me.jpg", "llm.local_server.model": "..."}` sets one field, creating
+     the sections on the way;
+3. environment variables `FLOWACT__SECTION__FIELD=value` (value parsed as YAML), e.g.
+   `FLOWACT__LLM__BASE_URL=http://127.0.0.1:8080/v1`.
 """
 
 from __future__ import annotations
@@ -17,15 +26,17 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from agent.errors import ConfigError
+from agent.errors import ConfigError, UserError
 from agent.registry import load_plugin, plugin_config_class
 
 __all__ = [
     "AgentConfig",
     "PluginSpec",
     "SessionConfig",
+    "apply_overrides",
     "load_config",
     "parse_config",
+    "read_yaml",
 ]
 
 ENV_PREFIX = "FLOWACT__"
@@ -52,7 +63,6 @@ class SessionConfig(BaseModel):
     history_chars: int = Field(6000, ge=0, description="bound on remembered conversation text")
     barge_in: bool = True
     late_frame_policy: str = Field("repeat", pattern="^(repeat|drop)$")
-    queue_chunks: int = Field(8, ge=1, le=256, description="bounded queue depth between stages")
     realtime: bool = Field(True, description="pace output in wall time (False: as fast as possible)")
     idle_tail_s: float = Field(1.0, ge=0.0, description="idle video after the last turn (offline)")
 
@@ -118,6 +128,36 @@ def _validation_message(source: str, section: str, e: ValidationError) -> str:
     return "; ".join(lines)
 
 
+def _set_path(raw: dict[str, Any], path: list[str], value: Any, where: str) -> None:
+    node = raw
+    for i, part in enumerate(path[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            raise ConfigError(f"{where}: {'.'.join(path[: i + 1])} is not a section (it is {child!r})")
+        else:
+            child = node[part] = dict(child)  # never mutate the caller's mappings
+        node = child
+    node[path[-1]] = value
+
+
+def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `raw` with `overrides` applied (see the module docstring for the key forms)."""
+    data: dict[str, Any] = dict(raw)
+    for key, value in overrides.items():
+        path = [p for p in str(key).split(".") if p]
+        if not path:
+            raise ConfigError(f"override {key!r}: empty key (use a section name or `section.field`)")
+        if len(path) == 1 and value is None:
+            data.pop(path[0], None)
+        elif len(path) == 1:
+            data[path[0]] = dict(value) if isinstance(value, Mapping) else value
+        else:
+            _set_path(data, path, value, f"override {key!r}")
+    return data
+
+
 def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
     for key, value in environ.items():
         if not key.startswith(ENV_PREFIX):
@@ -125,16 +165,11 @@ def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
         path = [p.lower() for p in key[len(ENV_PREFIX) :].split("__") if p]
         if not path:
             continue
-        node = raw
-        for part in path[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"env {key}: {'.'.join(path[:-1])} is not a section")
-            node = child
         try:
-            node[path[-1]] = yaml.safe_load(value)
+            parsed = yaml.safe_load(value)
         except yaml.YAMLError as e:
             raise ConfigError(f"env {key}: value is not valid YAML: {e}") from e
+        _set_path(raw, path, parsed, f"env {key}")
 
 
 def parse_config(
@@ -163,6 +198,8 @@ def parse_config(
         if not isinstance(section, dict) or "type" not in section:
             raise ConfigError(f"{source}: {kind}.type: missing (every plugin section needs `type:`)")
         body = dict(section)
+        if body["type"] is None:
+            raise ConfigError(f'{source}: {kind}.type: YAML reads `null` as nothing; write type: "null" (quoted)')
         name = str(body.pop("type"))
         try:
             cls = load_plugin(kind, name)
@@ -176,15 +213,33 @@ def parse_config(
     return AgentConfig(source=source, session=session, plugins=plugins)
 
 
-def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -> AgentConfig:
-    """Load and validate a YAML config file."""
+def read_yaml(path: str | Path, *, what: str = "config file", error: type[UserError] = ConfigError) -> Any:
+    """Read one YAML file; a missing, undecodable or empty file raises `error` naming the path."""
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"{p}: config file not found (pass an existing YAML file, e.g. configs/local.yaml)")
+        raise error(f"{p}: {what} not found (pass an existing YAML file)")
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{p}: not valid YAML: {e}") from e
-    if raw is None:
-        raise ConfigError(f"{p}: the file is empty")
-    return parse_config(raw, source=str(p), environ=environ)
+        raise error(f"{p}: not valid YAML ({type(e).__name__}: {e})") from e
+    if data is None:
+        raise error(f"{p}: the file is empty")
+    return data
+
+
+def load_config(
+    path: str | Path,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> AgentConfig:
+    """Load and validate a YAML config file, with `overrides` (module docstring) and env applied.
+
+    `environ` defaults to `os.environ`; pass `{}` to ignore the environment.
+    """
+    raw = read_yaml(path, what="config file (e.g. configs/local.yaml)")
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+    return parse_config(raw, source=str(path), environ=environ)

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
+from agent.config import read_yaml
 from agent.errors import InputError
 from agent.frames import AudioChunk
 from flowact.audio import float_to_int16, int16_to_float, resample
@@ -135,13 +135,9 @@ class ScriptInput:
 
 
 def load_script(path: str | Path) -> list[tuple[str, float]]:
+    """A script file: a YAML list of user lines (`- text` or `- {text: ..., pause_s: 0.5}`)."""
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: script file not found")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise InputError(f"{p}: not a valid YAML script ({e.__class__.__name__})") from e
+    data = read_yaml(p, what="script file", error=InputError)
     if not isinstance(data, list) or not data:
         raise InputError(f"{p}: a script is a non-empty YAML list of user lines")
     out: list[tuple[str, float]] = []
