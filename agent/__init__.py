@@ -1,8 +1,9 @@
 """flowact-agent orchestrator: conversation (ASR -> LLM -> TTS) driving a streaming avatar.
 
 The public API: `load_config(path, overrides=...)` -> `AgentConfig`; `AgentSession(config)` runs
-it (`async with session: await session.run_until_done()`); `SessionObserver` subclasses watch it;
-errors derive from `FlowActError` (`UserError` for what the user must fix).
+it (`async with session: await session.run_until_done()`); `SessionObserver` subclasses watch it
+(`TranscriptLog` prints and keeps the conversation); errors derive from `FlowActError`
+(`UserError` for what the user must fix).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from agent.config import AgentConfig, load_config
 from agent.errors import ConfigError, FlowActError, UserError
 from agent.frames import Interrupt
 from agent.interfaces import SessionObserver
+from agent.transcript import TranscriptLog
 
 if TYPE_CHECKING:
     from agent.session import AgentSession
@@ -24,6 +26,7 @@ __all__ = [
     "FlowActError",
     "Interrupt",
     "SessionObserver",
+    "TranscriptLog",
     "UserError",
     "load_config",
 ]

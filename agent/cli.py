@@ -18,6 +18,7 @@ from typing import Any
 
 from agent.config import AgentConfig, load_config
 from agent.errors import UserError
+from agent.transcript import TranscriptLog, transcript_path
 from flowact.errors import FlowActError
 
 __all__ = ["main"]
@@ -37,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", "-c", default=str(DEFAULT_CONFIG))
     run.add_argument("--preview", action="store_true", help="serve the live preview page instead of the sink")
     run.add_argument("--output", "-o", help="MP4 path (overrides sink.path of a file sink)")
+    run.add_argument("--transcript", help="JSON-lines transcript (default: beside a file sink's MP4, "
+                     "out/session.mp4 -> out/session.transcript.jsonl)")
 
     demo = sub.add_parser("demo", help="offline demo: scripted support conversation -> out/demo.mp4")
     demo.add_argument("--config", "-c", default=str(DEFAULT_CONFIG))
@@ -94,7 +97,9 @@ def _schema(what: str) -> dict[str, Any]:
 
         schema: dict[str, Any] = control_json_schema()
         return schema
-    return AgentConfig.model_json_schema()
+    from agent.config_schema import config_file_schema
+
+    return config_file_schema()
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -107,14 +112,21 @@ async def _run(args: argparse.Namespace) -> int:
     if args.output:
         overrides["sink"] = {"type": "file", "path": args.output}
     cfg = load_config(args.config, overrides=overrides)
+    sink = cfg.plugins["sink"]
+    output = sink.config.model_dump().get("path") if sink.name == "file" else None
+    path = args.transcript or (transcript_path(output) if output else None)
     session = AgentSession(cfg)
-    async with session:
-        url = getattr(session.c.sink, "url", None)
-        if url:
-            print(f"preview: {url}  (Ctrl-C to stop)", flush=True)
-        if args.preview or cfg.plugin("input") is None and cfg.plugins["sink"].name in ("livekit", "preview"):
-            await asyncio.Event().wait()  # live transports: run until interrupted
-        await session.run_until_done()
+    with TranscriptLog(path) as transcript:  # prints the conversation live, keeps it beside the MP4
+        session.add_observer(transcript)
+        async with session:
+            url = getattr(session.c.sink, "url", None)
+            if url:
+                print(f"preview: {url}  (Ctrl-C to stop)", flush=True)
+            if args.preview or cfg.plugin("input") is None and sink.name in ("livekit", "preview"):
+                await asyncio.Event().wait()  # live transports: run until interrupted
+            await session.run_until_done()
+    if path:
+        print(f"transcript: {path}")
     _print_turns(session)
     return 0
 
@@ -127,43 +139,23 @@ async def _demo(args: argparse.Namespace) -> int:
         "sink": {"type": "file", "path": args.output},
     })
     session = AgentSession(cfg)
-    transcript = _Transcript()
-    session.add_observer(transcript)
-    print(f"demo: portrait {cfg.session.portrait}, writing {args.output} ...", flush=True)
-    async with session:
-        await _run_with_progress(session)
+    print(f"demo: portrait {cfg.session.portrait}, writing {args.output} ...\n\nconversation:", flush=True)
+    with TranscriptLog(transcript_path(args.output)) as transcript:
+        session.add_observer(transcript)
+        async with session:
+            await _run_with_progress(session)
     print(f"\rwrote {args.output}: {session.metrics.frames_written} frames "
           f"({session.metrics.frames_written / cfg.session.fps:.1f} s), "
           f"time to first frame {session.metrics.ttff_s} s")
     _write_sidecar(args.output, session, transcript.lines)
-    print("\nconversation:")
-    for role, text in transcript.lines:
-        print(f"  {role:>5}: {text}")
     _print_turns(session)
     return 0
-
-
-class _Transcript:
-    """Collects the final user and agent lines (bounded) for the demo's summary."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-
-    def on_event(self, kind: str, payload: dict[str, Any]) -> None:
-        if kind == "transcript" and payload.get("final") and payload.get("text") and len(self.lines) < 200:
-            self.lines.append((str(payload["role"]), str(payload["text"])))
 
 
 async def _say(args: argparse.Namespace) -> int:
     from agent.session import AgentSession
 
-    # say speaks the given text: no user input, no LLM (a local LLM section would start its server)
-    overrides: dict[str, Any] = {key: None for key in ("input", "vad", "asr", "llm", "control")}
-    overrides.update({"session.realtime": False, "session.idle_tail_s": 0.3,
-                      "sink": {"type": "file", "path": args.output}})
-    if args.image:
-        overrides["session.portrait"] = args.image
-    cfg = load_config(args.config, overrides=overrides)
+    cfg = say_config(args.config, args.output, image=args.image)
     session = AgentSession(cfg)
     async with session:
         await session.say(args.text)
@@ -171,6 +163,19 @@ async def _say(args: argparse.Namespace) -> int:
     print(f"\rwrote {args.output}: {session.metrics.frames_written} frames")
     _write_sidecar(args.output, session, [])
     return 0
+
+
+def say_config(path: str | Path, output: str, *, image: str | None = None) -> AgentConfig:
+    """The config `say` runs: the file's session, TTS and generator; no input, no LLM, an MP4 sink.
+
+    `say` speaks the given text, so it builds no LLM (a local LLM section would start a llama.cpp
+    server it never uses) and no VAD, ASR, input or control channel.
+    """
+    overrides: dict[str, Any] = {key: None for key in ("input", "vad", "asr", "llm", "control")}
+    overrides.update({"session.realtime": False, "session.idle_tail_s": 0.3, "sink": {"type": "file", "path": output}})
+    if image:
+        overrides["session.portrait"] = image
+    return load_config(path, overrides=overrides)
 
 
 def _write_sidecar(output: str, session: Any, lines: list[tuple[str, str]]) -> None:

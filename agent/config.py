@@ -2,17 +2,19 @@
 
 Each plugin section is discriminated on `type`: the registry finds the plugin class and its own
 pydantic `Config` validates the rest of the section. Every error names the file, the field and the
-fix. `load_config(path, overrides=...)` is the one public entry point; layers apply in this order:
+fix. `load_config(path, overrides=...)` is the one public entry point; layers apply in this order,
+each over the one before:
 
 1. the YAML file (`read_yaml` is the project's one YAML file reader);
-2. `overrides`, a mapping whose keys are either a section name or a dotted path:
+2. environment variables `FLOWACT__SECTION__FIELD=value` (value parsed as YAML), e.g.
+   `FLOWACT__LLM__BASE_URL=http://127.0.0.1:8080/v1` (deployment settings, secrets' locations);
+3. `overrides` (what the calling program decides, e.g. the CLI's `--output`), a mapping whose keys
+   are either a section name or a dotted path:
    - `{"sink": {"type": "file", "path": "out/x.mp4"}}` replaces the whole section (another plugin
      `type` takes other fields, so sections are never merged);
    - `{"input": None}` removes the section;
    - `{"session.portrait": "me.jpg", "llm.local_server.model": "..."}` sets one field, creating
-     the sections on the way;
-3. environment variables `FLOWACT__SECTION__FIELD=value` (value parsed as YAML), e.g.
-   `FLOWACT__LLM__BASE_URL=http://127.0.0.1:8080/v1`.
+     the sections on the way.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agent.errors import ConfigError, UserError
-from agent.registry import load_plugin, plugin_config_class
+from agent.registry import KINDS, load_plugin, plugin_config_class
 
 __all__ = [
     "AgentConfig",
@@ -102,8 +104,8 @@ class AgentConfig(BaseModel):
         return self.plugins.get(kind)
 
 
-_PLUGIN_SECTIONS = ("input", "vad", "asr", "llm", "tts", "generator", "sink", "control")
-_REQUIRED = ("tts", "generator", "sink")
+PLUGIN_SECTIONS = KINDS  # one section per plugin kind
+REQUIRED_SECTIONS = ("tts", "generator", "sink")
 
 
 def _fmt_loc(section: str, loc: tuple[int | str, ...]) -> str:
@@ -180,19 +182,19 @@ def parse_config(
         raise ConfigError(f"{source}: the top level must be a mapping of sections")
     data: dict[str, Any] = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in raw.items()}
     _apply_env(data, os.environ if environ is None else environ)
-    unknown = set(data) - {"session", *_PLUGIN_SECTIONS}
+    unknown = set(data) - {"session", *PLUGIN_SECTIONS}
     if unknown:
-        allowed = ", ".join(("session", *_PLUGIN_SECTIONS))
+        allowed = ", ".join(("session", *PLUGIN_SECTIONS))
         raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}; allowed: {allowed}")
     try:
         session = SessionConfig.model_validate(data.get("session") or {})
     except ValidationError as e:
         raise ConfigError(_validation_message(source, "session", e)) from e
     plugins: dict[str, PluginSpec] = {}
-    for kind in _PLUGIN_SECTIONS:
+    for kind in PLUGIN_SECTIONS:
         section = data.get(kind)
         if section is None:
-            if kind in _REQUIRED:
+            if kind in REQUIRED_SECTIONS:
                 raise ConfigError(f"{source}: {kind}: section is missing (add `{kind}: {{type: ...}}`)")
             continue
         if not isinstance(section, dict) or "type" not in section:
@@ -233,13 +235,13 @@ def load_config(
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> AgentConfig:
-    """Load and validate a YAML config file, with `overrides` (module docstring) and env applied.
+    """Load and validate a YAML config file, with env and `overrides` applied (module docstring).
 
     `environ` defaults to `os.environ`; pass `{}` to ignore the environment.
     """
     raw = read_yaml(path, what="config file (e.g. configs/local.yaml)")
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
-    if overrides:
-        raw = apply_overrides(raw, overrides)
-    return parse_config(raw, source=str(path), environ=environ)
+    data = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in raw.items()}
+    _apply_env(data, os.environ if environ is None else environ)
+    return parse_config(apply_overrides(data, overrides or {}), source=str(path), environ={})

@@ -116,10 +116,11 @@ def test_overrides_replace_remove_and_set_fields(tmp_path: Path) -> None:
     assert cfg.session.portrait == "b.jpg" and cfg.session.fps == 25
 
 
-def test_env_applies_after_overrides_and_bad_overrides_are_config_errors(tmp_path: Path) -> None:
+def test_overrides_beat_env_and_bad_overrides_are_config_errors(tmp_path: Path) -> None:
     p = write(tmp_path, BASE)
-    cfg = load_config(p, overrides={"session.fps": 20}, environ={"FLOWACT__SESSION__FPS": "30"})
-    assert cfg.session.fps == 30
+    env = {"FLOWACT__SESSION__FPS": "30", "FLOWACT__SESSION__WIDTH": "640", "FLOWACT__LLM__BASE_URL": "http://x/v1"}
+    cfg = load_config(p, overrides={"session.fps": 20, "llm": None}, environ=env)
+    assert cfg.session.fps == 20 and cfg.session.width == 640 and cfg.plugin("llm") is None
     with pytest.raises(ConfigError, match=r"override 'session.portrait.x': session.portrait is not a section"):
         load_config(p, environ={}, overrides={"session.portrait.x": 1})
     with pytest.raises(ConfigError, match=r"session.fps.*less than or equal to 60"):
