@@ -79,6 +79,7 @@ bench: setup
 lint: setup
 	$(PY) -m ruff check agent flowact plugins tests bench examples
 	$(PY) -m mypy agent plugins flowact
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

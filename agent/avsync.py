@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from agent.errors import ConfigError
 from agent.metrics import SessionMetrics
 from flowact.types import ControlChunk, UInt8Array, VideoChunk, VideoFrame
 
@@ -26,9 +27,10 @@ class MediaTimeline:
 
     def __post_init__(self) -> None:
         if (self.frames_per_chunk * self.sample_rate) % self.fps:
-            raise ValueError(
-                f"sample_rate {self.sample_rate} Hz does not give a whole number of samples per "
-                f"{self.frames_per_chunk}-frame chunk at {self.fps} fps"
+            raise ConfigError(
+                f"session: sample_rate {self.sample_rate} Hz does not give a whole number of samples per "
+                f"{self.frames_per_chunk}-frame chunk at {self.fps} fps (pick a rate divisible by "
+                f"fps / gcd(fps, frames_per_chunk), e.g. 24000 at 25 fps)"
             )
 
     @property
@@ -48,7 +50,7 @@ class FrameSync:
 
     def __init__(self, timeline: MediaTimeline, metrics: SessionMetrics, *, policy: str = "repeat") -> None:
         if policy not in ("repeat", "drop"):
-            raise ValueError(f"late frame policy must be 'repeat' or 'drop', not {policy!r}")
+            raise ConfigError(f"session.late_frame_policy must be 'repeat' or 'drop', not {policy!r}")
         self.timeline = timeline
         self.metrics = metrics
         self.policy = policy

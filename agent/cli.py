@@ -12,13 +12,13 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.config import AgentConfig, load_config, parse_config
+from agent.config import AgentConfig, load_config
 from agent.errors import UserError
-from agent.interfaces import SessionObserver
+from agent.transcript import TranscriptLog, transcript_path
 from flowact.errors import FlowActError
 
 __all__ = ["main"]
@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", "-c", default=str(DEFAULT_CONFIG))
     run.add_argument("--preview", action="store_true", help="serve the live preview page instead of the sink")
     run.add_argument("--output", "-o", help="MP4 path (overrides sink.path of a file sink)")
+    run.add_argument("--transcript", help="JSON-lines transcript (default: beside a file sink's MP4, "
+                     "out/session.mp4 -> out/session.transcript.jsonl)")
 
     demo = sub.add_parser("demo", help="offline demo: scripted support conversation -> out/demo.mp4")
     demo.add_argument("--config", "-c", default=str(DEFAULT_CONFIG))
@@ -95,43 +97,36 @@ def _schema(what: str) -> dict[str, Any]:
 
         schema: dict[str, Any] = control_json_schema()
         return schema
-    return AgentConfig.model_json_schema()
+    from agent.config_schema import config_file_schema
 
-
-def _raw_config(path: str) -> dict[str, Any]:
-    import yaml
-
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"{p}: config file not found")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise UserError(f"{p}: not valid YAML: {e}") from e
-    if not isinstance(raw, dict):
-        raise UserError(f"{p}: the top level must be a mapping of sections")
-    return raw
+    return config_file_schema()
 
 
 async def _run(args: argparse.Namespace) -> int:
     from agent.session import AgentSession
 
-    raw = _raw_config(args.config)
+    overrides: dict[str, Any] = {}
     if args.preview:
         # the page is the sink and the user's input (text box, optional browser microphone)
-        raw["sink"] = {"type": "preview"}
-        raw.pop("input", None)
+        overrides.update({"sink": {"type": "preview"}, "input": None})
     if args.output:
-        raw["sink"] = {"type": "file", "path": args.output}
-    cfg = parse_config(raw, source=args.config)
+        overrides["sink"] = {"type": "file", "path": args.output}
+    cfg = load_config(args.config, overrides=overrides)
+    sink = cfg.plugins["sink"]
+    output = sink.config.model_dump().get("path") if sink.name == "file" else None
+    path = args.transcript or (transcript_path(output) if output else None)
     session = AgentSession(cfg)
-    async with session:
-        url = getattr(session.c.sink, "url", None)
-        if url:
-            print(f"preview: {url}  (Ctrl-C to stop)", flush=True)
-        if args.preview or cfg.plugin("input") is None and cfg.plugins["sink"].name in ("livekit", "preview"):
-            await asyncio.Event().wait()  # live transports: run until interrupted
-        await session.run_until_done()
+    with TranscriptLog(path) as transcript:  # prints the conversation live, keeps it beside the MP4
+        session.add_observer(transcript)
+        async with session:
+            url = getattr(session.c.sink, "url", None)
+            if url:
+                print(f"preview: {url}  (Ctrl-C to stop)", flush=True)
+            if args.preview or cfg.plugin("input") is None and sink.name in ("livekit", "preview"):
+                await asyncio.Event().wait()  # live transports: run until interrupted
+            await session.run_until_done()
+    if path:
+        print(f"transcript: {path}")
     _print_turns(session)
     return 0
 
@@ -139,50 +134,28 @@ async def _run(args: argparse.Namespace) -> int:
 async def _demo(args: argparse.Namespace) -> int:
     from agent.session import AgentSession
 
-    raw = _raw_config(args.config)
-    raw["input"] = {"type": "spoken_script", "path": args.script}
-    raw["sink"] = {"type": "file", "path": args.output}
-    cfg = parse_config(raw, source=args.config)
+    cfg = load_config(args.config, overrides={
+        "input": {"type": "spoken_script", "path": args.script},
+        "sink": {"type": "file", "path": args.output},
+    })
     session = AgentSession(cfg)
-    transcript = _Transcript()
-    session.add_observer(transcript)
-    print(f"demo: portrait {cfg.session.portrait}, writing {args.output} ...", flush=True)
-    async with session:
-        await _run_with_progress(session)
+    print(f"demo: portrait {cfg.session.portrait}, writing {args.output} ...\n\nconversation:", flush=True)
+    with TranscriptLog(transcript_path(args.output)) as transcript:
+        session.add_observer(transcript)
+        async with session:
+            await _run_with_progress(session)
     print(f"\rwrote {args.output}: {session.metrics.frames_written} frames "
           f"({session.metrics.frames_written / cfg.session.fps:.1f} s), "
           f"time to first frame {session.metrics.ttff_s} s")
     _write_sidecar(args.output, session, transcript.lines)
-    print("\nconversation:")
-    for role, text in transcript.lines:
-        print(f"  {role:>5}: {text}")
     _print_turns(session)
     return 0
-
-
-class _Transcript(SessionObserver):
-    """Collects the final user and agent lines (bounded) for the demo's summary."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-
-    def on_event(self, kind: str, payload: Mapping[str, Any]) -> None:
-        if kind == "transcript" and payload.get("final") and payload.get("text") and len(self.lines) < 200:
-            self.lines.append((str(payload["role"]), str(payload["text"])))
 
 
 async def _say(args: argparse.Namespace) -> int:
     from agent.session import AgentSession
 
-    raw = _raw_config(args.config)
-    if args.image:
-        raw.setdefault("session", {})["portrait"] = args.image
-    for key in ("input", "vad", "asr", "control"):
-        raw.pop(key, None)
-    raw.setdefault("session", {}).update({"realtime": False, "idle_tail_s": 0.3})
-    raw["sink"] = {"type": "file", "path": args.output}
-    raw.setdefault("llm", {"type": "scripted"})
-    cfg = parse_config(raw, source=args.config)
+    cfg = say_config(args.config, args.output, image=args.image)
     session = AgentSession(cfg)
     async with session:
         await session.say(args.text)
@@ -190,6 +163,19 @@ async def _say(args: argparse.Namespace) -> int:
     print(f"\rwrote {args.output}: {session.metrics.frames_written} frames")
     _write_sidecar(args.output, session, [])
     return 0
+
+
+def say_config(path: str | Path, output: str, *, image: str | None = None) -> AgentConfig:
+    """The config `say` runs: the file's session, TTS and generator; no input, no LLM, an MP4 sink.
+
+    `say` speaks the given text, so it builds no LLM (a local LLM section would start a llama.cpp
+    server it never uses) and no VAD, ASR, input or control channel.
+    """
+    overrides: dict[str, Any] = {key: None for key in ("input", "vad", "asr", "llm", "control")}
+    overrides.update({"session.realtime": False, "session.idle_tail_s": 0.3, "sink": {"type": "file", "path": output}})
+    if image:
+        overrides["session.portrait"] = image
+    return load_config(path, overrides=overrides)
 
 
 def _write_sidecar(output: str, session: Any, lines: list[tuple[str, str]]) -> None:

@@ -12,6 +12,7 @@ from pydantic import Field, TypeAdapter
 
 from flowact.control.commands import MAX_COMMAND_BYTES, EmotionCommand, GestureCommand
 from flowact.control.commands import CommandModel as _Cmd
+from flowact.errors import InputError
 from flowact.types import AgentState
 
 __all__ = [
@@ -50,8 +51,12 @@ _ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
 
 
 def parse_command(kind: str, data: dict[str, object]) -> Command:
-    """Validate a command of `kind` (the topic's last segment); raises pydantic.ValidationError."""
+    """Validate a command of `kind` (the topic's last segment).
+
+    Raises pydantic.ValidationError for a malformed payload, InputError when `kind` disagrees.
+    """
     payload = dict(data)
     if payload.setdefault("kind", kind) != kind:
-        raise ValueError(f"command kind {payload['kind']!r} does not match topic {kind!r}")
+        raise InputError(f"command kind {payload['kind']!r} does not match its topic's {kind!r} "
+                         f"(send it on the {payload['kind']!r} topic or fix `kind`)")
     return _ADAPTER.validate_python(payload)

@@ -1,9 +1,20 @@
-"""Configuration: YAML file + environment overrides -> validated pydantic models.
+"""Configuration: YAML file + overrides + environment -> validated pydantic models.
 
 Each plugin section is discriminated on `type`: the registry finds the plugin class and its own
 pydantic `Config` validates the rest of the section. Every error names the file, the field and the
-fix. Environment overrides use `FLOWACT__SECTION__FIELD=value` (value parsed as YAML), e.g.
-`FLOWACT__LLM__BASE_URL=http://127.0.0.1:8080/v1`.
+fix. `load_config(path, overrides=...)` is the one public entry point; layers apply in this order,
+each over the one before:
+
+1. the YAML file (`read_yaml` is the project's one YAML file reader);
+2. environment variables `FLOWACT__SECTION__FIELD=value` (value parsed as YAML), e.g.
+   `FLOWACT__LLM__BASE_URL=http://127.0.0.1:8080/v1` (deployment settings, secrets' locations);
+3. `overrides` (what the calling program decides, e.g. the CLI's `--output`), a mapping whose keys
+   are either a section name or a dotted path:
+   - `{"sink": {"type": "file", "path": "out/x.mp4"}}` replaces the whole section (another plugin
+     `type` takes other fields, so sections are never merged);
+   - `{"input": None}` removes the section;
+   - `{"session.portrait": "me.jpg", "llm.local_server.model": "..."}` sets one field, creating
+     the sections on the way.
 """
 
 from __future__ import annotations
@@ -15,17 +26,19 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from agent.errors import ConfigError
-from agent.registry import load_plugin, plugin_config_class
+from agent.errors import ConfigError, UserError
+from agent.registry import KINDS, load_plugin, plugin_config_class
 
 __all__ = [
     "AgentConfig",
     "PluginSpec",
     "SessionConfig",
+    "apply_overrides",
     "load_config",
     "parse_config",
+    "read_yaml",
 ]
 
 ENV_PREFIX = "FLOWACT__"
@@ -52,9 +65,17 @@ class SessionConfig(BaseModel):
     history_chars: int = Field(6000, ge=0, description="bound on remembered conversation text")
     barge_in: bool = True
     late_frame_policy: str = Field("repeat", pattern="^(repeat|drop)$")
-    queue_chunks: int = Field(8, ge=1, le=256, description="bounded queue depth between stages")
     realtime: bool = Field(True, description="pace output in wall time (False: as fast as possible)")
     idle_tail_s: float = Field(1.0, ge=0.0, description="idle video after the last turn (offline)")
+
+    @model_validator(mode="after")
+    def _whole_chunks(self) -> SessionConfig:
+        if (self.frames_per_chunk * self.sample_rate) % self.fps:
+            raise ValueError(  # pydantic turns this into a ValidationError -> ConfigError naming `session`
+                f"sample_rate {self.sample_rate} Hz gives no whole number of audio samples per "
+                f"{self.frames_per_chunk}-frame chunk at {self.fps} fps; use e.g. 24000 or 16000 Hz at 25 fps"
+            )
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +104,8 @@ class AgentConfig(BaseModel):
         return self.plugins.get(kind)
 
 
-_PLUGIN_SECTIONS = ("input", "vad", "asr", "llm", "tts", "generator", "sink", "control")
-_REQUIRED = ("tts", "generator", "sink")
+PLUGIN_SECTIONS = KINDS  # one section per plugin kind
+REQUIRED_SECTIONS = ("tts", "generator", "sink")
 
 
 def _fmt_loc(section: str, loc: tuple[int | str, ...]) -> str:
@@ -100,10 +121,43 @@ def _validation_message(source: str, section: str, e: ValidationError) -> str:
             fix = "remove it or check its spelling"
         elif err["type"] == "missing":
             fix = "add it"
+        elif not err["loc"]:  # a check across fields: the message says what to change
+            lines.append(f"{source}: {field}: {msg}")
+            continue
         else:
             fix = f"got {err.get('input')!r}"
         lines.append(f"{source}: {field}: {msg} ({fix})")
     return "; ".join(lines)
+
+
+def _set_path(raw: dict[str, Any], path: list[str], value: Any, where: str) -> None:
+    node = raw
+    for i, part in enumerate(path[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            raise ConfigError(f"{where}: {'.'.join(path[: i + 1])} is not a section (it is {child!r})")
+        else:
+            child = node[part] = dict(child)  # never mutate the caller's mappings
+        node = child
+    node[path[-1]] = value
+
+
+def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `raw` with `overrides` applied (see the module docstring for the key forms)."""
+    data: dict[str, Any] = dict(raw)
+    for key, value in overrides.items():
+        path = [p for p in str(key).split(".") if p]
+        if not path:
+            raise ConfigError(f"override {key!r}: empty key (use a section name or `section.field`)")
+        if len(path) == 1 and value is None:
+            data.pop(path[0], None)
+        elif len(path) == 1:
+            data[path[0]] = dict(value) if isinstance(value, Mapping) else value
+        else:
+            _set_path(data, path, value, f"override {key!r}")
+    return data
 
 
 def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
@@ -113,16 +167,11 @@ def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
         path = [p.lower() for p in key[len(ENV_PREFIX) :].split("__") if p]
         if not path:
             continue
-        node = raw
-        for part in path[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"env {key}: {'.'.join(path[:-1])} is not a section")
-            node = child
         try:
-            node[path[-1]] = yaml.safe_load(value)
+            parsed = yaml.safe_load(value)
         except yaml.YAMLError as e:
             raise ConfigError(f"env {key}: value is not valid YAML: {e}") from e
+        _set_path(raw, path, parsed, f"env {key}")
 
 
 def parse_config(
@@ -133,24 +182,26 @@ def parse_config(
         raise ConfigError(f"{source}: the top level must be a mapping of sections")
     data: dict[str, Any] = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in raw.items()}
     _apply_env(data, os.environ if environ is None else environ)
-    unknown = set(data) - {"session", *_PLUGIN_SECTIONS}
+    unknown = set(data) - {"session", *PLUGIN_SECTIONS}
     if unknown:
-        allowed = ", ".join(("session", *_PLUGIN_SECTIONS))
+        allowed = ", ".join(("session", *PLUGIN_SECTIONS))
         raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}; allowed: {allowed}")
     try:
         session = SessionConfig.model_validate(data.get("session") or {})
     except ValidationError as e:
         raise ConfigError(_validation_message(source, "session", e)) from e
     plugins: dict[str, PluginSpec] = {}
-    for kind in _PLUGIN_SECTIONS:
+    for kind in PLUGIN_SECTIONS:
         section = data.get(kind)
         if section is None:
-            if kind in _REQUIRED:
+            if kind in REQUIRED_SECTIONS:
                 raise ConfigError(f"{source}: {kind}: section is missing (add `{kind}: {{type: ...}}`)")
             continue
         if not isinstance(section, dict) or "type" not in section:
             raise ConfigError(f"{source}: {kind}.type: missing (every plugin section needs `type:`)")
         body = dict(section)
+        if body["type"] is None:
+            raise ConfigError(f'{source}: {kind}.type: YAML reads `null` as nothing; write type: "null" (quoted)')
         name = str(body.pop("type"))
         try:
             cls = load_plugin(kind, name)
@@ -164,15 +215,33 @@ def parse_config(
     return AgentConfig(source=source, session=session, plugins=plugins)
 
 
-def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -> AgentConfig:
-    """Load and validate a YAML config file."""
+def read_yaml(path: str | Path, *, what: str = "config file", error: type[UserError] = ConfigError) -> Any:
+    """Read one YAML file; a missing, undecodable or empty file raises `error` naming the path."""
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"{p}: config file not found (pass an existing YAML file, e.g. configs/local.yaml)")
+        raise error(f"{p}: {what} not found (pass an existing YAML file)")
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{p}: not valid YAML: {e}") from e
-    if raw is None:
-        raise ConfigError(f"{p}: the file is empty")
-    return parse_config(raw, source=str(p), environ=environ)
+        raise error(f"{p}: not valid YAML ({type(e).__name__}: {e})") from e
+    if data is None:
+        raise error(f"{p}: the file is empty")
+    return data
+
+
+def load_config(
+    path: str | Path,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> AgentConfig:
+    """Load and validate a YAML config file, with env and `overrides` applied (module docstring).
+
+    `environ` defaults to `os.environ`; pass `{}` to ignore the environment.
+    """
+    raw = read_yaml(path, what="config file (e.g. configs/local.yaml)")
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    data = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in raw.items()}
+    _apply_env(data, os.environ if environ is None else environ)
+    return parse_config(apply_overrides(data, overrides or {}), source=str(path), environ={})

@@ -73,7 +73,8 @@ _EXTRA: dict[str, dict[str, str]] = {}
 def register(kind: str, name: str, target: str) -> None:
     """Register a plugin at run time ("module:Class")."""
     if kind not in KINDS:
-        raise ValueError(f"unknown plugin kind {kind!r}; expected one of {', '.join(KINDS)}")
+        raise ConfigError(f"register({kind!r}, {name!r}, ...): unknown plugin kind {kind!r}; "
+                          f"use one of {', '.join(KINDS)}")
     _EXTRA.setdefault(kind, {})[name] = target
 
 

@@ -20,14 +20,12 @@ sys.path.insert(0, str(ROOT))
 
 
 async def main(config: str, script: str, output: str) -> dict[str, object]:
-    from agent.cli import _raw_config
-    from agent.config import parse_config
-    from agent.session import AgentSession
+    from agent import AgentSession, load_config
 
-    raw = _raw_config(config)
-    raw["input"] = {"type": "spoken_script", "path": script}
-    raw["sink"] = {"type": "file", "path": output}
-    cfg = parse_config(raw, source=config)
+    cfg = load_config(config, overrides={
+        "input": {"type": "spoken_script", "path": script},
+        "sink": {"type": "file", "path": output},
+    })
     session = AgentSession(cfg)
     async with session:
         await session.run_until_done(tail_s=0.5)

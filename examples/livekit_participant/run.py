@@ -22,9 +22,7 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from agent.cli import _raw_config  # noqa: E402
-from agent.config import parse_config  # noqa: E402
-from agent.session import AgentSession  # noqa: E402
+from agent import AgentSession, load_config  # noqa: E402
 
 
 def user_link(room: str, identity: str, page: str) -> str | None:
@@ -53,11 +51,10 @@ async def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-    raw = _raw_config(args.config)
-    raw.pop("input", None)  # the room is the input: the user's mic and chat
-    raw["sink"] = {"type": "livekit", "room": args.room, "identity": args.identity, "name": "Ava",
-                   **({"listen_to": args.listen_to} if args.listen_to else {})}
-    session = AgentSession(parse_config(raw, source=args.config))
+    sink = {"type": "livekit", "room": args.room, "identity": args.identity, "name": "Ava",
+            **({"listen_to": args.listen_to} if args.listen_to else {})}
+    # the room is the input: the user's mic and chat
+    session = AgentSession(load_config(args.config, overrides={"input": None, "sink": sink}))
 
     link = user_link(args.room, "visitor", args.page)
     print(f"room {args.room!r}: the avatar joins as {args.identity!r}")

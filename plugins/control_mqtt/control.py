@@ -43,6 +43,7 @@ import aiomqtt
 from pydantic import ValidationError
 
 from agent.commands import MAX_COMMAND_BYTES, Command, parse_command
+from agent.errors import InputError
 from plugins.control_mqtt.config import MqttControlConfig
 
 __all__ = ["COMMAND_KINDS", "MqttControl"]
@@ -267,7 +268,7 @@ class MqttControl:
                 f"{'.'.join(str(p) for p in err['loc']) or kind}: {err['msg']}" for err in e.errors()[:5]
             )
             return self._reject(topic, size, "invalid_command", detail[:500])
-        except ValueError as e:
+        except InputError as e:
             return self._reject(topic, size, "invalid_command", str(e)[:500])
         try:
             self._commands.put_nowait(cmd)

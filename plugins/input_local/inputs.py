@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from flowact.clock import Clock, RealClock
+from agent.config import read_yaml
 from agent.errors import InputError
 from agent.frames import AudioChunk
-from flowact.audio import float_to_int16, resample
+from flowact.audio import float_to_int16, int16_to_float, resample
+from flowact.clock import Clock, Pacer, RealClock
 from plugins.input_local.config import NoInputConfig, ScriptInputConfig, StdinInputConfig, WavInputConfig
 
 __all__ = ["NoInput", "ScriptInput", "StdinInput", "WavInput", "read_audio_file"]
@@ -34,7 +34,7 @@ def read_audio_file(path: str | Path, sample_rate: int) -> np.ndarray:
             raw = w.readframes(n)
         if width != 2:
             raise InputError(f"{p}: {8 * width}-bit WAV is not supported; use 16-bit PCM")
-        data = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+        data = int16_to_float(np.frombuffer(raw, dtype="<i2"))
         if channels > 1:
             data = data.reshape(-1, channels).mean(axis=1)
     except (wave.Error, EOFError):
@@ -85,10 +85,10 @@ class WavInput:
         lead = np.zeros(int(cfg.lead_silence_s * self.sample_rate), np.int16)
         trail = np.zeros(int(cfg.trail_silence_s * self.sample_rate), np.int16)
         pcm = np.concatenate([lead, self._pcm, trail])
-        t0 = self.clock.now()
-        for i, start in enumerate(range(0, len(pcm), n)):
+        pacer = Pacer(self.clock, n / self.sample_rate)  # block k leaves at t0 + k * chunk_ms
+        for start in range(0, len(pcm), n):
             if cfg.realtime:
-                await self.clock.sleep_until(t0 + i * n / self.sample_rate)
+                await pacer.wait()
             else:
                 await asyncio.sleep(0)
             block = pcm[start : start + n]
@@ -135,13 +135,9 @@ class ScriptInput:
 
 
 def load_script(path: str | Path) -> list[tuple[str, float]]:
+    """A script file: a YAML list of user lines (`- text` or `- {text: ..., pause_s: 0.5}`)."""
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: script file not found")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise InputError(f"{p}: not a valid YAML script ({e.__class__.__name__})") from e
+    data = read_yaml(p, what="script file", error=InputError)
     if not isinstance(data, list) or not data:
         raise InputError(f"{p}: a script is a non-empty YAML list of user lines")
     out: list[tuple[str, float]] = []

@@ -12,13 +12,13 @@ from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from flowact.clock import Clock, RealClock
 from agent.errors import ConfigError, InputError
 from agent.frames import AudioChunk
 from agent.registry import load_plugin, plugin_config_class
 from flowact.audio import float_to_int16, int16_to_float, resample
+from flowact.clock import Clock, Pacer, RealClock
 from plugins.input_local.inputs import load_script
 
 __all__ = ["SpokenScriptInput", "SpokenScriptInputConfig"]
@@ -56,7 +56,7 @@ class SpokenScriptInput:
         cls = load_plugin("tts", name)
         try:
             self._tts = cls(plugin_config_class(cls).model_validate(voice), sample_rate=sample_rate)
-        except ValueError as e:
+        except ValidationError as e:
             raise ConfigError(f"input.voice: {e}") from e
         self._session: _SessionView | None = None
 
@@ -74,7 +74,7 @@ class SpokenScriptInput:
 
     async def audio(self) -> AsyncIterator[AudioChunk]:
         n = self.sample_rate * self.config.chunk_ms // 1000
-        self._t0 = self.clock.now()
+        self._pacer = Pacer(self.clock, n / self.sample_rate)  # every block is n samples long
         self._sent = 0
         for text, pause in self.lines:
             speech = await self._synthesize(text)
@@ -104,7 +104,7 @@ class SpokenScriptInput:
             yield await self._paced(np.zeros(n, np.int16))
 
     async def _paced(self, block: np.ndarray) -> AudioChunk:
-        await self.clock.sleep_until(self._t0 + self._sent / self.sample_rate)
+        await self._pacer.wait()
         chunk = AudioChunk(block, self.sample_rate, pts=self._sent / self.sample_rate)
         self._sent += len(block)
         return chunk

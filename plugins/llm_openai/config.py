@@ -80,7 +80,6 @@ class OpenAILLMConfig(BaseModel):
     first_token_timeout_s: float = Field(45.0, gt=0, description="a cold local model under load needs time")
     retries: int = Field(2, ge=0, le=10, description="retries of retryable failures before the first token")
     backoff_s: float = Field(0.5, gt=0, le=30, description="first retry delay; doubles each retry")
-    max_history: int = Field(24, ge=1, le=1000, description="non-system messages kept in the prompt")
     intent_tags: bool = Field(True, description="teach the model the avatar's intent tags in the system prompt")
     expression_tool: bool = Field(False, description="offer the set_expression tool (needs tool-call support)")
     tools: list[UserTool] = Field(default_factory=list)

@@ -91,16 +91,10 @@ class OpenAILLM(BaseLLM):
             return ""
         return "\n\n" + prompt_snippet()
 
-    def _bounded(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
-        """System messages plus the last `max_history` others (bounded prompt, bounded memory)."""
-        system = [m for m in messages if m.role == "system"]
-        rest = [m for m in messages if m.role != "system"]
-        return system + rest[-self.config.max_history :]
-
     def _wire_messages(self, messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         extra = self._system_extra()
-        for m in self._bounded(messages):
+        for m in messages:  # the session bounds the history (agent.history.ConversationHistory)
             content = m.content + extra if m.role == "system" and extra and extra not in m.content else m.content
             msg: dict[str, Any] = {"role": m.role, "content": content}
             if m.tool_call_id:

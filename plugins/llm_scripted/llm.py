@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flowact.clock import Clock, RealClock
 from agent.errors import EngineError
 from agent.frames import TextDelta, ToolCall
 from agent.interfaces import ChatMessage, ToolSpec
+from flowact.clock import Clock, RealClock
 
 __all__ = ["ScriptedLLM", "ScriptedLLMConfig"]
 

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from aiohttp import WSMsgType, web
 
-from agent.errors import TransportError
+from agent.errors import InputError, TransportError
 from agent.frames import AudioChunk
 from flowact.audio import float_to_int16, int16_to_float, resample
 from flowact.types import AgentState, UInt8Array, VideoChunk
@@ -297,7 +297,7 @@ class PreviewSink:
             return self._notice(client, "the microphone is disabled (sink config `microphone: true`)")
         try:
             block = parse_mic(data)
-        except ValueError as e:
+        except InputError as e:
             return self._notice(client, f"mic: {e}")
         samples = block.samples
         if block.sample_rate != INPUT_RATE:

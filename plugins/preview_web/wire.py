@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flowact.errors import InputError
 from flowact.types import Int16Array
 
 __all__ = ["AUDIO", "HEADER", "MIC", "VIDEO", "MicBlock", "pack", "parse_mic"]
@@ -39,15 +40,15 @@ def pack(kind: int, arg: int, pts: float, payload: bytes) -> bytes:
 
 
 def parse_mic(data: bytes) -> MicBlock:
-    """Validate one microphone message; raises ValueError with the reason."""
+    """Validate one microphone message; raises InputError with the reason."""
     if len(data) < HEADER.size:
-        raise ValueError(f"binary message of {len(data)} bytes is shorter than the {HEADER.size}-byte header")
+        raise InputError(f"binary message of {len(data)} bytes is shorter than the {HEADER.size}-byte header")
     kind, rate, pts = HEADER.unpack_from(data)
     if kind != MIC:
-        raise ValueError(f"unexpected binary message type {kind} (the page may only send MIC={MIC})")
+        raise InputError(f"unexpected binary message type {kind} (the page may only send MIC={MIC})")
     body = data[HEADER.size :]
     if len(body) > MAX_MIC_BYTES or len(body) % 2:
-        raise ValueError(f"mic payload of {len(body)} bytes (must be even and <= {MAX_MIC_BYTES})")
+        raise InputError(f"mic payload of {len(body)} bytes (must be even and <= {MAX_MIC_BYTES})")
     if not 8000 <= rate <= 96000:
-        raise ValueError(f"mic sample rate {rate} outside 8000..96000")
+        raise InputError(f"mic sample rate {rate} outside 8000..96000")
     return MicBlock(np.frombuffer(body, dtype="<i2").astype(np.int16), int(rate), float(pts))

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.errors import TransportError
+from agent.errors import ConfigError, TransportError
 from flowact.types import VideoChunk
 
 __all__ = ["FileSink", "FileSinkConfig", "NullSink", "NullSinkConfig"]
@@ -57,7 +57,8 @@ class FileSink:
 
     async def start(self, *, width: int, height: int, fps: int, sample_rate: int) -> None:
         if width % 2 or height % 2:
-            raise TransportError(f"H.264 needs even frame sizes, got {width}x{height}")
+            raise ConfigError(f"session.width/height: H.264 needs even frame sizes, got {width}x{height} "
+                              "(use even numbers, e.g. 854x480)")
         self.width, self.height, self.fps, self.sample_rate = width, height, fps, sample_rate
         await asyncio.to_thread(self._open)
 

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from agent.errors import ConfigError
+from flowact.errors import ConfigError
 from plugins.transport_livekit.config import LiveKitConfig
 
 __all__ = ["mint_token", "read_secrets_file", "resolve"]

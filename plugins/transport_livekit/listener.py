@@ -18,7 +18,7 @@ import numpy as np
 from livekit import rtc
 
 from flowact.clock import Clock, RealClock
-from agent.frames import AudioChunk
+from flowact.types import AudioChunk
 
 __all__ = ["HUMAN_KINDS", "MicListener"]
 

@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 
-from flowact.clock import Clock, RealClock
 from agent.errors import ConfigError, TransportError
 from agent.frames import AudioChunk
-from flowact.audio import resample
+from flowact.audio import float_to_int16, int16_to_float, resample
+from flowact.clock import Clock, Pacer, RealClock
 from flowact.types import AgentState, VideoChunk
 from plugins.transport_livekit.config import LiveKitConfig
 from plugins.transport_livekit.credentials import resolve
@@ -38,6 +38,7 @@ from plugins.transport_livekit.listener import MicListener
 __all__ = ["LiveKitSink"]
 
 log = logging.getLogger("plugins.transport_livekit")
+
 
 class LiveKitSink:
     """Sink + AudioInput + TextInput for one room. Several instances may live in one process."""
@@ -224,22 +225,24 @@ class LiveKitSink:
         assert self._video_src is not None and self._audio_src is not None
         period = 1.0 / self.fps
         hold = self.config.video_hold_ms / 1000.0
-        next_t: float | None = None
+        pacer: Pacer | None = None  # anchored on the first frame; re-anchors when 4 frames behind
         while True:
             chunk = await self._chunks.get()
             frames = chunk.frames
             audio = chunk.audio.astype(np.int16, copy=False)
             if chunk.sample_rate != self.sample_rate and len(audio):
-                audio = _to_int16(resample(audio.astype(np.float32) / 32768.0, chunk.sample_rate, self.sample_rate))
+                audio = float_to_int16(resample(int16_to_float(audio), chunk.sample_rate, self.sample_rate))
             n = max(1, len(frames))
             bounds = np.linspace(0, len(audio), n + 1).astype(int)
             for i in range(n):
-                now = self.clock.now()
-                if next_t is None or next_t < now - 4 * period:
-                    next_t = now  # first frame, or fell far behind: re-anchor
-                if next_t > now and self._chunks.empty():  # a backlog is sent without waiting
-                    await self.clock.sleep(next_t - now)
-                next_t += period
+                if pacer is None:
+                    pacer = Pacer(self.clock, period, max_lag_s=4 * period)
+                if self._chunks.empty():
+                    await pacer.wait()
+                else:  # a backlog is sent without waiting: spend this tick now
+                    if pacer.next_due < self.clock.now() - 4 * period:
+                        pacer.reanchor()
+                    pacer.ticks += 1
                 seg = audio[bounds[i] : bounds[i + 1]]
                 if len(seg):
                     await self._send_audio(seg)
@@ -388,7 +391,3 @@ async def _drain(q: asyncio.Queue[Any]) -> AsyncIterator[Any]:
             _put_drop_oldest(q, None)  # wake any other reader too
             return
         yield item
-
-
-def _to_int16(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.int16)

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from agent.engine import BaseTTS, RetryPolicy
-from agent.errors import EngineError
+from agent.errors import ConfigError, EngineError
 from agent.frames import AudioChunk, PhonemeTiming, SpeechChunk, WordTiming
-from flowact.audio import float_to_int16, resample
+from flowact.audio import float_to_int16, int16_to_float, resample
 from plugins.tts_espeak.config import EspeakTTSConfig
 
 __all__ = ["EspeakTTS"]
@@ -88,7 +88,8 @@ class EspeakTTS(BaseTTS):
         self._lib, self.native_rate = _library(self.config.library)
         with _LOCK:
             if self._lib.espeak_SetVoiceByName(self.config.voice.encode()) != 0:
-                raise EngineError("espeak", f"unknown voice {self.config.voice!r} (see `espeak-ng --voices`)")
+                raise ConfigError(f"tts.voice: espeak has no voice {self.config.voice!r}; "
+                                  "pick one listed by `espeak-ng --voices`")
 
     def _synth(self, text: str) -> _Capture:
         cap = _Capture([], [])
@@ -119,7 +120,7 @@ class EspeakTTS(BaseTTS):
 
     def _to_speech(self, text: str, cap: _Capture) -> SpeechChunk:
         pcm = np.concatenate(cap.pcm) if cap.pcm else np.zeros(0, np.int16)
-        audio = resample(pcm.astype(np.float32) / 32768.0, self.native_rate, self.sample_rate)
+        audio = resample(int16_to_float(pcm), self.native_rate, self.sample_rate)
         total = len(pcm) / self.native_rate
         phon = [(ms / 1000.0, name) for typ, _, _, ms, name in cap.events if typ == _EV_PHONEME]
         phonemes = tuple(

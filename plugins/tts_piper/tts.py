@@ -17,7 +17,7 @@ import numpy as np
 from agent.engine import BaseTTS, RetryPolicy
 from agent.errors import ConfigError, EngineError
 from agent.frames import AudioChunk, PhonemeTiming, SpeechChunk
-from flowact.audio import float_to_int16, resample
+from flowact.audio import float_to_int16, int16_to_float, resample
 from plugins.tts_piper.config import PiperTTSConfig
 
 __all__ = ["PiperTTS"]
@@ -82,7 +82,7 @@ class PiperTTS(BaseTTS):
 
     async def _synthesize(self, text: str) -> AsyncIterator[SpeechChunk]:
         for pcm, rate, align in await self.run_blocking(self._synth, text):
-            audio = resample(pcm.astype(np.float32) / 32768.0, rate, self.sample_rate)
+            audio = resample(int16_to_float(pcm), rate, self.sample_rate)
             phonemes: list[PhonemeTiming] = []
             pos = 0
             for ph, n in align:

@@ -8,7 +8,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.endpointing import Endpointer
+from agent.errors import InputError
 from agent.frames import AudioChunk, VadEvent
+from flowact.audio import int16_to_float
 
 __all__ = ["EnergyVAD", "EnergyVADConfig"]
 
@@ -41,7 +43,8 @@ class EnergyVAD:
 
     async def feed(self, chunk: AudioChunk) -> Sequence[VadEvent]:
         if chunk.sample_rate != self.sample_rate:
-            raise ValueError(f"EnergyVAD expects {self.sample_rate} Hz audio, got {chunk.sample_rate} Hz")
+            raise InputError(f"vad: EnergyVAD expects {self.sample_rate} Hz audio, got {chunk.sample_rate} Hz "
+                             "(feed it audio at session.input_sample_rate; the session resamples its inputs)")
         data = np.concatenate([self._rest, chunk.samples])
         n = len(data) // self.frame
         self._rest = data[n * self.frame :]
@@ -49,7 +52,7 @@ class EnergyVAD:
         cfg = self.config
         for i in range(n):
             f = data[i * self.frame : (i + 1) * self.frame]
-            rms = float(np.sqrt(np.mean((f.astype(np.float32) / 32768.0) ** 2)) + 1e-9)
+            rms = float(np.sqrt(np.mean(int16_to_float(f) ** 2)) + 1e-9)
             db = 20.0 * np.log10(rms)
             voiced = db > max(cfg.min_level_db, self._noise_db + cfg.threshold_db)
             if not voiced:  # track the floor only on non-speech frames

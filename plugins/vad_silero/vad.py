@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from agent.endpointing import Endpointer
-from agent.errors import ConfigError
+from agent.errors import ConfigError, InputError
 from agent.frames import AudioChunk, VadEvent
+from flowact.audio import int16_to_float
 from plugins.vad_silero.config import SileroVADConfig
 
 __all__ = ["SileroVAD"]
@@ -64,7 +65,7 @@ class SileroVAD:
         self.last_prob = 0.0
 
     def _prob(self, window: np.ndarray) -> float:
-        x = window.astype(np.float32) / 32768.0
+        x = int16_to_float(window)
         inp = np.concatenate([self._context, x])[None, :]
         out, self._h, self._c = self.session.run(None, {"input": inp, "h": self._h, "c": self._c})
         self._context = x[-CONTEXT:]
@@ -86,7 +87,8 @@ class SileroVAD:
 
     async def feed(self, chunk: AudioChunk) -> Sequence[VadEvent]:
         if chunk.sample_rate != self.sample_rate:
-            raise ValueError(f"SileroVAD expects 16 kHz audio, got {chunk.sample_rate} Hz")
+            raise InputError(f"vad: SileroVAD expects 16000 Hz audio, got {chunk.sample_rate} Hz "
+                             "(set session.input_sample_rate: 16000; the session resamples its inputs)")
         data = np.concatenate([self._rest, chunk.samples])
         n = (len(data) // WINDOW) * WINDOW
         self._rest = data[n:]

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from agent.endpointing import Endpointer
-from agent.errors import ConfigError
+from agent.errors import ConfigError, InputError
 from agent.frames import AudioChunk, VadEvent
+from flowact.audio import int16_to_float
 from plugins.vad_webrtc.config import WebrtcVADConfig
 
 __all__ = ["WebrtcVAD", "WebrtcVADConfig"]
@@ -52,14 +53,15 @@ class WebrtcVAD:
 
     async def feed(self, chunk: AudioChunk) -> Sequence[VadEvent]:
         if chunk.sample_rate != self.sample_rate:
-            raise ValueError(f"WebrtcVAD expects {self.sample_rate} Hz audio, got {chunk.sample_rate} Hz")
+            raise InputError(f"vad: WebrtcVAD expects {self.sample_rate} Hz audio, got {chunk.sample_rate} Hz "
+                             "(feed it audio at session.input_sample_rate; the session resamples its inputs)")
         data = np.concatenate([self._rest, chunk.samples])
         n = len(data) // self.frame
         self._rest = data[n * self.frame :]
         events: list[VadEvent] = []
         for i in range(n):
             f = data[i * self.frame : (i + 1) * self.frame]
-            rms = float(np.sqrt(np.mean(np.square(f, dtype=np.float32)))) / 32768.0
+            rms = float(np.sqrt(np.mean(np.square(int16_to_float(f)))))
             loud = 20.0 * np.log10(rms + 1e-9) > self.config.min_level_db
             self._votes.append(loud and self.is_speech(f))
             voiced = 2 * sum(self._votes) > len(self._votes)

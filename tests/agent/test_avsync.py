@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from agent.avsync import FrameSync, MediaTimeline
-from flowact.clock import FakeClock
+from agent.errors import ConfigError
 from agent.metrics import SessionMetrics
+from flowact.clock import FakeClock
 from flowact.types import EXPRESSIONS, N_MELS, VISEMES, ControlChunk, VideoChunk, VideoFrame
 
 
@@ -31,7 +32,7 @@ def test_timeline_sizes() -> None:
     tl = MediaTimeline(25, 4, 24000)
     assert tl.samples_per_chunk == 3840 and tl.chunk_duration == pytest.approx(0.16)
     assert MediaTimeline(25, 4, 22050).samples_per_chunk == 3528
-    with pytest.raises(ValueError, match="whole number"):
+    with pytest.raises(ConfigError, match="whole number"):
         MediaTimeline(30, 1, 8000)
 
 

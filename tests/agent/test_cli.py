@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -146,3 +148,100 @@ def test_demo_mp4_is_written_offline_and_in_sync(tmp_path: Path) -> None:
     for (a, b), t in zip(spans, turns, strict=True):
         assert abs((b - a) - t["speech_span_s"]) <= 1 / fps  # each answer whole, in sync
     assert_mouth_follows_speech(frames, audio, sr, fps)
+
+
+# --- the small wrongs of issue 12 -------------------------------------------------------------------
+def test_say_builds_no_llm_even_from_a_config_with_a_local_llm(tmp_path: Path) -> None:
+    from agent.cli import say_config
+
+    cfg = say_config("configs/local.yaml", str(tmp_path / "s.mp4"), image="examples/assets/astronaut.png")
+    assert sorted(cfg.plugins) == ["generator", "sink", "tts"]  # no llm, input, vad, asr or control
+    assert cfg.session.portrait == "examples/assets/astronaut.png" and not cfg.session.realtime
+    # end to end: configs/local.yaml's llm section would start llama.cpp; point it at a missing model,
+    # so building or starting any LLM fails the command, and say must still succeed
+    out = tmp_path / "say.mp4"
+    env = {**os.environ, "FLOWACT__LLM__LOCAL_SERVER__MODEL_PATH": str(tmp_path / "no-such-model.gguf")}
+    r = subprocess.run([sys.executable, "-m", "agent", "say", "-t", "Hi.", "-o", str(out), "-c", "configs/local.yaml"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    assert out.exists() and "llama" not in r.stderr.lower()
+    # and the poison works: the LLM this config describes cannot start
+    from agent import ConfigError, load_config
+
+    llm = load_config("configs/local.yaml", environ=env).plugins["llm"].build()
+    with pytest.raises(ConfigError, match="no-such-model.gguf"):
+        asyncio.run(llm.start())
+
+
+async def test_tutor_config_documented_microphone_mode_starts(tmp_path: Path) -> None:
+    """examples/tutor/README.md: type or speak on the preview page with configs/tutor.yaml as shipped."""
+    from agent import AgentSession, ConfigError, load_config
+    from agent.interfaces import AudioInput
+    from flowact.types import AgentState
+
+    cfg = load_config(ROOT / "configs" / "tutor.yaml", environ={})
+    assert cfg.plugins["sink"].name == "preview" and cfg.plugins["sink"].config.model_dump()["microphone"]
+    assert isinstance(cfg.plugins["sink"].build(), AudioInput)
+    assert {"vad", "asr"} <= set(cfg.plugins)
+    # start it for real (the llama.cpp LLM swapped for the scripted one, the page on a free port);
+    # without its vad/asr sections (the config as it was) the microphone mode cannot start
+    quick = {"llm": {"type": "scripted"}, "sink.port": 0}
+    broken = AgentSession(load_config(ROOT / "configs" / "tutor.yaml", environ={},
+                                      overrides={**quick, "vad": None, "asr": None}))
+    with pytest.raises(ConfigError, match="audio input needs `vad:` and `asr:`"):
+        await broken.start()
+    await broken.aclose()
+    session = AgentSession(load_config(ROOT / "configs" / "tutor.yaml", environ={}, overrides=quick))
+    async with session:  # starts: the page's microphone is its audio input, heard through vad + asr
+        assert session.state in AgentState  # the greeting may already be under way
+
+
+def test_schema_config_validates_the_shipped_configs(tmp_path: Path) -> None:
+    import jsonschema
+    import yaml
+
+    r = cli("schema", "config")
+    assert r.returncode == 0, r.stderr
+    schema = json.loads(r.stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    configs = [p for p in sorted((ROOT / "configs").glob("*.yaml")) if isinstance(yaml.safe_load(p.read_text()), dict)]
+    assert {p.name for p in configs} >= {"local.yaml", "support_bot.yaml", "tutor.yaml"}
+    for p in configs:
+        errors = [e.message for e in validator.iter_errors(yaml.safe_load(p.read_text()))]
+        assert not errors, (p.name, errors)
+    # each plugin section is a union of the registered plugins' configs, keyed by `type`
+    sink_types = {schema["$defs"][v["$ref"].rsplit("/", 1)[-1]]["properties"]["type"]["const"]
+                  for v in schema["properties"]["sink"]["oneOf"]}
+    assert sink_types == {"file", "livekit", "null", "preview"}
+    ok = {"tts": {"type": "espeak"}, "generator": {"type": "portrait"}, "sink": {"type": "null"}}
+    assert validator.is_valid(ok)
+    for bad in ({**ok, "tts": {"type": "espeak", "colour": "red"}}, {**ok, "tts": {"type": "nope"}},
+                {k: v for k, v in ok.items() if k != "tts"}, {**ok, "session": {"fps": "fast"}}, {**ok, "extra": {}}):
+        assert not validator.is_valid(bad), bad
+
+
+def test_run_prints_the_live_conversation_and_writes_it_beside_the_output(tmp_path: Path) -> None:
+    script = tmp_path / "lines.yaml"
+    script.write_text("- {text: 'Hello there.', pause_s: 0}\n- {text: 'Where is my order?', pause_s: 0}\n")
+    out = tmp_path / "out" / "session.mp4"
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(
+        "session: {portrait: examples/assets/grace_hopper.jpg, realtime: false, idle_tail_s: 0.2}\n"
+        f"input: {{type: script, path: {script}}}\n"
+        "llm: {type: scripted, replies: ['[smile] Hi, nice to meet you.', 'It ships tomorrow.'], first_token_s: 0}\n"
+        f"tts: {{type: espeak}}\ngenerator: {{type: portrait}}\nsink: {{type: file, path: {out}}}\n"
+    )
+    r = cli("run", "--config", str(cfg))
+    assert r.returncode == 0, r.stderr
+    lines = [ln.strip() for ln in r.stdout.splitlines() if ln.strip().startswith(("user:", "agent:"))]
+    assert lines == ["user: Hello there.", "agent: Hi, nice to meet you.",
+                     "user: Where is my order?", "agent: It ships tomorrow."], r.stdout
+    path = tmp_path / "out" / "session.transcript.jsonl"
+    rows = [json.loads(ln) for ln in path.read_text().splitlines()]
+    assert [(x["role"], x["text"]) for x in rows] == [
+        ("user", "Hello there."), ("agent", "Hi, nice to meet you."),
+        ("user", "Where is my order?"), ("agent", "It ships tomorrow."),
+    ]
+    assert all(b["t"] >= a["t"] for a, b in zip(rows, rows[1:], strict=False))
+    assert f"transcript: {path}" in r.stdout and out.exists()

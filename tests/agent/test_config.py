@@ -95,3 +95,48 @@ def test_registry_lists_builtin_plugins_without_importing_them() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+BASE = (
+    "session: {fps: 25, portrait: a.jpg}\ninput: {type: stdin}\ntts: {type: espeak}\n"
+    'generator: {type: portrait}\nsink: {type: "null"}\n'
+)
+
+
+def test_overrides_replace_remove_and_set_fields(tmp_path: Path) -> None:
+    p = write(tmp_path, BASE)
+    cfg = load_config(p, environ={}, overrides={
+        "sink": {"type": "file", "path": "out/x.mp4"},  # a section is replaced whole
+        "input": None,  # removed
+        "session.portrait": "b.jpg",  # one field; the file's other session fields stay
+        "llm.type": "scripted",  # dotted keys create a missing section
+    })
+    assert cfg.plugins["sink"].name == "file" and cfg.plugins["sink"].config.path == "out/x.mp4"  # type: ignore[attr-defined]
+    assert "input" not in cfg.plugins and cfg.plugins["llm"].name == "scripted"
+    assert cfg.session.portrait == "b.jpg" and cfg.session.fps == 25
+
+
+def test_overrides_beat_env_and_bad_overrides_are_config_errors(tmp_path: Path) -> None:
+    p = write(tmp_path, BASE)
+    env = {"FLOWACT__SESSION__FPS": "30", "FLOWACT__SESSION__WIDTH": "640", "FLOWACT__LLM__BASE_URL": "http://x/v1"}
+    cfg = load_config(p, overrides={"session.fps": 20, "llm": None}, environ=env)
+    assert cfg.session.fps == 20 and cfg.session.width == 640 and cfg.plugin("llm") is None
+    with pytest.raises(ConfigError, match=r"override 'session.portrait.x': session.portrait is not a section"):
+        load_config(p, environ={}, overrides={"session.portrait.x": 1})
+    with pytest.raises(ConfigError, match=r"session.fps.*less than or equal to 60"):
+        load_config(p, environ={}, overrides={"session.fps": 99})
+
+
+def test_public_api_exports_the_session_lazily() -> None:
+    import agent
+    from agent.session import AgentSession
+
+    assert agent.AgentSession is AgentSession and agent.load_config is load_config
+    with pytest.raises(AttributeError):
+        agent.NoSuchThing  # noqa: B018
+
+
+def test_unquoted_null_type_says_to_quote_it(tmp_path: Path) -> None:
+    p = write(tmp_path, "tts: {type: espeak}\ngenerator: {type: portrait}\nsink: {type: null}\n")
+    with pytest.raises(ConfigError, match=r"sink.type: YAML reads `null` as nothing; write type: \"null\""):
+        load_config(p, environ={})

@@ -44,7 +44,7 @@ async def test_false_early_end_gives_one_answer_to_the_whole_question() -> None:
     assert session.metrics.barge_ins == 0  # going on is not a barge-in
     agent_lines = [p["text"] for _, k, p in rec.events if k == "transcript" and p["role"] == "agent"]
     assert agent_lines == ["Order 1234 arrives tomorrow."]  # one answer
-    assert [m.content for m in session.history] == ["my order number is 1234", "Order 1234 arrives tomorrow."]
+    assert list(session.history) == [("my order number is 1234", "Order 1234 arrives tomorrow.")]
 
 
 async def test_onset_while_speaking_is_still_a_barge_in() -> None:

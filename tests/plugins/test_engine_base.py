@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator, Sequence
 import numpy as np
 import pytest
 
-from flowact.clock import FakeClock
 from agent.engine import BaseLLM, BaseTTS, RetryPolicy
 from agent.errors import EngineError
 from agent.frames import AudioChunk, SpeechChunk, TextDelta, ToolCall
 from agent.interfaces import ChatMessage, ToolSpec
+from flowact.clock import FakeClock
 
 
 class FlakyLLM(BaseLLM):

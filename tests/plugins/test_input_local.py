@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flowact.clock import FakeClock
 from agent.errors import InputError
+from flowact.clock import FakeClock
 from plugins.input_local import ScriptInput, WavInput, read_audio_file
 from plugins.input_local.config import ScriptInputConfig, WavInputConfig
 

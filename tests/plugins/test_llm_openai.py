@@ -100,13 +100,13 @@ async def test_unreachable_server_fails_fast_after_retries() -> None:
     await llm.aclose()
 
 
-def test_prompt_has_the_intent_vocabulary_and_history_is_bounded() -> None:
+def test_prompt_has_the_intent_vocabulary_and_the_whole_history() -> None:
     from agent.intents import prompt_snippet
 
-    llm = OpenAILLM(OpenAILLMConfig(base_url="http://127.0.0.1:9/v1", max_history=4))
+    llm = OpenAILLM(OpenAILLMConfig(base_url="http://127.0.0.1:9/v1"))
     msgs = [ChatMessage("system", "Be kind."), *[ChatMessage("user", f"m{i}") for i in range(10)]]
     wire = llm._wire_messages(msgs)
     assert wire[0]["role"] == "system" and prompt_snippet() in wire[0]["content"]
-    assert [m["content"] for m in wire[1:]] == ["m6", "m7", "m8", "m9"]
+    assert [m["content"] for m in wire[1:]] == [f"m{i}" for i in range(10)]  # the session bounds it
     with pytest.raises(ConfigError, match="not an offered tool"):
         OpenAILLM(OpenAILLMConfig(base_url="http://x/v1", tool_choice="nope"))._tool_choice([])

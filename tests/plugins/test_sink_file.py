@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from agent.errors import TransportError
+from agent.errors import ConfigError, TransportError
 from flowact.types import VideoChunk, VideoFrame
 from plugins.sink_file import FileSink, FileSinkConfig
 from tests.fixtures.mp4 import video_frames
@@ -56,7 +56,7 @@ async def test_failure_leaves_no_file(tmp_path: Path) -> None:
 
 async def test_odd_size_is_refused(tmp_path: Path) -> None:
     sink = FileSink(FileSinkConfig(path=str(tmp_path / "o.mp4")))
-    with pytest.raises(TransportError, match="even"):
+    with pytest.raises(ConfigError, match="even frame sizes"):
         await sink.start(width=63, height=48, fps=25, sample_rate=24000)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.errors import ConfigError, EngineError
+from agent.errors import ConfigError
 from agent.frames import SpeechChunk
 from plugins.tts_espeak import EspeakTTS, EspeakTTSConfig
 from plugins.tts_piper import PiperTTS, PiperTTSConfig
@@ -68,5 +68,5 @@ async def test_empty_text_gives_nothing_and_bad_voices_are_clear_errors(tmp_path
     assert await synth(PiperTTS(), "  ") == []
     with pytest.raises(ConfigError, match="not found"):
         PiperTTS(PiperTTSConfig(voice=str(tmp_path / "none.onnx")))
-    with pytest.raises(EngineError, match="unknown voice"):
+    with pytest.raises(ConfigError, match="no voice"):
         EspeakTTS(EspeakTTSConfig(voice="xx-nonexistent"))

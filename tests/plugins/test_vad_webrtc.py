@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.errors import ConfigError
+from agent.errors import ConfigError, InputError
 from agent.frames import AudioChunk, VadEvent
 from agent.registry import load_plugin
 from plugins.input_local import read_audio_file
@@ -74,7 +74,7 @@ async def test_bad_config_and_input_are_clear_errors() -> None:
         WebrtcVAD(sample_rate=22050)
     vad = WebrtcVAD(WebrtcVADConfig(frame_ms=30), sample_rate=48000)
     assert vad.frame == 1440
-    with pytest.raises(ValueError, match="48000 Hz"):
+    with pytest.raises(InputError, match="48000 Hz"):
         await vad.feed(AudioChunk(np.zeros(160, np.int16), 16000))
 
 
