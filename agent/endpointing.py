@@ -96,6 +96,7 @@ class Endpointer:
         self.last_probability: float | None = None  # verdict of the last check (for logs and benches)
         self.last_end_reason = ""  # silence | complete | incomplete | max_utterance | model_error
         self._model_failed = False
+        self._waited = False
         self.reset()
 
     def _frames(self, ms: float) -> int:
@@ -142,10 +143,13 @@ class Endpointer:
         return self._pending is not None and not self._pending.done() and self._silent_run >= self.wait_after
 
     async def push(self, frame: np.ndarray, voiced: bool) -> VadEvent | None:
-        """`update`, first awaiting an overdue model verdict (see the module doc)."""
-        if self.waiting_for_verdict:
+        """`update`, first awaiting an overdue model verdict (see the module doc). A model that hangs
+        is awaited once, at most until `max_silence_ms` would end the turn anyway."""
+        if self.waiting_for_verdict and not self._waited:
             assert self._pending is not None
-            await asyncio.wait({asyncio.wrap_future(self._pending)})
+            self._waited = True
+            timeout = (self.max_silence - self._silent_run) * self.frame_s
+            await asyncio.wait({asyncio.wrap_future(self._pending)}, timeout=timeout)
         return self.update(frame, voiced)
 
     def update(self, frame: np.ndarray, voiced: bool) -> VadEvent | None:
@@ -211,6 +215,7 @@ class Endpointer:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="turn-model")
         self._pending = self._executor.submit(self.completion, audio, self.sample_rate)
+        self._waited = False
 
     def _drop_check(self) -> None:
         if self._pending is not None:

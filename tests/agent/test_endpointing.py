@@ -128,3 +128,14 @@ async def test_warmup_and_close() -> None:
     assert model.calls == [RATE]
     ep.close()
     make().warmup()  # no model: nothing to do
+
+
+async def test_a_hanging_model_delays_the_feed_once_and_the_turn_still_ends() -> None:
+    model = Verdict(0.9, delay_s=1.0)  # answers long after the turn must have ended
+    ep = make(CompletionPolicy(model, pause_ms=200, max_silence_ms=500, verdict_wait_ms=100))
+    events = await run(ep, frames(0.5, 1.0))
+    end = events[1]
+    assert end.last_voiced_t is not None
+    assert abs(end.t - end.last_voiced_t - 0.5) < 0.011
+    assert ep.last_end_reason == "silence"  # no verdict came in time
+    ep.close()
