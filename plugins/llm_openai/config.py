@@ -45,7 +45,10 @@ class LocalServerConfig(BaseModel):
     sha256: str | None = Field(None, description="expected sha256 of model_path")
     cache_dir: str = Field("~/.cache/flowact/models", description="where split models are joined once")
     n_ctx: int = Field(2048, ge=256)
-    n_threads: int = Field(2, ge=1)
+    n_threads: int = Field(2, ge=1, description="llama.cpp threads (the box's cores are shared with the renderer)")
+    nice: int = Field(
+        10, ge=0, le=19, description="CPU niceness of the server process: the media path (rendering, encoding) wins"
+    )
     chat_format: str | None = Field(
         "chatml-function-calling",
         description="llama.cpp chat format; the default handles tool calls for ChatML models (both shipped "

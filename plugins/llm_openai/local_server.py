@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import importlib.util
 import logging
+import os
 import socket
 import sys
 import tempfile
@@ -123,6 +124,9 @@ class LocalLlamaServer:
         if self.config.chat_format:
             args += ["--chat_format", self.config.chat_format]
         self.proc = await asyncio.create_subprocess_exec(*args, stdout=self._log, stderr=self._log)
+        if self.config.nice:  # set before the interpreter has started any thread: all of them inherit it
+            with contextlib.suppress(ProcessLookupError):
+                os.setpriority(os.PRIO_PROCESS, self.proc.pid, os.getpriority(os.PRIO_PROCESS, 0) + self.config.nice)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.startup_timeout_s
         async with httpx.AsyncClient(timeout=2.0) as client:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.endpointing import Endpointer
 from agent.errors import InputError
 from agent.frames import AudioChunk, VadEvent
 from flowact.audio import int16_to_float
+from plugins.turn_smart import EndOfTurnConfig, build_endpointer
 
 __all__ = ["EnergyVAD", "EnergyVADConfig"]
 
@@ -24,6 +25,9 @@ class EnergyVADConfig(BaseModel):
     end_silence_ms: int = Field(600, ge=50, description="trailing silence that ends the user's turn")
     pre_roll_ms: int = Field(200, ge=0)
     max_utterance_s: float = Field(30.0, gt=1)
+    end_of_turn: EndOfTurnConfig = Field(
+        default_factory=EndOfTurnConfig, description="silence (default) or smart_turn (model-judged end of turn)"
+    )
 
 
 class EnergyVAD:
@@ -33,8 +37,11 @@ class EnergyVAD:
         self.config = config or EnergyVADConfig()
         self.sample_rate = sample_rate
         self.frame = sample_rate // 100  # 10 ms analysis frames
-        self.endpointer = Endpointer.from_config(self.config, sample_rate=sample_rate, frame_samples=self.frame)
+        self.endpointer = build_endpointer(self.config, sample_rate=sample_rate, frame_samples=self.frame)
         self.reset()
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.endpointer.warmup)
 
     def reset(self) -> None:
         self._rest = np.zeros(0, np.int16)
@@ -57,7 +64,10 @@ class EnergyVAD:
             voiced = db > max(cfg.min_level_db, self._noise_db + cfg.threshold_db)
             if not voiced:  # track the floor only on non-speech frames
                 self._noise_db += (db - self._noise_db) * (0.05 if db > self._noise_db else 0.3)
-            ev = self.endpointer.update(f, voiced)
+            ev = await self.endpointer.push(f, voiced)
             if ev is not None:
                 events.append(ev)
         return events
+
+    async def aclose(self) -> None:
+        self.endpointer.close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from plugins.turn_smart import EndOfTurnConfig
+
 __all__ = ["SileroVADConfig"]
 
 
@@ -16,3 +18,6 @@ class SileroVADConfig(BaseModel):
     pre_roll_ms: int = Field(256, ge=0)
     max_utterance_s: float = Field(30.0, gt=1)
     model_path: str | None = Field(None, description="default: the model shipped inside faster-whisper")
+    end_of_turn: EndOfTurnConfig = Field(
+        default_factory=EndOfTurnConfig, description="silence (default) or smart_turn (model-judged end of turn)"
+    )

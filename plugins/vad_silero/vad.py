@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from agent.endpointing import Endpointer
 from agent.errors import ConfigError, InputError
 from agent.frames import AudioChunk, VadEvent
 from flowact.audio import int16_to_float
+from plugins.turn_smart import build_endpointer
 from plugins.vad_silero.config import SileroVADConfig
 
 __all__ = ["SileroVAD"]
@@ -53,8 +53,14 @@ class SileroVAD:
         self.session: Any = onnxruntime.InferenceSession(
             str(path), providers=["CPUExecutionProvider"], sess_options=opts
         )
-        self.endpointer = Endpointer.from_config(self.config, sample_rate=sample_rate, frame_samples=WINDOW)
+        # the speech probability trails the voice by about one window (measured +16..+49 ms on piper/espeak)
+        self.endpointer = build_endpointer(
+            self.config, sample_rate=sample_rate, frame_samples=WINDOW, voiced_lag_s=WINDOW / sample_rate
+        )
         self.reset()
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.endpointer.warmup)
 
     def reset(self) -> None:
         self._h = np.zeros((1, 1, 128), np.float32)
@@ -71,32 +77,28 @@ class SileroVAD:
         self._context = x[-CONTEXT:]
         return float(np.asarray(out).reshape(-1)[0])
 
-    def _process(self, data: np.ndarray) -> list[VadEvent]:
-        events: list[VadEvent] = []
-        speaking = self.endpointer.speaking
-        for i in range(len(data) // WINDOW):
-            w = data[i * WINDOW : (i + 1) * WINDOW]
-            p = self._prob(w)
-            self.last_prob = p
-            thr = self.config.threshold - (0.15 if speaking else 0.0)  # hysteresis
-            ev = self.endpointer.update(w, p >= thr)
-            speaking = self.endpointer.speaking
-            if ev is not None:
-                events.append(ev)
-        return events
+    def _probs(self, windows: np.ndarray) -> list[float]:
+        return [self._prob(w) for w in windows]
 
     async def feed(self, chunk: AudioChunk) -> Sequence[VadEvent]:
         if chunk.sample_rate != self.sample_rate:
             raise InputError(f"vad: SileroVAD expects 16000 Hz audio, got {chunk.sample_rate} Hz "
                              "(set session.input_sample_rate: 16000; the session resamples its inputs)")
         data = np.concatenate([self._rest, chunk.samples])
-        n = (len(data) // WINDOW) * WINDOW
-        self._rest = data[n:]
-        if n == 0:
-            return []
-        if n <= 4 * WINDOW:  # ~0.1 ms per window: fine inline; larger batches go to a thread
-            return self._process(data[:n])
-        return await asyncio.to_thread(self._process, data[:n])
+        n = len(data) // WINDOW
+        self._rest = data[n * WINDOW :]
+        windows = data[: n * WINDOW].reshape(n, WINDOW)
+        # ~0.1 ms per window: fine inline; larger batches go to a thread
+        probs = self._probs(windows) if n <= 4 else await asyncio.to_thread(self._probs, windows)
+        events: list[VadEvent] = []
+        for w, p in zip(windows, probs, strict=True):
+            self.last_prob = p
+            thr = self.config.threshold - (0.15 if self.endpointer.speaking else 0.0)  # hysteresis
+            ev = await self.endpointer.push(w, p >= thr)
+            if ev is not None:
+                events.append(ev)
+        return events
 
     async def aclose(self) -> None:
+        self.endpointer.close()
         self.session = None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from plugins.turn_smart import EndOfTurnConfig
+
 __all__ = ["WebrtcVADConfig"]
 
 
@@ -21,6 +23,9 @@ class WebrtcVADConfig(BaseModel):
     end_silence_ms: int = Field(600, ge=50, description="trailing silence that ends the user's turn")
     pre_roll_ms: int = Field(250, ge=0)
     max_utterance_s: float = Field(30.0, gt=1)
+    end_of_turn: EndOfTurnConfig = Field(
+        default_factory=EndOfTurnConfig, description="silence (default) or smart_turn (model-judged end of turn)"
+    )
 
     @field_validator("frame_ms")
     @classmethod

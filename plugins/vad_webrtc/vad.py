@@ -2,22 +2,24 @@
 
 Frames below an absolute level floor are never speech; decisions are smoothed by a majority over
 the last `smooth_frames` frames (single-frame flips are common in webrtcvad), then
-`agent.endpointing.Endpointer` turns them into onset (barge-in) and end-of-turn events. Costs a
-few microseconds per frame, so it runs inline on the event loop.
+`agent.endpointing.Endpointer` turns them into onset (barge-in) and end-of-turn events (on silence
+or on the Smart Turn model's verdict: `end_of_turn`). Costs a few microseconds per frame, so it runs
+inline on the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from agent.endpointing import Endpointer
 from agent.errors import ConfigError, InputError
 from agent.frames import AudioChunk, VadEvent
 from flowact.audio import int16_to_float
+from plugins.turn_smart import build_endpointer
 from plugins.vad_webrtc.config import WebrtcVADConfig
 
 __all__ = ["WebrtcVAD", "WebrtcVADConfig"]
@@ -39,8 +41,15 @@ class WebrtcVAD:
         self.sample_rate = sample_rate
         self.frame = sample_rate * self.config.frame_ms // 1000
         self._vad: Any = webrtcvad.Vad(self.config.aggressiveness)
-        self.endpointer = Endpointer.from_config(self.config, sample_rate=sample_rate, frame_samples=self.frame)
+        # the majority vote keeps saying "voiced" for smooth_frames // 2 frames after the voice stops
+        lag = (self.config.smooth_frames // 2) * self.config.frame_ms / 1000
+        self.endpointer = build_endpointer(
+            self.config, sample_rate=sample_rate, frame_samples=self.frame, voiced_lag_s=lag
+        )
         self.reset()
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.endpointer.warmup)
 
     def reset(self) -> None:
         self._rest = np.zeros(0, np.int16)
@@ -65,10 +74,10 @@ class WebrtcVAD:
             loud = 20.0 * np.log10(rms + 1e-9) > self.config.min_level_db
             self._votes.append(loud and self.is_speech(f))
             voiced = 2 * sum(self._votes) > len(self._votes)
-            ev = self.endpointer.update(f, voiced)
+            ev = await self.endpointer.push(f, voiced)
             if ev is not None:
                 events.append(ev)
         return events
 
     async def aclose(self) -> None:
-        return None
+        self.endpointer.close()

@@ -36,3 +36,56 @@ def test_long_run_is_split_at_a_comma() -> None:
     sp = SentenceSplitter(max_chars=40)
     out = sp.feed("one two three four five six, seven eight nine ten eleven twelve thirteen")
     assert out and len(out[0].text) <= 40 and out[0].text.endswith(",")
+
+
+def _split(text: str, step: int = 3, **kw: object) -> list[str]:
+    sp = SentenceSplitter(**kw)  # type: ignore[arg-type]
+    out = []
+    for i in range(0, len(text), step):  # streamed in small deltas like LLM tokens
+        out += sp.feed(text[i : i + step])
+    out += sp.flush()
+    for s in out:
+        assert text[s.offset : s.offset + len(s.text)] == s.text
+    return [s.text for s in out]
+
+
+def test_first_clause_mode_releases_the_first_clause_then_sentences() -> None:
+    text = "Sure, I can check that for you, just a moment. Your order shipped on Monday, and it arrives today."
+    assert _split(text, first_clause=True) == [
+        "Sure, I can check that for you,",  # "Sure," has too few words to stand alone
+        "just a moment.",
+        "Your order shipped on Monday, and it arrives today.",  # later pieces stay sentences
+    ]
+    assert _split(text) == ["Sure, I can check that for you, just a moment.",
+                            "Your order shipped on Monday, and it arrives today."]
+
+
+def test_first_clause_is_emitted_before_the_sentence_is_complete() -> None:
+    sp = SentenceSplitter(first_clause=True)
+    assert sp.feed("Your order number is 12,345") == []  # "12,345" is not a boundary
+    out = sp.feed("; it left the warehouse")
+    assert [s.text for s in out] == ["Your order number is 12,345;"]
+    assert sp.feed(" yesterday") == []
+
+
+def test_first_clause_at_colon_and_dashes() -> None:
+    assert _split("Here is the plan: we meet at 10:30 tomorrow.", first_clause=True) == [
+        "Here is the plan:", "we meet at 10:30 tomorrow."]
+    assert _split("The order you placed - the blue one - ships today.", first_clause=True) == [
+        "The order you placed -", "the blue one - ships today."]
+    assert _split("That one is great\u2014really great. Yes.", first_clause=True) == [
+        "That one is great\u2014", "really great.", "Yes."]
+
+
+def test_first_clause_after_max_words_without_punctuation() -> None:
+    text = "I think the best thing we can do right now is wait for the next update. Ok then."
+    assert _split(text, first_clause=True, clause_max_words=8) == [
+        "I think the best thing we can do", "right now is wait for the next update.", "Ok then."]
+    sp = SentenceSplitter(first_clause=True, clause_max_words=4)
+    assert sp.feed("one two three four") == []  # the 4th word may still be growing
+    assert [s.text for s in sp.feed("teen five")] == ["one two three fourteen"]
+
+
+def test_a_short_first_sentence_still_ends_at_its_period() -> None:
+    assert _split("Yes, of course. Anything else, I mean, at all?", first_clause=True) == [
+        "Yes, of course.", "Anything else, I mean, at all?"]
