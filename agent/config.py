@@ -64,6 +64,12 @@ class SessionConfig(BaseModel):
     history_turns: int = Field(8, ge=0, le=200)
     history_chars: int = Field(6000, ge=0, description="bound on remembered conversation text")
     barge_in: bool = True
+    first_clause: bool = Field(True, description="send the reply's first clause to TTS, not its first sentence")
+    continue_window_s: float = Field(
+        2.5, ge=0.0, description="voice onset this soon after a question, before the answer plays: the user "
+        "goes on with the same question (one answer to the whole of it), not a barge-in",
+    )
+    warmup_timeout_s: float = Field(90.0, gt=0, description="longest wait for engine warm-up before listening")
     late_frame_policy: str = Field("repeat", pattern="^(repeat|drop)$")
     realtime: bool = Field(True, description="pace output in wall time (False: as fast as possible)")
     idle_tail_s: float = Field(1.0, ge=0.0, description="idle video after the last turn (offline)")

@@ -89,6 +89,7 @@ class Conversation:
         barge_in: bool = True,
         chunk_duration: float = 0.16,
         continue_window_s: float = 2.5,
+        first_clause: bool = True,
         source: str = "<config>",
     ) -> None:
         self.builder = builder
@@ -110,6 +111,7 @@ class Conversation:
         self._runs: dict[int, int] = {}  # speech run (media loop) -> turn
         self._media_speaking = False
         self.continue_window_s = continue_window_s
+        self.first_clause = first_clause
         self._spoken: tuple[int, str, float] | None = None  # (turn, user text, end) of a spoken question
         self._carry = ""  # a question the user went on with after a false early end
         self._continued_turn = 0
@@ -232,7 +234,7 @@ class Conversation:
     async def _run_turn(self, action: StartTurn) -> None:
         runner = TurnRunner(
             turn=action.turn, builder=self.builder, tts=self.tts, clock=self.clock, metrics=self.metrics,
-            llm=self.llm, on_speech=self.notify,
+            llm=self.llm, on_speech=self.notify, first_clause=self.first_clause,
         )
         try:
             if action.use_llm:

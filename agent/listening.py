@@ -85,16 +85,18 @@ class Listener:
             self.emit(UserSpeechStarted(self.clock.now()))
             return
         t_end = self.clock.now()
-        self.emit(UserSpeechEnded(t_end, event.audio))
+        # the VAD's own time runs on the audio it was fed: its lag behind that gives the last word
+        last_word = None if event.last_voiced_t is None else t_end - max(0.0, event.t - event.last_voiced_t)
+        self.emit(UserSpeechEnded(t_end, event.audio, last_voiced_t=last_word))
         if event.audio is not None and len(event.audio.samples) > 0 and self.asr is not None:
             if self.asr_task is not None and not self.asr_task.done():
                 self.asr_task.cancel()
-            self.asr_task = asyncio.create_task(self._transcribe(event.audio, t_end), name="asr")
+            self.asr_task = asyncio.create_task(self._transcribe(event.audio, t_end, last_word), name="asr")
             if self.notify is not None:
                 notify = self.notify
                 self.asr_task.add_done_callback(lambda _: notify())
 
-    async def _transcribe(self, audio: AudioChunk, t_end: float) -> None:
+    async def _transcribe(self, audio: AudioChunk, t_end: float, last_word: float | None) -> None:
         assert self.asr is not None
         text = ""
         try:
@@ -107,7 +109,7 @@ class Listener:
             self.metrics.errors += 1
             self.fanout.event("error", {"stage": "asr", "error": str(e), "retryable": e.retryable})
             text = ""
-        self.emit(UserMessage(text, t_end=t_end, t_final=self.clock.now()))
+        self.emit(UserMessage(text, t_end=t_end, t_final=self.clock.now(), last_word=last_word))
 
     @property
     def transcribing(self) -> bool:

@@ -50,8 +50,6 @@ from flowact.types import AgentState
 
 __all__ = ["AgentSession", "Components"]
 
-WARMUP_TIMEOUT_S = 90.0
-
 log = logging.getLogger("agent.session")
 
 
@@ -162,6 +160,7 @@ class AgentSession:
             builder=self.builder, tts=c.tts, llm=c.llm, generator=c.generator, clock=self.clock,
             metrics=self.metrics, fanout=self.fanout, history=self.history, system_prompt=self.cfg.system_prompt,
             barge_in=self.cfg.barge_in, chunk_duration=self.timeline.chunk_duration, source=self.config.source,
+            continue_window_s=self.cfg.continue_window_s, first_clause=self.cfg.first_clause,
         )
         self._media = MediaLoop(
             timeline=self.timeline, clock=self.clock, metrics=self.metrics, generator=c.generator, sink=c.sink,
@@ -193,9 +192,9 @@ class AgentSession:
                 jobs.append(engine.prepare())
         t0 = self.clock.now()
         try:
-            results = await asyncio.wait_for(asyncio.gather(*jobs, return_exceptions=True), WARMUP_TIMEOUT_S)
+            results = await asyncio.wait_for(asyncio.gather(*jobs, return_exceptions=True), self.cfg.warmup_timeout_s)
         except TimeoutError:
-            log.warning("warm-up took longer than %.0f s; listening anyway", WARMUP_TIMEOUT_S)
+            log.warning("warm-up took longer than %.0f s; listening anyway", self.cfg.warmup_timeout_s)
             return
         for r in results:
             if isinstance(r, Exception):

@@ -59,6 +59,7 @@ class TurnRunner:
         metrics: SessionMetrics,
         llm: LLM | None = None,
         on_speech: Callable[[], None] | None = None,
+        first_clause: bool = True,
     ) -> None:
         self.turn = turn
         self.builder = builder
@@ -69,7 +70,7 @@ class TurnRunner:
         self.on_speech = on_speech  # called after each piece of speech is queued in the builder
         self.result = TurnResult(turn)
         self._parser = IntentParser()
-        self._splitter = SentenceSplitter()
+        self._splitter = SentenceSplitter(first_clause=first_clause)
         self._pending_tags: list[IntentTag] = []
 
     async def run_llm(self, messages: Sequence[ChatMessage]) -> TurnResult:
