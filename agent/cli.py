@@ -214,12 +214,17 @@ def _print_turns(session: Any) -> None:
     rows = session.metrics.turn_table()
     if not rows:
         return
-    cols = ["asr_final", "llm_first_token", "tts_first_audio", "first_frame"]
-    print("\nper-turn latency (seconds from end of user speech):")
-    print(f"{'turn':>4}  " + "  ".join(f"{c:>15}" for c in cols))
+    feel = ["heard_s", "seen_s"]
+    cols = ["endpoint_s", "asr_final", "llm_first_token", "tts_first_audio", "first_frame"]
+    print("\nper-turn latency (seconds). heard/seen: from the user's last word to the first avatar audio /")
+    print("speaking frame; breakdown: endpoint from the last word, the rest from the endpoint decision")
+    print(f"{'turn':>4}  " + "  ".join(f"{c.removesuffix('_s'):>8}" for c in feel) + "  |"
+          + "  ".join(f"{c.removesuffix('_s'):>15}" for c in cols))
     for r in rows:
-        cells = [f"{r[c]:>15.3f}" if c in r else f"{'-':>15}" for c in cols]
-        print(f"{r['turn']:>4}  " + "  ".join(cells) + ("  (interrupted)" if r.get("interrupted") else ""))
+        left = [f"{r[c]:>8.3f}" if c in r else f"{'-':>8}" for c in feel]
+        right = [f"{r[c]:>15.3f}" if c in r else f"{'-':>15}" for c in cols]
+        print(f"{r['turn']:>4}  " + "  ".join(left) + "  |" + "  ".join(right)
+              + ("  (interrupted)" if r.get("interrupted") else ""))
 
 
 if __name__ == "__main__":
