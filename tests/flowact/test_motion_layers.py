@@ -13,7 +13,14 @@ from flowact.model import MMDiT, preset
 from flowact.motion.base import MotionModel
 from flowact.motion.learned import LearnedMotion
 from flowact.motion.params import MOTION_DIM, MOTION_HIGH, MOTION_LOW, P
-from flowact.motion.procedural import FACE_GESTURES, GESTURE_TABLE, HEAD_GESTURES, ProceduralMotion
+from flowact.motion.procedural import (
+    FACE_GESTURES,
+    GESTURE_TABLE,
+    HEAD_GESTURES,
+    STATE_EASE_S,
+    ProceduralMotion,
+    StateBlend,
+)
 from flowact.types import AgentState, AudioChunk, ControlChunk, IntentTag, SpeechChunk
 from tests.flowact.test_procedural import chunk
 
@@ -117,3 +124,22 @@ def test_learned_barge_in_still_eases() -> None:
     jump = np.abs(later[0] - before[-1])
     assert (jump <= typical + 1e-5).all()  # no bigger a jump than the model makes anyway
     assert np.abs(np.diff(run, axis=0))[:, P["smile"]].max() < 0.35  # the dropped smile fades, no cut
+
+
+def test_one_state_easing_for_the_builder_and_the_face() -> None:
+    """The builder's head/gaze and the motion model's face blend states through the same StateBlend:
+    after STATE_EASE_S of a state its weight is 1 - 1/e, and the other weights fall symmetrically."""
+    blend = StateBlend(FPS)
+    for _ in range(round(STATE_EASE_S * FPS)):
+        listening, thinking, speaking = blend.step(AgentState.THINKING)
+    assert thinking == pytest.approx(1 - np.exp(-1), abs=0.01) and listening == speaking == 0.0
+    for _ in range(round(STATE_EASE_S * FPS)):
+        listening, thinking, _ = blend.step(AgentState.LISTENING)
+    assert listening == pytest.approx(1 - np.exp(-1), abs=0.01)
+    assert thinking == pytest.approx((1 - np.exp(-1)) * np.exp(-1), abs=0.01)
+    # through the builder and the motion model, the thinking face eases in
+    b, m = ControlBuilder(sample_rate=SR, seed=0), ProceduralMotion(seed=0)
+    b.set_state(AgentState.THINKING)
+    rows = [m.step(b.next_chunk()).values for _ in range(int(2 * STATE_EASE_S * FPS / 4))]
+    furrow = np.concatenate(rows)[:, P["brow_furrow"]]
+    assert furrow[0] < 0.05 and furrow[-1] > 0.1 and np.all(np.diff(furrow) >= -1e-6)  # eased in, no pop
