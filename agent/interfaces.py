@@ -178,6 +178,8 @@ class SessionView(Protocol):
 
     async def wait_idle(self, timeout: float | None = None) -> None: ...  # noqa: ASYNC109
 
+    async def wait_reply(self, after_turn: int, timeout: float | None = None) -> None: ...  # noqa: ASYNC109
+
     @property
     def turn_count(self) -> int: ...
 

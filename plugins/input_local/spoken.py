@@ -8,27 +8,22 @@ polite person would. Used by `flowact-agent demo` and end-to-end tests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.errors import ConfigError, InputError
 from agent.frames import AudioChunk
+from agent.interfaces import SessionView
 from agent.registry import load_plugin, plugin_config_class
 from flowact.audio import float_to_int16, int16_to_float, resample
 from flowact.clock import Clock, Pacer, RealClock
 from plugins.input_local.inputs import load_script
 
 __all__ = ["SpokenScriptInput", "SpokenScriptInputConfig"]
-
-
-class _SessionView(Protocol):
-    async def wait_idle(self, timeout: float | None = None) -> None: ...  # noqa: ASYNC109
-
-    @property
-    def turn_count(self) -> int: ...
 
 
 class SpokenScriptInputConfig(BaseModel):
@@ -58,9 +53,9 @@ class SpokenScriptInput:
             self._tts = cls(plugin_config_class(cls).model_validate(voice), sample_rate=sample_rate)
         except ValidationError as e:
             raise ConfigError(f"input.voice: {e}") from e
-        self._session: _SessionView | None = None
+        self._session: SessionView | None = None
 
-    def bind_session(self, session: _SessionView) -> None:
+    def bind_session(self, session: SessionView) -> None:
         self._session = session
 
     async def _synthesize(self, text: str) -> np.ndarray:
@@ -113,7 +108,5 @@ class SpokenScriptInput:
         if self._session is None:
             await self.clock.sleep(5.0)
             return
-        deadline = self.clock.now() + self.config.reply_timeout_s
-        while self._session.turn_count <= turns_before and self.clock.now() < deadline:
-            await self.clock.sleep(0.05)
-        await self._session.wait_idle(timeout=max(0.1, deadline - self.clock.now()))
+        with contextlib.suppress(TimeoutError):  # no reply in time: the script goes on
+            await self._session.wait_reply(turns_before, timeout=self.config.reply_timeout_s)
