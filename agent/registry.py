@@ -4,7 +4,9 @@ Built-in plugins are listed as "module:Class" strings so importing the registry 
 Third-party plugins register through the entry-point group `flowact_agent.plugins` with names
 `<kind>.<type>` (e.g. `tts.my_engine = my_pkg.tts:MyTTS`). A plugin class has a nested or
 module-level pydantic `Config` (exposed as `PluginClass.Config`) and is built as
-`PluginClass(config, **context)`.
+`PluginClass(config, **context)`: every kind but `generator` gets the session's `clock=` (a
+`flowact.clock.Clock`); VAD and input get `sample_rate=`, TTS its output `sample_rate=`, the
+generator `width=`, `height=`, `fps=`.
 """
 
 from __future__ import annotations

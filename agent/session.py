@@ -95,11 +95,16 @@ class AgentSession:
     # --- building ------------------------------------------------------------------------------
     def _build(self) -> None:
         sr_in = self.cfg.input_sample_rate
+        clock = {"clock": self.clock}  # engines, inputs, sinks and channels run on the session's clock
         ctx: dict[str, dict[str, Any]] = {
-            "vad": {"sample_rate": sr_in},
-            "tts": {"sample_rate": self.cfg.sample_rate},
+            "vad": {"sample_rate": sr_in, **clock},
+            "asr": clock,
+            "llm": clock,
+            "tts": {"sample_rate": self.cfg.sample_rate, **clock},
             "generator": {"width": self.cfg.width, "height": self.cfg.height, "fps": self.cfg.fps},
-            "input": {"sample_rate": sr_in, "clock": self.clock},
+            "input": {"sample_rate": sr_in, **clock},
+            "sink": clock,
+            "control": clock,
         }
         for f in fields(Components):
             kind = {"audio_input": "input", "text_input": "input"}.get(f.name, f.name)

@@ -21,6 +21,7 @@ from agent.engine import BaseASR, RetryPolicy
 from agent.errors import ConfigError, EngineError
 from agent.frames import AudioChunk, Transcript
 from flowact.audio import int16_to_float, resample
+from flowact.clock import Clock
 from plugins.asr_faster_whisper.config import FasterWhisperConfig
 
 __all__ = ["FasterWhisperASR", "base_model_path", "default_model_path", "resolve_model"]
@@ -93,10 +94,12 @@ class FasterWhisperASR(BaseASR):
     engine_name = "faster-whisper"
     sample_rate = 16000
 
-    def __init__(self, config: FasterWhisperConfig | None = None) -> None:
+    def __init__(self, config: FasterWhisperConfig | None = None, *, clock: Clock | None = None) -> None:
         self.config = config or FasterWhisperConfig()
         t = self.config.timeout_s
-        super().__init__(policy=RetryPolicy(retries=self.config.retries, first_item_timeout_s=t, idle_timeout_s=t))
+        super().__init__(
+            policy=RetryPolicy(retries=self.config.retries, first_item_timeout_s=t, idle_timeout_s=t), clock=clock
+        )
         self.model_path = resolve_model(self.config.model, self.config.cache_dir)
         self._model: Any = None
         self._lock = threading.Lock()

@@ -20,6 +20,7 @@ from agent.engine import BaseLLM, RetryPolicy
 from agent.errors import ConfigError, EngineError
 from agent.frames import TextDelta, ToolCall
 from agent.interfaces import ChatMessage, ToolSpec
+from flowact.clock import Clock
 from plugins.llm_openai.config import OpenAILLMConfig, UserTool
 from plugins.llm_openai.local_server import LocalLlamaServer
 
@@ -33,12 +34,12 @@ class OpenAILLM(BaseLLM):
     Config = OpenAILLMConfig
     engine_name = "openai"
 
-    def __init__(self, config: OpenAILLMConfig | None = None) -> None:
+    def __init__(self, config: OpenAILLMConfig | None = None, *, clock: Clock | None = None) -> None:
         self.config = c = config or OpenAILLMConfig(local_server=None, base_url="http://127.0.0.1:8080/v1")
         super().__init__(policy=RetryPolicy(
             retries=c.retries, backoff_s=c.backoff_s, first_item_timeout_s=c.first_token_timeout_s,
             idle_timeout_s=c.timeout_s,
-        ))
+        ), clock=clock)
         if c.base_url is None and c.local_server is None:
             raise ConfigError("llm: set `base_url` (any OpenAI-compatible server) or `local_server: {}`")
         self.server = LocalLlamaServer(c.local_server) if c.local_server is not None else None

@@ -25,6 +25,7 @@ from agent.engine import BaseTTS, RetryPolicy
 from agent.errors import ConfigError, EngineError
 from agent.frames import AudioChunk, PhonemeTiming, SpeechChunk
 from flowact.audio import float_to_int16, resample
+from flowact.clock import Clock
 from plugins.tts_coqui.config import CoquiTTSConfig
 
 __all__ = ["CoquiTTS", "split_sentences"]
@@ -62,12 +63,14 @@ class CoquiTTS(BaseTTS):
     Config = CoquiTTSConfig
     engine_name = "coqui"
 
-    def __init__(self, config: CoquiTTSConfig | None = None, *, sample_rate: int = 24000) -> None:
+    def __init__(
+        self, config: CoquiTTSConfig | None = None, *, sample_rate: int = 24000, clock: Clock | None = None
+    ) -> None:
         if config is None:
             raise ConfigError("tts: coqui needs `model_name` or `model_path` in its config")
         self.config = config
         super().__init__(policy=RetryPolicy(retries=0, first_item_timeout_s=config.timeout_s,
-                                            idle_timeout_s=config.timeout_s))
+                                            idle_timeout_s=config.timeout_s), clock=clock)
         self.sample_rate = sample_rate
         self._api_cls = _import_coqui()
         self.model_path, self.config_path = self._resolve()

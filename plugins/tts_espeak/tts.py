@@ -18,6 +18,7 @@ from agent.engine import BaseTTS, RetryPolicy
 from agent.errors import ConfigError, EngineError
 from agent.frames import AudioChunk, PhonemeTiming, SpeechChunk, WordTiming
 from flowact.audio import float_to_int16, int16_to_float, resample
+from flowact.clock import Clock
 from plugins.tts_espeak.config import EspeakTTSConfig
 
 __all__ = ["EspeakTTS"]
@@ -81,9 +82,11 @@ class EspeakTTS(BaseTTS):
     Config = EspeakTTSConfig
     engine_name = "espeak"
 
-    def __init__(self, config: EspeakTTSConfig | None = None, *, sample_rate: int = 24000) -> None:
+    def __init__(
+        self, config: EspeakTTSConfig | None = None, *, sample_rate: int = 24000, clock: Clock | None = None
+    ) -> None:
         self.config = config or EspeakTTSConfig()
-        super().__init__(policy=RetryPolicy(retries=0, first_item_timeout_s=self.config.timeout_s))
+        super().__init__(policy=RetryPolicy(retries=0, first_item_timeout_s=self.config.timeout_s), clock=clock)
         self.sample_rate = sample_rate
         self._lib, self.native_rate = _library(self.config.library)
         with _LOCK:

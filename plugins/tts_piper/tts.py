@@ -18,6 +18,7 @@ from agent.engine import BaseTTS, RetryPolicy
 from agent.errors import ConfigError, EngineError
 from agent.frames import AudioChunk, PhonemeTiming, SpeechChunk
 from flowact.audio import float_to_int16, int16_to_float, resample
+from flowact.clock import Clock
 from plugins.tts_piper.config import PiperTTSConfig
 
 __all__ = ["PiperTTS"]
@@ -41,10 +42,12 @@ class PiperTTS(BaseTTS):
     Config = PiperTTSConfig
     engine_name = "piper"
 
-    def __init__(self, config: PiperTTSConfig | None = None, *, sample_rate: int = 24000) -> None:
+    def __init__(
+        self, config: PiperTTSConfig | None = None, *, sample_rate: int = 24000, clock: Clock | None = None
+    ) -> None:
         self.config = config or PiperTTSConfig()
         super().__init__(policy=RetryPolicy(retries=0, first_item_timeout_s=self.config.timeout_s,
-                                            idle_timeout_s=self.config.timeout_s))
+                                            idle_timeout_s=self.config.timeout_s), clock=clock)
         self.sample_rate = sample_rate
         self.model_path, self.config_path = _voice_paths(self.config.voice)
         self._voice: Any = None

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agent.errors import InputError
 from agent.frames import AudioChunk, VadEvent
 from flowact.audio import int16_to_float
+from flowact.clock import Clock, RealClock
 from plugins.turn_smart import EndOfTurnConfig, build_endpointer
 
 __all__ = ["EnergyVAD", "EnergyVADConfig"]
@@ -33,7 +34,10 @@ class EnergyVADConfig(BaseModel):
 class EnergyVAD:
     Config = EnergyVADConfig
 
-    def __init__(self, config: EnergyVADConfig | None = None, *, sample_rate: int = 16000) -> None:
+    def __init__(
+        self, config: EnergyVADConfig | None = None, *, sample_rate: int = 16000, clock: Clock | None = None
+    ) -> None:
+        self.clock: Clock = clock or RealClock()
         self.config = config or EnergyVADConfig()
         self.sample_rate = sample_rate
         self.frame = sample_rate // 100  # 10 ms analysis frames

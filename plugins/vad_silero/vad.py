@@ -16,6 +16,7 @@ import numpy as np
 from agent.errors import ConfigError, InputError
 from agent.frames import AudioChunk, VadEvent
 from flowact.audio import int16_to_float
+from flowact.clock import Clock, RealClock
 from plugins.turn_smart import build_endpointer
 from plugins.vad_silero.config import SileroVADConfig
 
@@ -36,7 +37,10 @@ def _default_model() -> Path:
 class SileroVAD:
     Config = SileroVADConfig
 
-    def __init__(self, config: SileroVADConfig | None = None, *, sample_rate: int = 16000) -> None:
+    def __init__(
+        self, config: SileroVADConfig | None = None, *, sample_rate: int = 16000, clock: Clock | None = None
+    ) -> None:
+        self.clock: Clock = clock or RealClock()
         if sample_rate != 16000:
             raise ConfigError("vad: silero runs on 16 kHz input (session.input_sample_rate: 16000)")
         self.config = config or SileroVADConfig()

@@ -19,6 +19,7 @@ import numpy as np
 from agent.errors import ConfigError, InputError
 from agent.frames import AudioChunk, VadEvent
 from flowact.audio import int16_to_float
+from flowact.clock import Clock, RealClock
 from plugins.turn_smart import build_endpointer
 from plugins.vad_webrtc.config import WebrtcVADConfig
 
@@ -30,7 +31,10 @@ RATES = (8000, 16000, 32000, 48000)
 class WebrtcVAD:
     Config = WebrtcVADConfig
 
-    def __init__(self, config: WebrtcVADConfig | None = None, *, sample_rate: int = 16000) -> None:
+    def __init__(
+        self, config: WebrtcVADConfig | None = None, *, sample_rate: int = 16000, clock: Clock | None = None
+    ) -> None:
+        self.clock: Clock = clock or RealClock()
         if sample_rate not in RATES:
             raise ConfigError(f"vad: webrtc needs an input rate of {', '.join(map(str, RATES))} Hz, got {sample_rate}")
         try:
