@@ -18,6 +18,7 @@ from typing import Any
 
 from agent.config import AgentConfig, load_config
 from agent.errors import UserError
+from agent.interfaces import Served
 from agent.transcript import TranscriptLog, transcript_path
 from flowact.errors import FlowActError
 
@@ -119,9 +120,8 @@ async def _run(args: argparse.Namespace) -> int:
     with TranscriptLog(path) as transcript:  # prints the conversation live, keeps it beside the MP4
         session.add_observer(transcript)
         async with session:
-            url = getattr(session.c.sink, "url", None)
-            if url:
-                print(f"preview: {url}  (Ctrl-C to stop)", flush=True)
+            if isinstance(session.c.sink, Served) and session.c.sink.url:
+                print(f"preview: {session.c.sink.url}  (Ctrl-C to stop)", flush=True)
             if args.preview or cfg.plugin("input") is None and sink.name in ("livekit", "preview"):
                 await asyncio.Event().wait()  # live transports: run until interrupted
             await session.run_until_done()

@@ -43,6 +43,7 @@ __all__ = [
     "SessionHooks",
     "SessionObserver",
     "SessionView",
+    "Served",
     "Sink",
     "Startable",
     "TextInput",
@@ -207,6 +208,13 @@ class SessionHooks(Protocol):
     async def on_transcript(self, role: str, text: str, final: bool) -> None: ...
 
     async def on_metrics(self, payload: Mapping[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class Served(Protocol):
+    """A sink people open in a browser (the preview page): `url` once started."""
+
+    url: str
 
 
 class SessionObserver:
