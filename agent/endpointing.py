@@ -27,12 +27,41 @@ from typing import Protocol
 
 import numpy as np
 
+from agent.errors import InputError
 from agent.frames import AudioChunk, VadEvent
 from flowact.types import Int16Array
 
-__all__ = ["CompletionPolicy", "Endpointer", "EndpointingConfig", "TurnCompletion"]
+__all__ = ["CompletionPolicy", "Endpointer", "EndpointingConfig", "FrameBuffer", "TurnCompletion"]
 
 log = logging.getLogger("agent.endpointing")
+
+
+class FrameBuffer:
+    """Cuts a stream of audio chunks into fixed analysis frames; a remainder waits for the next chunk.
+
+    Every VAD feeds its chunks through one of these: the rate is checked (a clear `InputError`, not
+    a wrong decision) and the frames come out as rows of an (n, frame_samples) int16 array.
+    """
+
+    def __init__(self, *, sample_rate: int, frame_samples: int, name: str) -> None:
+        self.sample_rate = sample_rate
+        self.frame_samples = frame_samples
+        self.name = name
+        self._rest = np.zeros(0, np.int16)
+
+    def frames(self, chunk: AudioChunk) -> np.ndarray:
+        if chunk.sample_rate != self.sample_rate:
+            raise InputError(
+                f"vad: {self.name} expects {self.sample_rate} Hz audio, got {chunk.sample_rate} Hz "
+                "(feed it audio at session.input_sample_rate; the session resamples its inputs)"
+            )
+        data = np.concatenate([self._rest, chunk.samples])
+        n = len(data) // self.frame_samples
+        self._rest = data[n * self.frame_samples :]
+        return data[: n * self.frame_samples].reshape(n, self.frame_samples)
+
+    def reset(self) -> None:
+        self._rest = np.zeros(0, np.int16)
 
 
 class EndpointingConfig(Protocol):

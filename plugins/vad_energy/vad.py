@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.errors import InputError
+from agent.endpointing import FrameBuffer
 from agent.frames import AudioChunk, VadEvent
 from flowact.audio import int16_to_float
 from flowact.clock import Clock, RealClock
@@ -42,27 +42,21 @@ class EnergyVAD:
         self.sample_rate = sample_rate
         self.frame = sample_rate // 100  # 10 ms analysis frames
         self.endpointer = build_endpointer(self.config, sample_rate=sample_rate, frame_samples=self.frame)
+        self.buffer = FrameBuffer(sample_rate=sample_rate, frame_samples=self.frame, name="EnergyVAD")
         self.reset()
 
     async def start(self) -> None:
         await asyncio.to_thread(self.endpointer.warmup)
 
     def reset(self) -> None:
-        self._rest = np.zeros(0, np.int16)
+        self.buffer.reset()
         self._noise_db = -60.0
         self.endpointer.reset()
 
     async def feed(self, chunk: AudioChunk) -> Sequence[VadEvent]:
-        if chunk.sample_rate != self.sample_rate:
-            raise InputError(f"vad: EnergyVAD expects {self.sample_rate} Hz audio, got {chunk.sample_rate} Hz "
-                             "(feed it audio at session.input_sample_rate; the session resamples its inputs)")
-        data = np.concatenate([self._rest, chunk.samples])
-        n = len(data) // self.frame
-        self._rest = data[n * self.frame :]
         events: list[VadEvent] = []
         cfg = self.config
-        for i in range(n):
-            f = data[i * self.frame : (i + 1) * self.frame]
+        for f in self.buffer.frames(chunk):
             rms = float(np.sqrt(np.mean(int16_to_float(f) ** 2)) + 1e-9)
             db = 20.0 * np.log10(rms)
             voiced = db > max(cfg.min_level_db, self._noise_db + cfg.threshold_db)

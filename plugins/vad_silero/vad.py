@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from agent.errors import ConfigError, InputError
+from agent.endpointing import FrameBuffer
+from agent.errors import ConfigError
 from agent.frames import AudioChunk, VadEvent
 from flowact.audio import int16_to_float
 from flowact.clock import Clock, RealClock
@@ -61,6 +62,7 @@ class SileroVAD:
         self.endpointer = build_endpointer(
             self.config, sample_rate=sample_rate, frame_samples=WINDOW, voiced_lag_s=WINDOW / sample_rate
         )
+        self.buffer = FrameBuffer(sample_rate=sample_rate, frame_samples=WINDOW, name="SileroVAD")
         self.reset()
 
     async def start(self) -> None:
@@ -70,7 +72,7 @@ class SileroVAD:
         self._h = np.zeros((1, 1, 128), np.float32)
         self._c = np.zeros((1, 1, 128), np.float32)
         self._context = np.zeros(CONTEXT, np.float32)
-        self._rest = np.zeros(0, np.int16)
+        self.buffer.reset()
         self.endpointer.reset()
         self.last_prob = 0.0
 
@@ -85,13 +87,8 @@ class SileroVAD:
         return [self._prob(w) for w in windows]
 
     async def feed(self, chunk: AudioChunk) -> Sequence[VadEvent]:
-        if chunk.sample_rate != self.sample_rate:
-            raise InputError(f"vad: SileroVAD expects 16000 Hz audio, got {chunk.sample_rate} Hz "
-                             "(set session.input_sample_rate: 16000; the session resamples its inputs)")
-        data = np.concatenate([self._rest, chunk.samples])
-        n = len(data) // WINDOW
-        self._rest = data[n * WINDOW :]
-        windows = data[: n * WINDOW].reshape(n, WINDOW)
+        windows = self.buffer.frames(chunk)
+        n = len(windows)
         # ~0.1 ms per window: fine inline; larger batches go to a thread
         probs = self._probs(windows) if n <= 4 else await asyncio.to_thread(self._probs, windows)
         events: list[VadEvent] = []

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from agent.errors import ConfigError, InputError
+from agent.endpointing import FrameBuffer
+from agent.errors import ConfigError
 from agent.frames import AudioChunk, VadEvent
 from flowact.audio import int16_to_float
 from flowact.clock import Clock, RealClock
@@ -50,13 +51,14 @@ class WebrtcVAD:
         self.endpointer = build_endpointer(
             self.config, sample_rate=sample_rate, frame_samples=self.frame, voiced_lag_s=lag
         )
+        self.buffer = FrameBuffer(sample_rate=sample_rate, frame_samples=self.frame, name="WebrtcVAD")
         self.reset()
 
     async def start(self) -> None:
         await asyncio.to_thread(self.endpointer.warmup)
 
     def reset(self) -> None:
-        self._rest = np.zeros(0, np.int16)
+        self.buffer.reset()
         self._votes: deque[bool] = deque(maxlen=self.config.smooth_frames)
         self.endpointer.reset()
 
@@ -65,15 +67,8 @@ class WebrtcVAD:
         return bool(self._vad.is_speech(np.ascontiguousarray(frame, dtype="<i2").tobytes(), self.sample_rate))
 
     async def feed(self, chunk: AudioChunk) -> Sequence[VadEvent]:
-        if chunk.sample_rate != self.sample_rate:
-            raise InputError(f"vad: WebrtcVAD expects {self.sample_rate} Hz audio, got {chunk.sample_rate} Hz "
-                             "(feed it audio at session.input_sample_rate; the session resamples its inputs)")
-        data = np.concatenate([self._rest, chunk.samples])
-        n = len(data) // self.frame
-        self._rest = data[n * self.frame :]
         events: list[VadEvent] = []
-        for i in range(n):
-            f = data[i * self.frame : (i + 1) * self.frame]
+        for f in self.buffer.frames(chunk):
             rms = float(np.sqrt(np.mean(np.square(int16_to_float(f)))))
             loud = 20.0 * np.log10(rms + 1e-9) > self.config.min_level_db
             self._votes.append(loud and self.is_speech(f))
