@@ -1,11 +1,14 @@
 """External control commands (wire messages, pydantic): MQTT, the preview page, LiveKit data.
 
 Unknown fields are rejected; sizes are bounded. `parse_command(kind, data)` validates one.
+`loads_json` is `json.loads` for anything a remote party or an LLM wrote: nesting too deep for the
+decoder is a `json.JSONDecodeError` like any other bad JSON, never a RecursionError.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import json
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -19,6 +22,7 @@ __all__ = [
     "MAX_COMMAND_BYTES",
     "SayCommand",
     "StateCommand",
+    "loads_json",
     "parse_command",
 ]
 
@@ -72,3 +76,13 @@ def parse_command(kind: str, data: dict[str, object]) -> Command:
     if payload.setdefault("kind", kind) != kind:
         raise ValueError(f"command kind {payload['kind']!r} does not match topic {kind!r}")
     return _ADAPTER.validate_python(payload)
+
+
+def loads_json(data: str | bytes | bytearray) -> Any:
+    """`json.loads` for untrusted input; raises json.JSONDecodeError (a ValueError) for bad JSON,
+    including nesting deeper than the decoder's recursion limit (`[[[[...`)."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        text = data if isinstance(data, str) else bytes(data).decode("utf-8", "replace")
+        raise json.JSONDecodeError("nested too deeply", text[:64], 0) from None

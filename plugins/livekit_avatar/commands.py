@@ -20,7 +20,7 @@ from typing import Literal
 from livekit import rtc
 from pydantic import ValidationError
 
-from agent.commands import MAX_COMMAND_BYTES, EmotionCommand, GestureCommand, parse_command
+from agent.commands import MAX_COMMAND_BYTES, EmotionCommand, GestureCommand, loads_json, parse_command
 from agent.frames import IntentTag
 from agent.intents import parse_tag
 
@@ -41,7 +41,7 @@ def apply_command_payload(payload: str, apply: ApplyTag) -> str:
     if len(payload.encode()) > MAX_COMMAND_BYTES:
         raise AvatarCommandError(f"command larger than {MAX_COMMAND_BYTES} bytes")
     try:
-        data = json.loads(payload)
+        data = loads_json(payload)
     except json.JSONDecodeError as e:
         raise AvatarCommandError(f"command is not JSON: {e.msg} at {e.pos}") from None
     if not isinstance(data, dict):

@@ -16,6 +16,7 @@ import os
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from agent.commands import loads_json
 from agent.engine import BaseLLM, RetryPolicy
 from agent.errors import ConfigError, EngineError
 from agent.frames import TextDelta, ToolCall
@@ -162,7 +163,7 @@ class OpenAILLM(BaseLLM):
         if tool is None:
             return f"error: unknown tool {call.name}"
         try:
-            args = json.loads(call.arguments or "{}")
+            args = loads_json(call.arguments or "{}")
         except json.JSONDecodeError:
             return "error: arguments are not JSON"
         for value in (args.values() if isinstance(args, dict) else []):

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 from aiohttp import WSMsgType, web
 
+from agent.commands import loads_json
 from agent.errors import TransportError
 from agent.frames import AudioChunk
 from flowact.audio import float_to_int16, int16_to_float, resample
@@ -276,7 +277,7 @@ class PreviewSink:
 
     def _on_text_message(self, client: _Client, data: str) -> None:
         try:
-            obj = json.loads(data)
+            obj = loads_json(data)
         except json.JSONDecodeError:
             return self._notice(client, "ignored a message that is not JSON")
         if not isinstance(obj, dict) or obj.get("type") != "text" or not isinstance(obj.get("text"), str):
