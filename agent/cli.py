@@ -105,7 +105,7 @@ def _raw_config(path: str) -> dict[str, Any]:
         raise UserError(f"{p}: config file not found")
     try:
         raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as e:  # RecursionError: `[[[[...` nesting
         raise UserError(f"{p}: not valid YAML: {e}") from e
     if not isinstance(raw, dict):
         raise UserError(f"{p}: the top level must be a mapping of sections")

@@ -136,7 +136,7 @@ def parse_config(
     unknown = set(data) - {"session", *_PLUGIN_SECTIONS}
     if unknown:
         allowed = ", ".join(("session", *_PLUGIN_SECTIONS))
-        raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}; allowed: {allowed}")
+        raise ConfigError(f"{source}: unknown section(s) {sorted(map(str, unknown))}; allowed: {allowed}")
     try:
         session = SessionConfig.model_validate(data.get("session") or {})
     except ValidationError as e:
@@ -171,7 +171,7 @@ def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -
         raise ConfigError(f"{p}: config file not found (pass an existing YAML file, e.g. configs/local.yaml)")
     try:
         raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as e:  # RecursionError: `[[[[...` nesting
         raise ConfigError(f"{p}: not valid YAML: {e}") from e
     if raw is None:
         raise ConfigError(f"{p}: the file is empty")
