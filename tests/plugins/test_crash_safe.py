@@ -17,6 +17,7 @@ import pytest
 from agent.errors import TransportError
 from plugins.sink_file import FileSink, FileSinkConfig
 from plugins.sink_file.fragments import trim_to_complete_boxes
+from tests.agent.test_cli import espeak_config
 from tests.plugins.test_sink_file import chunk
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,21 +39,13 @@ def decoded_seconds(path: Path) -> tuple[float, float]:
     return n_video / fps, n_audio / rate
 
 
-def espeak_config(tmp_path: Path) -> Path:
-    p = tmp_path / "cfg.yaml"
-    p.write_text(
-        "session: {portrait: examples/assets/grace_hopper.jpg, width: 320, height: 240}\n"
-        "llm: {type: scripted}\ntts: {type: espeak}\ngenerator: {type: portrait}\nsink: {type: null}\n"
-    )
-    return p
-
-
 @pytest.mark.timeout(400)
 def test_say_killed_with_sigkill_leaves_a_playable_partial_and_a_restart_recovers_it(tmp_path: Path) -> None:
     out, cfg = tmp_path / "say.mp4", espeak_config(tmp_path)
+    small = {**os.environ, "FLOWACT__SESSION__WIDTH": "320", "FLOWACT__SESSION__HEIGHT": "240"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "agent", "-v", "say", "--text", LONG_TEXT, "-o", str(out), "-c", str(cfg)],
-        cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=small,
     )
     sent = threading.Event()
     seconds: list[int] = []
@@ -90,7 +83,7 @@ def test_say_killed_with_sigkill_leaves_a_playable_partial_and_a_restart_recover
     # a restart with the same output path keeps the killed run's recording and writes its own
     r = subprocess.run(
         [sys.executable, "-m", "agent", "say", "--text", "Back again.", "-o", str(out), "-c", str(cfg)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env=small,
     )
     assert r.returncode == 0, r.stderr
     assert "recovered the recording of a killed run" in r.stderr
