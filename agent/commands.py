@@ -2,6 +2,8 @@
 
 Unknown fields are rejected; sizes are bounded. `parse_command(kind, data)` validates one. The
 emotion and gesture commands are flowact's (`flowact.control.commands`), re-exported here.
+`loads_json` is `json.loads` for anything a remote party or an LLM wrote: nesting too deep for the
+decoder is a `json.JSONDecodeError` like any other bad JSON, never a RecursionError.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter
 
-from flowact.control.commands import MAX_COMMAND_BYTES, EmotionCommand, GestureCommand
+from flowact.control.commands import MAX_COMMAND_BYTES, EmotionCommand, GestureCommand, loads_json
 from flowact.control.commands import CommandModel as _Cmd
 from flowact.errors import InputError
 from flowact.types import AgentState
@@ -23,6 +25,7 @@ __all__ = [
     "MAX_COMMAND_BYTES",
     "SayCommand",
     "StateCommand",
+    "loads_json",
     "parse_command",
 ]
 
@@ -60,3 +63,4 @@ def parse_command(kind: str, data: dict[str, object]) -> Command:
         raise InputError(f"command kind {payload['kind']!r} does not match its topic's {kind!r} "
                          f"(send it on the {payload['kind']!r} topic or fix `kind`)")
     return _ADAPTER.validate_python(payload)
+

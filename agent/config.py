@@ -191,7 +191,7 @@ def parse_config(
     unknown = set(data) - {"session", *PLUGIN_SECTIONS}
     if unknown:
         allowed = ", ".join(("session", *PLUGIN_SECTIONS))
-        raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}; allowed: {allowed}")
+        raise ConfigError(f"{source}: unknown section(s) {sorted(map(str, unknown))}; allowed: {allowed}")
     try:
         session = SessionConfig.model_validate(data.get("session") or {})
     except ValidationError as e:
@@ -228,7 +228,7 @@ def read_yaml(path: str | Path, *, what: str = "config file", error: type[UserEr
         raise error(f"{p}: {what} not found (pass an existing YAML file)")
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as e:  # RecursionError: `[[[[...` nesting
         raise error(f"{p}: not valid YAML ({type(e).__name__}: {e})") from e
     if data is None:
         raise error(f"{p}: the file is empty")

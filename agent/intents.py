@@ -30,6 +30,7 @@ import json
 import logging
 import math
 
+from agent.commands import loads_json
 from agent.frames import IntentTag, ToolCall
 from agent.interfaces import ToolSpec
 from flowact.control.vocabulary import (
@@ -119,17 +120,16 @@ class IntentParser:
                 continue
             ch = text[i]
             i += 1
-            if ch == "]":
-                self._depth -= 1
-                if self._depth == 0:
-                    self._close(out, tags)
-                else:
-                    self._buf.append(ch)
+            if ch == "]" and self._depth == 1:
+                self._depth = 0
+                self._close(out, tags)
             elif ch == "\n" or len(self._buf) >= MAX_TAG_CHARS:
                 self._overflow(ch, out, tags)
             else:
                 if ch == "[":
                     self._depth += 1
+                elif ch == "]":  # closes a nested `[` (the outer one is still open)
+                    self._depth -= 1
                 self._buf.append(ch)
 
     def _overflow(self, ch: str, out: list[str], tags: list[IntentTag]) -> None:
@@ -217,7 +217,7 @@ def tag_from_tool_call(call: ToolCall) -> IntentTag:
     if len(call.arguments) > 1000:
         raise ValueError("set_expression arguments are too long")
     try:
-        args = json.loads(call.arguments or "{}")
+        args = loads_json(call.arguments or "{}")
     except json.JSONDecodeError as e:
         raise ValueError(f"set_expression arguments are not JSON: {e}") from e
     if not isinstance(args, dict):

@@ -32,6 +32,7 @@ __all__ = ["PortraitAnalysis", "analyze_portrait", "detect_faces", "find_faces",
 log = logging.getLogger("flowact.reference")
 
 MAX_SIDE = 2048  # larger images are downscaled before analysis
+MAX_PIXELS = 50_000_000  # larger portraits are refused from their header (decompression bombs, memory)
 MIN_FACE_PX = 64  # eye-to-eye distance * 2.5 must reach this (in the source image)
 MAX_PROFILE_RATIO = 0.55  # nose offset from the eyes' midpoint / half eye distance
 CACHE_VERSION = 2
@@ -86,6 +87,9 @@ def load_image(source: str | Path | bytes | np.ndarray) -> UInt8Array:
         raise PortraitError(f"{name}: the portrait file is empty")
     try:
         with Image.open(io.BytesIO(data)) as f:
+            if f.width * f.height > MAX_PIXELS:  # the header alone: refuse before decoding a bomb
+                raise PortraitError(f"{name}: image is too large ({f.width}x{f.height}; at most "
+                                    f"{MAX_PIXELS // 1_000_000} megapixels: resize it)")
             f.seek(0)  # animated GIF/WebP: the first frame
             im: Image.Image = ImageOps.exif_transpose(f)
             if im.mode in ("RGBA", "LA", "P", "PA"):
@@ -93,7 +97,7 @@ def load_image(source: str | Path | bytes | np.ndarray) -> UInt8Array:
                 bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
                 im = Image.alpha_composite(bg, im)
             rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise PortraitError(f"{name}: not a readable image ({e.__class__.__name__}: {e})") from e
     if rgb.shape[0] < 32 or rgb.shape[1] < 32:
         raise PortraitError(f"{name}: image is too small ({rgb.shape[1]}x{rgb.shape[0]})")

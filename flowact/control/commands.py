@@ -8,7 +8,8 @@ takes exactly these. Unknown fields are rejected; sizes are bounded.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import json
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -18,6 +19,7 @@ __all__ = [
     "EmotionCommand",
     "GestureCommand",
     "IntentCommand",
+    "loads_json",
     "parse_intent_command",
 ]
 
@@ -51,3 +53,13 @@ _ADAPTER: TypeAdapter[IntentCommand] = TypeAdapter(IntentCommand)
 def parse_intent_command(data: dict[str, object]) -> EmotionCommand | GestureCommand:
     """Validate an emotion or gesture command (raises pydantic.ValidationError)."""
     return _ADAPTER.validate_python(data)
+
+
+def loads_json(data: str | bytes | bytearray) -> Any:
+    """`json.loads` for untrusted input; raises json.JSONDecodeError (a ValueError) for bad JSON,
+    including nesting deeper than the decoder's recursion limit (`[[[[...`)."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        text = data if isinstance(data, str) else bytes(data).decode("utf-8", "replace")
+        raise json.JSONDecodeError("nested too deeply", text[:64], 0) from None

@@ -42,7 +42,7 @@ from typing import Any
 import aiomqtt
 from pydantic import ValidationError
 
-from agent.commands import MAX_COMMAND_BYTES, Command, parse_command
+from agent.commands import MAX_COMMAND_BYTES, Command, loads_json, parse_command
 from agent.errors import InputError
 from plugins.control_mqtt.config import MqttControlConfig
 
@@ -256,7 +256,7 @@ class MqttControl:
         if size > MAX_COMMAND_BYTES:
             return self._reject(topic, size, "too_large", f"{size} bytes > limit {MAX_COMMAND_BYTES}")
         try:
-            data = json.loads(raw.decode("utf-8"))
+            data = loads_json(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             return self._reject(topic, size, "invalid_json", str(e)[:200])
         if not isinstance(data, dict):
@@ -279,7 +279,8 @@ class MqttControl:
 
     def _reject(self, topic: str, size: int, reason: str, error: str) -> None:
         self.rejected += 1
-        log.warning("MQTT command on %s rejected (%s): %s", topic, reason, error)
+        if self.rejected <= 20 or self.rejected % 1000 == 0:  # a flooding publisher cannot flood the log
+            log.warning("MQTT command on %s rejected (%s, %d so far): %s", topic[:200], reason, self.rejected, error)
         self._seq += 1
         body = {"kind": "command_rejected", "seq": self._seq,
                 "payload": {"topic": topic, "reason": reason, "error": error, "bytes": size}}

@@ -34,16 +34,23 @@ def read_audio_file(path: str | Path, sample_rate: int) -> np.ndarray:
             raw = w.readframes(n)
         if width != 2:
             raise InputError(f"{p}: {8 * width}-bit WAV is not supported; use 16-bit PCM")
-        data = int16_to_float(np.frombuffer(raw, dtype="<i2"))
+        whole = len(raw) - len(raw) % (2 * channels)  # a truncated file can end mid-frame
+        data = int16_to_float(np.frombuffer(raw[:whole], dtype="<i2"))
         if channels > 1:
             data = data.reshape(-1, channels).mean(axis=1)
-    except (wave.Error, EOFError):
+    except (wave.Error, EOFError, RuntimeError):  # RuntimeError: the wave module on a chunk size past the end
         data, rate = _decode_with_av(p)
     if not MIN_RATE <= rate <= MAX_RATE:
         raise InputError(f"{p}: sample rate {rate} Hz is outside {MIN_RATE}..{MAX_RATE} Hz")
     if data.size == 0:
         raise InputError(f"{p}: the audio file is empty")
-    return resample(data.astype(np.float32), rate, sample_rate)
+    # float files can hold NaN, inf and values far outside [-1, 1]: one NaN would spread over the
+    # whole signal in the resampler, so they become silence / full scale here
+    data = np.clip(np.nan_to_num(data.astype(np.float32), nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
+    out = resample(data, rate, sample_rate)
+    if out.size == 0:
+        raise InputError(f"{p}: the audio is shorter than one sample at {sample_rate} Hz")
+    return out
 
 
 def _decode_with_av(p: Path) -> tuple[np.ndarray, int]:
@@ -62,7 +69,7 @@ def _decode_with_av(p: Path) -> tuple[np.ndarray, int]:
                     parts.append(out.to_ndarray().reshape(-1))
     except InputError:
         raise
-    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError, AttributeError) as e:  # AttributeError: no codec
         raise InputError(f"{p}: not a readable audio file ({e.__class__.__name__})") from e
     return (np.concatenate(parts) if parts else np.zeros(0, np.float32)), rate
 

@@ -20,7 +20,7 @@ from livekit import rtc
 from pydantic import ValidationError
 
 from flowact.clock import Clock, RealClock
-from flowact.control.commands import MAX_COMMAND_BYTES, EmotionCommand, parse_intent_command
+from flowact.control.commands import MAX_COMMAND_BYTES, EmotionCommand, loads_json, parse_intent_command
 from flowact.control.vocabulary import parse_tag
 from flowact.types import IntentTag
 
@@ -41,7 +41,7 @@ def apply_command_payload(payload: str, apply: ApplyTag) -> str:
     if len(payload.encode()) > MAX_COMMAND_BYTES:
         raise AvatarCommandError(f"command larger than {MAX_COMMAND_BYTES} bytes")
     try:
-        data = json.loads(payload)
+        data = loads_json(payload)
     except json.JSONDecodeError as e:
         raise AvatarCommandError(f"command is not JSON: {e.msg} at {e.pos}") from None
     if not isinstance(data, dict):

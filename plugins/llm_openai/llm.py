@@ -16,6 +16,7 @@ import os
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from agent.commands import loads_json
 from agent.engine import BaseLLM, RetryPolicy
 from agent.errors import ConfigError, EngineError
 from agent.frames import TextDelta, ToolCall
@@ -75,12 +76,17 @@ class OpenAILLM(BaseLLM):
 
         if isinstance(exc, openai.APIStatusError):
             retry = exc.status_code >= 500 or exc.status_code in (408, 409, 429)
-            return EngineError("openai", f"HTTP {exc.status_code}: {exc.message}", retryable=retry)
+            return EngineError("openai", self._redact(f"HTTP {exc.status_code}: {exc.message}"), retryable=retry)
         if isinstance(exc, openai.APIConnectionError | openai.APITimeoutError | httpx.TransportError):
-            return EngineError("openai", f"{type(exc).__name__}: {exc}", retryable=True)
+            return EngineError("openai", self._redact(f"{type(exc).__name__}: {exc}"), retryable=True)
         if isinstance(exc, openai.OpenAIError):
-            return EngineError("openai", f"{type(exc).__name__}: {exc}", retryable=False)
+            return EngineError("openai", self._redact(f"{type(exc).__name__}: {exc}"), retryable=False)
         return super().map_error(exc)
+
+    def _redact(self, message: str) -> str:
+        """Some OpenAI-compatible servers echo the bearer key in their error bodies: never pass it on."""
+        key = os.environ.get(self.config.api_key_env)
+        return message.replace(key, "[api key]") if key and len(key) >= 8 else message
 
     def _system_extra(self) -> str:
         if not self.config.intent_tags:
@@ -157,7 +163,7 @@ class OpenAILLM(BaseLLM):
         if tool is None:
             return f"error: unknown tool {call.name}"
         try:
-            args = json.loads(call.arguments or "{}")
+            args = loads_json(call.arguments or "{}")
         except json.JSONDecodeError:
             return "error: arguments are not JSON"
         for value in (args.values() if isinstance(args, dict) else []):

@@ -3,6 +3,11 @@
 It listens on 127.0.0.1 on a free port, runs the GGUF model shipped in a PyPI package (or one the
 user gives), and is stopped with its session. The same `openai` client code then talks to it as to
 any production endpoint.
+
+The server never outlives the agent: it runs in its own process group (closed as a whole on stop),
+and on Linux a tiny launcher sets PR_SET_PDEATHSIG before exec'ing it, so the kernel kills it when
+the agent dies in any way, SIGKILL included. (The signal follows the *thread* that spawned it: the
+asyncio loop's thread, which lives as long as the session.)
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import signal
 import socket
 import sys
 import tempfile
@@ -76,6 +82,32 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+# Runs as `python -c _DIE_WITH_PARENT <parent pid> <niceness> <argv...>`: asks for SIGKILL when the
+# parent dies, gives up if the parent is already gone (the race before prctl), lowers its CPU priority
+# (inherited by every thread the server starts), then becomes the real server.
+_DIE_WITH_PARENT = """\
+import ctypes, os, signal, sys
+try:
+    libc = ctypes.CDLL(None, use_errno=True)
+    PR_SET_PDEATHSIG = 1
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        sys.exit(f"prctl(PR_SET_PDEATHSIG) failed: errno {ctypes.get_errno()}")
+except AttributeError:
+    pass  # no prctl (not Linux): the process group is still closed on a normal stop
+if os.getppid() != int(sys.argv[1]):
+    sys.exit("parent already gone")
+if int(sys.argv[2]):
+    os.nice(int(sys.argv[2]))
+os.execv(sys.argv[3], sys.argv[3:])
+"""
+
+
+def die_with_parent(argv: list[str], *, nice: int = 0) -> list[str]:
+    """`argv` wrapped so that the child is killed by the kernel when this process dies (and runs
+    `nice` steps below this process's CPU priority)."""
+    return [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), str(nice), *argv]
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -123,10 +155,11 @@ class LocalLlamaServer:
         ]
         if self.config.chat_format:
             args += ["--chat_format", self.config.chat_format]
-        self.proc = await asyncio.create_subprocess_exec(*args, stdout=self._log, stderr=self._log)
-        if self.config.nice:  # set before the interpreter has started any thread: all of them inherit it
-            with contextlib.suppress(ProcessLookupError):
-                os.setpriority(os.PRIO_PROCESS, self.proc.pid, os.getpriority(os.PRIO_PROCESS, 0) + self.config.nice)
+        self.proc = await asyncio.create_subprocess_exec(
+            *die_with_parent(args, nice=self.config.nice), stdout=self._log, stderr=self._log,
+            stdin=asyncio.subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: stop() signals the whole group
+        )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.startup_timeout_s
         async with httpx.AsyncClient(timeout=2.0) as client:
@@ -150,9 +183,14 @@ class LocalLlamaServer:
         proc, self.proc = self.proc, None
         if proc is None or proc.returncode is not None:
             return
-        proc.terminate()
-        try:
+        _signal_group(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(proc.wait(), 5.0)
-        except TimeoutError:
-            proc.kill()
+        _signal_group(proc.pid, signal.SIGKILL)  # a server that ignored SIGTERM, and anything it spawned
+        if proc.returncode is None:
             await proc.wait()
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)

@@ -19,11 +19,13 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
 from aiohttp import WSMsgType, web
 
+from agent.commands import loads_json
 from agent.errors import InputError, TransportError
 from agent.frames import AudioChunk
 from flowact.audio import float_to_int16, int16_to_float, resample
@@ -36,6 +38,7 @@ __all__ = ["PreviewSink"]
 log = logging.getLogger("plugins.preview_web")
 
 INPUT_RATE = 16000
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _STATIC = ("index.html", "app.js")
 
 
@@ -138,7 +141,7 @@ class PreviewSink:
         host = self.config.host if self.config.host not in ("0.0.0.0", "::") else "127.0.0.1"
         self.url = f"http://{host}:{self.port}/"
         log.info("preview page on %s", self.url)
-        if self.config.host not in ("127.0.0.1", "localhost", "::1"):
+        if self.config.host not in _LOOPBACK:
             log.warning("preview page bound to %s: anyone who can reach it can talk to the agent", self.config.host)
 
     async def write(self, chunk: VideoChunk) -> None:
@@ -230,6 +233,7 @@ class PreviewSink:
         return web.Response(body=body, content_type=ctype, headers={"Cache-Control": "no-store"})
 
     async def _frame(self, request: web.Request) -> web.Response:
+        self._check_origin(request)
         if self._last_jpeg is None and self._last_frame is not None:
             self._last_jpeg = await asyncio.to_thread(self._encode, self._last_frame)
         if self._last_jpeg is None:
@@ -237,10 +241,15 @@ class PreviewSink:
         return web.Response(body=self._last_jpeg, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     def _check_origin(self, request: web.Request) -> None:
-        """Refuse cross-site pages (any website could otherwise talk to a local agent)."""
+        """Refuse cross-site pages (any website could otherwise talk to a local agent): a browser's
+        Origin must be this page, and on a loopback bind the Host must name the loopback too, so a
+        site whose DNS name was rebound to 127.0.0.1 (its Origin then matches its Host) is refused."""
+        host = request.host
+        if self.config.host in _LOOPBACK and _hostname(host) not in _LOOPBACK:
+            raise web.HTTPForbidden(text=f"host {host[:100]} may not use this preview")
         origin = request.headers.get("Origin")
-        if origin and origin.split("://", 1)[-1] != request.host:
-            raise web.HTTPForbidden(text=f"origin {origin} may not use this preview")
+        if origin and origin.split("://", 1)[-1] != host:
+            raise web.HTTPForbidden(text=f"origin {origin[:100]} may not use this preview")
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         self._check_origin(request)
@@ -276,7 +285,7 @@ class PreviewSink:
 
     def _on_text_message(self, client: _Client, data: str) -> None:
         try:
-            obj = json.loads(data)
+            obj = loads_json(data)
         except json.JSONDecodeError:
             return self._notice(client, "ignored a message that is not JSON")
         if not isinstance(obj, dict) or obj.get("type") != "text" or not isinstance(obj.get("text"), str):
@@ -350,6 +359,14 @@ class PreviewSink:
 
     def _encode_all(self, images: list[UInt8Array]) -> list[bytes]:
         return [self._encode(img) for img in images]
+
+
+def _hostname(host: str) -> str | None:
+    """`127.0.0.1` of `127.0.0.1:8765`, `::1` of `[::1]:8765` (None for a malformed Host header)."""
+    try:
+        return urlsplit("//" + host).hostname
+    except ValueError:
+        return None
 
 
 def _put_end(q: asyncio.Queue[Any]) -> None:

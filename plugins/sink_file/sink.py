@@ -1,8 +1,10 @@
 """FileSink: synced audio + video into an MP4 (H.264 yuv420p + AAC) with PyAV.
 
-Written to `<path>.partial` and renamed on a clean close, so a crash or a cancelled run never
-leaves a half-written file at `path`. The video is constant frame rate: a chunk whose video was
-dropped by the A/V policy holds the last frame, so audio and video stay aligned.
+Written to `<path>.partial` as a fragmented MP4 flushed every `fragment_s`, so a killed process
+leaves a recording that plays up to its last second (see `fragments`); a clean close remuxes it into
+a normal MP4 at `path`, and a failed or cancelled run leaves no file there. The video is constant
+frame rate: a chunk whose video was dropped by the A/V policy holds the last frame, so audio and video
+stay aligned.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import threading
 from fractions import Fraction
 from pathlib import Path
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agent.errors import ConfigError, TransportError
 from flowact.types import VideoChunk
+from plugins.sink_file.fragments import PartialFile, fragmented_options
 
 __all__ = ["FileSink", "FileSinkConfig", "NullSink", "NullSinkConfig"]
 
@@ -34,6 +36,9 @@ class FileSinkConfig(BaseModel):
     preset: str = Field("veryfast", description="x264 preset")
     crf: int = Field(20, ge=0, le=51)
     audio_bitrate: int = Field(96000, ge=16000)
+    fragment_s: float = Field(
+        0.25, gt=0, le=10, description="flush a fragment to the .partial this often (what a crash can lose)"
+    )
 
 
 class FileSink:
@@ -42,7 +47,8 @@ class FileSink:
     def __init__(self, config: FileSinkConfig, **_: Any) -> None:
         self.config = config
         self.path = Path(config.path)
-        self.partial = self.path.with_name(self.path.name + ".partial")
+        self._file = PartialFile(self.path)
+        self.partial = self._file.partial
         self._container: Any = None
         self._lock = asyncio.Lock()
         # A cancelled write() leaves its encode running in the worker thread; the container must never
@@ -51,6 +57,7 @@ class FileSink:
         self._last: np.ndarray | None = None
         self._n_video = 0
         self._n_audio = 0
+        self._logged_s = 0
         self.frames_written = 0
         self.audio_samples_written = 0
         self.failed = False
@@ -66,9 +73,12 @@ class FileSink:
         import av
 
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._container = av.open(str(self.partial), mode="w", format="mp4")
+            self._file.acquire()
+            self._container = av.open(
+                str(self.partial), mode="w", format="mp4", options=fragmented_options(self.config.fragment_s)
+            )
         except (OSError, av.error.FFmpegError) as e:
+            self._file.release()
             raise TransportError(f"cannot write {self.path}: {e}") from e
         v = self._container.add_stream("libx264", rate=self.fps)
         v.width, v.height, v.pix_fmt = self.width, self.height, "yuv420p"
@@ -114,6 +124,9 @@ class FileSink:
                 self._container.mux(packet)
             self._last = img
         self.frames_written += len(images)
+        if self._n_video // self.fps > self._logged_s:
+            self._logged_s = self._n_video // self.fps
+            log.debug("%s: %d s of video sent to the encoder", self.partial, self._logged_s)
         if len(chunk.audio):
             if chunk.sample_rate != self.sample_rate:
                 raise TransportError(f"audio at {chunk.sample_rate} Hz, sink expects {self.sample_rate} Hz")
@@ -134,8 +147,10 @@ class FileSink:
                 await asyncio.to_thread(self._finish)
             except BaseException:
                 with contextlib.suppress(OSError):
-                    self.partial.unlink()
+                    self._file.discard()
                 raise
+            finally:
+                self._file.release()
 
     def _finish(self) -> None:
         # the lock waits for an encode that a cancelled write() left running in its thread
@@ -156,10 +171,10 @@ class FileSink:
             finally:
                 container.close()
         if ok:
-            os.replace(self.partial, self.path)
+            self._file.publish(remux=True)
             log.info("wrote %s (%d frames)", self.path, self._n_video)
         else:
-            self.partial.unlink(missing_ok=True)
+            self._file.discard()
 
 
 class NullSinkConfig(BaseModel):

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 
+from agent.commands import loads_json
 from agent.errors import ConfigError, TransportError
 from agent.frames import AudioChunk
 from flowact.audio import float_to_int16, int16_to_float, resample
@@ -35,7 +36,7 @@ from plugins.transport_livekit.config import LiveKitConfig
 from plugins.transport_livekit.credentials import resolve
 from plugins.transport_livekit.listener import MicListener
 
-__all__ = ["LiveKitSink"]
+__all__ = ["LiveKitSink", "chat_text"]
 
 log = logging.getLogger("plugins.transport_livekit")
 
@@ -71,6 +72,7 @@ class LiveKitSink:
         self.frames_sent = 0
         self.chunks_dropped = 0
         self.audio_dropped = 0
+        self.malformed_chat = 0
         self.connects = 0
         self.sdk_reconnects = 0
         self.rejoin_failures = 0
@@ -301,14 +303,15 @@ class LiveKitSink:
         """Legacy chat (`lk-chat-topic`, JSON {"message": ...}) from older LiveKit components."""
         if not self.config.legacy_chat_topic or packet.topic != self.config.legacy_chat_topic:
             return
-        try:
-            raw = packet.data.decode()
-            msg = json.loads(raw).get("message", "") if raw.lstrip().startswith("{") else raw
-        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-            log.warning("livekit: ignoring a malformed chat packet (%d bytes)", len(packet.data))
+        text = chat_text(packet.data)
+        if text is None:
+            self.malformed_chat += 1
+            if self.malformed_chat <= 10 or self.malformed_chat % 1000 == 0:  # a flood cannot flood the log
+                log.warning("livekit: ignoring a malformed chat packet (%d bytes, %d so far)",
+                            len(packet.data), self.malformed_chat)
             return
-        if isinstance(msg, str) and msg.strip():
-            _put_drop_oldest(self._text_in, msg.strip())
+        if text:
+            _put_drop_oldest(self._text_in, text)
 
     # --- data out: state + transcripts ---------------------------------------------------------
     async def on_state(self, state: AgentState) -> None:
@@ -369,6 +372,17 @@ class LiveKitSink:
                     )
             except Exception as e:  # a lost message is logged, never fatal
                 log.warning("livekit: data send failed: %s: %s", type(e).__name__, e)
+
+
+def chat_text(data: bytes) -> str | None:
+    """The text of a legacy chat packet (plain UTF-8, or JSON `{"message": ...}`): stripped text,
+    "" for an empty message, None for a malformed packet."""
+    try:
+        raw = data.decode()
+        msg = loads_json(raw).get("message", "") if raw.lstrip().startswith("{") else raw
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return None
+    return msg.strip() if isinstance(msg, str) else None
 
 
 def _put_drop_oldest(q: asyncio.Queue[Any], item: Any) -> bool:

@@ -1,0 +1,95 @@
+"""The local llama.cpp server never outlives the agent: kill -9 of the agent (while the model loads,
+or once it serves) takes the server down within seconds; a normal stop leaves nothing of its group."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from plugins.llm_openai.config import LocalServerConfig
+from plugins.llm_openai.local_server import LocalLlamaServer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# An agent-like parent: starts the real server as the llm plugin does, reports, then lives on.
+PARENT = """
+import asyncio
+from plugins.llm_openai.config import LocalServerConfig
+from plugins.llm_openai.local_server import LocalLlamaServer
+
+async def main():
+    server = LocalLlamaServer(LocalServerConfig(n_ctx=512, n_threads=1, startup_timeout_s=240))
+    start = asyncio.create_task(server.start(), name="server-start")
+    while server.proc is None and not start.done():
+        await asyncio.sleep(0.02)
+    print("spawned", server.proc.pid, flush=True)
+    await start
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for a reaper is not: it holds no memory and no port)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def wait_gone(pid: int, timeout: float) -> float:
+    t0 = time.monotonic()
+    while alive(pid):
+        if time.monotonic() - t0 > timeout:
+            os.kill(pid, signal.SIGKILL)  # do not leave it behind for the next test
+            pytest.fail(f"llama.cpp server {pid} still running {timeout} s after its parent was killed")
+        time.sleep(0.05)
+    return time.monotonic() - t0
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("when", ["loading", "serving"])
+def test_server_dies_when_the_agent_is_killed(when: str) -> None:
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert parent.stdout is not None
+        line = parent.stdout.readline().split()
+        assert line and line[0] == "spawned", line
+        pid = int(line[1])
+        if when == "serving":
+            assert parent.stdout.readline().strip() == "ready"
+        assert alive(pid)
+        assert "llama_cpp.server" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        gone_after = wait_gone(pid, 5.0)
+        print(f"{when}: server gone {gone_after:.2f} s after kill -9 of its parent")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+
+
+@pytest.mark.timeout(300)
+async def test_stop_ends_the_whole_process_group() -> None:
+    server = LocalLlamaServer(LocalServerConfig(n_ctx=512, n_threads=1, startup_timeout_s=240))
+    await server.start()
+    assert server.proc is not None
+    pid = server.proc.pid
+    try:
+        assert os.getpgid(pid) == pid != os.getpgid(0)  # a group of its own
+    finally:
+        await server.stop()
+    assert not alive(pid)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pid, 0)  # no member of its group is left
