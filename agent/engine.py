@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -103,11 +103,12 @@ class Engine:
 
     async def run_blocking(self, fn: Callable[..., T], *args: Any, limit_s: float | None = None) -> T:
         """Run blocking engine work in a worker thread, with an optional timeout."""
-        call: Awaitable[T] = asyncio.to_thread(fn, *args)
-        return await (asyncio.wait_for(call, limit_s) if limit_s else call)
+        async with asyncio.timeout(limit_s):  # not wait_for: on 3.11 it can swallow a cancellation
+            return await asyncio.to_thread(fn, *args)
 
     async def _next(self, it: AsyncIterator[T], limit_s: float | None) -> T:
-        return await (asyncio.wait_for(it.__anext__(), limit_s) if limit_s else it.__anext__())
+        async with asyncio.timeout(limit_s):  # not wait_for: on 3.11 it can swallow a cancellation
+            return await it.__anext__()
 
     async def guarded(self, make: Callable[[], AsyncIterator[T]], *, what: str = "call") -> AsyncIterator[T]:
         """Run `make()` (one attempt of the engine call) with mapping, retries, timeouts, metrics."""

@@ -113,10 +113,11 @@ class TurnRunner:
             await self._finish(queue)
             await tts_task
         finally:
-            if not tts_task.done():
+            while not tts_task.done():  # re-cancelled if a library swallowed the first cancellation
                 tts_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await tts_task
+                await asyncio.wait({tts_task}, timeout=1.0)
+            if not tts_task.cancelled():
+                tts_task.exception()  # retrieved: an error here already ended the turn through `await`
         return self.result
 
     # --- internals -----------------------------------------------------------------------------
