@@ -30,6 +30,7 @@ from flowact.render.local_fields import (
     mouth_field,
     seam_fraction,
 )
+from flowact.render.rest_mouth import Interior, close_mouth
 from flowact.render.rig import LOWER_INNER_LIP, UPPER_INNER_LIP, Rig, build_rig
 from flowact.types import FloatArray, UInt8Array
 
@@ -44,7 +45,10 @@ class Renderer:
     """Renders frames of one analysed portrait. Stateless per frame (no drift over hours)."""
 
     def __init__(self, analysis: PortraitAnalysis) -> None:
-        self.analysis = analysis
+        self.reference = analysis  # the portrait as analysed
+        rest = close_mouth(analysis)
+        self.analysis = analysis = rest.analysis  # the rest pose: the same, with the lips closed if they were open
+        self._interior = rest.interior  # the reference's own mouth interior, if it showed one
         self.base = analysis.image
         self.h, self.w = self.base.shape[:2]
         self.rig: Rig = build_rig(analysis)
@@ -283,7 +287,9 @@ class Renderer:
         tg = np.clip((yy - (ly - tongue_h)) / 2.0, 0.0, 1.0) * (tongue_h > 0.5)
         tongue = np.array([150, 68, 70], np.float32) * (0.55 + 0.45 * v[..., None]) * shade
         col += (tongue - col) * (tg[..., None] * 0.85)
-        if not self._teeth_show:
+        if self._interior is not None:
+            self._own_interior(col, self._interior, xs, yy, uy, ly, left, right)
+        elif not self._teeth_show:
             th = np.minimum(0.1 * s, 0.55 * o) * np.clip(1.0 - (tx / 0.9) ** 2, 0.0, 1.0) ** 0.5
             dy = yy - uy
             tm = np.clip((th - dy) / 1.3 + 0.5, 0.0, 1.0) * (th > 0.6)
@@ -299,3 +305,26 @@ class Renderer:
         a = (mask * alpha_gain * 0.97)[..., None]
         region = frame[y0:y1, x0:x1].astype(np.float32)
         frame[y0:y1, x0:x1] = np.clip(region * (1 - a) + col * a, 0, 255).astype(np.uint8)
+
+    @staticmethod
+    def _own_interior(col: np.ndarray, interior: Interior, xs: np.ndarray, yy: np.ndarray, uy: np.ndarray,
+                      ly: np.ndarray, left: float, right: float) -> None:
+        """Paint the reference's own mouth interior into `col` (h, w, 3) in place: its upper half rides
+        under the upper lip, its lower half over the lower lip, the cavity shows between them when the
+        mouth opens wider than the photo's."""
+        tx = np.clip((xs - left) / max(right - left, 1.0), 0.0, 1.0)  # across the mouth, 0..1
+        xr = interior.xs[0] + tx * (interior.xs[-1] - interior.xs[0])
+        ru = np.interp(xr, interior.xs, interior.upper)[None, :]
+        rl = np.interp(xr, interior.xs, interior.lower)[None, :]
+        half = np.maximum(rl - ru, 0.0) / 2
+        mid = (uy + ly) / 2
+        dy, dl = yy - uy, ly - yy
+        upper = yy < mid
+        src_y = np.where(upper, ru + dy, rl - dl)
+        reach = np.where(upper, dy, dl)
+        a = np.clip((half - reach) / 1.5 + 0.5, 0.0, 1.0) * (half > 1.0)
+        img = interior.image
+        sy = np.clip(np.round(src_y), 0, img.shape[0] - 1).astype(np.intp)
+        sx = np.broadcast_to(np.clip(np.round(xr), 0, img.shape[1] - 1).astype(np.intp)[None, :], sy.shape)
+        own = img[sy, sx].astype(np.float32)
+        col += (own - col) * a[..., None]
