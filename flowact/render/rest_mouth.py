@@ -80,7 +80,8 @@ def close_mouth(a: PortraitAnalysis) -> RestMouth:
         return out
 
     def jaw_profile(x: np.ndarray) -> np.ndarray:
-        return _smooth((x - jaw[:, 0].min()) / (0.35 * s)) * _smooth((jaw[:, 0].max() - x) / (0.35 * s))
+        out: np.ndarray = _smooth((x - jaw[:, 0].min()) / (0.35 * s)) * _smooth((jaw[:, 0].max() - x) / (0.35 * s))
+        return out
 
     def lower_shift(x: np.ndarray, t: np.ndarray, y: np.ndarray) -> np.ndarray:
         """How far up the content at depth t below the seam (and height y) moves."""
