@@ -115,7 +115,7 @@ class Renderer:
         # and 0 at the frame's own edges (a head near the top edge moves without pulling pixels in from
         # beyond the frame)
         edge = np.minimum.reduce([grid[:, 0], self.w - 1 - grid[:, 0], grid[:, 1], self.h - 1 - grid[:, 1]])
-        weight = weight * np.clip(edge / (0.3 * s), 0.0, 1.0)
+        weight = weight * np.clip(edge / (0.8 * s), 0.0, 1.0)
         weight = weight * weight * (3 - 2 * weight)  # smoothstep
         fx, fy = (x1 - x0) / 2, (y1 - y0) / 2
         rf = np.sqrt(((grid[:, 0] - cx) / fx) ** 2 + ((grid[:, 1] - cy - 0.15 * s) / fy) ** 2)
