@@ -31,7 +31,7 @@ from flowact.types import UInt8Array
 
 __all__ = [
     "FaceChoice", "PortraitAnalysis", "analyze_portrait", "detect_faces", "face_pose", "find_faces", "load_image",
-    "warm_up",
+    "segment_person", "warm_up",
 ]
 
 log = logging.getLogger("flowact.reference")
@@ -45,7 +45,7 @@ COMPARABLE = 0.7  # another face at least this fraction of the largest face's si
 CACHE_VERSION = 3
 FaceChoice = int | tuple[float, float, float, float] | None  # index (left to right) or box in photo pixels
 _MESH_LOCK = threading.Lock()
-_MESHES: dict[int, Any] = {}  # max_faces -> mediapipe FaceMesh (static-image mode: no state between images)
+_MESHES: dict[int, Any] = {}  # max_faces -> mediapipe FaceMesh (static-image mode); -1 -> SelfieSegmentation
 
 # MediaPipe face-mesh landmark indices used here.
 LEFT_EYE = (33, 133)
@@ -186,6 +186,18 @@ def detect_faces(img: UInt8Array, max_faces: int = 6) -> list[np.ndarray]:
         faces.append(pts)
     faces.sort(key=lambda f: -(np.ptp(f[:, 0]) * np.ptp(f[:, 1])))
     return faces
+
+
+def segment_person(img: UInt8Array) -> np.ndarray:
+    """(H, W) float32 0..1: where a person is (MediaPipe selfie segmentation, general model, shipped in
+    the same wheel as the face mesh). Thread-safe (the face mesh's lock)."""
+    with _MESH_LOCK, _quiet_native_stderr():
+        seg = _MESHES.get(-1)
+        if seg is None:
+            mp = _import_mediapipe()
+            seg = _MESHES[-1] = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+        mask = seg.process(np.ascontiguousarray(img)).segmentation_mask
+    return np.asarray(mask, dtype=np.float32)
 
 
 def warm_up() -> None:

@@ -7,7 +7,9 @@ where the head motion takes each pixel, so they ride along; one `cv2.remap` warp
 A mouth interior (cavity shaded to the corners, tongue, and an upper-teeth band unless the portrait
 already shows its own teeth) is composited only into the gap that opened between the lips, and
 closing eyelids are composited from the portrait's own under-eye skin (glasses-safe).
-Outside the head region the frame is the reference itself: the background never moves.
+The torso rises with breathing, a shrug and a head tilt (render/body.py), composited by the person's
+mask; everywhere else outside the head region the frame is the reference itself: the background never
+moves.
 Measured quality (tests/flowact/test_render.py): no fold-over at any extreme motion, mouth aperture
 and blinks confirmed by re-detected landmarks; speed: bench/render.py.
 """
@@ -21,6 +23,7 @@ import numpy as np
 
 from flowact.motion.params import MOTION_DIM, MotionChunk, P
 from flowact.reference import PortraitAnalysis
+from flowact.render.body import build_body
 from flowact.render.eyelids import build_eyelids, draw_eyelid
 from flowact.render.local_fields import (
     LIP_AND_JAW,
@@ -99,6 +102,7 @@ class Renderer:
         self._lip_basis_flat = (self.rig.basis - coarse_basis).reshape(MOTION_DIM, -1)  # what the local fields do
         self._init_mouth()
         self._lids = build_eyelids(self.rig, self.base)
+        self._body = build_body(analysis, self._head_ellipse())
 
     # --- fields ---------------------------------------------------------------------------------
     def _head_ellipse(self) -> tuple[float, float, float, float]:
@@ -143,8 +147,10 @@ class Renderer:
         disp_c = (m @ self.basis_flat).reshape(-1, 2)  # (C, 2)
         map_x, map_y = self._maps(m, disp_c)
         rx0, ry0, rx1, ry1 = self.roi
-        frame = self.base.copy()
-        frame[ry0:ry1, rx0:rx1] = cv2.remap(self.base, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        # the torso first (a new image when it moves), then the head warped on top of it
+        src = self.base if self._body is None else self._body.apply(self.base, m)
+        frame = self.base.copy() if src is self.base else src
+        frame[ry0:ry1, rx0:rx1] = cv2.remap(src, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         moved = self._moved(m, disp_c)
         self._mouth(frame, m, disp_c, moved)
         for lid in self._lids:
@@ -153,6 +159,16 @@ class Renderer:
                 drop = b * self.rig.basis[lid.param][lid.upper]
                 draw_eyelid(frame, self.base, lid, moved, drop, b, self.rig.scale)
         return frame
+
+    def still_mask(self) -> np.ndarray:
+        """(H, W) bool: the pixels no motion ever changes (the background outside the head region and
+        away from the person's body)."""
+        out = np.ones((self.h, self.w), bool)
+        rx0, ry0, rx1, ry1 = self.roi
+        out[ry0:ry1, rx0:rx1] = False
+        if self._body is not None:
+            out &= ~self._body.moving((self.h, self.w))
+        return out
 
     def warp_maps(self, motion: FloatArray) -> tuple[np.ndarray, np.ndarray]:
         """The dense backward map over the head ROI (`self.roi`): output pixel -> source x, y."""
