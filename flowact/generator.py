@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flowact.api import ReferenceInput
 from flowact.errors import ModelError, PortraitError
+from flowact.framing import FramingMode
 from flowact.motion.base import MotionModel
 from flowact.reference import PortraitAnalysis, analyze_portrait
 from flowact.render.renderer import Renderer
@@ -33,7 +34,18 @@ class PortraitGeneratorConfig(BaseModel):
     checkpoint: str | None = Field(None, description="learned motion checkpoint (safetensors + config)")
     sampling_steps: int = Field(2, ge=1, le=8)
     cache_dir: str | None = Field("~/.cache/flowact/reference", description="portrait analysis cache")
-    on_multiple_faces: Literal["largest", "refuse"] = "largest"
+    on_multiple_faces: Literal["largest", "refuse"] = Field(
+        "refuse", description="several faces of comparable size: refuse (listing them) unless `face` picks one, "
+        "or take the largest; a clearly dominant face is always taken",
+    )
+    face: int | tuple[float, float, float, float] | None = Field(
+        None, description="which face to animate: an index (left to right, as the refusal lists them) or a box "
+        "[x0, y0, x1, y1] in the photo's pixels",
+    )
+    framing: FramingMode = Field(
+        "fill", description="fill: crop around the person where the photo allows, else a blurred, darkened "
+        "extension of its background; crop: always cover the frame; fit: show the whole photo",
+    )
     preload_face_model: bool = Field(
         False, description="load the face-landmark model in the background at construction (a server that "
         "will analyse new portraits: their first frame then takes ~0.1 s instead of ~1 s)",
@@ -84,7 +96,8 @@ class PortraitGenerator:
             raise PortraitError(f"{reference}: portrait file not found")
         return analyze_portrait(
             reference, width=self.width, height=self.height,
-            on_multiple_faces=self.config.on_multiple_faces, cache_dir=self.config.cache_dir,
+            on_multiple_faces=self.config.on_multiple_faces, face=self.config.face, framing=self.config.framing,
+            cache_dir=self.config.cache_dir,
         )
 
     def _render(self, control: ControlChunk) -> VideoChunk:

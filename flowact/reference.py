@@ -5,7 +5,8 @@ face-mesh models; installed with `--no-deps` because it declares numpy<2 / proto
 with numpy 2 and protobuf 6). 478 landmarks with iris refinement, fully offline.
 
 Every problem with the input raises `PortraitError` naming it: missing file, not an image, corrupt
-data, no face, several faces when refused, a face too small, a face in profile.
+data, no face, several faces of comparable size (listed, so the user can choose one), a face too small,
+a head turned or tilted too far (with the measured angle and the limit).
 """
 
 from __future__ import annotations
@@ -25,19 +26,27 @@ from typing import Any, Literal
 import numpy as np
 
 from flowact.errors import PortraitError
+from flowact.framing import FramingMode, frame_portrait, plan_framing
 from flowact.types import UInt8Array
 
-__all__ = ["PortraitAnalysis", "analyze_portrait", "detect_faces", "find_faces", "load_image", "warm_up"]
+__all__ = [
+    "FaceChoice", "PortraitAnalysis", "analyze_portrait", "detect_faces", "face_pose", "find_faces", "load_image",
+    "segment_person", "warm_up",
+]
 
 log = logging.getLogger("flowact.reference")
 
 MAX_SIDE = 2048  # larger images are downscaled before analysis
 MAX_PIXELS = 50_000_000  # larger portraits are refused from their header (decompression bombs, memory)
 MIN_FACE_PX = 64  # eye-to-eye distance * 2.5 must reach this (in the source image)
-MAX_PROFILE_RATIO = 0.55  # nose offset from the eyes' midpoint / half eye distance
-CACHE_VERSION = 2
+MAX_YAW = 35.0  # degrees a head may be turned to the side
+MAX_PITCH = 25.0  # degrees a head may be tilted up or down (beyond the usual slight downward look)
+PITCH_BASELINE = 8.0  # MediaPipe's forehead-chin depth angle of a face looking straight at the camera
+COMPARABLE = 0.7  # another face at least this fraction of the largest face's size is "comparable"
+CACHE_VERSION = 3
+FaceChoice = int | tuple[float, float, float, float] | None  # index (left to right) or box in photo pixels
 _MESH_LOCK = threading.Lock()
-_MESHES: dict[int, Any] = {}  # max_faces -> mediapipe FaceMesh (static-image mode: no state between images)
+_MESHES: dict[int, Any] = {}  # max_faces -> mediapipe FaceMesh (static-image mode); -1 -> SelfieSegmentation
 
 # MediaPipe face-mesh landmark indices used here.
 LEFT_EYE = (33, 133)
@@ -164,7 +173,7 @@ def _import_mediapipe() -> Any:
     return mediapipe
 
 
-def detect_faces(img: UInt8Array, max_faces: int = 4) -> list[np.ndarray]:
+def detect_faces(img: UInt8Array, max_faces: int = 6) -> list[np.ndarray]:
     """All faces' landmarks (478, 3) in pixels (z scaled like x), largest first. Thread-safe (one lock)."""
     h, w = img.shape[:2]
     with _MESH_LOCK, _quiet_native_stderr():
@@ -183,6 +192,18 @@ def detect_faces(img: UInt8Array, max_faces: int = 4) -> list[np.ndarray]:
     return faces
 
 
+def segment_person(img: UInt8Array) -> np.ndarray:
+    """(H, W) float32 0..1: where a person is (MediaPipe selfie segmentation, general model, shipped in
+    the same wheel as the face mesh). Thread-safe (the face mesh's lock)."""
+    with _MESH_LOCK, _quiet_native_stderr():
+        seg = _MESHES.get(-1)
+        if seg is None:
+            mp = _import_mediapipe()
+            seg = _MESHES[-1] = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+        mask = seg.process(np.ascontiguousarray(img)).segmentation_mask
+    return np.asarray(mask, dtype=np.float32)
+
+
 def warm_up() -> None:
     """Load MediaPipe's face-mesh graph now (about 0.3 s import + 0.6 s graph on this CPU, once per
     process), so the first new portrait of a long-running process is analysed in ~0.1 s."""
@@ -190,67 +211,152 @@ def warm_up() -> None:
 
 
 def find_faces(img: UInt8Array) -> list[np.ndarray]:
-    """`detect_faces`, plus a second look beside the largest face. MediaPipe's short-range detector
-    sees the image at 128x128, so in a wide picture of two people it finds only one; each strip
-    left/right/above/below the found face that is wide enough to hold another face of that size is
-    searched on its own (no extra pass for an ordinary head-and-shoulders portrait)."""
+    """`detect_faces`, plus a second look where MediaPipe's detector cannot see. It looks at the image
+    at 128x128, so in a wide picture or a group it misses faces: a wide or tall image is searched again
+    in overlapping square windows along its long side; if the faces found are small for the image (or
+    none), in half-size windows too; and each strip beside the largest face wide enough to hold another
+    face of that size is searched on its own (no extra pass for an ordinary head-and-shoulders portrait)."""
     faces = detect_faces(img)
-    if not faces:
-        return faces
     h, w = img.shape[:2]
-    f = faces[0]
-    fx0, fy0 = float(f[:, 0].min()), float(f[:, 1].min())
-    fx1, fy1 = float(f[:, 0].max()), float(f[:, 1].max())
-    size = max(fx1 - fx0, fy1 - fy0)
-    pad = 0.25 * size
-    strips = [
-        (0, 0, int(fx0 - pad), h), (int(fx1 + pad), 0, w, h),
-        (0, 0, w, int(fy0 - pad)), (0, int(fy1 + pad), w, h),
-    ]
-    for x0, y0, x1, y1 in strips:
-        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
-        if min(x1 - x0, y1 - y0) < 1.1 * size:
-            continue
+    side = min(h, w)
+    if max(h, w) > 1.4 * side:
+        _search(img, faces, _windows(w, h, side))
+    if not faces or max(_face_size(f) for f in faces) < 0.2 * side:
+        _search(img, faces, _windows(w, h, side // 2))
+    if faces:
+        f = max(faces, key=_face_size)
+        fx0, fy0, fx1, fy1 = _box(f)
+        size = max(fx1 - fx0, fy1 - fy0)
+        pad = 0.25 * size
+        strips = []
+        for x0, y0, x1, y1 in ((0, 0, int(fx0 - pad), h), (int(fx1 + pad), 0, w, h),
+                               (0, 0, w, int(fy0 - pad)), (0, int(fy1 + pad), w, h)):
+            x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+            if min(x1 - x0, y1 - y0) >= 1.1 * size:
+                strips.append((x0, y0, x1, y1))
+        _search(img, faces, strips)
+    faces.sort(key=lambda q: -(np.ptp(q[:, 0]) * np.ptp(q[:, 1])))
+    return faces
+
+
+def _search(img: UInt8Array, faces: list[np.ndarray], windows: list[tuple[int, int, int, int]]) -> None:
+    """Detect in each window; add the faces not seen before and not cut by the window's inner edges."""
+    h, w = img.shape[:2]
+    for x0, y0, x1, y1 in windows:
         for g in detect_faces(np.ascontiguousarray(img[y0:y1, x0:x1])):
             g = g.copy()
             g[:, 0] += x0
             g[:, 1] += y0
-            cx, cy = float(g[:, 0].mean()), float(g[:, 1].mean())
-            if not any(o[:, 0].min() <= cx <= o[:, 0].max() and o[:, 1].min() <= cy <= o[:, 1].max() for o in faces):
+            gx0, gy0, gx1, gy1 = _box(g)
+            cut = (gx0 < x0 + 2 and x0 > 0) or (gx1 > x1 - 2 and x1 < w) or (gy0 < y0 + 2 and y0 > 0) or (
+                gy1 > y1 - 2 and y1 < h)
+            if not cut and all(_overlap(g, o) < 0.2 for o in faces):
                 faces.append(g)
-    faces.sort(key=lambda q: -(np.ptp(q[:, 0]) * np.ptp(q[:, 1])))
-    return faces
+
+
+def _box(f: np.ndarray) -> tuple[float, float, float, float]:
+    return float(f[:, 0].min()), float(f[:, 1].min()), float(f[:, 0].max()), float(f[:, 1].max())
+
+
+def _overlap(f: np.ndarray, box: np.ndarray | tuple[float, float, float, float]) -> float:
+    """The fraction of face `f`'s landmark box inside `box` (another face's landmarks, or x0, y0, x1, y1)."""
+    fx0, fy0, fx1, fy1 = _box(f)
+    x0, y0, x1, y1 = _box(box) if isinstance(box, np.ndarray) else box
+    iw = max(0.0, min(x1, fx1) - max(x0, fx0))
+    ih = max(0.0, min(y1, fy1) - max(y0, fy0))
+    return iw * ih / max((fx1 - fx0) * (fy1 - fy0), 1e-6)
+
+
+def _windows(w: int, h: int, side: int) -> list[tuple[int, int, int, int]]:
+    """Square windows of `side` px overlapping by half, covering a w x h image (none if too small)."""
+    if side < 96:
+        return []
+
+    def starts(n: int) -> list[int]:
+        k = max(1, int(np.ceil((n - side) / (side / 2))) + 1)
+        return sorted({round(i * (n - side) / max(1, k - 1)) for i in range(k)}) if n > side else [0]
+
+    return [(x, y, min(w, x + side), min(h, y + side)) for y in starts(h) for x in starts(w)]
 
 
 def _eye_centres(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lm[list(LEFT_EYE), :2].mean(axis=0), lm[list(RIGHT_EYE), :2].mean(axis=0)
 
 
+def face_pose(lm: np.ndarray) -> tuple[float, float]:
+    """(yaw, pitch) of a face in degrees from its 3D mesh: yaw from the depth slope across four
+    symmetric landmark pairs (0 facing the camera, + turned to the viewer's left), pitch from the
+    forehead-chin line's depth slope relative to a face looking at the camera (+ looking down)."""
+    yaws = []
+    for a, b in ((234, 454), (33, 263), (127, 356), (93, 323)):
+        d = lm[b] - lm[a]
+        yaws.append(float(np.degrees(np.arctan2(d[2], d[0]))))
+    d = lm[CHIN] - lm[FOREHEAD]
+    pitch = float(np.degrees(np.arctan2(d[2], d[1]))) - PITCH_BASELINE  # chin further back: down
+    return float(np.median(yaws)), pitch
+
+
 def _check_face(lm: np.ndarray, name: str) -> float:
     le, re = _eye_centres(lm)
     eye_d = float(np.linalg.norm(re - le))
-    if eye_d * 2.5 < MIN_FACE_PX:
-        raise PortraitError(f"{name}: the face is too small ({eye_d:.0f} px between the eyes; need >= "
+    yaw, pitch = face_pose(lm)
+    if abs(yaw) > MAX_YAW:
+        raise PortraitError(f"{name}: the face is turned {abs(yaw):.0f} degrees to the side (towards profile); "
+                            f"the limit is {MAX_YAW:.0f} degrees: use a portrait that faces the camera more")
+    if abs(pitch) > MAX_PITCH:
+        where = "down" if pitch > 0 else "up"
+        raise PortraitError(f"{name}: the face is tilted {abs(pitch):.0f} degrees {where}; the limit is "
+                            f"{MAX_PITCH:.0f} degrees: use a portrait at eye level")
+    # a turned face's eyes are closer together in the image: judge its size by the frontal equivalent
+    frontal_d = eye_d / max(float(np.cos(np.radians(yaw))), 0.5)
+    if frontal_d * 2.5 < MIN_FACE_PX:
+        raise PortraitError(f"{name}: the face is too small ({frontal_d:.0f} px between the eyes; need >= "
                             f"{MIN_FACE_PX / 2.5:.0f}); use a closer or larger portrait")
-    mid = (le + re) / 2
-    offset = abs(float(lm[NOSE_TIP, 0] - mid[0])) / (eye_d / 2)
-    if offset > MAX_PROFILE_RATIO:
-        raise PortraitError(f"{name}: the face is turned too far to the side (profile); use a frontal portrait")
     return eye_d
 
 
-def _framing(lm: np.ndarray, eye_d: float, out_w: int, out_h: int) -> np.ndarray:
-    """2x3 affine (similarity) taking source pixels to the output frame: eyes level, face sized."""
-    le, re = _eye_centres(lm)
-    angle = float(np.arctan2(re[1] - le[1], re[0] - le[0]))
-    face_h = float(np.linalg.norm(lm[CHIN, :2] - lm[FOREHEAD, :2]))
-    scale = 0.42 * out_h / max(face_h, 1.0)
-    c, s = np.cos(-angle) * scale, np.sin(-angle) * scale
-    centre = (le + re) / 2
-    target = np.array([out_w / 2, 0.40 * out_h])
-    rot = np.array([[c, -s], [s, c]])
-    t = target - rot @ centre
-    return np.hstack([rot, t[:, None]]).astype(np.float32)
+def _face_size(lm: np.ndarray) -> float:
+    """Face height (forehead to chin) in pixels: unlike the eye distance, barely changed by a turn."""
+    return float(np.linalg.norm(lm[CHIN, :2] - lm[FOREHEAD, :2]))
+
+
+def _choose_face(faces: list[np.ndarray], face: FaceChoice, unscale: float, name: str,
+                 on_multiple_faces: Literal["largest", "refuse"]) -> np.ndarray:
+    """The face to animate. `faces` are in analysis pixels; `unscale` maps them to the photo's pixels
+    (what the user sees and what a box is given in). Faces are numbered left to right."""
+    order = sorted(faces, key=lambda f: float(f[:, 0].mean()))
+    if face is None:
+        if len(faces) == 1:
+            return faces[0]
+        sizes = [_face_size(f) for f in faces]  # faces[0] is the largest by area
+        comparable = [f for f, sz in zip(faces, sizes, strict=True) if sz >= COMPARABLE * max(sizes)]
+        if len(comparable) == 1 or on_multiple_faces == "largest":
+            log.warning("%s: %d faces found, using the largest", name, len(faces))
+            return max(faces, key=_face_size)
+        listing = "; ".join(
+            f"{i}: centre ({f[:, 0].mean() * unscale:.0f}, {f[:, 1].mean() * unscale:.0f}), "
+            f"{_face_size(f) * unscale:.0f} px tall" + (" (comparable)" if any(f is c for c in comparable) else "")
+            for i, f in enumerate(order)
+        )
+        raise PortraitError(f"{name}: {len(faces)} faces found, {len(comparable)} of comparable size; choose "
+                            f"one with the generator's `face` setting (index, left to right, or a box "
+                            f"[x0, y0, x1, y1] in the photo's pixels): {listing}")
+    if isinstance(face, int):
+        if not 0 <= face < len(order):
+            raise PortraitError(f"{name}: face {face} was chosen but {len(order)} face(s) were found "
+                                f"(indices 0..{len(order) - 1}, left to right)")
+        return order[face]
+    x0, y0, x1, y1 = (float(v) / unscale for v in face)
+    if x1 <= x0 or y1 <= y0:
+        raise PortraitError(f"{name}: the face box {list(face)} must be [x0, y0, x1, y1] with x1 > x0, y1 > y0")
+
+    def overlap(f: np.ndarray) -> float:
+        return _overlap(f, (x0, y0, x1, y1))
+
+    best = max(order, key=overlap)
+    if overlap(best) < 0.3:
+        raise PortraitError(f"{name}: no face found inside the chosen box {list(face)}")
+    return best
 
 
 def analyze_portrait(
@@ -258,16 +364,21 @@ def analyze_portrait(
     *,
     width: int = 854,
     height: int = 480,
-    on_multiple_faces: Literal["largest", "refuse"] = "largest",
+    on_multiple_faces: Literal["largest", "refuse"] = "refuse",
+    face: FaceChoice = None,
+    framing: FramingMode = "fill",
     cache_dir: str | Path | None = None,
 ) -> PortraitAnalysis:
-    """Load, validate and frame a portrait; results are cached on disk by image hash + size."""
-    import cv2
+    """Load, validate and frame a portrait; results are cached on disk by image hash + size + choices.
 
+    Several faces: a clearly dominant one (the others < 70% of its height) is taken; faces of comparable
+    size are refused with a list of them unless `face` picks one (index left to right, or a box in the
+    photo's pixels) or `on_multiple_faces="largest"`. `framing`: see flowact.framing."""
     name = str(source) if isinstance(source, str | Path) else "<portrait>"
     img = load_image(source)
     digest = hashlib.sha256(img.tobytes() + str(img.shape).encode()).hexdigest()[:24]
-    key = f"v{CACHE_VERSION}-{digest}-{width}x{height}"
+    choice = hashlib.sha256(f"{face}-{on_multiple_faces}".encode()).hexdigest()[:8]
+    key = f"v{CACHE_VERSION}-{digest}-{width}x{height}-{framing}-{choice}"
     cache = Path(cache_dir).expanduser() if cache_dir else None
     if cache is not None:
         hit = cache / f"{key}.npz"
@@ -276,24 +387,24 @@ def analyze_portrait(
                 return _load_cached(hit, digest)
             except (OSError, ValueError, KeyError) as e:
                 log.warning("ignoring unreadable cache entry %s: %s", hit, e)
+    full_w = img.shape[1]
     img = _downscale(img)
     faces = find_faces(img)
     if not faces:
-        raise PortraitError(f"{name}: no face found in the portrait (need one frontal face with at least "
-                            f"{MIN_FACE_PX / 2.5:.0f} px between the eyes)")
-    if len(faces) > 1:
-        if on_multiple_faces == "refuse":
-            raise PortraitError(f"{name}: {len(faces)} faces found; use a portrait with one person")
-        log.warning("%s: %d faces found, using the largest", name, len(faces))
-    lm = faces[0]
-    eye_d = _check_face(lm, name)
-    m = _framing(lm, eye_d, width, height)
-    framed = cv2.warpAffine(img, m, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        raise PortraitError(f"{name}: no face found in the portrait (need one face towards the camera with at "
+                            f"least {MIN_FACE_PX / 2.5:.0f} px between the eyes)")
+    lm = _choose_face(faces, face, full_w / img.shape[1], name, on_multiple_faces)
+    _check_face(lm, name)
+    le, re = _eye_centres(lm)
+    angle = float(np.arctan2(re[1] - le[1], re[0] - le[0]))
+    plan = plan_framing((le + re) / 2, angle, _face_size(lm), img.shape[1], img.shape[0], width, height, framing)
+    m = plan.matrix
+    framed = frame_portrait(img, plan, width, height)
     scale = float(np.hypot(m[0, 0], m[0, 1]))
     pts = np.empty_like(lm)
     pts[:, :2] = lm[:, :2] @ m[:, :2].T + m[:, 2]
     pts[:, 2] = lm[:, 2] * scale
-    result = _make_analysis(np.ascontiguousarray(framed), pts, len(faces), digest)
+    result = _make_analysis(framed, pts, len(faces), digest)
     if cache is not None:
         try:
             cache.mkdir(parents=True, exist_ok=True)

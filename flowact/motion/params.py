@@ -38,6 +38,7 @@ MOTION_PARAMS: tuple[str, ...] = (
     "gaze_x",  # -1..1
     "gaze_y",  # -1..1
     "breath",  # -1..1
+    "shoulder_raise",  # 0..1 both shoulders up (a shrug); 1 lifts them about a third of the eye distance
 )
 MOTION_DIM = len(MOTION_PARAMS)
 P = {name: i for i, name in enumerate(MOTION_PARAMS)}

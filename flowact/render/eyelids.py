@@ -75,11 +75,11 @@ def draw_eyelid(frame: UInt8Array, base: UInt8Array, lid: Eyelid, moved: np.ndar
     src_x = np.broadcast_to(np.clip(xs, 0, base.shape[1] - 1).astype(np.intp)[None, :], src_y.shape)
     skin = base[src_y, src_x].astype(np.float32)
     col = (0.6 * skin + 0.4 * lid.colour) * (0.94 - 0.16 * depth[..., None] ** 2)  # a lid is a bit darker
-    lash_w = max(0.8, 0.018 * scale)
+    lash_w = max(0.8, 0.026 * scale)
     lash = np.exp(-(((yy - ey) / lash_w) ** 2)) * inside * min(1.0, amount * 1.4)
     a = (fill * min(1.0, (amount - 0.08) / 0.25) * 0.97)[..., None]
     region = frame[y0:y1, x0:x1].astype(np.float32)
     out = region * (1 - a) + col * a
-    la = (lash * 0.6)[..., None]
+    la = (lash * 0.75)[..., None]
     out = out * (1 - la) + lid.lash * la
     frame[y0:y1, x0:x1] = np.clip(out, 0, 255).astype(np.uint8)

@@ -7,7 +7,9 @@ where the head motion takes each pixel, so they ride along; one `cv2.remap` warp
 A mouth interior (cavity shaded to the corners, tongue, and an upper-teeth band unless the portrait
 already shows its own teeth) is composited only into the gap that opened between the lips, and
 closing eyelids are composited from the portrait's own under-eye skin (glasses-safe).
-Outside the head region the frame is the reference itself: the background never moves.
+The torso rises with breathing, a shrug and a head tilt (render/body.py), composited by the person's
+mask; everywhere else outside the head region the frame is the reference itself: the background never
+moves.
 Measured quality (tests/flowact/test_render.py): no fold-over at any extreme motion, mouth aperture
 and blinks confirmed by re-detected landmarks; speed: bench/render.py.
 """
@@ -21,6 +23,7 @@ import numpy as np
 
 from flowact.motion.params import MOTION_DIM, MotionChunk, P
 from flowact.reference import PortraitAnalysis
+from flowact.render.body import build_body
 from flowact.render.eyelids import build_eyelids, draw_eyelid
 from flowact.render.local_fields import (
     LIP_AND_JAW,
@@ -30,6 +33,7 @@ from flowact.render.local_fields import (
     mouth_field,
     seam_fraction,
 )
+from flowact.render.rest_mouth import Interior, close_mouth
 from flowact.render.rig import LOWER_INNER_LIP, UPPER_INNER_LIP, Rig, build_rig
 from flowact.types import FloatArray, UInt8Array
 
@@ -44,7 +48,10 @@ class Renderer:
     """Renders frames of one analysed portrait. Stateless per frame (no drift over hours)."""
 
     def __init__(self, analysis: PortraitAnalysis) -> None:
-        self.analysis = analysis
+        self.reference = analysis  # the portrait as analysed
+        rest = close_mouth(analysis)
+        self.analysis = analysis = rest.analysis  # the rest pose: the same, with the lips closed if they were open
+        self._interior = rest.interior  # the reference's own mouth interior, if it showed one
         self.base = analysis.image
         self.h, self.w = self.base.shape[:2]
         self.rig: Rig = build_rig(analysis)
@@ -95,6 +102,7 @@ class Renderer:
         self._lip_basis_flat = (self.rig.basis - coarse_basis).reshape(MOTION_DIM, -1)  # what the local fields do
         self._init_mouth()
         self._lids = build_eyelids(self.rig, self.base)
+        self._body = build_body(analysis, self._head_ellipse())
 
     # --- fields ---------------------------------------------------------------------------------
     def _head_ellipse(self) -> tuple[float, float, float, float]:
@@ -108,6 +116,10 @@ class Renderer:
         cx, cy, rx, ry = self._head_ellipse()
         r = np.sqrt(((grid[:, 0] - cx) / rx) ** 2 + ((grid[:, 1] - cy) / ry) ** 2)
         weight = np.clip((HEAD_R1 - r) / (HEAD_R1 - HEAD_R0), 0.0, 1.0)
+        # and 0 at the frame's own edges (a head near the top edge moves without pulling pixels in from
+        # beyond the frame)
+        edge = np.minimum.reduce([grid[:, 0], self.w - 1 - grid[:, 0], grid[:, 1], self.h - 1 - grid[:, 1]])
+        weight = weight * np.clip(edge / (0.8 * s), 0.0, 1.0)
         weight = weight * weight * (3 - 2 * weight)  # smoothstep
         fx, fy = (x1 - x0) / 2, (y1 - y0) / 2
         rf = np.sqrt(((grid[:, 0] - cx) / fx) ** 2 + ((grid[:, 1] - cy - 0.15 * s) / fy) ** 2)
@@ -135,8 +147,10 @@ class Renderer:
         disp_c = (m @ self.basis_flat).reshape(-1, 2)  # (C, 2)
         map_x, map_y = self._maps(m, disp_c)
         rx0, ry0, rx1, ry1 = self.roi
-        frame = self.base.copy()
-        frame[ry0:ry1, rx0:rx1] = cv2.remap(self.base, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        # the torso first (a new image when it moves), then the head warped on top of it
+        src = self.base if self._body is None else self._body.apply(self.base, m)
+        frame = self.base.copy() if src is self.base else src
+        frame[ry0:ry1, rx0:rx1] = cv2.remap(src, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         moved = self._moved(m, disp_c)
         self._mouth(frame, m, disp_c, moved)
         for lid in self._lids:
@@ -145,6 +159,16 @@ class Renderer:
                 drop = b * self.rig.basis[lid.param][lid.upper]
                 draw_eyelid(frame, self.base, lid, moved, drop, b, self.rig.scale)
         return frame
+
+    def still_mask(self) -> np.ndarray:
+        """(H, W) bool: the pixels no motion ever changes (the background outside the head region and
+        away from the person's body)."""
+        out = np.ones((self.h, self.w), bool)
+        rx0, ry0, rx1, ry1 = self.roi
+        out[ry0:ry1, rx0:rx1] = False
+        if self._body is not None:
+            out &= ~self._body.moving((self.h, self.w))
+        return out
 
     def warp_maps(self, motion: FloatArray) -> tuple[np.ndarray, np.ndarray]:
         """The dense backward map over the head ROI (`self.roi`): output pixel -> source x, y."""
@@ -279,7 +303,9 @@ class Renderer:
         tg = np.clip((yy - (ly - tongue_h)) / 2.0, 0.0, 1.0) * (tongue_h > 0.5)
         tongue = np.array([150, 68, 70], np.float32) * (0.55 + 0.45 * v[..., None]) * shade
         col += (tongue - col) * (tg[..., None] * 0.85)
-        if not self._teeth_show:
+        if self._interior is not None:
+            self._own_interior(col, self._interior, xs, yy, uy, ly, left, right)
+        elif not self._teeth_show:
             th = np.minimum(0.1 * s, 0.55 * o) * np.clip(1.0 - (tx / 0.9) ** 2, 0.0, 1.0) ** 0.5
             dy = yy - uy
             tm = np.clip((th - dy) / 1.3 + 0.5, 0.0, 1.0) * (th > 0.6)
@@ -295,3 +321,26 @@ class Renderer:
         a = (mask * alpha_gain * 0.97)[..., None]
         region = frame[y0:y1, x0:x1].astype(np.float32)
         frame[y0:y1, x0:x1] = np.clip(region * (1 - a) + col * a, 0, 255).astype(np.uint8)
+
+    @staticmethod
+    def _own_interior(col: np.ndarray, interior: Interior, xs: np.ndarray, yy: np.ndarray, uy: np.ndarray,
+                      ly: np.ndarray, left: float, right: float) -> None:
+        """Paint the reference's own mouth interior into `col` (h, w, 3) in place: its upper half rides
+        under the upper lip, its lower half over the lower lip, the cavity shows between them when the
+        mouth opens wider than the photo's."""
+        tx = np.clip((xs - left) / max(right - left, 1.0), 0.0, 1.0)  # across the mouth, 0..1
+        xr = interior.xs[0] + tx * (interior.xs[-1] - interior.xs[0])
+        ru = np.interp(xr, interior.xs, interior.upper)[None, :]
+        rl = np.interp(xr, interior.xs, interior.lower)[None, :]
+        half = np.maximum(rl - ru, 0.0) / 2
+        mid = (uy + ly) / 2
+        dy, dl = yy - uy, ly - yy
+        upper = yy < mid
+        src_y = np.where(upper, ru + dy, rl - dl)
+        reach = np.where(upper, dy, dl)
+        a = np.clip((half - reach) / 1.5 + 0.5, 0.0, 1.0) * (half > 1.0)
+        img = interior.image
+        sy = np.clip(np.round(src_y), 0, img.shape[0] - 1).astype(np.intp)
+        sx = np.broadcast_to(np.clip(np.round(xr), 0, img.shape[1] - 1).astype(np.intp)[None, :], sy.shape)
+        own = img[sy, sx].astype(np.float32)
+        col += (own - col) * a[..., None]

@@ -4,6 +4,7 @@ problem; every common encoding is accepted; framing for the supported output siz
 from __future__ import annotations
 
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from tests.fixtures.portraits import (
     animated_gif,
     encode,
     exif_rotated_jpeg,
+    group,
     rgb,
     rgba_png,
     rotate_in_depth,
@@ -81,26 +83,70 @@ def test_no_face() -> None:
         analyze_portrait(skimage.data.coffee())
 
 
-def test_two_faces_uses_largest_and_warns(caplog: pytest.LogCaptureFixture) -> None:
+def _face_crop(a: ref.PortraitAnalysis) -> np.ndarray:
+    import cv2
+
+    x0, y0, x1, y1 = (int(v) for v in a.face_box)
+    return np.asarray(cv2.resize(a.image[y0:y1, x0:x1], (64, 64), interpolation=cv2.INTER_AREA), np.float32)
+
+
+def _is(a: ref.PortraitAnalysis, who: Path, other: Path) -> bool:
+    """The framed face looks like `who`'s (much closer than like `other`'s)."""
+    mine, yours = _face_crop(analyze_portrait(who)), _face_crop(analyze_portrait(other))
+    got = _face_crop(a)
+    return float(np.abs(got - mine).mean()) < 0.6 * float(np.abs(got - yours).mean())
+
+
+def test_dominant_face_is_taken_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """Grace beside an astronaut whose face is 40% as tall: clearly dominant, taken without asking."""
     img = two_faces()
     with caplog.at_level(logging.WARNING, logger="flowact.reference"):
         a = analyze_portrait(img)
     assert a.faces_found == 2
     assert any("2 faces found, using the largest" in r.getMessage() for r in caplog.records)
-    # the framed face is Grace Hopper's (the larger), not the astronaut's
-    grace, astro = analyze_portrait(GRACE), analyze_portrait(ASTRONAUT)
-    x0, y0, x1, y1 = (int(v) for v in grace.face_box)
-
-    def diff(b: ref.PortraitAnalysis) -> float:
-        return float(np.abs(a.image[y0:y1, x0:x1].astype(int) - b.image[y0:y1, x0:x1].astype(int)).mean())
-
-    assert diff(grace) < 0.5 * diff(astro), (diff(grace), diff(astro))
-    assert float(np.abs(a.landmarks[:, :2] - grace.landmarks[:, :2]).mean()) < 0.05 * grace.eye_distance
+    assert _is(a, GRACE, ASTRONAUT)
 
 
-def test_two_faces_refused_when_configured() -> None:
-    with pytest.raises(PortraitError, match="2 faces found"):
-        analyze_portrait(two_faces(), on_multiple_faces="refuse")
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_comparable_faces_are_refused_with_a_list(n: int) -> None:
+    """A group of real faces of the same size: refused, each face listed (position, size) in the
+    photo's pixels, left to right, with how to choose one."""
+    img = group(n)
+    with pytest.raises(PortraitError, match=f"{n} faces found, {n} of comparable size") as e:
+        analyze_portrait(img)
+    msg = str(e.value)
+    assert "`face`" in msg
+    xs = [float(x) for x in re.findall(r"centre \((\d+), \d+\)", msg)]
+    assert len(xs) == n and xs == sorted(xs)
+    assert abs(xs[0] - 224) < 20  # the astronaut's face in the photo's pixels
+    assert all(90 < float(h) < 125 for h in re.findall(r"(\d+) px tall", msg))
+
+
+def test_a_face_is_chosen_by_index_or_box() -> None:
+    img = group(2)  # the astronaut left, Grace right
+    assert _is(analyze_portrait(img, face=0), ASTRONAUT, GRACE)
+    assert _is(analyze_portrait(img, face=1), GRACE, ASTRONAUT)
+    right_half = (img.shape[1] / 2, 0.0, float(img.shape[1]), float(img.shape[0]))
+    assert _is(analyze_portrait(img, face=right_half), GRACE, ASTRONAUT)
+    assert analyze_portrait(img, on_multiple_faces="largest").faces_found == 2
+    with pytest.raises(PortraitError, match="face 2 was chosen but 2 face"):
+        analyze_portrait(img, face=2)
+    with pytest.raises(PortraitError, match="no face found inside the chosen box"):
+        analyze_portrait(img, face=(0.0, 0.0, 60.0, 60.0))
+
+
+def test_face_choice_in_a_downscaled_photo() -> None:
+    """Positions are reported and chosen in the photo's own pixels, even when it is analysed smaller."""
+    import cv2
+
+    img = group(2)
+    big = cv2.resize(img, (img.shape[1] * 3, img.shape[0] * 3), interpolation=cv2.INTER_LINEAR)
+    with pytest.raises(PortraitError) as e:
+        analyze_portrait(big)
+    xs = [float(x) for x in re.findall(r"centre \((\d+), \d+\)", str(e.value))]
+    assert abs(xs[0] - 3 * 224) < 60
+    box = (3 * img.shape[1] / 2, 0.0, 3.0 * img.shape[1], 3.0 * img.shape[0])
+    assert _is(analyze_portrait(big, face=box), GRACE, ASTRONAUT)
 
 
 def test_face_too_small() -> None:
@@ -108,16 +154,38 @@ def test_face_too_small() -> None:
         analyze_portrait(tiny_face())
 
 
-def test_profile_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No real profile photograph ships in the bundled packages, and MediaPipe's detector finds no face
-    in a true profile anyway. So the profile check is fed Grace Hopper's real mesh turned 60 degrees in
-    depth (its own z): the geometry a camera would see. A 10 degree turn must still be accepted."""
+@pytest.mark.parametrize("degrees", [0, 20, 30, -33])
+def test_turned_heads_up_to_35_degrees_are_accepted(monkeypatch: pytest.MonkeyPatch, degrees: float) -> None:
+    """Grace Hopper's real mesh turned in depth by its own z (the geometry a camera sees; no real turned
+    portrait ships in the bundled packages): the measured yaw matches and up to 35 degrees is framed."""
     img = rgb(GRACE)
-    frontal = ref.detect_faces(img)[0]
-    assert ref._check_face(rotate_in_depth(frontal, 10), "slight") > 0
-    turned = rotate_in_depth(frontal, 60)
-    monkeypatch.setattr(ref, "detect_faces", lambda *_a, **_k: [turned])
-    with pytest.raises(PortraitError, match="profile"):
+    turned = rotate_in_depth(ref.detect_faces(img)[0], degrees)
+    yaw, pitch = ref.face_pose(turned)
+    assert abs(abs(yaw) - abs(degrees)) < 1.5 and abs(pitch) < 10, (yaw, pitch)
+    monkeypatch.setattr(ref, "find_faces", lambda *_a, **_k: [turned])
+    assert analyze_portrait(img).faces_found == 1
+
+
+@pytest.mark.parametrize("degrees", [40, -60])
+def test_profile_refused_with_angle_and_limit(monkeypatch: pytest.MonkeyPatch, degrees: float) -> None:
+    """MediaPipe's detector finds no face in a true profile, so the check is fed the real mesh turned."""
+    img = rgb(GRACE)
+    turned = rotate_in_depth(ref.detect_faces(img)[0], degrees)
+    monkeypatch.setattr(ref, "find_faces", lambda *_a, **_k: [turned])
+    with pytest.raises(PortraitError, match=f"turned {abs(degrees)} degrees to the side.*limit is 35 degrees"):
+        analyze_portrait(img)
+
+
+def test_steep_pitch_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    img = rgb(GRACE)
+    lm = ref.detect_faces(img)[0]
+    c = lm.mean(axis=0)
+    t = np.radians(40)
+    tilted = lm.copy()  # nodding 40 degrees down about the horizontal axis (y, z)
+    tilted[:, 1] = c[1] + (lm[:, 1] - c[1]) * np.cos(t) - (lm[:, 2] - c[2]) * np.sin(t)
+    tilted[:, 2] = c[2] + (lm[:, 1] - c[1]) * np.sin(t) + (lm[:, 2] - c[2]) * np.cos(t)
+    monkeypatch.setattr(ref, "find_faces", lambda *_a, **_k: [tilted])
+    with pytest.raises(PortraitError, match="tilted (3[6-9]|4[0-4]) degrees down; the limit is 25"):
         analyze_portrait(img)
 
 
@@ -183,7 +251,7 @@ def test_animated_gif_first_frame() -> None:
     assert analyze_portrait(data).faces_found == 1
 
 
-# --- framing --------------------------------------------------------------------------------------
+# --- framing (more in test_framing.py) -------------------------------------------------------------
 
 
 @pytest.mark.parametrize("size", [(854, 480), (512, 512), (1280, 720)])
@@ -194,11 +262,11 @@ def test_framing_sizes(portrait: Path, size: tuple[int, int]) -> None:
     assert a.image.shape == (h, w, 3) and a.size == (w, h)
     le, re = _eye_line(a)
     mid = (le + re) / 2
-    assert abs(float(mid[0]) - w / 2) < 0.01 * w  # centred
-    assert abs(float(mid[1]) - 0.40 * h) < 0.01 * h
+    assert abs(float(mid[0]) - w / 2) <= 0.1 * w + 1  # centred, or moved a little to avoid a fill
+    assert 0.34 * h - 1 <= float(mid[1]) <= 0.44 * h + 1
     assert abs(float(re[1] - le[1])) < 0.5  # eyes level
     face_h = float(np.linalg.norm(a.landmarks[ref.CHIN, :2] - a.landmarks[ref.FOREHEAD, :2]))
-    assert abs(face_h - 0.42 * h) < 0.01 * h
+    assert 0.42 * h - 1 <= face_h <= 1.25 * 0.42 * h + 1
     x0, y0, x1, y1 = a.face_box
     assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
     mx0, my0, mx1, my1 = a.mouth_box

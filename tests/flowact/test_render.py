@@ -80,30 +80,34 @@ EXTREMES = {
     "roll": motion(head_roll=15.0, head_yaw=10.0),
     "roll_l": motion(head_roll=-15.0, smile=1.0),
     "gaze": motion(gaze_x=1.0, gaze_y=1.0, breath=1.0),
+    "shrug": motion(shoulder_raise=1.0, breath=1.0, head_roll=5.0),
 }
 
 
 # --- the reference is the neutral frame -----------------------------------------------------------
 
 
-def _ssim_inside_outside(a: PortraitAnalysis, frame: np.ndarray) -> tuple[float, float]:
+def _ssim_inside_outside(a: PortraitAnalysis, frame: np.ndarray, outside: np.ndarray | None = None
+                         ) -> tuple[float, float]:
+    """SSIM inside the face box and outside it (or over `outside`, e.g. away from the breathing body)."""
     _, smap = structural_similarity(a.image, frame, channel_axis=2, full=True, data_range=255)
     smap = smap.mean(axis=2)
     inside = np.zeros(smap.shape, bool)
     x0, y0, x1, y1 = (int(v) for v in a.face_box)
     inside[y0:y1, x0:x1] = True
-    return float(smap[inside].mean()), float(smap[~inside].mean())
+    return float(smap[inside].mean()), float(smap[~inside if outside is None else outside].mean())
 
 
 @pytest.mark.parametrize("breath", [0.0, 1.0, -1.0])
 def test_neutral_frame_matches_reference(portrait: tuple[PortraitAnalysis, Renderer], breath: float) -> None:
     """Zero motion and the idle frames an avatar actually shows (breathing at its extremes)."""
-    a, r = portrait
+    _, r = portrait
+    rest = r.analysis  # the reference itself, or with its lips closed if they were open (test_rest_mouth.py)
     frame = r.render(motion(breath=breath))
-    inside, outside = _ssim_inside_outside(a, frame)
+    inside, outside = _ssim_inside_outside(rest, frame, r.still_mask())  # the torso breathes (test_body.py)
     assert inside >= 0.95 and outside >= 0.98, (inside, outside)
     if breath == 0.0:
-        np.testing.assert_array_equal(frame, a.image)
+        np.testing.assert_array_equal(frame, rest.image)
 
 
 # --- the background never moves, the warp never folds ---------------------------------------------
@@ -113,11 +117,9 @@ def test_neutral_frame_matches_reference(portrait: tuple[PortraitAnalysis, Rende
 def test_background_bit_identical(portrait: tuple[PortraitAnalysis, Renderer], case: str) -> None:
     a, r = portrait
     frame = r.render(EXTREMES[case])
-    rx0, ry0, rx1, ry1 = r.roi
-    outside = np.ones(frame.shape[:2], bool)
-    outside[ry0:ry1, rx0:rx1] = False
-    assert outside.sum() > 0.5 * outside.size  # the head ROI is a part of the frame, not all of it
-    np.testing.assert_array_equal(frame[outside], a.image[outside])
+    outside = r.still_mask()  # outside the head region and away from the person's body
+    assert outside.sum() > 0.3 * outside.size  # a good part of the frame, not a sliver
+    np.testing.assert_array_equal(frame[outside], r.base[outside])
     assert not np.array_equal(frame, a.image)  # and the motion did change the face
 
 
@@ -178,20 +180,6 @@ def test_mouth_interior_is_dark_cavity_with_teeth() -> None:
     teeth, cavity = float(col[: max(2, len(col) // 6)].max()), float(col[len(col) // 3 : 2 * len(col) // 3].mean())
     assert teeth > cavity + 60, (teeth, cavity)
     assert cavity < 0.5 * skin, (cavity, skin)
-
-
-def test_open_smile_keeps_its_real_teeth() -> None:
-    """The astronaut smiles with her teeth showing: her own upper teeth stay under her upper lip."""
-    a, r = _setup("astronaut")
-    m = motion(jaw_open=0.6)
-    frame = r.render(m)
-    up, _ = r.mouth_gap(m)
-    cx = float(a.landmarks[13, 0])
-    x0, x1 = int(cx - 0.15 * a.eye_distance), int(cx + 0.15 * a.eye_distance)
-    y0 = int(a.landmarks[13, 1]) + 2  # below her upper lip ...
-    y1 = int(np.interp(cx, up[:, 0], up[:, 1])) - 1  # ... down to where the new gap starts: her teeth
-    assert y1 - y0 >= 3
-    np.testing.assert_allclose(frame[y0:y1, x0:x1].mean(), a.image[y0:y1, x0:x1].mean(), atol=8)
 
 
 # --- eyes and head ---------------------------------------------------------------------------------
@@ -302,7 +290,7 @@ def test_no_drift_after_ten_minutes() -> None:
     _, r = _setup("grace")
     np.testing.assert_array_equal(r.render(m1), r.render(np.where(keep, m0, m1)))
     # the generator's own idle frame after ten minutes still matches the reference
-    inside, outside = _ssim_inside_outside(r.analysis, f1)
+    inside, outside = _ssim_inside_outside(r.analysis, f1, r.still_mask())
     assert inside >= 0.95 and outside >= 0.98
     diff_face = np.abs(f1.astype(np.float32) - f0.astype(np.float32)).mean()
     assert diff_face < 2.0, diff_face  # only breathing differs between minute 0 and minute 10

@@ -14,7 +14,7 @@ from flowact.errors import ModelError
 from flowact.model import MMDiT, load_checkpoint, preset
 from flowact.motion.base import MotionModel
 from flowact.motion.learned import STATES, LearnedMotion
-from flowact.motion.params import MOTION_HIGH, MOTION_LOW, P
+from flowact.motion.params import MOTION_DIM, MOTION_HIGH, MOTION_LOW, P
 from flowact.sampler import euler_sample
 from flowact.schedule import flow_sigmas
 from flowact.train.dataset import Clip, MotionWindows, load_clips, save_shard
@@ -112,8 +112,8 @@ def test_distilled_student_two_steps_close_to_teacher(speech: tuple[Path, list],
                        np.array(meta["motion_std"], np.float32))
     batch = {k: torch.stack([ds[i][k] for i in range(0, len(ds), 5)]) for k in ds[0]}
     b = batch["target"].shape[0]
-    static = {"reference": torch.zeros(b, 2, 21)}
-    noise = torch.randn(b, 8, 21, generator=torch.Generator().manual_seed(7))
+    static = {"reference": torch.zeros(b, 2, MOTION_DIM)}
+    noise = torch.randn(b, 8, MOTION_DIM, generator=torch.Generator().manual_seed(7))
     with torch.no_grad():
         ref = euler_sample(last_chunk_velocity(teacher, batch, static), noise, flow_sigmas(32))
         t2 = euler_sample(last_chunk_velocity(teacher, batch, static), noise, flow_sigmas(2))

@@ -1,0 +1,289 @@
+"""Fidelity of the animated portrait, scored by models nobody on the project wrote: dlib's 68-point
+landmarks and 128-d face descriptor (CC0 models from `face_recognition_models`, run by the prebuilt
+`dlib-bin` wheel) and BRISQUE (the `brisque` package's SVR model), all offline. One row per portrait.
+
+Run: .venv/bin/python bench/fidelity.py [--minutes 10] [--dir FOLDER ...] [--only NAME ...]
+
+Per portrait: the real PortraitGenerator (procedural motion) animates espeak-ng speech (the project's
+engine plugin) with pauses between sentences, at 854x480, 25 fps.
+- identity: dlib descriptor distance of rendered frames to the reference's (the framed portrait):
+  mean and max over frames spread across a stream of `--minutes` (the speech repeats; only the
+  scored frames are rendered: the renderer is stateless per frame), and first vs last frame
+  (dlib calls < 0.6 the same person). Goal: mean <= 0.2, max <= 0.4.
+- lip sync: Pearson r between the inner-lip aperture (dlib landmarks) of every frame and the audio
+  envelope (RMS per frame), at lag 0 and at the best lag within +-200 ms. Goal: r >= 0.5 at |lag| <= 40 ms.
+- rest vs speech: mean inner-lip aperture (eye distances) in the pauses vs while speaking.
+  Goal: rest <= half of speech.
+- quality: BRISQUE of the face region (lower is better; the reference's own score beside it).
+Portraits the generator refuses (several faces, turned too far) are listed with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import importlib.util
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+FPS, SR = 25, 16000
+SENTENCES = (
+    "Thanks for waiting. Your order ships today.",
+    "It should arrive by Friday, before the weekend.",
+    "Is there anything else I can help you with?",
+)
+PAUSE_S = 1.2
+
+
+@dataclass
+class Row:
+    name: str
+    refused: str = ""
+    id_mean: float = float("nan")
+    id_max: float = float("nan")
+    id_first_last: float = float("nan")
+    r0: float = float("nan")
+    best_r: float = float("nan")
+    best_lag_ms: float = float("nan")
+    rest: float = float("nan")
+    speech: float = float("nan")
+    brisque: float = float("nan")
+    brisque_ref: float = float("nan")
+
+
+class Scorer:
+    """dlib face detector, 68-point landmarks, face descriptor; BRISQUE."""
+
+    def __init__(self) -> None:
+        import dlib
+
+        spec = importlib.util.find_spec("face_recognition_models")  # its __init__ needs pkg_resources
+        if spec is None or not spec.submodule_search_locations:
+            raise SystemExit("pip install face-recognition-models==0.3.0 dlib-bin (the `fidelity` extra)")
+        models = Path(list(spec.submodule_search_locations)[0]) / "models"
+        self.detector = dlib.get_frontal_face_detector()
+        self.shape = dlib.shape_predictor(str(models / "shape_predictor_68_face_landmarks.dat"))
+        self.descriptor = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
+        from brisque import BRISQUE
+
+        self.brisque = BRISQUE(url=False)
+        self.rect: Any = None
+
+    def find(self, img: np.ndarray) -> bool:
+        """Detect the face in the reference; frames are then tracked from this box."""
+        faces = self.detector(img, 1)
+        if not faces:
+            return False
+        self.rect = max(faces, key=lambda r: r.area())
+        return True
+
+    def track(self, img: np.ndarray) -> Any:
+        """The face's box in this frame: dlib's detector re-run on a crop around the last box (fast);
+        the last box if it finds none there."""
+        import dlib
+
+        r = self.rect
+        pad = max(r.width(), r.height())
+        x0, y0 = max(0, r.left() - pad), max(0, r.top() - pad)
+        x1, y1 = min(img.shape[1], r.right() + pad), min(img.shape[0], r.bottom() + pad)
+        found = self.detector(np.ascontiguousarray(img[y0:y1, x0:x1]), 0)
+        if found:
+            f = max(found, key=lambda q: q.area())
+            self.rect = dlib.rectangle(f.left() + x0, f.top() + y0, f.right() + x0, f.bottom() + y0)
+        return self.rect
+
+    def landmarks(self, img: np.ndarray) -> np.ndarray:
+        s = self.shape(img, self.track(img))
+        return np.array([(p.x, p.y) for p in s.parts()], np.float32)
+
+    def identity(self, img: np.ndarray) -> np.ndarray:
+        """The 128-d descriptor, from a full detection (as for the reference: the descriptor is
+        sensitive to the box, so every scored image is boxed the same way)."""
+        faces = self.detector(img, 1)
+        rect = max(faces, key=lambda r: r.area()) if faces else self.rect
+        return np.array(self.descriptor.compute_face_descriptor(img, self.shape(img, rect)), np.float32)
+
+    def quality(self, img: np.ndarray) -> float:
+        """BRISQUE of the face region (1.6x the face box). The package's score() trips on numpy 2
+        (its features are 1-element arrays), so its own steps are called with the features flattened."""
+        import cv2
+        import skimage.color
+
+        r = self.rect
+        cx, cy, half = (r.left() + r.right()) / 2, (r.top() + r.bottom()) / 2, 0.8 * max(r.width(), r.height())
+        y0, y1 = int(max(0, cy - half)), int(min(img.shape[0], cy + half))
+        x0, x1 = int(max(0, cx - half)), int(min(img.shape[1], cx + half))
+        g = skimage.color.rgb2gray(img[y0:y1, x0:x1])
+        half_g = cv2.resize(g, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_CUBIC)
+        feats = [*self.brisque.calculate_brisque_features(g, 7, 7 / 6),
+                 *self.brisque.calculate_brisque_features(half_g, 7, 7 / 6)]
+        return float(self.brisque.calculate_image_quality_score(np.array([float(np.ravel(f)[0]) for f in feats])))
+
+
+def inner_aperture(lm: np.ndarray) -> float:
+    """dlib 68: inner lips 60-67; the mean gap of the three inner pairs over the eye distance."""
+    gap = np.mean([np.linalg.norm(lm[a] - lm[b]) for a, b in ((61, 67), (62, 66), (63, 65))])
+    eye_d = np.linalg.norm(lm[36:42].mean(axis=0) - lm[42:48].mean(axis=0))
+    return float(gap / eye_d)
+
+
+async def speech() -> np.ndarray:
+    """The sentences with pauses between them, 16 kHz int16 (espeak-ng through the engine plugin)."""
+    from plugins.tts_espeak import EspeakTTS
+
+    tts = EspeakTTS(sample_rate=SR)
+    parts = [np.zeros(int(PAUSE_S * SR), np.int16)]
+    for text in SENTENCES:
+        parts += [c.audio.samples async for c in tts.synthesize(text)]
+        parts.append(np.zeros(int(PAUSE_S * SR), np.int16))
+    return np.concatenate(parts).astype(np.int16)
+
+
+def controls(pcm: np.ndarray, start_index: int = 0) -> tuple[list[Any], np.ndarray]:
+    """ControlChunks (5 frames each) for the speech: features and visemes from the audio alone; and
+    the per-frame envelope."""
+    from flowact.audio import frame_features, int16_to_float
+    from flowact.motion.visemes import visemes_from_audio
+    from flowact.types import EXPRESSIONS, AgentState, ControlChunk
+
+    hop = SR // FPS
+    n = len(pcm) // hop // 5 * 5
+    mel, energy = frame_features(int16_to_float(pcm[: n * hop]), SR, FPS, n)
+    vis = visemes_from_audio(mel, energy)
+    out = []
+    for k in range(n // 5):
+        sl = slice(5 * k, 5 * k + 5)
+        talking = bool(energy[sl].max() > 0.05)
+        out.append(ControlChunk(
+            index=start_index + k, pts=(start_index + k) * 5 / FPS, fps=FPS, n_frames=5, sample_rate=SR,
+            audio=pcm[5 * k * hop : (5 * k + 5) * hop], mel=mel[sl], energy=energy[sl], visemes=vis[sl],
+            expressions=np.zeros((5, len(EXPRESSIONS)), np.float32), head_pose=np.zeros((5, 3), np.float32),
+            blink=np.zeros(5, np.float32), gaze=np.zeros((5, 2), np.float32),
+            state=AgentState.SPEAKING if talking else AgentState.LISTENING,
+        ))
+    return out, energy
+
+
+def lag_corr(a: np.ndarray, e: np.ndarray, max_lag: int = 5) -> tuple[float, float, int]:
+    """(r at lag 0, best r, its lag in frames; + = the mouth follows the sound)."""
+    best = (-2.0, 0)
+    r0 = float(np.corrcoef(a, e)[0, 1])
+    for lag in range(-max_lag, max_lag + 1):
+        x, y = (a[lag:], e[: len(e) - lag]) if lag >= 0 else (a[:lag], e[-lag:])
+        r = float(np.corrcoef(x, y)[0, 1])
+        if r > best[0]:
+            best = (r, lag)
+    return r0, best[0], best[1]
+
+
+async def score(name: str, path: Path, pcm: np.ndarray, minutes: float, scorer: Scorer) -> Row:
+    from flowact.errors import PortraitError
+    from flowact.generator import PortraitGenerator, PortraitGeneratorConfig
+
+    row = Row(name)
+    gen = PortraitGenerator(PortraitGeneratorConfig(cache_dir=None, seed=1))
+    try:
+        await gen.start(path)
+    except PortraitError as err:
+        row.refused = str(err).split(": ", 1)[-1][:110]
+        return row
+    assert gen.analysis is not None and gen.renderer is not None
+    ref_img = gen.analysis.image
+    if not scorer.find(ref_img):
+        row.refused = "dlib finds no face in the framed reference"
+        return row
+    ref_id = scorer.identity(ref_img)
+    row.brisque_ref = scorer.quality(ref_img)
+    chunks, energy = controls(pcm)
+    frames: list[np.ndarray] = []
+    for c in chunks:  # the first pass: every frame, for lip sync and rest/speech
+        frames.extend(f.image for f in (await gen.render_chunk(c)).frames)
+    ap = np.array([inner_aperture(scorer.landmarks(f)) for f in frames])
+    env = energy[: len(ap)]
+    row.r0, row.best_r, lag = lag_corr(ap, env)
+    row.best_lag_ms = lag * 1000 / FPS
+    talking = np.convolve((env > 0.05).astype(np.float32), np.ones(9, np.float32), "same") > 0  # +-160 ms
+    row.rest, row.speech = float(ap[~talking].mean()), float(ap[env > 0.2].mean())
+    # identity over a long stream: repeat the speech; render and score ~40 frames spread over it
+    total = int(minutes * 60 * FPS / 5)
+    every = max(1, total // 40)
+    ids, scored = [], []
+    idx = len(chunks)
+    for k in range(total):
+        c = chunks[k % len(chunks)]
+        c = dataclasses.replace(c, index=idx, pts=idx * 5 / FPS)
+        idx += 1
+        if k % every == 0 or k == total - 1:
+            img = (await gen.render_chunk(c)).frames[2].image
+            ids.append(float(np.linalg.norm(scorer.identity(img) - ref_id)))
+            scored.append(img)
+        else:
+            gen.motion.step(c)
+    if not scored:  # --minutes 0: the speech pass alone
+        scored = frames[:: max(1, len(frames) // 20)]
+        ids = [float(np.linalg.norm(scorer.identity(f) - ref_id)) for f in scored]
+    row.id_mean, row.id_max = float(np.mean(ids)), float(np.max(ids))
+    row.id_first_last = float(np.linalg.norm(scorer.identity(scored[0]) - scorer.identity(scored[-1])))
+    row.brisque = float(np.mean([scorer.quality(f) for f in scored[:: max(1, len(scored) // 5)]]))
+    await gen.aclose()
+    return row
+
+
+def portraits(dirs: list[str]) -> dict[str, Path]:
+    from tests.fixtures.portraits import ALL_PORTRAITS
+
+    out = dict(ALL_PORTRAITS)
+    for d in dirs:
+        for p in sorted(Path(d).expanduser().iterdir()):
+            if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"):
+                out[p.stem] = p
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=10.0, help="length of the identity stream")
+    ap.add_argument("--dir", action="append", default=[], help="another folder of portraits (repeatable)")
+    ap.add_argument("--only", action="append", default=[], help="score only these portrait names")
+    a = ap.parse_args()
+    import cv2
+
+    cv2.setNumThreads(1)
+    pcm = asyncio.run(speech())
+    scorer = Scorer()
+    todo = {k: v for k, v in portraits(a.dir).items() if not a.only or k in a.only}
+    print(f"{len(todo)} portraits, {len(pcm) / SR:.1f} s of espeak speech with {PAUSE_S} s pauses, identity over "
+          f"{a.minutes:g} min; load average {os.getloadavg()[0]:.1f}")
+    head = (f"{'portrait':26s} {'id mean':>7s} {'id max':>6s} {'1st-lst':>7s} {'r lag0':>6s} {'best r':>6s} "
+            f"{'lag ms':>6s} {'rest':>5s} {'speech':>6s} {'BRISQUE':>7s} {'(ref)':>6s}")
+    print(head)
+    fails = 0
+    for name, path in todo.items():
+        t = time.perf_counter()
+        row = asyncio.run(score(name, path, pcm, a.minutes, scorer))
+        if row.refused:
+            print(f"{name:26s} refused: {row.refused}")
+            continue
+        ok = (row.id_mean <= 0.2 and row.id_max <= 0.4 and row.best_r >= 0.5 and abs(row.best_lag_ms) <= 40
+              and row.rest <= 0.5 * row.speech)
+        fails += not ok
+        print(f"{name:26s} {row.id_mean:7.3f} {row.id_max:6.3f} {row.id_first_last:7.3f} {row.r0:6.2f} "
+              f"{row.best_r:6.2f} {row.best_lag_ms:6.0f} {row.rest:5.3f} {row.speech:6.3f} {row.brisque:7.1f} "
+              f"{row.brisque_ref:6.1f}  {'ok' if ok else 'MISSES A GOAL'}  ({time.perf_counter() - t:.0f} s)",
+              flush=True)
+    print(f"goals: identity mean <= 0.2, max <= 0.4; lip sync r >= 0.5 at |lag| <= 40 ms; rest <= half of speech. "
+          f"{fails} portrait(s) miss a goal.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""Upper body: shoulders and torso rise with each breath, with a shrug (`shoulder_raise`) and a little
+on the side the head tilts towards; the background stays still.
+
+The person is found once per portrait (MediaPipe selfie segmentation; only the region connected to
+the torso under the face is kept, so a false blob in the background never moves). Per frame a smooth
+vertical field lifts the torso (most at the shoulders' top line, nothing at the frame's bottom, where
+the body leaves the frame, and nothing on the head, which the head field moves), the portrait is
+warped by it, and the warped person is composited over the still photo by its warped mask. Motion
+is upward only (a breath lifts from the photo's pose, never below it), so it never uncovers
+background the photo does not show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from flowact.motion.params import P
+from flowact.reference import PortraitAnalysis, segment_person
+from flowact.types import FloatArray, UInt8Array
+
+__all__ = ["Body", "build_body"]
+
+BREATH_LIFT = 0.035  # shoulder lift at full inhale, eye distances
+SHRUG_LIFT = 0.33  # shoulder lift at shoulder_raise = 1, eye distances
+TILT_LIFT = 0.012  # lift of the shoulder the head tilts towards, eye distances per degree of roll
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    mask: np.ndarray  # (h, w) float32 person alpha over the region
+    breath: np.ndarray  # (h, w) float32 upward lift per unit of breath (pixels)
+    shrug: np.ndarray  # (h, w) float32 lift per unit of shoulder_raise
+    tilt: np.ndarray  # (h, w) float32 lift per degree of roll (+: the right side of the image)
+    X: np.ndarray  # (h, w) float32 identity x, region coordinates
+    Y: np.ndarray  # (h, w) float32 identity y, region coordinates
+    rgba: UInt8Array  # (h, w, 4) the rest image's region and the person mask (0..255)
+
+    def lift(self, m: FloatArray) -> np.ndarray | None:
+        """The upward displacement field for a motion row, or None when it is below a tenth of a pixel."""
+        inhale = max(float(m[P["breath"]]), 0.0) ** 2  # lungs fill in the upper half of the cycle, smoothly
+        shrug = float(np.clip(m[P["shoulder_raise"]], 0.0, 1.0))
+        roll = float(m[P["head_roll"]])
+        if inhale * self.breath.max() + shrug * self.shrug.max() + abs(roll) * self.tilt.max() < 0.1:
+            return None
+        out: np.ndarray = self.breath * np.float32(inhale) + self.shrug * np.float32(shrug)
+        if roll > 0:  # clockwise tilt: the head leans towards the image's right shoulder
+            out += self.tilt * np.float32(roll)
+        elif roll < 0:
+            out += self.tilt[:, ::-1] * np.float32(-roll)
+        return out
+
+    def moving(self, shape: tuple[int, int]) -> np.ndarray:
+        """(H, W) bool: every pixel the body may change (the person, reached up to the largest lift)."""
+        out = np.zeros(shape, bool)
+        reach = int(np.ceil(self.shrug.max() + self.breath.max() + 15 * self.tilt.max())) + 2
+        person = cv2.dilate((self.mask > 0.02).astype(np.uint8), np.ones((2 * reach + 1, 3), np.uint8))
+        out[self.y0 : self.y1, self.x0 : self.x1] = person.astype(bool)
+        return out
+
+    def apply(self, src: UInt8Array, m: FloatArray) -> UInt8Array:
+        """`src` (the rest image) with the torso lifted (a new image), or `src` itself when nothing
+        moves. One 4-channel remap (colour + person mask) and one blend, both in OpenCV."""
+        d = self.lift(m)
+        if d is None:
+            return src
+        warped = cv2.remap(self.rgba, self.X, self.Y + d, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        alpha = warped[:, :, 3].astype(np.float32) * np.float32(1 / 255)
+        out = src.copy()
+        blended = cv2.blendLinear(warped, self.rgba, alpha, 1.0 - alpha)
+        out[self.y0 : self.y1, self.x0 : self.x1] = blended[:, :, :3]
+        return out
+
+
+def _smooth(t: np.ndarray) -> np.ndarray:
+    t = np.clip(t, 0.0, 1.0)
+    out: np.ndarray = t * t * (3 - 2 * t)
+    return out
+
+
+def build_body(a: PortraitAnalysis, head: tuple[float, float, float, float]) -> Body | None:
+    """The torso region and its fields, or None when no torso shows under the face. `head`: the head
+    ellipse (cx, cy, rx, ry) in which the body field fades to nothing (the head field owns it)."""
+    h, w = a.image.shape[:2]
+    s = a.eye_distance
+    lm = a.landmarks
+    chin = lm[152, :2]
+    person = segment_person(a.image)
+    # keep only the part connected to the torso under the chin
+    n, labels = cv2.connectedComponents((person > 0.5).astype(np.uint8))
+    seed_y = int(min(h - 1, chin[1] + 1.0 * s))
+    seed_x = int(np.clip(chin[0], 0, w - 1))
+    label = labels[seed_y, seed_x]
+    if n <= 1 or label == 0:
+        return None
+    keep = cv2.dilate((labels == label).astype(np.uint8), np.ones((5, 5), np.uint8))
+    mask = (person * keep).astype(np.float32)
+    rows = np.flatnonzero(mask[int(chin[1]) :].max(axis=1) > 0.5)
+    if len(rows) == 0:
+        return None
+    cols = np.flatnonzero(mask[int(chin[1]) :].max(axis=0) > 0.5)
+    # the shoulders' top line: per column, the highest person pixel below the chin's level minus a bit
+    y_from = int(max(0, chin[1] - 0.6 * s))
+    sub = mask[y_from:] > 0.5
+    has = sub.any(axis=0)
+    top = np.where(has, sub.argmax(axis=0) + y_from, h).astype(np.float32)
+    shoulder_cols = has & (np.abs(np.arange(w) - chin[0]) > 1.0 * s)
+    if not shoulder_cols.any():
+        return None
+    y_sh = float(np.median(top[shoulder_cols]))
+    lift_max = SHRUG_LIFT * s
+    x0 = int(max(0, cols.min() - 4))
+    x1 = int(min(w, cols.max() + 5))
+    y0 = int(max(0, min(y_sh, chin[1]) - lift_max - 0.6 * s))
+    y1 = h
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    # vertical profile: full from above the shoulder line to a little below it, then fading out towards
+    # the frame's bottom (the body continues out of frame and does not move there)
+    depth = max(1.0, min(2.5 * s, (h - y_sh) * 0.8))
+    vert = 1.0 - _smooth((yy - y_sh - 0.3 * s) / depth)
+    # nothing on the head (the head-pose field moves it) and a smooth way in beside it
+    cx, cy, rx, ry = head
+    r = np.sqrt(((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2)
+    off_head = _smooth((r - 0.9) / 0.5)
+    side = np.abs(xx - chin[0])
+    neck = _smooth((side - 0.5 * s) / (0.8 * s))  # a shrug lifts the shoulders, not the neck
+    base = vert * off_head
+    breath = (BREATH_LIFT * s) * base
+    shrug = (SHRUG_LIFT * s) * base * neck
+    right = _smooth((xx - chin[0]) / (1.5 * s))
+    tilt = (TILT_LIFT * s) * base * neck * right
+    # (the lift's vertical slope stays well below 1 for these amplitudes: the map never folds)
+    region_mask = np.ascontiguousarray(mask[y0:y1, x0:x1])
+    rgba = np.dstack([a.image[y0:y1, x0:x1], np.round(region_mask * 255).astype(np.uint8)])
+    return Body(x0, y0, x1, y1, region_mask, breath.astype(np.float32), shrug.astype(np.float32),
+                tilt.astype(np.float32), xx - np.float32(x0), yy - np.float32(y0), np.ascontiguousarray(rgba))

@@ -1,0 +1,134 @@
+"""A closed, relaxed rest mouth for any reference, and the reference's own mouth interior.
+
+A portrait that laughs, talks or smiles with parted lips would otherwise stay open at rest (the
+renderer's zero motion is the photo). Here, once per portrait, the lips are brought together with a
+warp that is the inverse of a jaw drop: the upper lip comes down a little, the lower lip, chin and
+jaw come up (fading out below the chin and towards the face's sides, so neck and background stay),
+and the interior between the inner lips is skipped. The result is the renderer's rest image; its
+landmarks move with it, so everything downstream (rig, fields, mouth gap) sees a closed mouth.
+
+The interior the photo showed (its teeth, tongue, cavity) is kept as a texture: when speech opens the
+mouth again, the upper part of the photo's interior rides under the upper lip and the lower part
+over the lower lip (renderer._mouth), so the person's own teeth come back, not synthetic ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import cv2
+import numpy as np
+
+from flowact.reference import PortraitAnalysis
+from flowact.render.rig import JAW, LOWER_INNER_LIP, UPPER_INNER_LIP
+from flowact.types import UInt8Array
+
+__all__ = ["OPEN_GAP", "Interior", "RestMouth", "close_mouth"]
+
+OPEN_GAP = 0.06  # inner-lip gap at the centre (eye distances) above which a reference is closed at rest
+UPPER_SHARE = 0.4  # the share of the gap the upper lip travels (the jaw does the rest)
+
+
+@dataclass(frozen=True, slots=True)
+class Interior:
+    """The reference's mouth interior: per x from the left to the right inner corner (`xs`), the
+    upper and lower inner-lip y in the original image."""
+
+    image: UInt8Array
+    xs: np.ndarray
+    upper: np.ndarray
+    lower: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class RestMouth:
+    analysis: PortraitAnalysis  # the rest reference (mouth closed); the original if it was closed
+    interior: Interior | None  # the original's interior, if it was open
+
+
+def _smooth(t: np.ndarray) -> np.ndarray:
+    t = np.clip(t, 0.0, 1.0)
+    out: np.ndarray = t * t * (3 - 2 * t)
+    return out
+
+
+def _inner_lips(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    up = lm[sorted(UPPER_INNER_LIP, key=lambda i: lm[i, 0]), :2]
+    lo = lm[sorted((78, *LOWER_INNER_LIP, 308), key=lambda i: lm[i, 0]), :2]
+    return up, lo
+
+
+def close_mouth(a: PortraitAnalysis) -> RestMouth:
+    lm = a.landmarks
+    s = a.eye_distance
+    g0 = float(lm[14, 1] - lm[13, 1])
+    if g0 <= OPEN_GAP * s:
+        return RestMouth(a, None)
+    h, w = a.image.shape[:2]
+    up, lo = _inner_lips(lm)
+    xl, xr = float(lm[78, 0]), float(lm[308, 0])
+    jaw = lm[list(JAW), :2]
+    chin_y = float(lm[152, 1])
+    ru = max(1.6 * UPPER_SHARE * g0, 0.9 * float(lm[13, 1] - lm[2, 1]))  # upper lip's reach: up to the nose
+    rb = 0.45 * s  # from the lip's own motion to the whole jaw's
+    # below the chin the lift fades out (the neck and collar stay), never steeper than a fold allows
+    fade = max(0.35 * s, 2.0 * (1 - UPPER_SHARE) * g0)
+
+    def gap(x: np.ndarray) -> np.ndarray:
+        g = np.interp(x, lo[:, 0], lo[:, 1]) - np.interp(x, up[:, 0], up[:, 1])
+        out: np.ndarray = np.where((x > xl) & (x < xr), np.maximum(g, 0.0), 0.0)
+        return out
+
+    def jaw_profile(x: np.ndarray) -> np.ndarray:
+        out: np.ndarray = _smooth((x - jaw[:, 0].min()) / (0.35 * s)) * _smooth((jaw[:, 0].max() - x) / (0.35 * s))
+        return out
+
+    def lower_shift(x: np.ndarray, t: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """How far up the content at depth t below the seam (and height y) moves."""
+        b = _smooth(t / rb)
+        amount = (1 - UPPER_SHARE) * (gap(x) * (1 - b) + g0 * jaw_profile(x) * b)
+        out: np.ndarray = amount * (1 - _smooth((y - chin_y + 0.1 * s) / fade))
+        return out
+
+    # the patch: the lower face from the nose to below the chin
+    x0 = int(max(0, jaw[:, 0].min() - 0.1 * s))
+    x1 = int(min(w, jaw[:, 0].max() + 0.1 * s))
+    y0 = int(max(0, lm[2, 1] - 0.1 * s))
+    y1 = int(min(h, chin_y + fade + 0.1 * s))
+    py, px = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    xs = px[0]
+    uy = np.interp(xs, up[:, 0], up[:, 1])[None, :]
+    g = gap(xs)[None, :]
+    ym = uy + UPPER_SHARE * g  # where the lips meet in the rest image
+    above = py < ym
+    t_up = np.maximum(ym - py, 0.0)
+    src_up = py - UPPER_SHARE * g * (1 - _smooth(t_up / ru))
+    t_lo = np.maximum(py - ym, 0.0)
+    src_lo = py + lower_shift(px, t_lo, py)
+    map_y = np.where(above, src_up, src_lo).astype(np.float32)
+    patch = cv2.remap(a.image, px, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    # a soft, slightly darker line where the lips meet
+    inside = (_smooth((xs - xl) / (0.1 * s)) * _smooth((xr - xs) / (0.1 * s)))[None, :]
+    line = 1.0 - 0.3 * np.exp(-(((py - ym) / max(0.8, 0.012 * s)) ** 2)) * inside
+    patch *= line[..., None]
+    image = a.image.copy()
+    image[y0:y1, x0:x1] = np.clip(patch, 0, 255).astype(np.uint8)
+    # the landmarks move with the content (forward displacement, evaluated at each point's own place)
+    pts = lm.copy()
+    x, y = lm[:, 0], lm[:, 1]
+    uy_p = np.interp(x, up[:, 0], up[:, 1])
+    ly_p = np.interp(x, lo[:, 0], lo[:, 1])
+    gp = gap(x)
+    seam = uy_p + UPPER_SHARE * gp
+    is_upper = y < seam
+    is_upper[list(LOWER_INNER_LIP)] = False
+    pts[:, 1] = np.where(
+        is_upper,
+        y + UPPER_SHARE * gp * (1 - _smooth(np.maximum(uy_p - y, 0.0) / ru)),
+        y - lower_shift(x, np.maximum(y - ly_p, 0.0), y),
+    )
+    ix = np.arange(int(np.ceil(xl)), int(np.floor(xr)) + 1, dtype=np.float32)
+    interior = Interior(a.image, ix, np.interp(ix, up[:, 0], up[:, 1]).astype(np.float32),
+                        np.interp(ix, lo[:, 0], lo[:, 1]).astype(np.float32))
+    closed = replace(a, image=np.ascontiguousarray(image), landmarks=pts.astype(np.float32))
+    return RestMouth(closed, interior)

@@ -1,0 +1,67 @@
+"""The independent scorer bench/fidelity.py relies on (dlib's CC0 models, BRISQUE), checked on real
+portraits so its numbers can be trusted: the same person is close and different people are far, the
+inner-lip aperture sees an open mouth, the lag search finds a known lag, BRISQUE ranks a blurred face
+worse."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("dlib")
+pytest.importorskip("brisque")
+
+from bench.fidelity import Scorer, inner_aperture, lag_corr  # noqa: E402
+from flowact.motion.params import MOTION_DIM, P  # noqa: E402
+from flowact.reference import analyze_portrait  # noqa: E402
+from flowact.render.renderer import Renderer  # noqa: E402
+from tests.fixtures.portraits import ALL_PORTRAITS, rgb  # noqa: E402
+
+
+@cache
+def _scorer() -> Scorer:
+    return Scorer()
+
+
+def _id(img: np.ndarray) -> np.ndarray:
+    sc = _scorer()
+    assert sc.find(img)
+    return sc.identity(img)
+
+
+def test_identity_same_person_close_others_far() -> None:
+    franck = [_id(rgb(ALL_PORTRAITS[n])) for n in ("franck", "franck_smile", "franck_eyes_closed_laugh")]
+    others = [_id(rgb(ALL_PORTRAITS[n])) for n in ("grace", "obama_smile", "mona_lisa")]
+    same = [float(np.linalg.norm(a - b)) for i, a in enumerate(franck) for b in franck[i + 1 :]]
+    diff = [float(np.linalg.norm(a - b)) for a in franck for b in others]
+    assert max(same) < 0.45 and min(diff) > 0.6, (same, diff)
+
+
+def test_aperture_sees_the_rendered_mouth_open() -> None:
+    a = analyze_portrait(ALL_PORTRAITS["grace"], cache_dir=None)
+    r = Renderer(a)
+    sc = _scorer()
+    assert sc.find(a.image)
+    m = np.zeros(MOTION_DIM, np.float32)
+    closed = inner_aperture(sc.landmarks(r.render(m)))
+    m[P["jaw_open"]] = 0.8
+    opened = inner_aperture(sc.landmarks(r.render(m)))
+    assert closed < 0.05 and opened > closed + 0.1, (closed, opened)
+
+
+def test_lag_search_finds_a_known_lag() -> None:
+    rng = np.random.default_rng(0)
+    env = np.convolve(rng.random(400), np.ones(5) / 5, "same")
+    mouth = np.roll(env, 2) + 0.05 * rng.random(400)  # the mouth follows the sound by 2 frames
+    r0, best, lag = lag_corr(mouth, env)
+    assert lag == 2 and best > 0.9 and best > r0
+
+
+def test_brisque_ranks_a_blurred_face_worse() -> None:
+    img = rgb(ALL_PORTRAITS["grace"])
+    sc = _scorer()
+    assert sc.find(img)
+    assert sc.quality(cv2.GaussianBlur(img, (0, 0), 3)) > sc.quality(img) + 10

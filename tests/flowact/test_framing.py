@@ -1,0 +1,111 @@
+"""Framing any photo into the output frame (flowact.framing through analyze_portrait): no streaked
+fill at any frame edge in any mode, the face keeps a sensible size and headroom, `crop` covers the
+frame with the photo, `fit` shows all of it. Measured on the rendered pixels of real portraits."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+import flowact.reference as ref
+from flowact.framing import plan_framing
+from flowact.reference import analyze_portrait
+from tests.fixtures.portraits import ASTRONAUT, GRACE, rgb
+
+SIZES = [(854, 480), (512, 512), (1280, 720), (480, 854)]
+BAND = 24  # px at each frame edge
+
+
+def photos() -> dict[str, np.ndarray]:
+    g = rgb(GRACE)
+    return {
+        "grace": g,  # 512x600, tall: the bundled demo
+        "astronaut": rgb(ASTRONAUT),  # square
+        "closeup": np.ascontiguousarray(g[90:420, 150:420]),  # the face fills the photo: fill on every side
+        # wide: Grace between wider copies of her own backdrop (the flag, the blue wall): one face, 3:2
+        "landscape": np.ascontiguousarray(np.hstack([cv2.resize(g[:, :140], (200, 600)), g,
+                                                     cv2.resize(g[:, 440:], (200, 600))])),
+    }
+
+
+PHOTOS = photos()
+
+
+def streaks(frame: np.ndarray) -> list[str]:
+    """The frame edges whose border band is stretched edge pixels: along the band's depth (into the
+    frame) the pixels barely change, while across it they do (a smoothed image, so grain cannot hide
+    a streak). Returns the offending sides."""
+    g = cv2.GaussianBlur(frame.astype(np.float32).mean(axis=2), (0, 0), 1.5)
+    bands = {"left": g[:, :BAND], "right": g[:, -BAND:], "top": g[:BAND, :].T, "bottom": g[-BAND:, :].T}
+    bad = []
+    for side, b in bands.items():  # rows run along the band's depth
+        along = float(np.abs(np.diff(b, axis=1)).mean())
+        across = float(np.abs(np.diff(b, axis=0)).mean())
+        if across > 0.3 and along < 0.15 * across:
+            bad.append(side)
+    return bad
+
+
+def test_streak_metric_detects_stretched_edges() -> None:
+    """The positive control: the old framing (edge pixels replicated) of the demo portrait is flagged
+    on both sides; the photo's own pixels are not."""
+    img = PHOTOS["grace"]
+    lm = ref.find_faces(img)[0]
+    le, r_e = ref._eye_centres(lm)
+    plan = plan_framing((le + r_e) / 2, 0.0, ref._face_size(lm), img.shape[1], img.shape[0], 854, 480, "fit")
+    old = cv2.warpAffine(img, plan.matrix, (854, 480), borderMode=cv2.BORDER_REPLICATE)
+    assert {"left", "right"} <= set(streaks(old))
+    assert streaks(cv2.resize(img, (854, 480))) == []
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("mode", ["fill", "crop", "fit"])
+@pytest.mark.parametrize("name", sorted(PHOTOS))
+def test_no_streaks_at_any_edge(name: str, mode: str, size: tuple[int, int]) -> None:
+    w, h = size
+    a = analyze_portrait(PHOTOS[name], width=w, height=h, framing=mode)  # type: ignore[arg-type]
+    assert a.image.shape == (h, w, 3)
+    assert streaks(a.image) == [], streaks(a.image)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("name", sorted(PHOTOS))
+def test_fill_keeps_face_size_and_headroom(name: str, size: tuple[int, int]) -> None:
+    w, h = size
+    a = analyze_portrait(PHOTOS[name], width=w, height=h)
+    lm = a.landmarks
+    face_h = float(np.linalg.norm(lm[ref.CHIN, :2] - lm[ref.FOREHEAD, :2]))
+    assert 0.42 * h - 1 <= face_h <= 0.53 * h, face_h / h
+    mid = lm[[33, 133, 362, 263], :2].mean(axis=0)
+    assert abs(float(mid[0]) - w / 2) <= 0.1 * w + 1
+    assert float(lm[ref.FOREHEAD, 1]) >= 0.3 * face_h  # room for the top of the head
+    assert float(lm[ref.CHIN, 1]) <= h - 0.1 * face_h  # and the chin and neck in the frame
+
+
+@pytest.mark.parametrize("name", sorted(PHOTOS))
+def test_crop_covers_the_frame_with_the_photo(name: str) -> None:
+    img = PHOTOS[name]
+    a = analyze_portrait(img, framing="crop")
+    lm = ref.find_faces(img)[0]
+    le, r_e = ref._eye_centres(lm)
+    angle = float(np.arctan2(r_e[1] - le[1], r_e[0] - le[0]))
+    plan = plan_framing((le + r_e) / 2, angle, ref._face_size(lm), img.shape[1], img.shape[0], 854, 480, "crop")
+    assert plan.covered == 1.0
+    # every output pixel is the photo itself (no backdrop): the frame equals the plain warp
+    plain = cv2.warpAffine(img, plan.matrix, (854, 480), flags=cv2.INTER_LINEAR)
+    np.testing.assert_array_equal(a.image, plain)
+    assert 0 < a.face_box[0] and a.face_box[2] < 854  # the face is still in the frame
+
+
+@pytest.mark.parametrize("name", sorted(PHOTOS))
+def test_fit_shows_the_whole_photo(name: str) -> None:
+    img = PHOTOS[name]
+    lm = ref.find_faces(img)[0]
+    le, r_e = ref._eye_centres(lm)
+    angle = float(np.arctan2(r_e[1] - le[1], r_e[0] - le[0]))
+    plan = plan_framing((le + r_e) / 2, angle, ref._face_size(lm), img.shape[1], img.shape[0], 854, 480, "fit")
+    hh, ww = img.shape[:2]
+    corners = np.array([[0, 0], [ww - 1, 0], [0, hh - 1], [ww - 1, hh - 1]], np.float32)
+    out = corners @ plan.matrix[:, :2].T + plan.matrix[:, 2]
+    assert (out[:, 0] >= -1).all() and (out[:, 0] <= 855).all() and (out[:, 1] >= -1).all() and (out[:, 1] <= 481).all()

@@ -1,0 +1,134 @@
+"""A closed, relaxed rest mouth for every reference (flowact.render.rest_mouth): real portraits whose
+mouth is open in the photo (laughing, talking, broad smiles) close at rest and open with speech, and
+show their own teeth when they do. Apertures are measured on the rendered pixels by re-detected
+MediaPipe landmarks, like test_render.py."""
+
+from __future__ import annotations
+
+import asyncio
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flowact.generator import PortraitGenerator, PortraitGeneratorConfig
+from flowact.motion.params import MOTION_DIM, P
+from flowact.reference import PortraitAnalysis, analyze_portrait, detect_faces
+from flowact.render.renderer import Renderer
+from flowact.render.rest_mouth import OPEN_GAP
+from flowact.types import EXPRESSIONS, N_MELS, VISEMES, AgentState, ControlChunk
+from tests.fixtures.portraits import GRACE, OPEN_MOUTHS
+
+NAMES = sorted(OPEN_MOUTHS)
+
+
+@cache
+def _setup(name: str) -> tuple[PortraitAnalysis, Renderer]:
+    a = analyze_portrait(OPEN_MOUTHS[name], cache_dir=None)
+    return a, Renderer(a)
+
+
+def inner_gap(frame: np.ndarray, eye_d: float) -> float:
+    """Inner-lip aperture at the mouth's centre, in eye distances (re-detected landmarks)."""
+    faces = detect_faces(frame, max_faces=1)
+    assert faces, "no face re-detected"
+    lm = faces[0]
+    return float(np.mean([lm[14, 1] - lm[13, 1], lm[87, 1] - lm[82, 1], lm[317, 1] - lm[312, 1]])) / eye_d
+
+
+def jaw(j: float) -> np.ndarray:
+    m = np.zeros(MOTION_DIM, np.float32)
+    m[P["jaw_open"]] = j
+    return m
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_open_reference_closes_at_rest_and_opens_with_speech(name: str) -> None:
+    a, r = _setup(name)
+    photo = inner_gap(a.image, a.eye_distance)
+    assert photo > OPEN_GAP, photo  # the photo's mouth really is open
+    meas = [inner_gap(r.render(jaw(j)), a.eye_distance) for j in (0.0, 0.3, 0.6, 1.0)]
+    assert meas[0] < 0.04, meas  # closed at rest (MediaPipe reads closed lips as 0.00-0.02)
+    assert meas[0] <= 0.5 * meas[2], meas  # the issue's goal: rest <= half the speech aperture
+    assert all(b > a_ + 0.03 for a_, b in zip(meas, meas[1:], strict=False)), meas  # opens further each step
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_rest_changes_only_the_lower_face(name: str) -> None:
+    """The eyes, nose, hair and background are the photo's own pixels; the lower face moved."""
+    a, r = _setup(name)
+    rest = r.render(jaw(0.0))
+    lm = a.landmarks
+    top = int(lm[2, 1] - 0.1 * a.eye_distance)  # just under the nose
+    np.testing.assert_array_equal(rest[:top], a.image[:top])
+    below = int(lm[152, 1] + 1.5 * a.eye_distance)
+    np.testing.assert_array_equal(rest[below:], a.image[below:])
+    assert not np.array_equal(rest, a.image)
+
+
+def test_closed_reference_is_untouched() -> None:
+    a = analyze_portrait(GRACE, cache_dir=None)
+    r = Renderer(a)
+    assert r.analysis is a and r.base is a.image
+    np.testing.assert_array_equal(r.render(jaw(0.0)), a.image)
+
+
+@pytest.mark.parametrize("name", ["obama_smile", "franck_laugh", "astronaut"])
+def test_own_teeth_come_back_when_speaking(name: str) -> None:
+    """The photo's teeth (bright, under the upper lip) reappear under the upper lip when the mouth
+    opens: the band under the moved upper lip matches the photo's band under its upper lip."""
+    a, r = _setup(name)
+    m = jaw(0.6)
+    frame = r.render(m)
+    up, _lo = r.mouth_gap(m)
+    s = a.eye_distance
+    cx = float(a.landmarks[13, 0])
+    x0, x1 = int(cx - 0.15 * s), int(cx + 0.15 * s)
+    band = max(2, int(0.05 * s))
+    y_now = int(np.interp(cx, up[:, 0], up[:, 1])) + 1
+    y_ref = int(a.landmarks[13, 1]) + 1
+    now = frame[y_now : y_now + band, x0:x1].astype(np.float32).mean()
+    photo = a.image[y_ref : y_ref + band, x0:x1].astype(np.float32).mean()
+    assert abs(now - photo) < 20, (now, photo)
+    skin = a.image[int(a.landmarks[152, 1] - 0.3 * s), x0:x1].astype(np.float32).mean()
+    assert photo > 0.6 * skin  # and that band is teeth, not a dark cavity (< 0.4 of the skin)
+
+
+def _control(i: int, speaking: bool, n: int = 5) -> ControlChunk:
+    vis = np.zeros((n, len(VISEMES)), np.float32)
+    names = ["aa", "E", "oh", "aa", "ih"] if speaking else ["sil"] * n
+    vis[np.arange(n), [VISEMES.index(v) for v in names]] = 1.0
+    return ControlChunk(
+        index=i, pts=i * n / 25, fps=25, n_frames=n, sample_rate=16000, audio=np.zeros(n * 640, np.int16),
+        mel=np.full((n, N_MELS), -6.0 if speaking else -13.8, np.float32),
+        energy=np.full(n, 0.8 if speaking else 0.0, np.float32), visemes=vis,
+        expressions=np.zeros((n, len(EXPRESSIONS)), np.float32), head_pose=np.zeros((n, 3), np.float32),
+        blink=np.zeros(n, np.float32), gaze=np.zeros((n, 2), np.float32),
+        state=AgentState.SPEAKING if speaking else AgentState.LISTENING,
+    )
+
+
+@pytest.mark.parametrize("name", ["franck_laugh", "obama_speaking"])
+def test_generator_rest_vs_speech_aperture(name: str) -> None:
+    """Through the real generator and procedural motion: silence, speech, silence again. The mean
+    inner-lip aperture in silence is at most half of that while speaking."""
+
+    async def run() -> tuple[list[np.ndarray], list[np.ndarray], float]:
+        gen = PortraitGenerator(PortraitGeneratorConfig(cache_dir=None))
+        await gen.start(Path(OPEN_MOUTHS[name]))
+        assert gen.analysis is not None
+        quiet, talk = [], []
+        idx = 0
+        for k, speaking in enumerate([False] * 3 + [True] * 4 + [False] * 4):
+            chunk = await gen.render_chunk(_control(idx, speaking))
+            idx += 1
+            if (speaking and k > 3) or (not speaking and k not in (7, 8)):  # skip the ease in/out chunks
+                (talk if speaking else quiet).extend(f.image for f in chunk.frames[::2])
+        await gen.aclose()
+        return quiet, talk, gen.analysis.eye_distance
+
+    quiet, talk, eye_d = asyncio.run(run())
+    rest = float(np.mean([inner_gap(f, eye_d) for f in quiet]))
+    speech = float(np.mean([inner_gap(f, eye_d) for f in talk]))
+    assert rest <= 0.5 * speech and speech > 0.08, (rest, speech)
