@@ -33,7 +33,7 @@ log = logging.getLogger("flowact.control")
 EMOTIONS: tuple[str, ...] = ("neutral", *EXPRESSIONS)
 """Emotion tags; every name but `neutral` is a channel of `flowact.types.EXPRESSIONS`."""
 GESTURES: tuple[str, ...] = (
-    "nod", "shake", "smile", "frown", "raise_brows", "blink", "wink", "look_away", "lean_in",
+    "nod", "shake", "smile", "frown", "raise_brows", "blink", "wink", "look_away", "lean_in", "shrug",
 )
 """One-shot gesture/event tags (become `ControlEvent`s)."""
 VOCABULARY: dict[str, str] = {
@@ -53,6 +53,7 @@ VOCABULARY: dict[str, str] = {
     "wink": "wink",
     "look_away": "glance aside",
     "lean_in": "lean in, attentive",
+    "shrug": "a shrug (not sure, who knows)",
 }
 """Every tag name with a short description (prompt snippets and tool schemas are generated from it)."""
 MAX_TAG_CHARS = 40

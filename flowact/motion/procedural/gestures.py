@@ -43,6 +43,7 @@ GESTURE_TABLE: dict[str, Gesture] = {
     "smile": Gesture(face="smile", peak=0.7, face_s=1.4),
     "frown": Gesture(face="frown", peak=0.6, face_s=1.2),
     "raise_brows": Gesture(face="brow_raise", peak=0.8, face_s=0.9),
+    "shrug": Gesture(face="shoulder_raise", peak=1.0, face_s=1.1),
 }
 """Gesture name -> its parts. Every gesture of the intent vocabulary has an entry."""
 
