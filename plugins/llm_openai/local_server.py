@@ -146,9 +146,9 @@ class LocalLlamaServer:
                 _VERIFIED.add(key)
         return self.model_path
 
-    async def start(self) -> None:
+    async def start(self, *, port: int | None = None) -> None:
         model_path = await asyncio.to_thread(self._verify)
-        self.port = _free_port()
+        self.port = port or _free_port()
         args = [
             sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host", "127.0.0.1",
             "--port", str(self.port), "--n_ctx", str(self.config.n_ctx), "--n_threads", str(self.config.n_threads),
@@ -178,6 +178,12 @@ class LocalLlamaServer:
     def _tail(self) -> str:
         self._log.seek(0)
         return self._log.read()[-600:].decode("utf-8", "replace")
+
+    async def restart(self) -> None:
+        """Stop (or reap a crashed) server and start it again on the same port: clients keep their URL."""
+        port = self.port
+        await self.stop()
+        await self.start(port=port or None)
 
     async def stop(self) -> None:
         proc, self.proc = self.proc, None

@@ -93,3 +93,21 @@ async def test_stop_ends_the_whole_process_group() -> None:
     assert not alive(pid)
     with pytest.raises(ProcessLookupError):
         os.killpg(pid, 0)  # no member of its group is left
+
+
+@pytest.mark.timeout(300)
+async def test_a_killed_server_restarts_on_the_same_port() -> None:
+    import httpx
+
+    server = LocalLlamaServer(LocalServerConfig(n_ctx=512, n_threads=1, startup_timeout_s=240))
+    await server.start()
+    try:
+        assert server.proc is not None
+        port, old = server.port, server.proc.pid
+        server.proc.send_signal(signal.SIGKILL)
+        await server.restart()
+        assert server.port == port and server.proc is not None and server.proc.pid != old
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"{server.base_url}/models")).status_code == 200
+    finally:
+        await server.stop()
