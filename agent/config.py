@@ -56,6 +56,10 @@ class SessionConfig(BaseModel):
     width: int = Field(854, ge=64, le=3840)
     height: int = Field(480, ge=64, le=2160)
     portrait: str = "examples/assets/grace_hopper.jpg"
+    face: int | tuple[float, float, float, float] | None = Field(
+        None, description="which face of a group photo to animate: an index (left to right, as the refusal "
+        "lists them) or a box (x, y, w, h in pixels); passed to the generator as its `face`",
+    )
     system_prompt: str = (
         "You are a friendly, concise assistant speaking through a video avatar. "
         "Answer in one to three short spoken sentences."

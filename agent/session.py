@@ -17,7 +17,7 @@ from typing import Any
 
 from agent.avsync import MediaTimeline
 from agent.commands import Command
-from agent.config import AgentConfig
+from agent.config import AgentConfig, PluginSpec
 from agent.conversation import Conversation
 from agent.errors import ConfigError
 from agent.events import InterruptRequested, SayRequested, SessionEvent
@@ -112,6 +112,8 @@ class AgentSession:
                 continue
             spec = self.config.plugin(kind)
             if spec is not None:
+                if kind == "generator" and self.cfg.face is not None:
+                    spec = self._with_face(spec)
                 setattr(self.c, f.name, spec.build(**ctx.get(kind, {})))
         inp = self.c.audio_input
         if inp is not None and self.c.text_input is None and isinstance(inp, TextInput):
@@ -128,6 +130,13 @@ class AgentSession:
             raise ConfigError(f"{self.config.source}: missing section(s) {missing}")
         if self.c.audio_input is not None and (self.c.vad is None or self.c.asr is None):
             raise ConfigError(f"{self.config.source}: audio input needs `vad:` and `asr:` sections")
+
+    def _with_face(self, spec: PluginSpec) -> PluginSpec:
+        """`session.face` picks the face of a group photo: handed to the generator's own `face`."""
+        if "face" not in type(spec.config).model_fields:
+            raise ConfigError(f"{self.config.source}: session.face: generator {spec.name!r} cannot choose a face")
+        config = spec.config.model_copy(update={"face": self.cfg.face})
+        return PluginSpec(kind=spec.kind, name=spec.name, cls=spec.cls, config=config)
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def __aenter__(self) -> AgentSession:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +105,24 @@ async def test_engines_are_warm_before_the_session_listens() -> None:
     assert tts.prepared_at is not None and typed.read_at is not None
     assert tts.prepared_at <= typed.read_at  # warm before listening
     assert session.metrics.warmup_s is not None
+
+
+async def test_session_face_picks_the_person_in_a_group_photo(tmp_path: Path) -> None:
+    """A group photo is refused with its list of faces; `session.face` picks one and the avatar runs."""
+    from PIL import Image
+
+    from flowact.errors import PortraitError
+    from tests.fixtures.portraits import group
+
+    photo = tmp_path / "group.png"
+    Image.fromarray(group(2)).save(photo)
+    refused, _ = make_session(portrait=str(photo))
+    with pytest.raises(PortraitError, match="faces"):
+        async with refused:
+            pass
+    session, _ = make_session(portrait=str(photo), face=1)
+    async with session:
+        await session._media.wait_written(3)  # type: ignore[union-attr]
+        gen = session.c.generator
+        assert gen is not None and gen.config.face == 1  # type: ignore[attr-defined]
+    assert session.metrics.frames_written >= 12
