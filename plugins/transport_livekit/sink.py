@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from typing import Any
 
 import numpy as np
@@ -317,6 +317,10 @@ class LiveKitSink:
     async def on_state(self, state: AgentState) -> None:
         self._state = state
         self._state_dirty.set()
+
+    async def on_metrics(self, payload: Mapping[str, Any]) -> None:
+        """Metrics stay with the agent (logs, MQTT telemetry, the worker's /metrics): a room's
+        participants get the agent's state and captions, not its internals."""
 
     async def on_transcript(self, role: str, text: str, final: bool) -> None:
         """Agent (and user) transcripts as `lk.transcription` text streams, the attributes
