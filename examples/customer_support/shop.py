@@ -17,7 +17,7 @@ def lookup_order(order_id: str) -> dict[str, str]:
     oid = "".join(ch for ch in order_id if ch.isdigit())
     found = ORDERS.get(oid)
     if found is None:
-        return {"order_id": oid or order_id, "found": "no", 
+        return {"order_id": oid or order_id, "found": "no",
                 "summary": f"I could not find an order number {oid or order_id}."}
     status, eta = found
     return {"order_id": oid, "found": "yes", "status": status, "eta": eta,
