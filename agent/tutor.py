@@ -113,7 +113,7 @@ class Tutor:
         )
         row = self.db.execute("SELECT step, question, right, wrong FROM progress WHERE student=? AND lesson=?",
                               (student, plan.id)).fetchone()
-        values: tuple[int, int, int, int] = tuple(row) if row else (0, 0, 0, 0)  # type: ignore[assignment]
+        values: tuple[int, int, int, int] = tuple(row) if row else (0, 0, 0, 0)
         self.step, self.question, self.right, self.wrong = values
         self.resumed = row is not None
 
