@@ -122,7 +122,7 @@ def route_messages(specs: Sequence[ToolSpec], history: Sequence[ChatMessage], us
         "Copy argument values exactly from the user's words. Reply with JSON only."
     )
     last_agent = next((m.content for m in reversed(history) if m.role == "assistant"), "")
-    user = (f"(You asked: {last_agent})\n" if last_agent else "") + user_text
+    user = (f"(You asked: {last_agent})\n" if last_agent else "") + normalize_spoken_numbers(user_text)
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
@@ -140,6 +140,7 @@ def parse_route(text: str, specs: Sequence[ToolSpec], call_id: str = "route_0") 
     args = data.get("arguments", {})
     if not isinstance(args, dict):
         return None
+    args = {k: normalize_spoken_numbers(v) if isinstance(v, str) else v for k, v in args.items()}
     return ToolCall(str(name), json.dumps(args, ensure_ascii=False), call_id)
 
 
