@@ -98,3 +98,10 @@ def test_guard_is_linear_and_bounded_on_hostile_input() -> None:
     assert out == "" and len(g._buf) == 0
     long_word = "a" * 500 + " then words."
     assert guard_text(long_word).strip() == "then words."
+
+
+def test_guarding_twice_changes_nothing() -> None:
+    """The plugin guards its output and the turn runner may guard every LLM's text again."""
+    for raw, _ in LEAKS:
+        once = guard_text(raw)
+        assert guard_text(once) == once, raw
