@@ -17,10 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from agent.errors import ConfigError
 from agent.interfaces import ChatMessage
 
-__all__ = ["IndexReport", "KnowledgeBase", "Passage", "build_messages", "kb_index"]
+__all__ = ["IndexReport", "KnowledgeBase", "KnowledgeConfig", "Passage", "build_messages", "kb_index"]
 
 log = logging.getLogger("agent.kb")
 SUFFIXES = (".md", ".markdown", ".txt", ".rst")
@@ -28,6 +30,17 @@ MAX_PASSAGE_CHARS = 700
 _WORD = re.compile(r"[A-Za-z0-9]+")
 _STOP = frozenset("a an and are as at be by can do does for from how i in is it me my of on or our the to "
                   "what when where which who why will with you your".split())
+
+
+class KnowledgeConfig(BaseModel):
+    """`knowledge:` section: a folder indexed at startup, k passages per user turn."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dir: str = Field(description="folder of Markdown/text files")
+    db: str = Field("~/.cache/flowact/kb.sqlite", description="SQLite index (re-indexed when files change)")
+    k: int = Field(2, ge=1, le=10, description="passages put into the prompt per user turn")
+    max_file_bytes: int = Field(1_000_000, ge=1024)
 
 
 @dataclass(frozen=True, slots=True)

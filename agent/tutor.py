@@ -22,12 +22,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.errors import ConfigError
 
-__all__ = ["LessonPlan", "Tutor", "TutorTurn", "grade", "normalize"]
+__all__ = ["LessonPlan", "Tutor", "TutorConfig", "TutorTurn", "grade", "normalize"]
 
 _CONTRACTIONS = {"i'm": "i am", "it's": "it is", "don't": "do not", "you're": "you are", "can't": "cannot",
                  "that's": "that is", "what's": "what is", "isn't": "is not", "won't": "will not"}
 _FILLERS = frozenset({"um", "uh", "er", "erm", "well", "so", "like", "the", "a", "an", "answer", "is"})
 _DONT_KNOW = re.compile(r"\b(i do not know|no idea|not sure|i forgot|dunno|skip|pass|tell me)\b")
+
+
+class TutorConfig(BaseModel):
+    """`tutor:` section: the lesson plan, where progress is kept, who the student is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    plan: str = Field(description="lesson plan YAML (see examples/tutor/lessons/)")
+    db: str = Field("~/.local/share/flowact/tutor.sqlite", description="per-student progress (SQLite)")
+    student: str = Field("default", description="student id (progress is resumed per student and lesson)")
+    speak: str = Field("line", pattern="^(line|llm)$",
+                       description="line: speak the tutor's graded line; llm: give it to the LLM as context")
 
 
 class Question(BaseModel):
