@@ -92,7 +92,7 @@ async def order_api() -> AsyncIterator[str]:
         if oid == "slow":
             import asyncio
 
-            await asyncio.sleep(2)
+            await asyncio.sleep(6)
         if oid == "500":
             return web.Response(status=500, text="boom")
         return web.json_response({"order_id": oid, "status": "shipped", "eta": "Friday"})
@@ -117,7 +117,7 @@ async def test_http_tool_get_and_post_with_secret_headers_from_env(
     monkeypatch.setenv("SHOP_TOKEN", "Bearer s3cret")
     params = {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]}
     reg = ToolRegistry.from_config([
-        ToolConfig(name="get_order", description="Order status.", parameters=params, timeout_s=0.5,
+        ToolConfig(name="get_order", description="Order status.", parameters=params, timeout_s=2.0,
                    http=HttpToolConfig(url=order_api, headers_env={"Authorization": "SHOP_TOKEN"}),
                    speak="result", say="Order {order_id} is {status} and arrives {eta}."),
         ToolConfig(name="post_order", description="Order status.", parameters=params,
