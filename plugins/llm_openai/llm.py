@@ -51,6 +51,9 @@ class OpenAILLM(BaseLLM):
         self.server = LocalLlamaServer(c.local_server) if c.local_server is not None else None
         self._client: Any = None
         self.registry = ToolRegistry.from_config(c.tools)  # a tool module that does not import: ConfigError
+        slow = [t.name for t in c.tools if t.timeout_s >= c.timeout_s]
+        if slow:  # the stream's idle timeout would end the turn before the tool's own timeout
+            raise ConfigError(f"llm.tools {slow}: timeout_s must be below llm.timeout_s ({c.timeout_s} s)")
         self.router = c.tool_mode == "router" or (c.tool_mode == "auto" and c.local_server is not None)
         self.last_tool_calls: list[ToolCall] = []  # user tools run during the latest chat()
 

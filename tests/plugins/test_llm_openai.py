@@ -13,8 +13,8 @@ import pytest
 from agent.errors import ConfigError, EngineError
 from agent.frames import TextDelta, ToolCall
 from agent.interfaces import ChatMessage
-from plugins.llm_openai import OpenAILLM, OpenAILLMConfig
 from agent.tools import ToolConfig, ToolStatus
+from plugins.llm_openai import OpenAILLM, OpenAILLMConfig
 from tests.fixtures.llm_server import LlmServer, llm_server, make_llm
 
 __all__ = ["llm_server"]
@@ -113,3 +113,9 @@ def test_prompt_has_the_intent_vocabulary_and_history_is_bounded() -> None:
     assert [m["content"] for m in wire[1:]] == ["m6", "m7", "m8", "m9"]
     with pytest.raises(ConfigError, match="not an offered tool"):
         OpenAILLM(OpenAILLMConfig(base_url="http://x/v1", tool_choice="nope"))._tool_choice([])
+
+
+def test_a_tool_slower_than_the_stream_timeout_is_a_config_error() -> None:
+    slow = ToolConfig(name="t", description="d", timeout_s=60)
+    with pytest.raises(ConfigError, match="timeout_s must be below llm.timeout_s"):
+        OpenAILLM(OpenAILLMConfig(base_url="http://x/v1", timeout_s=30, tools=[slow]))
