@@ -45,11 +45,16 @@ CASES: list[tuple[str, str | None, list[str]]] = [
     ("Is shipping free?", None, [r"(50|fifty) euros"]),
     ("I want to speak to a human, please.", "handoff", [r"colleague"]),
     ("Hi there!", None, [r"\w{3}"]),
+    # a follow-up: the agent asked for the number, the user gives only the number
+    ("It's 4321.", "lookup_order", [r"4321", r"delayed"]),
 ]
+HISTORY = {"It's 4321.": [ChatMessage("user", "I want to know where my parcel is."),
+                          ChatMessage("assistant", "Sure, what is your order number?")]}
 
 
 async def ask(llm: OpenAILLM, kb: KnowledgeBase, system: str, question: str) -> tuple[str, list[str], float]:
-    msgs = build_messages([ChatMessage("system", system), ChatMessage("user", question)], kb.search(question, 2))
+    base = [ChatMessage("system", system), *HISTORY.get(question, []), ChatMessage("user", question)]
+    msgs = build_messages(base, kb.search(question, 2))
     text, tools = "", []
     t0 = time.monotonic()
     async for item in llm.chat(msgs):
