@@ -70,6 +70,7 @@ async def main() -> None:
     ap.add_argument("--base-url")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--config", default=str(ROOT / "configs" / "support_bot.yaml"))
+    ap.add_argument("--speak-llm", action="store_true", help="the model words tool results (speak: llm)")
     args = ap.parse_args()
     raw: dict[str, Any] = _raw_config(args.config)
     llm_cfg = {k: v for k, v in raw["llm"].items() if k != "type"}
@@ -77,6 +78,8 @@ async def main() -> None:
         llm_cfg.pop("local_server", None)
         llm_cfg.update(base_url=args.base_url, tool_mode="router")
     llm_cfg.update(first_token_timeout_s=300, timeout_s=300)
+    if args.speak_llm:
+        llm_cfg["tools"] = [{**t, "speak": "llm", "say": None} for t in llm_cfg["tools"]]
     llm = OpenAILLM(OpenAILLMConfig(**llm_cfg))
     await llm.start()
     kb = KnowledgeBase()
