@@ -115,7 +115,7 @@ class Tutor:
         self.plan, self.student = plan, student
         path = Path(db_path).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path))
+        self.db = sqlite3.connect(str(path), check_same_thread=False)  # created and used from worker threads
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(
             "CREATE TABLE IF NOT EXISTS progress(student TEXT, lesson TEXT, step INTEGER, question INTEGER,"
