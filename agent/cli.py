@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agent.app_cli import add_app_commands, run_app_command
 from agent.config import AgentConfig, load_config
 from agent.errors import UserError
 from agent.interfaces import Served
@@ -58,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
 
     schema = sub.add_parser("schema", help="print a JSON schema")
     schema.add_argument("what", choices=["control", "config"])
+    add_app_commands(sub)  # kb index, sessions, transcript
     return p
 
 
@@ -83,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_demo(args))
         if args.command == "say":
             return asyncio.run(_say(args))
+        app_rc = run_app_command(args)
+        if app_rc is not None:
+            return app_rc
     except FlowActError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR if isinstance(e, UserError) or not e.retryable else 1

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from agent.tools import ToolConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,19 +59,6 @@ class LocalServerConfig(BaseModel):
     startup_timeout_s: float = Field(90.0, gt=0)
 
 
-class UserTool(BaseModel):
-    """A tool the LLM may call; `responses` maps a JSON-encoded argument value to a canned answer
-    (demo data, e.g. order lookups); `default` answers anything else."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    description: str
-    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
-    responses: dict[str, str] = Field(default_factory=dict)
-    default: str = "No information found."
-
-
 class OpenAILLMConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -85,7 +74,29 @@ class OpenAILLMConfig(BaseModel):
     backoff_s: float = Field(0.5, gt=0, le=30, description="first retry delay; doubles each retry")
     intent_tags: bool = Field(True, description="teach the model the avatar's intent tags in the system prompt")
     expression_tool: bool = Field(False, description="offer the set_expression tool (needs tool-call support)")
-    tools: list[UserTool] = Field(default_factory=list)
+    tools: list[ToolConfig] = Field(default_factory=list, description="see agent.tools.ToolConfig")
+    tool_mode: Literal["auto", "router", "native"] = Field(
+        "auto",
+        description="router: a JSON-schema-constrained step picks the tool (small local models); native: the "
+        "API's tool calls; auto: router with local_server, native otherwise",
+    )
+    structured_output: Literal["llama_cpp", "json_schema"] = Field(
+        "llama_cpp",
+        description="router request format: llama_cpp = response_format {type: json_object, schema} "
+        "(llama-cpp-python, llama-server); json_schema = OpenAI's {type: json_schema, json_schema}",
+    )
     tool_choice: str = Field(
-        "auto", description="first round: 'auto', 'none', 'required' or a tool name to force (later rounds: auto)"
+        "auto", description="native mode: 'auto', 'none', 'required' or a tool name to force"
+    )
+    tool_filler: str = Field(
+        "[thinking] One moment, let me check.",
+        description="spoken while a tool runs (a tool's own `filler` wins); '' for none",
+    )
+    filler_after_s: float = Field(0.6, ge=0, le=30, description="speak the filler only if the tool is slower")
+    speak_filler: bool = Field(
+        True, description="speak the filler here; False: only report it in ToolStatus.filler for the session"
+    )
+    handoff_line: str = Field(
+        "[nod] I am connecting you with a colleague now. Please hold on.",
+        description="spoken when the handoff tool ends the bot's part",
     )

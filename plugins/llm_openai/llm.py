@@ -3,32 +3,38 @@
 The `agent.engine.BaseLLM` template owns retries (retryable failures only, before the first token
 reached the caller), first-token/idle timeouts, metrics and cancellation (closing the stream closes
 the HTTP response at once); this module implements one attempt and maps openai/httpx errors.
-User tools declared in config are answered here and the conversation continues; `set_expression`
-calls are passed to the session as ToolCalls.
+User tools declared in config (`agent.tools`) run here. With `tool_mode: router` (the default for the
+local server) a JSON-schema-constrained step picks the tool and its arguments (`agent.tool_router`);
+with `native` the API's tool calls do. The tool runs (ToolStatus `started`/`finished` items are
+yielded; a filler line is spoken if it is slow), then a plain completion answers with the result in
+context, or the tool's `say` line is spoken. Every text delta passes the streaming `SpeechGuard`, so
+tool syntax, JSON, code or markup never reaches TTS. `set_expression` calls pass to the session.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import json
 import logging
 import os
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from agent.commands import loads_json
 from agent.engine import BaseLLM, RetryPolicy
 from agent.errors import ConfigError, EngineError
 from agent.frames import TextDelta, ToolCall
 from agent.interfaces import ChatMessage, ToolSpec
+from agent.speech_guard import SpeechGuard
+from agent.tool_router import facts_message, grounded, parse_route, route_messages, router_schema
+from agent.tools import HANDOFF, ToolRegistry, ToolResult, ToolStatus
 from flowact.clock import Clock
-from plugins.llm_openai.config import OpenAILLMConfig, UserTool
+from plugins.llm_openai.config import OpenAILLMConfig
 from plugins.llm_openai.local_server import LocalLlamaServer
 
 __all__ = ["OpenAILLM"]
 
 log = logging.getLogger("plugins.llm_openai")
-MAX_TOOL_ROUNDS = 3
+ROUTER_MAX_TOKENS = 96
 
 
 class OpenAILLM(BaseLLM):
@@ -45,6 +51,11 @@ class OpenAILLM(BaseLLM):
             raise ConfigError("llm: set `base_url` (any OpenAI-compatible server) or `local_server: {}`")
         self.server = LocalLlamaServer(c.local_server) if c.local_server is not None else None
         self._client: Any = None
+        self.registry = ToolRegistry.from_config(c.tools)  # a tool module that does not import: ConfigError
+        slow = [t.name for t in c.tools if t.timeout_s >= c.timeout_s]
+        if slow:  # the stream's idle timeout would end the turn before the tool's own timeout
+            raise ConfigError(f"llm.tools {slow}: timeout_s must be below llm.timeout_s ({c.timeout_s} s)")
+        self.router = c.tool_mode == "router" or (c.tool_mode == "auto" and c.local_server is not None)
         self.last_tool_calls: list[ToolCall] = []  # user tools run during the latest chat()
 
     async def start(self) -> None:
@@ -101,15 +112,19 @@ class OpenAILLM(BaseLLM):
     def _wire_messages(self, messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         extra = self._system_extra()
+        first_system = True
         for m in messages:  # the session bounds the history (agent.history.ConversationHistory)
-            content = m.content + extra if m.role == "system" and extra and extra not in m.content else m.content
+            content = m.content
+            if m.role == "system" and first_system:  # the vocabulary once, in the main system prompt
+                first_system = False
+                content = content + extra if extra and extra not in content else content
             msg: dict[str, Any] = {"role": m.role, "content": content}
             if m.tool_call_id:
                 msg["tool_call_id"] = m.tool_call_id
             out.append(msg)
         return out
 
-    def _tools(self, tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
+    def _tools(self, tools: Sequence[ToolSpec], *, user: bool = True) -> list[dict[str, Any]]:
         specs = list(tools)
         if self.config.expression_tool:
             try:
@@ -118,37 +133,124 @@ class OpenAILLM(BaseLLM):
                 log.warning("agent.intents.SET_EXPRESSION_TOOL unavailable; set_expression not offered")
             else:
                 specs.append(SET_EXPRESSION_TOOL)
-        specs += [ToolSpec(t.name, t.description, t.parameters) for t in self.config.tools]
+        if user:
+            specs += self.registry.specs
         return [{"type": "function", "function": {"name": s.name, "description": s.description,
                                                   "parameters": s.parameters}} for s in specs]
 
     async def _chat(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
     ) -> AsyncIterator[TextDelta | ToolCall]:
-        wire = self._wire_messages(messages)
-        tool_specs = self._tools(tools)
         self.last_tool_calls = []
-        for round_ in range(MAX_TOOL_ROUNDS):
-            calls: list[ToolCall] = []
-            # a forced first call must not force again; small local models then answer in text
-            later = "auto" if self.config.tool_choice == "auto" else "none"
-            choice = self._tool_choice(tool_specs) if round_ == 0 else later
-            async for item in self._stream(wire, tool_specs, choice):
-                if isinstance(item, ToolCall):
-                    calls.append(item)
-                    if item.name == "set_expression":
-                        yield item
-                else:
+        guard = SpeechGuard()
+        async for item in self._reply(messages, tools):
+            if isinstance(item, TextDelta):
+                text = guard.feed(item.text)
+                if text:
+                    yield TextDelta(text, item.turn)
+            else:
+                yield item
+        rest = guard.flush()
+        if rest:
+            yield TextDelta(rest)
+
+    async def _reply(
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
+    ) -> AsyncIterator[TextDelta | ToolCall]:
+        """Unguarded reply: route (or native tool round), run the tool, answer."""
+        if not self.registry.tools:
+            specs = self._tools(tools)
+            async for item in self._stream(self._wire_messages(messages), specs, self._tool_choice(specs)):
+                yield item
+            return
+        call: ToolCall | None = None
+        if self.router:
+            call = await self._route(messages)
+            answer_tools = self._tools(tools, user=False)
+        else:
+            native_text, probe = False, SpeechGuard()  # speakable text? (a leaked call is not)
+            async for item in self._stream(self._wire_messages(messages), self._tools(tools),
+                                           self._tool_choice(self._tools(tools))):
+                if isinstance(item, ToolCall) and item.name in self.registry and call is None:
+                    call = item
+                elif isinstance(item, ToolCall):
                     yield item
-            user_calls = [c for c in calls if c.name != "set_expression"]
-            if not user_calls:
+                elif call is None:
+                    native_text = native_text or bool(probe.feed(item.text).strip())
+                    yield item
+            if call is None and (native_text or probe.flush().strip()):
                 return
-            wire.append({"role": "assistant", "content": "", "tool_calls": [
-                {"id": c.call_id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-                for c in user_calls]})
-            self.last_tool_calls += user_calls
-            for c in user_calls:
-                wire.append({"role": "tool", "tool_call_id": c.call_id, "content": self._run_tool(c)})
+            answer_tools = []
+        if call is None:  # no tool: a plain answer (no tool syntax offered, so none to leak)
+            async for item in self._stream(self._wire_messages(messages), answer_tools, "auto"):
+                yield item
+            return
+        results: list[ToolResult] = []
+        async for item in self._run_tool(call, results):
+            yield item
+        result = results[0]
+        tool = self.registry.tools[call.name]
+        if tool.cfg.builtin == HANDOFF:
+            yield TextDelta(self.config.handoff_line)
+            return
+        if not result.ok:
+            yield TextDelta(result.content)  # the tool's short apology
+            return
+        line = self.registry.spoken_result(call, result)
+        if line is not None:
+            yield TextDelta(line)
+            return
+        history = [*messages[:-1], facts_message(call, result.content), messages[-1]] if messages else []
+        async for item in self._stream(self._wire_messages(history), answer_tools, "auto"):
+            yield item
+
+    async def _route(self, messages: Sequence[ChatMessage]) -> ToolCall | None:
+        """The router step: one schema-constrained JSON completion -> a grounded ToolCall or None."""
+        user_msgs = [m.content for m in messages if m.role == "user"]
+        if not user_msgs:
+            return None
+        specs = self.registry.specs
+        schema = router_schema(specs)
+        fmt: dict[str, Any] = (
+            {"type": "json_object", "schema": schema} if self.config.structured_output == "llama_cpp"
+            else {"type": "json_schema", "json_schema": {"name": "route", "schema": schema}}
+        )
+        client = self._make_client()
+        resp: Any = await client.chat.completions.create(
+            model=self.config.model, messages=route_messages(specs, messages[:-1], user_msgs[-1]),
+            temperature=0.0, max_tokens=ROUTER_MAX_TOKENS, response_format=fmt, stream=False,
+        )
+        text = resp.choices[0].message.content if resp.choices else ""
+        call = parse_route(text or "", specs, call_id=f"route_{len(user_msgs)}")
+        if call is not None and not grounded(call, user_msgs[-2:]):
+            log.info("router picked %s(%s), not grounded in the user's words: no tool", call.name, call.arguments)
+            return None
+        log.info("router: %s", f"{call.name}({call.arguments})" if call else "none")
+        return call
+
+    async def _run_tool(self, call: ToolCall, results: list[ToolResult]) -> AsyncIterator[TextDelta | ToolCall]:
+        """Run a tool; yield `started`, a filler line if it is slow, then `finished`."""
+        tool = self.registry.get(call.name)
+        filler = (tool.cfg.filler if tool is not None and tool.cfg.filler is not None else self.config.tool_filler)
+        speak_filler = bool(filler) and self.config.speak_filler
+        yield ToolStatus(call.name, call.arguments, call.call_id, phase="started",
+                         filler="" if speak_filler else filler)
+        task = asyncio.create_task(self.registry.run(call), name=f"tool-{call.name}")
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self.config.filler_after_s)
+            if not done and speak_filler:
+                yield TextDelta(filler + " ")
+            result = await task
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        results.append(result)
+        self.last_tool_calls.append(call)
+        yield ToolStatus(call.name, call.arguments, call.call_id, phase="finished", ok=result.ok,
+                         result=result.content, duration_s=result.duration_s, error=result.error,
+                         handoff=tool is not None and tool.cfg.builtin == HANDOFF)
 
     def _tool_choice(self, tools: list[dict[str, Any]]) -> str | dict[str, Any]:
         choice = self.config.tool_choice
@@ -157,20 +259,6 @@ class OpenAILLM(BaseLLM):
         if not any(t["function"]["name"] == choice for t in tools):
             raise ConfigError(f"llm.tool_choice: {choice!r} is not an offered tool")
         return {"type": "function", "function": {"name": choice}}
-
-    def _run_tool(self, call: ToolCall) -> str:
-        tool: UserTool | None = next((t for t in self.config.tools if t.name == call.name), None)
-        if tool is None:
-            return f"error: unknown tool {call.name}"
-        try:
-            args = loads_json(call.arguments or "{}")
-        except json.JSONDecodeError:
-            return "error: arguments are not JSON"
-        for value in (args.values() if isinstance(args, dict) else []):
-            key = str(value)
-            if key in tool.responses:
-                return tool.responses[key]
-        return tool.default
 
     async def _stream(
         self, wire: list[dict[str, Any]], tools: list[dict[str, Any]], choice: str | dict[str, Any] = "auto"

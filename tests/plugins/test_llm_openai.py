@@ -13,14 +13,14 @@ import pytest
 from agent.errors import ConfigError, EngineError
 from agent.frames import TextDelta, ToolCall
 from agent.interfaces import ChatMessage
+from agent.tools import ToolConfig, ToolStatus
 from plugins.llm_openai import OpenAILLM, OpenAILLMConfig
-from plugins.llm_openai.config import UserTool
 from tests.fixtures.llm_server import LlmServer, llm_server, make_llm
 
 __all__ = ["llm_server"]
 
 SLOW = 120.0  # first-token limit: prompt evaluation on 2 shared cores can be slow
-ORDER_TOOL = UserTool(
+ORDER_TOOL = ToolConfig(
     name="lookup_order", description="Look up the status of a customer's order by its order number.",
     parameters={"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]},
     responses={"4711": "Order 4711 shipped on Monday and arrives on Thursday."},
@@ -51,7 +51,10 @@ async def test_user_tool_is_called_answered_and_the_model_continues(llm_server: 
     out = [d async for d in llm.chat(msgs)]
     assert [c.name for c in llm.last_tool_calls] == ["lookup_order"]
     assert json.loads(llm.last_tool_calls[0].arguments) == {"order_id": "4711"}
-    assert not any(isinstance(d, ToolCall) for d in out)  # user tools stay inside the plugin
+    # user tools run inside the plugin; the stream only reports their progress
+    assert [(d.name, d.phase) for d in out if isinstance(d, ToolCall)] == [
+        ("lookup_order", "started"), ("lookup_order", "finished")]
+    assert all(isinstance(d, ToolStatus) for d in out if isinstance(d, ToolCall))
     assert words("".join(d.text for d in out if isinstance(d, TextDelta)))  # then it answers in text
     await llm.aclose()
 
@@ -110,3 +113,9 @@ def test_prompt_has_the_intent_vocabulary_and_the_whole_history() -> None:
     assert [m["content"] for m in wire[1:]] == [f"m{i}" for i in range(10)]  # the session bounds it
     with pytest.raises(ConfigError, match="not an offered tool"):
         OpenAILLM(OpenAILLMConfig(base_url="http://x/v1", tool_choice="nope"))._tool_choice([])
+
+
+def test_a_tool_slower_than_the_stream_timeout_is_a_config_error() -> None:
+    slow = ToolConfig(name="t", description="d", timeout_s=60)
+    with pytest.raises(ConfigError, match="timeout_s must be below llm.timeout_s"):
+        OpenAILLM(OpenAILLMConfig(base_url="http://x/v1", timeout_s=30, tools=[slow]))

@@ -1,0 +1,103 @@
+"""The application services a session uses per turn: knowledge base, kept record, tutor, tool events.
+
+One object, so the session has few call sites (see each method):
+
+    services = AppServices(knowledge=cfg.knowledge, record=cfg.record, tutor=cfg.tutor, name=source)
+    await services.start()                              # session start (index KB, open record, load lesson)
+    for obs in services.observers: session.add_observer(obs)
+    greeting = services.greeting(cfg.session.greeting)
+    messages, line = await services.prepare(messages, user_text)   # each user turn, before the LLM
+    for kind, payload in services.on_tool_status(item, turn): emit(kind, payload)  # LLM ToolStatus items
+    await services.aclose()                             # session end
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from agent.interfaces import ChatMessage, SessionObserver
+from agent.kb import KnowledgeBase, KnowledgeConfig, build_messages
+from agent.record import RecordConfig, SessionRecorder, TranscriptPrinter, handoff_event
+from agent.tools import ToolStatus
+from agent.tutor import LessonPlan, Tutor, TutorConfig
+
+__all__ = ["AppServices"]
+
+
+class AppServices:
+    def __init__(self, *, knowledge: KnowledgeConfig | None = None, record: RecordConfig | None = None,
+                 tutor: TutorConfig | None = None, name: str = "", print_fn: Any = print) -> None:
+        self.knowledge_cfg, self.record_cfg, self.tutor_cfg = knowledge, record, tutor
+        self.kb: KnowledgeBase | None = None
+        self.recorder: SessionRecorder | None = None
+        self.tutor: Tutor | None = None
+        self.observers: list[SessionObserver] = []
+        self._name = name
+        self._print = print_fn
+
+    async def start(self) -> None:
+        """Index the knowledge folder (unchanged files are skipped), open the record, load the lesson."""
+        k = self.knowledge_cfg
+        if k is not None:
+            self.kb = KnowledgeBase(k.db, max_file_bytes=k.max_file_bytes)
+            await asyncio.to_thread(self.kb.index_dir, k.dir)
+        r = self.record_cfg
+        if r is not None:
+            self.recorder = SessionRecorder(r.db, name=self._name, queue_max=r.queue_max)
+            await self.recorder.start()
+            self.observers.append(self.recorder)
+            if r.print_live:
+                self.observers.append(TranscriptPrinter(self._print))
+        t = self.tutor_cfg
+        if t is not None:
+            plan = await asyncio.to_thread(LessonPlan.load, t.plan)
+            self.tutor = await asyncio.to_thread(Tutor, plan, t.db, t.student)
+
+    def greeting(self, default: str) -> str:
+        """The opening line: the tutor's lesson (resumed) when there is a tutor, else `default`."""
+        return self.tutor.start().say if self.tutor is not None else default
+
+    async def prepare(self, messages: Sequence[ChatMessage], user_text: str) -> tuple[list[ChatMessage], str | None]:
+        """Before the LLM, each user turn: (messages with KB passages / tutor context, or a line to speak
+        instead of calling the LLM: the tutor's graded reply with `speak: line`)."""
+        out = list(messages)
+        if self.tutor is not None and self.tutor_cfg is not None:
+            turn = await asyncio.to_thread(self.tutor.answer, user_text)
+            if self.tutor_cfg.speak == "line":
+                return out, turn.say
+            last_user = max((i for i, m in enumerate(out) if m.role == "user"), default=len(out))
+            out.insert(last_user, ChatMessage("system", f"{turn.context} Say: {turn.say}"))
+        if self.kb is not None and self.knowledge_cfg is not None:
+            passages = await asyncio.to_thread(self.kb.search, user_text, self.knowledge_cfg.k)
+            out = build_messages(out, passages)
+        return out, None
+
+    def on_tool_status(self, status: ToolStatus, turn: int) -> list[tuple[str, dict[str, Any]]]:
+        """Events for a finished tool: `tool` (for the record and observers) and `handoff` (with the
+        transcript so far) when the hand-off tool ran. A `started` status gives none."""
+        if status.phase != "finished":
+            return []
+        events: list[tuple[str, dict[str, Any]]] = [("tool", {
+            "turn": turn, "name": status.name, "arguments": status.arguments, "result": status.result,
+            "ok": status.ok, "error": status.error, "duration_s": round(status.duration_s, 4),
+        })]
+        if status.handoff:
+            reason = ""
+            try:
+                args = json.loads(status.arguments or "{}")
+                reason = str(args.get("reason", "")) if isinstance(args, dict) else ""
+            except ValueError:
+                pass
+            events.append(("handoff", handoff_event(self.recorder, turn=turn, reason=reason or "user asked")))
+        return events
+
+    async def aclose(self) -> None:
+        if self.recorder is not None:
+            await self.recorder.aclose()
+        if self.kb is not None:
+            await asyncio.to_thread(self.kb.close)
+        if self.tutor is not None:
+            await asyncio.to_thread(self.tutor.close)

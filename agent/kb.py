@@ -1,0 +1,196 @@
+"""A knowledge base: a folder of Markdown/text files -> SQLite FTS5 (BM25) passages for the prompt.
+
+`KnowledgeBase(db).index_dir(folder)` splits each file into passages (Markdown headings and blank
+lines; long paragraphs cut at sentence ends), and stores them in an FTS5 table. Binary files, files
+larger than `max_file_bytes`, undecodable or unreadable files are skipped with a logged reason,
+never a crash. Re-indexing replaces a file's passages only when its size or mtime changed.
+`search(query, k)` returns the best passages (BM25); `context_message(passages)` is the system
+message the session puts before the user's message. `flowact-agent kb index DIR` runs `kb_index`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.errors import ConfigError
+from agent.interfaces import ChatMessage
+
+__all__ = ["IndexReport", "KnowledgeBase", "KnowledgeConfig", "Passage", "build_messages", "kb_index"]
+
+log = logging.getLogger("agent.kb")
+SUFFIXES = (".md", ".markdown", ".txt", ".rst")
+MAX_PASSAGE_CHARS = 700
+_WORD = re.compile(r"[A-Za-z0-9]+")
+_STOP = frozenset("a an and are as at be by can do does for from how i in is it me my of on or our the to "
+                  "what when where which who why will with you your".split())
+
+
+class KnowledgeConfig(BaseModel):
+    """`knowledge:` section: a folder indexed at startup, k passages per user turn."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dir: str = Field(description="folder of Markdown/text files")
+    db: str = Field("~/.cache/flowact/kb.sqlite", description="SQLite index (re-indexed when files change)")
+    k: int = Field(2, ge=1, le=10, description="passages put into the prompt per user turn")
+    max_file_bytes: int = Field(1_000_000, ge=1024)
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    source: str
+    title: str
+    text: str
+    score: float = 0.0
+
+
+@dataclass(slots=True)
+class IndexReport:
+    indexed: int = 0
+    unchanged: int = 0
+    passages: int = 0
+    skipped: list[tuple[str, str]] | None = None
+
+    def __post_init__(self) -> None:
+        self.skipped = self.skipped or []
+
+
+def split_passages(text: str, max_chars: int = MAX_PASSAGE_CHARS) -> list[tuple[str, str]]:
+    """(title, passage) pairs: paragraphs under the nearest Markdown heading, long ones cut at sentences."""
+    out: list[tuple[str, str]] = []
+    title = ""
+    for block in re.split(r"\n\s*\n", text):
+        lines = [ln for ln in block.strip().splitlines() if ln.strip()]
+        if not lines:
+            continue
+        if lines[0].lstrip().startswith("#"):
+            title = lines[0].lstrip("# ").strip()
+            lines = lines[1:]
+        body = " ".join(ln.strip().lstrip("-* ").strip() for ln in lines)
+        while body:
+            if len(body) <= max_chars:
+                out.append((title, body))
+                break
+            cut = max(body.rfind(". ", 0, max_chars), body.rfind("? ", 0, max_chars))
+            cut = cut + 1 if cut > max_chars // 3 else max_chars
+            out.append((title, body[:cut].strip()))
+            body = body[cut:].strip()
+    return out
+
+
+class KnowledgeBase:
+    def __init__(self, db_path: str | Path = ":memory:", *, max_file_bytes: int = 1_000_000) -> None:
+        self.db_path = str(db_path)
+        self.max_file_bytes = max_file_bytes
+        if self.db_path != ":memory:":
+            Path(self.db_path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.db_path, check_same_thread=False)
+        try:
+            self.db.executescript(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS passages USING fts5(source UNINDEXED, title, text,"
+                " tokenize='porter unicode61');"
+                "CREATE TABLE IF NOT EXISTS files(path TEXT PRIMARY KEY, size INTEGER, mtime REAL);"
+            )
+        except sqlite3.OperationalError as e:
+            raise ConfigError(f"kb: SQLite without FTS5 ({e}); use a Python built with FTS5") from e
+
+    def close(self) -> None:
+        self.db.close()
+
+    def index_dir(self, folder: str | Path) -> IndexReport:
+        root = Path(folder).expanduser()
+        if not root.is_dir():
+            raise ConfigError(f"kb: {root} is not a folder")
+        report = IndexReport()
+        skipped = report.skipped
+        assert skipped is not None
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            rel = str(path.relative_to(root))
+            reason = self._index_file(path, rel, report)
+            if reason:
+                skipped.append((rel, reason))
+                log.warning("kb: skipped %s: %s", rel, reason)
+        self.db.commit()
+        log.info("kb: %d files indexed, %d unchanged, %d passages, %d skipped", report.indexed, report.unchanged,
+                 report.passages, len(skipped))
+        return report
+
+    def _index_file(self, path: Path, rel: str, report: IndexReport) -> str:
+        if path.suffix.lower() not in SUFFIXES:
+            return f"not a text document ({path.suffix or 'no suffix'})"
+        try:
+            st = path.stat()
+            if st.st_size > self.max_file_bytes:
+                return f"too large ({st.st_size} bytes > {self.max_file_bytes})"
+            row = self.db.execute("SELECT size, mtime FROM files WHERE path=?", (rel,)).fetchone()
+            if row is not None and row == (st.st_size, st.st_mtime):
+                report.unchanged += 1
+                return ""
+            raw = path.read_bytes()
+        except OSError as e:
+            return f"unreadable ({e.strerror or e})"
+        if b"\x00" in raw[:4096]:
+            return "binary content"
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return "not UTF-8 text"
+        self.db.execute("DELETE FROM passages WHERE source=?", (rel,))
+        parts = split_passages(text)
+        self.db.executemany("INSERT INTO passages(source, title, text) VALUES (?, ?, ?)",
+                            [(rel, t, p) for t, p in parts])
+        self.db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?)", (rel, st.st_size, st.st_mtime))
+        report.indexed += 1
+        report.passages += len(parts)
+        return ""
+
+    def search(self, query: str, k: int = 3) -> list[Passage]:
+        """The k best passages for free text (words OR-ed, stop words dropped; BM25, title weighted 2x)."""
+        words = [w for w in _WORD.findall(query.lower()) if w not in _STOP][:16]
+        if not words:
+            return []
+        match = " OR ".join(f'"{w}"' for w in words)
+        rows = self.db.execute(
+            "SELECT source, title, text, bm25(passages, 0.0, 2.0, 1.0) AS s FROM passages WHERE passages MATCH ?"
+            " ORDER BY s LIMIT ?", (match, k),
+        ).fetchall()
+        return [Passage(src, title, text, -score) for src, title, text, score in rows]
+
+
+def context_message(passages: Sequence[Passage]) -> ChatMessage | None:
+    if not passages:
+        return None
+    lines = "\n".join(f"- {p.title + ': ' if p.title else ''}{p.text}" for p in passages)
+    return ChatMessage("system", "Facts from the knowledge base (use them if they answer the user; "
+                                 f"answer in one or two short spoken sentences):\n{lines}")
+
+
+def build_messages(messages: Sequence[ChatMessage], passages: Sequence[Passage]) -> list[ChatMessage]:
+    """`messages` with the passages as a system message right before the last user message."""
+    msg = context_message(passages)
+    out = list(messages)
+    if msg is None:
+        return out
+    last_user = max((i for i, m in enumerate(out) if m.role == "user"), default=len(out))
+    out.insert(last_user, msg)
+    return out
+
+
+def kb_index(folder: str, db_path: str, *, max_file_bytes: int = 1_000_000) -> int:
+    """`flowact-agent kb index DIR [--db PATH]`: index a folder, print a summary; exit code."""
+    kb = KnowledgeBase(db_path, max_file_bytes=max_file_bytes)
+    try:
+        report = kb.index_dir(folder)
+    finally:
+        kb.close()
+    print(f"indexed {report.indexed} files ({report.passages} passages), {report.unchanged} unchanged -> {db_path}")
+    for rel, reason in report.skipped or []:
+        print(f"skipped {rel}: {reason}")
+    return 0

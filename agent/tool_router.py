@@ -1,0 +1,186 @@
+"""A router step for small local models: pick a tool + arguments (or none) as schema-constrained JSON.
+
+Small models (the shipped Qwen2.5 0.5B) cannot be trusted with free-form tool calls: they write them
+as text, and llama.cpp's `chatml-function-calling` format does not even show them tool results. The
+router asks the server for one JSON object constrained by a JSON schema (llama.cpp turns it into a
+grammar, so the output always parses and names a real tool), then checks the arguments against the
+user's words (`grounded`: an order number the user never said is a hallucination, not a lookup).
+The answer is produced by a separate plain completion with the tool's result in context.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from agent.frames import ToolCall
+from agent.interfaces import ChatMessage, ToolSpec
+from flowact.control.commands import loads_json
+
+__all__ = [
+    "NONE",
+    "facts_message",
+    "grounded",
+    "normalize_spoken_numbers",
+    "parse_route",
+    "route_messages",
+    "router_schema",
+]
+
+NONE = "none"
+_DIGITS = {"zero": 0, "oh": 0, "o": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+           "seven": 7, "eight": 8, "nine": 9}
+_TEENS = {"ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
+          "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19}
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+         "ninety": 90}
+_TOKEN = re.compile(r"[A-Za-z]+|\d+|[^A-Za-z\d]+")
+
+
+def _number_groups(words: list[str]) -> str | None:
+    """Digits of a run of number words ("twelve thirty four" -> "1234", "one two three" -> "123")."""
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if w.isdigit():
+            out.append(w)
+        elif w in _DIGITS:
+            if w in ("o", "oh") and not out:
+                return None  # "oh" starts no number
+            out.append(str(_DIGITS[w]))
+        elif w in _TEENS:
+            out.append(str(_TEENS[w]))
+        elif w in _TENS:
+            unit = words[i + 1] if i + 1 < len(words) else ""
+            if unit in _DIGITS and unit not in ("o", "oh", "zero"):
+                out.append(str(_TENS[w] + _DIGITS[unit]))
+                i += 1
+            else:
+                out.append(str(_TENS[w]))
+        elif w == "double" and i + 1 < len(words) and words[i + 1] in _DIGITS:
+            out.append(str(_DIGITS[words[i + 1]]) * 2)
+            i += 1
+        else:
+            return None
+        i += 1
+    return "".join(out)
+
+
+def normalize_spoken_numbers(text: str) -> str:
+    """Join numbers said as words or in pieces: "one two three four" / "twelve thirty-four" /
+    "1 2 3 4" / "12-34" -> "1234" (runs of at least two number tokens; a lone "one" stays a word)."""
+    tokens = _TOKEN.findall(text)
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        j, run = i, []
+        while j < len(tokens):
+            t = tokens[j]
+            low = t.lower()
+            if t.isdigit() or low in _DIGITS or low in _TEENS or low in _TENS or low == "double":
+                run.append(low)
+                j += 1
+            elif run and t.strip(" -") == "" and j + 1 < len(tokens):
+                j += 1  # separators between number tokens
+            else:
+                break
+        while j > i and not (tokens[j - 1].isdigit() or tokens[j - 1].lower() in (*_DIGITS, *_TEENS, *_TENS)):
+            j -= 1  # do not swallow a trailing separator
+        digits = _number_groups(run) if len(run) >= 2 else None
+        if digits is not None:
+            out.append(digits)
+            i = j
+        else:
+            out.append(tokens[i])
+            i += 1
+    return "".join(out)
+
+
+def router_schema(specs: Sequence[ToolSpec]) -> dict[str, Any]:
+    """One JSON object: {"tool": NAME, "arguments": {...}} for a tool, or {"tool": "none"}."""
+    options: list[dict[str, Any]] = [
+        {"type": "object", "properties": {"tool": {"const": s.name}, "arguments": s.parameters},
+         "required": ["tool", "arguments"]}
+        for s in specs
+    ]
+    options.append({"type": "object", "properties": {"tool": {"const": NONE}}, "required": ["tool"]})
+    return {"anyOf": options}
+
+
+def route_messages(specs: Sequence[ToolSpec], history: Sequence[ChatMessage], user_text: str) -> list[dict[str, str]]:
+    """The router prompt: the tools, when to use none, the last agent line and the user's message."""
+    lines = []
+    for s in specs:
+        args = ", ".join(f"{k} ({v.get('description') or v.get('type', 'value')})"
+                         for k, v in s.parameters.get("properties", {}).items())
+        lines.append(f"- {s.name}: {s.description}" + (f" Arguments: {args}." if args else ""))
+    system = (
+        "You route a user's message to a tool. Tools:\n" + "\n".join(lines) + "\n"
+        f"- {NONE}: no tool is needed (greetings, thanks, policy questions, anything else).\n"
+        "Copy argument values exactly from the user's words. Reply with JSON only."
+    )
+    last_agent = next((m.content for m in reversed(history) if m.role == "assistant"), "")
+    user = (f"(You asked: {last_agent})\n" if last_agent else "") + normalize_spoken_numbers(user_text)
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def parse_route(text: str, specs: Sequence[ToolSpec], call_id: str = "route_0") -> ToolCall | None:
+    """The router's JSON -> a ToolCall, or None for `none` / anything malformed or unknown."""
+    try:
+        data = loads_json(text)
+    except (json.JSONDecodeError, TypeError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    name = data.get("tool")
+    if name == NONE or not any(s.name == name for s in specs):
+        return None
+    args = data.get("arguments", {})
+    if not isinstance(args, dict):
+        return None
+    args = {k: normalize_spoken_numbers(v) if isinstance(v, str) else v for k, v in args.items()}
+    return ToolCall(str(name), json.dumps(args, ensure_ascii=False), call_id)
+
+
+def grounded(call: ToolCall, user_texts: Sequence[str]) -> bool:
+    """Every string argument with digits must have its digits in what the user said (normalized)."""
+    try:
+        args = loads_json(call.arguments or "{}")
+    except json.JSONDecodeError:
+        return False
+    said = "|".join(re.sub(r"\D", "", normalize_spoken_numbers(t)) for t in user_texts)
+    for value in (args.values() if isinstance(args, dict) else []):
+        if not isinstance(value, str):
+            continue  # quantities may be anything; identifiers (strings) must have been said
+        digits = re.sub(r"\D", "", value)
+        if digits and digits not in said:
+            return False
+    return True
+
+
+def readable(content: str) -> str:
+    """A JSON tool result as plain `key: value` lines (small models copy JSON syntax they see)."""
+    try:
+        data = loads_json(content)
+    except (json.JSONDecodeError, TypeError):
+        return content
+    if isinstance(data, dict):
+        return "; ".join(f"{str(k).replace('_', ' ')}: {readable(json.dumps(v)) if isinstance(v, dict | list) else v}"
+                         for k, v in data.items())
+    if isinstance(data, list):
+        return "; ".join(readable(json.dumps(v)) if isinstance(v, dict | list) else str(v) for v in data)
+    return str(data)
+
+
+def facts_message(call: ToolCall, content: str, *, ok: bool = True) -> ChatMessage:
+    """The system message that carries a tool's result into the answer step."""
+    if not ok:
+        return ChatMessage("system", f"The {call.name.replace('_', ' ')} system could not answer. Apologise briefly.")
+    return ChatMessage(
+        "system",
+        f"Answer the user's next message using only this information from the {call.name.replace('_', ' ')} "
+        f'system: "{readable(content)}". Say it in one short spoken sentence, in plain words.',
+    )

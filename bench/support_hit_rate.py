@@ -1,0 +1,105 @@
+"""Support-bot hit rate at the LLM level (typed questions) on the real local llama.cpp server.
+
+Each question goes through exactly what the session does before TTS: the knowledge base's top
+passages for the user's words (`agent.kb.build_messages`), then the openai plugin with the tools of
+configs/support_bot.yaml (router step, tool, guarded answer). Each answer is checked for the fact it
+must carry. Prints one line per question and the hit rate.
+
+Run: `.venv/bin/python bench/support_hit_rate.py [--base-url http://127.0.0.1:PORT/v1] [--repeat N]`
+(without --base-url the plugin starts the shipped model's local server itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from agent.cli import _raw_config  # noqa: E402
+from agent.frames import TextDelta  # noqa: E402
+from agent.interfaces import ChatMessage  # noqa: E402
+from agent.kb import KnowledgeBase, build_messages  # noqa: E402
+from agent.speech_guard import guard_text  # noqa: E402
+from agent.tools import ToolStatus  # noqa: E402
+from plugins.llm_openai import OpenAILLM, OpenAILLMConfig  # noqa: E402
+
+# (question, tool that must run or None, regexes the spoken answer must all match)
+CASES: list[tuple[str, str | None, list[str]]] = [
+    ("Where is my order 1234?", "lookup_order", [r"1234", r"shipped"]),
+    ("where's my order? 5678.", "lookup_order", [r"5678", r"packed"]),
+    ("Can you check order number one two three four for me?", "lookup_order", [r"1234", r"shipped"]),
+    ("My order is twelve thirty-four, when does it arrive?", "lookup_order", [r"1234", r"tomorrow"]),
+    ("I have a problem with order 5 6 7 8.", "lookup_order", [r"5678"]),
+    ("Is order 4321 on its way?", "lookup_order", [r"4321", r"delayed"]),
+    ("What's the status of order 9999?", "lookup_order", [r"could not find", r"9999"]),
+    ("What is your return policy?", None, [r"30|thirty"]),
+    ("How long does standard shipping take?", None, [r"3 to 5|three to five"]),
+    ("Do you accept PayPal?", None, [r"^(?!.*\b(not|no|don't)\b).*paypal"]),
+    ("Is shipping free?", None, [r"(50|fifty) euros"]),
+    ("I want to speak to a human, please.", "handoff", [r"colleague"]),
+    ("Hi there!", None, [r"\w{3}"]),
+    # a follow-up: the agent asked for the number, the user gives only the number
+    ("It's 4321.", "lookup_order", [r"4321", r"delayed"]),
+]
+HISTORY = {"It's 4321.": [ChatMessage("user", "I want to know where my parcel is."),
+                          ChatMessage("assistant", "Sure, what is your order number?")]}
+
+
+async def ask(llm: OpenAILLM, kb: KnowledgeBase, system: str, question: str) -> tuple[str, list[str], float]:
+    base = [ChatMessage("system", system), *HISTORY.get(question, []), ChatMessage("user", question)]
+    msgs = build_messages(base, kb.search(question, 2))
+    text, tools = "", []
+    t0 = time.monotonic()
+    async for item in llm.chat(msgs):
+        if isinstance(item, TextDelta):
+            text += item.text
+        elif isinstance(item, ToolStatus) and item.phase == "finished":
+            tools.append(item.name)
+    return text, tools, time.monotonic() - t0
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--base-url")
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--config", default=str(ROOT / "configs" / "support_bot.yaml"))
+    ap.add_argument("--speak-llm", action="store_true", help="the model words tool results (speak: llm)")
+    args = ap.parse_args()
+    raw: dict[str, Any] = _raw_config(args.config)
+    llm_cfg = {k: v for k, v in raw["llm"].items() if k != "type"}
+    if args.base_url:
+        llm_cfg.pop("local_server", None)
+        llm_cfg.update(base_url=args.base_url, tool_mode="router")
+    llm_cfg.update(first_token_timeout_s=300, timeout_s=300)
+    if args.speak_llm:
+        llm_cfg["tools"] = [{**t, "speak": "llm", "say": None} for t in llm_cfg["tools"]]
+    llm = OpenAILLM(OpenAILLMConfig(**llm_cfg))
+    await llm.start()
+    kb = KnowledgeBase()
+    kb.index_dir(ROOT / "examples" / "customer_support" / "faq")
+    hits = total = 0
+    try:
+        for _ in range(args.repeat):
+            for question, tool, facts in CASES:
+                text, tools, dt = await ask(llm, kb, raw["session"]["system_prompt"], question)
+                spoken = guard_text(text)
+                ok_tool = (tool in tools) if tool else ("lookup_order" not in tools and "handoff" not in tools)
+                ok = ok_tool and all(re.search(f, spoken, re.IGNORECASE) for f in facts)
+                hits += ok
+                total += 1
+                print(f"{'HIT ' if ok else 'MISS'} {dt:5.1f}s tools={tools} {question!r} -> {spoken.strip()!r}")
+    finally:
+        await llm.aclose()
+        kb.close()
+    print(f"hit rate: {hits}/{total} ({100 * hits / total:.0f}%)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

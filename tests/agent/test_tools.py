@@ -1,0 +1,166 @@
+"""Tools that do things: real callables (sync, async, blocking, raising) and a real HTTP endpoint on
+127.0.0.1 (aiohttp), schemas from typed signatures, timeouts and errors as apologies, never a raise."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+
+from agent.errors import ConfigError
+from agent.frames import ToolCall
+from agent.tool_router import grounded, normalize_spoken_numbers, parse_route, router_schema
+from agent.tools import DEFAULT_APOLOGY, HttpToolConfig, Tool, ToolConfig, ToolRegistry, schema_from_callable
+from tests.agent import tool_funcs
+
+M = "tests.agent.tool_funcs"
+
+
+def call(name: str, **args: object) -> ToolCall:
+    return ToolCall(name, json.dumps(args), "c1")
+
+
+def test_schema_from_a_typed_signature() -> None:
+    schema = schema_from_callable(tool_funcs.typed)
+    assert schema == {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"}, "count": {"type": "integer"}, "ratio": {"type": "number"},
+            "flag": {"type": "boolean"}, "tags": {"type": "array", "items": {"type": "string"}},
+            "mode": {"enum": ["a", "b"]}, "note": {"type": "string"},
+        },
+        "required": ["name", "count", "ratio", "flag", "tags", "mode"],
+    }
+    tool = Tool(ToolConfig(name="lookup_order", callable=f"{M}:lookup_order"))
+    assert tool.spec.description == "Look up the status of an order by its number."
+    assert tool.spec.parameters["required"] == ["order_id"]
+
+
+@pytest.mark.parametrize(("ref", "message"), [
+    ("tests.agent.broken_tool_module:f", "does not import: ModuleNotFoundError"),
+    (f"{M}:nope", "has no function 'nope'"),
+    ("no_colon", "must be 'package.module:function'"),
+    (f"{M}:untyped", "needs a type annotation"),
+])
+def test_bad_tool_references_are_clear_config_errors(ref: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        ToolRegistry.from_config([ToolConfig(name="t", callable=ref)])
+
+
+async def test_sync_async_and_blocking_callables_run() -> None:
+    reg = ToolRegistry.from_config([
+        ToolConfig(name="lookup_order", callable=f"{M}:lookup_order"),
+        ToolConfig(name="slow", callable=f"{M}:slow_lookup"),
+        ToolConfig(name="blocking", callable=f"{M}:blocking_lookup"),
+    ])
+    r = await reg.run(call("lookup_order", order_id="1234"))
+    assert r.ok and json.loads(r.content) == {"order_id": "1234", "status": "shipped on Monday, arrives tomorrow"}
+    r = await reg.run(call("slow", order_id="5678", delay_s=0.05))
+    assert r.ok and r.content == "Order 5678: being packed, ships today." and r.duration_s >= 0.05
+    r = await reg.run(call("blocking", order_id="1"))
+    assert r.ok and r.content == "Order 1 checked." and r.duration_s >= 0.2
+
+
+async def test_errors_timeouts_and_bad_arguments_become_apologies(caplog: pytest.LogCaptureFixture) -> None:
+    reg = ToolRegistry.from_config([
+        ToolConfig(name="broken", callable=f"{M}:broken", apology="Sorry, our order system is down."),
+        ToolConfig(name="slow", callable=f"{M}:slow_lookup", timeout_s=0.1),
+        ToolConfig(name="lookup_order", callable=f"{M}:lookup_order"),
+    ])
+    r = await reg.run(call("broken", order_id="1"))
+    assert not r.ok and r.content == "Sorry, our order system is down." and "database down for 1" in r.error
+    r = await reg.run(call("slow", order_id="1", delay_s=5))
+    assert not r.ok and "timed out after 0.1 s" in r.error and r.duration_s < 1.0
+    for bad, why in [(ToolCall("lookup_order", "{not json", "x"), "not JSON"),
+                     (call("lookup_order"), "missing argument 'order_id'"),
+                     (call("lookup_order", order_id=12), "should be string"),
+                     (call("nope"), "unknown tool")]:
+        r = await reg.run(bad)
+        assert not r.ok and why in r.error and r.content
+    assert (await reg.run(call("lookup_order", order_id="1234", extra=1))).ok  # stray arguments are dropped
+    assert "tool broken" in caplog.text and "failed" in caplog.text
+
+
+@pytest.fixture
+async def order_api() -> AsyncIterator[str]:
+    async def order(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != "Bearer s3cret":
+            return web.json_response({"error": "unauthorized"}, status=401)
+        oid = request.query.get("order_id") or (await request.json()).get("order_id")
+        if oid == "slow":
+            import asyncio
+
+            await asyncio.sleep(6)
+        if oid == "500":
+            return web.Response(status=500, text="boom")
+        return web.json_response({"order_id": oid, "status": "shipped", "eta": "Friday"})
+
+    app = web.Application()
+    app.router.add_get("/orders", order)
+    app.router.add_post("/orders", order)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}/orders"
+    finally:
+        await runner.cleanup()
+
+
+async def test_http_tool_get_and_post_with_secret_headers_from_env(
+    order_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHOP_TOKEN", "Bearer s3cret")
+    params = {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]}
+    reg = ToolRegistry.from_config([
+        ToolConfig(name="get_order", description="Order status.", parameters=params, timeout_s=2.0,
+                   http=HttpToolConfig(url=order_api, headers_env={"Authorization": "SHOP_TOKEN"}),
+                   speak="result", say="Order {order_id} is {status} and arrives {eta}."),
+        ToolConfig(name="post_order", description="Order status.", parameters=params,
+                   http=HttpToolConfig(url=order_api, method="POST", headers_env={"Authorization": "SHOP_TOKEN"})),
+    ])
+    c = call("get_order", order_id="1234")
+    r = await reg.run(c)
+    assert r.ok and r.data == {"order_id": "1234", "status": "shipped", "eta": "Friday"}
+    assert reg.spoken_result(c, r) == "Order 1234 is shipped and arrives Friday."
+    r = await reg.run(call("post_order", order_id="77"))
+    assert r.ok and json.loads(r.content)["order_id"] == "77" and reg.spoken_result(call("post_order"), r) is None
+    r = await reg.run(call("get_order", order_id="500"))
+    assert not r.ok and "500" in r.error and r.content == DEFAULT_APOLOGY
+    r = await reg.run(call("get_order", order_id="slow"))
+    assert not r.ok and "timed out" in r.error
+    monkeypatch.delenv("SHOP_TOKEN")
+    r = await reg.run(call("get_order", order_id="1"))
+    assert not r.ok and "SHOP_TOKEN is not set" in r.error
+
+
+async def test_canned_demo_answers_and_handoff_builtin() -> None:
+    reg = ToolRegistry.from_config([
+        ToolConfig(name="lookup_order", description="d", responses={"1234": "Shipped."}, default="Not found."),
+        ToolConfig(name="handoff", builtin="handoff"),
+    ])
+    assert (await reg.run(call("lookup_order", order_id="1234"))).content == "Shipped."
+    assert (await reg.run(call("lookup_order", order_id="9"))).content == "Not found."
+    assert (await reg.run(call("handoff", reason="wants a human"))).ok
+    with pytest.raises(ConfigError, match="duplicate"):
+        ToolRegistry.from_config([ToolConfig(name="a", description="x")] * 2)
+
+
+def test_router_parsing_and_grounding() -> None:
+    specs = [Tool(ToolConfig(name="lookup_order", callable=f"{M}:lookup_order")).spec]
+    schema = router_schema(specs)
+    assert [o["properties"]["tool"]["const"] for o in schema["anyOf"]] == ["lookup_order", "none"]
+    c = parse_route('{"tool": "lookup_order", "arguments": {"order_id": "1234"}}', specs)
+    assert c is not None and json.loads(c.arguments) == {"order_id": "1234"}
+    for bad in ['{"tool": "none"}', "not json", '{"tool": "other", "arguments": {}}', "[1]",
+                '{"tool": "lookup_order", "arguments": 3}']:
+        assert parse_route(bad, specs) is None
+    assert grounded(c, ["Where is my order one two three four?"])
+    assert grounded(c, ["order twelve thirty-four please"])
+    assert not grounded(c, ["hello there"])
+    assert not grounded(c, ["my order is 5678"])
+    assert normalize_spoken_numbers("it's 5 6 7 8, or two") == "it's 5678, or two"
