@@ -14,29 +14,28 @@ One object, so the session has few call sites (see each method):
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from agent.interfaces import ChatMessage, SessionObserver
 from agent.kb import KnowledgeBase, KnowledgeConfig, build_messages
-from agent.record import RecordConfig, SessionRecorder, TranscriptPrinter, handoff_event
+from agent.record import RecordConfig, SessionRecorder, handoff_event
 from agent.tools import ToolStatus
 from agent.tutor import LessonPlan, Tutor, TutorConfig
+from flowact.control.commands import loads_json
 
 __all__ = ["AppServices"]
 
 
 class AppServices:
     def __init__(self, *, knowledge: KnowledgeConfig | None = None, record: RecordConfig | None = None,
-                 tutor: TutorConfig | None = None, name: str = "", print_fn: Any = print) -> None:
+                 tutor: TutorConfig | None = None, name: str = "") -> None:
         self.knowledge_cfg, self.record_cfg, self.tutor_cfg = knowledge, record, tutor
         self.kb: KnowledgeBase | None = None
         self.recorder: SessionRecorder | None = None
         self.tutor: Tutor | None = None
         self.observers: list[SessionObserver] = []
         self._name = name
-        self._print = print_fn
 
     async def start(self) -> None:
         """Index the knowledge folder (unchanged files are skipped), open the record, load the lesson."""
@@ -49,8 +48,6 @@ class AppServices:
             self.recorder = SessionRecorder(r.db, name=self._name, queue_max=r.queue_max)
             await self.recorder.start()
             self.observers.append(self.recorder)
-            if r.print_live:
-                self.observers.append(TranscriptPrinter(self._print))
         t = self.tutor_cfg
         if t is not None:
             plan = await asyncio.to_thread(LessonPlan.load, t.plan)
@@ -87,7 +84,7 @@ class AppServices:
         if status.handoff:
             reason = ""
             try:
-                args = json.loads(status.arguments or "{}")
+                args = loads_json(status.arguments or "{}")
                 reason = str(args.get("reason", "")) if isinstance(args, dict) else ""
             except ValueError:
                 pass

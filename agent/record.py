@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agent.interfaces import SessionObserver
 
 __all__ = [
-    "RecordConfig", "SessionRecorder", "TranscriptPrinter", "handoff_event", "read_transcript",
+    "RecordConfig", "SessionRecorder", "handoff_event", "read_transcript",
     "sessions_command", "transcript_command",
 ]
 
@@ -54,24 +54,7 @@ class RecordConfig(BaseModel):
 
     db: str = Field("~/.local/share/flowact/record.sqlite", description="SQLite file (WAL)")
     queue_max: int = Field(1000, ge=10, le=100_000, description="events waiting for the writer; more are dropped")
-    print_live: bool = Field(True, description="`run` prints the conversation as it happens")
 
-
-class TranscriptPrinter(SessionObserver):
-    """Prints final transcript lines, tool calls, interruptions and hand-offs as they happen."""
-
-    def __init__(self, write: Any = print) -> None:
-        self._write = write
-
-    def on_event(self, kind: str, payload: Mapping[str, Any]) -> None:
-        if kind == "transcript" and payload.get("final", True) and payload.get("text"):
-            self._write(f"{payload.get('role', ''):>5}: {payload['text']}")
-        elif kind == "tool":
-            ok = "" if payload.get("ok", True) else f" FAILED: {payload.get('error', '')}"
-            self._write(f"       [tool {payload.get('name')}({payload.get('arguments', '')}) "
-                        f"{float(payload.get('duration_s', 0.0)):.2f} s{ok}]")
-        elif kind in ("interrupt", "handoff"):
-            self._write(f"       [{kind}: {payload.get('reason', '')}]")
 
 
 def connect(db_path: str | Path) -> sqlite3.Connection:

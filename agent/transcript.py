@@ -2,7 +2,8 @@
 
 `TranscriptLog` is a `SessionObserver`: add it with `session.add_observer(log)`. Every final
 transcript event (`on_event("transcript", {"role", "text", "final"})`) is printed (`  user: ...`,
-` agent: ...`) and, with a `path`, appended to that file as one JSON object per line
+` agent: ...`), tool calls, interruptions and hand-offs as bracketed notes, and, with a `path`,
+each transcript line is appended to that file as one JSON object per line
 (`{"t": seconds since the log was made, "role": ..., "text": ...}`), flushed at once so the file is
 complete up to the last line even if the process is killed. The last `keep` lines stay in memory
 for summaries (`lines`).
@@ -48,6 +49,9 @@ class TranscriptLog(SessionObserver):
         return list(self._lines)
 
     def on_event(self, kind: str, payload: Mapping[str, Any]) -> None:
+        if kind in ("tool", "interrupt", "handoff"):
+            self._note(kind, payload)
+            return
         if kind != "transcript" or not payload.get("final"):
             return
         role, text = str(payload.get("role", "")), str(payload.get("text", "")).strip()
@@ -63,6 +67,17 @@ class TranscriptLog(SessionObserver):
             t = round(self.clock.now() - self._t0, 3)
             self._file.write(json.dumps({"t": t, "role": role, "text": text}, ensure_ascii=False) + "\n")
             self._file.flush()
+
+    def _note(self, kind: str, payload: Mapping[str, Any]) -> None:
+        if self.echo is None:
+            return
+        if kind == "tool":
+            failed = "" if payload.get("ok", True) else f" FAILED: {payload.get('error', '')}"
+            note = (f"tool {payload.get('name')}({payload.get('arguments', '')}) "
+                    f"{float(payload.get('duration_s', 0.0)):.2f} s{failed}")
+        else:
+            note = f"{kind}: {payload.get('reason', '')}"
+        print(f"{'':>8}[{note}]", file=self.echo, flush=True)
 
     def close(self) -> None:
         if self._file is not None:

@@ -76,14 +76,18 @@ def test_the_record_survives_kill_9_after_a_turn(tmp_path: Path) -> None:
     assert data["ended"] is None  # killed: the session was never closed
 
 
-def test_transcript_printer_shows_the_live_conversation() -> None:
-    from agent.record import TranscriptPrinter
+def test_transcript_log_shows_the_live_conversation_with_tools_and_handoffs() -> None:
+    import io
 
-    out: list[str] = []
-    p = TranscriptPrinter(out.append)
+    from agent.transcript import TranscriptLog
+
+    out = io.StringIO()
+    p = TranscriptLog(echo=out)
     p.on_event("transcript", {"role": "user", "text": "Where is 1234?", "final": False})
     p.on_event("transcript", {"role": "user", "text": "Where is 1234?", "final": True})
     p.on_event("tool", {"name": "lookup_order", "arguments": "{}", "ok": False, "error": "timeout", "duration_s": 5})
     p.on_event("handoff", {"reason": "asked for a person"})
-    assert out == [" user: Where is 1234?", "       [tool lookup_order({}) 5.00 s FAILED: timeout]",
-                   "       [handoff: asked for a person]"]
+    assert out.getvalue().splitlines() == [
+        "  user: Where is 1234?", "        [tool lookup_order({}) 5.00 s FAILED: timeout]",
+        "        [handoff: asked for a person]",
+    ]
