@@ -29,7 +29,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agent.errors import ConfigError, UserError
+from agent.kb import KnowledgeConfig
+from agent.record import RecordConfig
 from agent.registry import KINDS, load_plugin, plugin_config_class
+from agent.tutor import TutorConfig
 
 __all__ = [
     "AgentConfig",
@@ -109,12 +112,17 @@ class AgentConfig(BaseModel):
     source: str = "<memory>"
     session: SessionConfig = SessionConfig()
     plugins: dict[str, PluginSpec] = {}
+    knowledge: KnowledgeConfig | None = None
+    record: RecordConfig | None = None
+    tutor: TutorConfig | None = None
 
     def plugin(self, kind: str) -> PluginSpec | None:
         return self.plugins.get(kind)
 
 
 PLUGIN_SECTIONS = KINDS  # one section per plugin kind
+APP_SECTIONS: dict[str, type[BaseModel]] = {"knowledge": KnowledgeConfig, "record": RecordConfig, "tutor": TutorConfig}
+"""Application sections (no `type:`): a knowledge base, the kept record, a tutor's lesson."""
 REQUIRED_SECTIONS = ("tts", "generator", "sink")
 
 
@@ -192,9 +200,9 @@ def parse_config(
         raise ConfigError(f"{source}: the top level must be a mapping of sections")
     data: dict[str, Any] = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in raw.items()}
     _apply_env(data, os.environ if environ is None else environ)
-    unknown = set(data) - {"session", *PLUGIN_SECTIONS}
+    unknown = set(data) - {"session", *PLUGIN_SECTIONS, *APP_SECTIONS}
     if unknown:
-        allowed = ", ".join(("session", *PLUGIN_SECTIONS))
+        allowed = ", ".join(("session", *PLUGIN_SECTIONS, *APP_SECTIONS))
         raise ConfigError(f"{source}: unknown section(s) {sorted(map(str, unknown))}; allowed: {allowed}")
     try:
         session = SessionConfig.model_validate(data.get("session") or {})
@@ -222,7 +230,14 @@ def parse_config(
         except ValidationError as e:
             raise ConfigError(_validation_message(source, kind, e)) from e
         plugins[kind] = PluginSpec(kind=kind, name=name, cls=cls, config=cfg)
-    return AgentConfig(source=source, session=session, plugins=plugins)
+    apps: dict[str, Any] = {}
+    for section, model in APP_SECTIONS.items():
+        if data.get(section) is not None:
+            try:
+                apps[section] = model.model_validate(data[section])
+            except ValidationError as e:
+                raise ConfigError(_validation_message(source, section, e)) from e
+    return AgentConfig(source=source, session=session, plugins=plugins, **apps)
 
 
 def read_yaml(path: str | Path, *, what: str = "config file", error: type[UserError] = ConfigError) -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from agent.config import PLUGIN_SECTIONS, REQUIRED_SECTIONS, SessionConfig
+from agent.config import APP_SECTIONS, PLUGIN_SECTIONS, REQUIRED_SECTIONS, SessionConfig
 from agent.errors import ConfigError
 from agent.registry import available, load_plugin, plugin_config_class
 
@@ -34,10 +34,13 @@ def config_file_schema() -> dict[str, Any]:
                 plugins[kind, name] = plugin_config_class(load_plugin(kind, name))
             except ConfigError:  # its extra is not installed: only its name is known
                 plugins[kind, name] = None
-    models: list[type[BaseModel]] = [SessionConfig, *{m for m in plugins.values() if m is not None}]
+    models: list[type[BaseModel]] = [
+        SessionConfig, *APP_SECTIONS.values(), *{m for m in plugins.values() if m is not None}
+    ]
     refs, top = models_json_schema([(m, "validation") for m in models], ref_template=_REF)
     defs: dict[str, Any] = top.get("$defs", {})
     sections: dict[str, Any] = {"session": refs[SessionConfig, "validation"]}
+    sections |= {name: refs[model, "validation"] for name, model in APP_SECTIONS.items()}
     for kind in PLUGIN_SECTIONS:
         variants = []
         for (k, name), model in plugins.items():

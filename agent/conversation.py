@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
+from agent.app_services import AppServices
 from agent.errors import ConfigError, FlowActError
 from agent.events import (
     InterruptRequested,
@@ -31,6 +32,7 @@ from agent.fanout import Fanout
 from agent.history import ConversationHistory
 from agent.interfaces import LLM, TTS, Generator
 from agent.metrics import SessionMetrics
+from agent.tools import ToolStatus
 from agent.turn_runner import TurnRunner
 from agent.turns import Action, CancelTurn, SetState, StartTurn, TurnMachine
 from flowact.clock import Clock
@@ -90,6 +92,7 @@ class Conversation:
         chunk_duration: float = 0.16,
         continue_window_s: float = 2.5,
         first_clause: bool = True,
+        services: AppServices | None = None,
         source: str = "<config>",
     ) -> None:
         self.builder = builder
@@ -112,6 +115,7 @@ class Conversation:
         self._media_speaking = False
         self.continue_window_s = continue_window_s
         self.first_clause = first_clause
+        self.services = services
         self._spoken: tuple[int, str, float] | None = None  # (turn, user text, end) of a spoken question
         self._carry = ""  # a question the user went on with after a false early end
         self._continued_turn = 0
@@ -136,6 +140,8 @@ class Conversation:
                 self._execute(self.turns.on_speech_started(self.turns.turn))
         elif isinstance(event, SpeechDrained):
             self._media_speaking = False
+            if self.turns.turn_active and self._spoken_turn < self.turns.turn:
+                self.builder.set_state(AgentState.THINKING)  # a pause inside the answer: a thinking face
             self._maybe_finish(self.turns.turn)
         elif isinstance(event, SpeechWritten):
             turn = self._runs.get(event.run)
@@ -235,12 +241,17 @@ class Conversation:
         runner = TurnRunner(
             turn=action.turn, builder=self.builder, tts=self.tts, clock=self.clock, metrics=self.metrics,
             llm=self.llm, on_speech=self.notify, first_clause=self.first_clause,
+            on_tool=lambda status: self._on_tool(action.turn, status),
         )
         try:
             if action.use_llm:
                 if self.llm is None:
                     raise ConfigError(f"{self.source}: llm section is needed to answer the user")
-                result = await runner.run_llm(self.history.messages(self.system_prompt, action.text))
+                messages = self.history.messages(self.system_prompt, action.text)
+                line = None
+                if self.services is not None:  # knowledge-base passages, the tutor's graded line
+                    messages, line = await self.services.prepare(messages, action.text)
+                result = await (runner.run_text(line) if line is not None else runner.run_llm(messages))
                 self.history.append(action.text, result.spoken_text)
             else:
                 result = await runner.run_text(action.text)
@@ -263,6 +274,14 @@ class Conversation:
             self._execute(self.turns.on_failed(action.turn))
         finally:
             self.notify()
+
+    def _on_tool(self, turn: int, status: ToolStatus) -> None:
+        """A tool the LLM runs: a thinking face while it works, `tool` / `handoff` events when done."""
+        if status.phase == "started":
+            self.builder.set_state(AgentState.THINKING)
+        if self.services is not None:
+            for kind, payload in self.services.on_tool_status(status, turn):
+                self.fanout.event(kind, payload)
 
     async def aclose(self) -> None:
         if self.turn_task is not None and not self.turn_task.done():

@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass, fields
 from typing import Any
 
+from agent.app_services import AppServices
 from agent.avsync import MediaTimeline
 from agent.commands import Command
 from agent.config import AgentConfig, PluginSpec
@@ -85,6 +86,9 @@ class AgentSession:
         self.owner = TaskOwner()
         self.owner.on_failure.append(self._task_failed)
         self.fanout = Fanout(self.owner)
+        self.services = AppServices(
+            knowledge=config.knowledge, record=config.record, tutor=config.tutor, name=config.source
+        )
         self._conversation: Conversation | None = None
         self._listener: Listener | None = None
         self._media: MediaLoop | None = None
@@ -161,6 +165,9 @@ class AgentSession:
                 startable.append(engine)
         engine_starts = asyncio.gather(*(e.start() for e in startable), return_exceptions=True)
         try:
+            await self.services.start()  # knowledge base indexed, record opened, lesson loaded
+            for observer in self.services.observers:
+                self.add_observer(observer)
             await c.generator.start(self.cfg.portrait)
             await c.sink.start(
                 width=self.cfg.width, height=self.cfg.height, fps=self.cfg.fps, sample_rate=self.cfg.sample_rate
@@ -169,12 +176,14 @@ class AgentSession:
             engine_starts.cancel()
             await asyncio.gather(engine_starts, return_exceptions=True)
             await self._close_components()
+            await self.services.aclose()
             raise
         self._conversation = conv = Conversation(
             builder=self.builder, tts=c.tts, llm=c.llm, generator=c.generator, clock=self.clock,
             metrics=self.metrics, fanout=self.fanout, history=self.history, system_prompt=self.cfg.system_prompt,
             barge_in=self.cfg.barge_in, chunk_duration=self.timeline.chunk_duration, source=self.config.source,
             continue_window_s=self.cfg.continue_window_s, first_clause=self.cfg.first_clause,
+            services=self.services,
         )
         self._media = MediaLoop(
             timeline=self.timeline, clock=self.clock, metrics=self.metrics, generator=c.generator, sink=c.sink,
@@ -187,12 +196,14 @@ class AgentSession:
         if errors:
             await self._media.aclose()
             await self._close_components()
+            await self.services.aclose()
             raise errors[0]
         await self._warm_up()
         self._start_inputs()
         self.owner.spawn("telemetry", self._telemetry_loop())
-        if self.cfg.greeting:
-            await self.say(self.cfg.greeting)
+        greeting = self.services.greeting(self.cfg.greeting)  # a tutor opens with its lesson
+        if greeting:
+            await self.say(greeting)
 
     async def _warm_up(self) -> None:
         """Before listening, warm what the first answer needs: the LLM's prompt cache (system
@@ -256,6 +267,7 @@ class AgentSession:
         if self._media is not None:
             await self._media.aclose()
         await self._close_components()
+        await self.services.aclose()  # after the last events: the record is complete
 
     async def _close_components(self) -> None:
         c = self.c

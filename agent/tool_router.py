@@ -69,14 +69,21 @@ def _number_groups(words: list[str]) -> str | None:
     return "".join(out)
 
 
+def _single(token: str) -> bool:
+    """One digit, said or written."""
+    low = token.lower()
+    return low in _DIGITS or (low.isdigit() and len(low) == 1)
+
+
 def normalize_spoken_numbers(text: str) -> str:
     """Join numbers said as words or in pieces: "one two three four" / "twelve thirty-four" /
-    "1 2 3 4" / "12-34" -> "1234" (runs of at least two number tokens; a lone "one" stays a word)."""
+    "1 2 3 4" / "12-34" / "one, two, three, four" -> "1234" (runs of at least two number tokens; a lone
+    "one" stays a word; commas join only digits said one by one)."""
     tokens = _TOKEN.findall(text)
     out: list[str] = []
     i = 0
     while i < len(tokens):
-        j, run = i, []
+        j, run, comma = i, [], False
         while j < len(tokens):
             t = tokens[j]
             low = t.lower()
@@ -85,11 +92,14 @@ def normalize_spoken_numbers(text: str) -> str:
                 j += 1
             elif run and t.strip(" -") == "" and j + 1 < len(tokens):
                 j += 1  # separators between number tokens
+            elif run and t.strip(" ,") == "" and j + 1 < len(tokens) and _single(run[-1]) and _single(tokens[j + 1]):
+                j += 1  # "one, two, three, four": digits said one by one, commas from the ASR
+                comma = True
             else:
                 break
         while j > i and not (tokens[j - 1].isdigit() or tokens[j - 1].lower() in (*_DIGITS, *_TEENS, *_TENS)):
             j -= 1  # do not swallow a trailing separator
-        digits = _number_groups(run) if len(run) >= 2 else None
+        digits = _number_groups(run) if len(run) >= (3 if comma else 2) else None
         if digits is not None:
             out.append(digits)
             i = j

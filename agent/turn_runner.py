@@ -20,7 +20,9 @@ from agent.frames import AudioChunk, IntentTag, SpeechChunk, TextDelta, ToolCall
 from agent.intents import IntentParser, tag_from_tool_call
 from agent.interfaces import LLM, TTS, ChatMessage
 from agent.metrics import SessionMetrics
+from agent.speech_guard import SpeechGuard
 from agent.text import Sentence, SentenceSplitter
+from agent.tools import ToolStatus
 from flowact.audio import float_to_int16, int16_to_float, resample
 from flowact.clock import Clock
 from flowact.control import ControlBuilder
@@ -59,6 +61,7 @@ class TurnRunner:
         metrics: SessionMetrics,
         llm: LLM | None = None,
         on_speech: Callable[[], None] | None = None,
+        on_tool: Callable[[ToolStatus], None] | None = None,
         first_clause: bool = True,
     ) -> None:
         self.turn = turn
@@ -68,6 +71,8 @@ class TurnRunner:
         self.clock = clock
         self.metrics = metrics
         self.on_speech = on_speech  # called after each piece of speech is queued in the builder
+        self.on_tool = on_tool  # progress of a tool the LLM runs (started / finished)
+        self._guard = SpeechGuard()  # tool syntax, JSON, code, markup never reach TTS
         self.result = TurnResult(turn)
         self._parser = IntentParser()
         self._splitter = SentenceSplitter(first_clause=first_clause)
@@ -86,9 +91,13 @@ class TurnRunner:
                 async for item in stream:
                     if isinstance(item, TextDelta):
                         self.metrics.mark(self.turn, "llm_first_token")
-                        await self._feed(item.text, queue)
+                        await self._feed(self._guard.feed(item.text), queue)
+                    elif isinstance(item, ToolStatus):
+                        if self.on_tool is not None:
+                            self.on_tool(item)
                     elif isinstance(item, ToolCall):
                         self._on_tool_call(item)
+                await self._feed(self._guard.flush(), queue)
                 self.metrics.turn(self.turn).engine_s += self.clock.now() - t_call
             finally:
                 with contextlib.suppress(Exception):
