@@ -91,7 +91,7 @@ def build_body(a: PortraitAnalysis, head: tuple[float, float, float, float]) -> 
     s = a.eye_distance
     lm = a.landmarks
     chin = lm[152, :2]
-    person = segment_person(a.image)
+    person = segment_person(a.image) if a.person is None else a.person.astype(np.float32) * np.float32(1 / 255)
     # keep only the part connected to the torso under the chin
     n, labels = cv2.connectedComponents((person > 0.5).astype(np.uint8))
     seed_y = int(min(h - 1, chin[1] + 1.0 * s))
