@@ -43,7 +43,7 @@ MAX_YAW = 35.0  # degrees a head may be turned to the side
 MAX_PITCH = 25.0  # degrees a head may be tilted up or down (beyond the usual slight downward look)
 PITCH_BASELINE = 8.0  # MediaPipe's forehead-chin depth angle of a face looking straight at the camera
 COMPARABLE = 0.7  # another face at least this fraction of the largest face's size is "comparable"
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 FaceChoice = int | tuple[float, float, float, float] | None  # index (left to right) or box in photo pixels
 _MESH_LOCK = threading.Lock()
 _MESHES: dict[int, Any] = {}  # max_faces -> mediapipe FaceMesh (static-image mode); -1 -> SelfieSegmentation
@@ -68,6 +68,7 @@ class PortraitAnalysis:
     eye_distance: float  # pixels between the eye centres (the face scale)
     faces_found: int
     source_hash: str
+    person: np.ndarray | None = None  # (H, W) uint8 0..255: where the person is (selfie segmentation), if known
 
     @property
     def size(self) -> tuple[int, int]:
@@ -205,9 +206,11 @@ def segment_person(img: UInt8Array) -> np.ndarray:
 
 
 def warm_up() -> None:
-    """Load MediaPipe's face-mesh graph now (about 0.3 s import + 0.6 s graph on this CPU, once per
-    process), so the first new portrait of a long-running process is analysed in ~0.1 s."""
+    """Load MediaPipe's face-mesh and person-segmentation graphs now (about 0.3 s import + 0.6 s graphs
+    on this CPU, once per process), so the first new portrait of a long-running process is analysed
+    in ~0.1 s."""
     detect_faces(np.zeros((64, 64, 3), np.uint8))
+    segment_person(np.zeros((64, 64, 3), np.uint8))
 
 
 def find_faces(img: UInt8Array) -> list[np.ndarray]:
@@ -404,19 +407,21 @@ def analyze_portrait(
     pts = np.empty_like(lm)
     pts[:, :2] = lm[:, :2] @ m[:, :2].T + m[:, 2]
     pts[:, 2] = lm[:, 2] * scale
-    result = _make_analysis(framed, pts, len(faces), digest)
+    person = np.round(segment_person(framed) * 255).astype(np.uint8)  # for the breathing torso (render/body.py)
+    result = _make_analysis(framed, pts, len(faces), digest, person)
     if cache is not None:
         try:
             cache.mkdir(parents=True, exist_ok=True)
             tmp = cache / f"{key}.tmp.npz"
-            np.savez(tmp, image=result.image, landmarks=result.landmarks, faces=np.array(len(faces)))
+            np.savez(tmp, image=result.image, landmarks=result.landmarks, faces=np.array(len(faces)), person=person)
             tmp.replace(cache / f"{key}.npz")
         except OSError as e:
             log.warning("cannot write portrait cache in %s: %s", cache, e)
     return result
 
 
-def _make_analysis(image: UInt8Array, pts: np.ndarray, faces: int, digest: str) -> PortraitAnalysis:
+def _make_analysis(image: UInt8Array, pts: np.ndarray, faces: int, digest: str,
+                   person: np.ndarray | None = None) -> PortraitAnalysis:
     le, re = _eye_centres(pts)
     eye_d = float(np.linalg.norm(re - le))
     x0, y0 = pts[:, 0].min(), pts[:, 1].min()
@@ -427,10 +432,10 @@ def _make_analysis(image: UInt8Array, pts: np.ndarray, faces: int, digest: str) 
              float(lips[:, 0].max() + pad), float(lips[:, 1].max() + pad + 0.2 * eye_d))
     return PortraitAnalysis(
         image=image, landmarks=pts.astype(np.float32), face_box=(float(x0), float(y0), float(x1), float(y1)),
-        mouth_box=mouth, eye_distance=eye_d, faces_found=faces, source_hash=digest,
+        mouth_box=mouth, eye_distance=eye_d, faces_found=faces, source_hash=digest, person=person,
     )
 
 
 def _load_cached(path: Path, digest: str) -> PortraitAnalysis:
     with np.load(path) as z:
-        return _make_analysis(z["image"], z["landmarks"], int(z["faces"]), digest)
+        return _make_analysis(z["image"], z["landmarks"], int(z["faces"]), digest, z["person"])

@@ -19,6 +19,7 @@ import numpy as np
 
 from flowact.motion.params import P
 from flowact.reference import PortraitAnalysis, segment_person
+from flowact.render.rest_mouth import smoothstep
 from flowact.types import FloatArray, UInt8Array
 
 __all__ = ["Body", "build_body"]
@@ -78,12 +79,6 @@ class Body:
         return out
 
 
-def _smooth(t: np.ndarray) -> np.ndarray:
-    t = np.clip(t, 0.0, 1.0)
-    out: np.ndarray = t * t * (3 - 2 * t)
-    return out
-
-
 def build_body(a: PortraitAnalysis, head: tuple[float, float, float, float]) -> Body | None:
     """The torso region and its fields, or None when no torso shows under the face. `head`: the head
     ellipse (cx, cy, rx, ry) in which the body field fades to nothing (the head field owns it)."""
@@ -91,7 +86,7 @@ def build_body(a: PortraitAnalysis, head: tuple[float, float, float, float]) -> 
     s = a.eye_distance
     lm = a.landmarks
     chin = lm[152, :2]
-    person = segment_person(a.image)
+    person = segment_person(a.image) if a.person is None else a.person.astype(np.float32) * np.float32(1 / 255)
     # keep only the part connected to the torso under the chin
     n, labels = cv2.connectedComponents((person > 0.5).astype(np.uint8))
     seed_y = int(min(h - 1, chin[1] + 1.0 * s))
@@ -123,17 +118,17 @@ def build_body(a: PortraitAnalysis, head: tuple[float, float, float, float]) -> 
     # vertical profile: full from above the shoulder line to a little below it, then fading out towards
     # the frame's bottom (the body continues out of frame and does not move there)
     depth = max(1.0, min(2.5 * s, (h - y_sh) * 0.8))
-    vert = 1.0 - _smooth((yy - y_sh - 0.3 * s) / depth)
+    vert = 1.0 - smoothstep((yy - y_sh - 0.3 * s) / depth)
     # nothing on the head (the head-pose field moves it) and a smooth way in beside it
     cx, cy, rx, ry = head
     r = np.sqrt(((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2)
-    off_head = _smooth((r - 0.9) / 0.5)
+    off_head = smoothstep((r - 0.9) / 0.5)
     side = np.abs(xx - chin[0])
-    neck = _smooth((side - 0.5 * s) / (0.8 * s))  # a shrug lifts the shoulders, not the neck
+    neck = smoothstep((side - 0.5 * s) / (0.8 * s))  # a shrug lifts the shoulders, not the neck
     base = vert * off_head
     breath = (BREATH_LIFT * s) * base
     shrug = (SHRUG_LIFT * s) * base * neck
-    right = _smooth((xx - chin[0]) / (1.5 * s))
+    right = smoothstep((xx - chin[0]) / (1.5 * s))
     tilt = (TILT_LIFT * s) * base * neck * right
     # (the lift's vertical slope stays well below 1 for these amplitudes: the map never folds)
     region_mask = np.ascontiguousarray(mask[y0:y1, x0:x1])

@@ -23,7 +23,7 @@ from flowact.reference import PortraitAnalysis
 from flowact.render.rig import JAW, LOWER_INNER_LIP, UPPER_INNER_LIP
 from flowact.types import UInt8Array
 
-__all__ = ["OPEN_GAP", "Interior", "RestMouth", "close_mouth"]
+__all__ = ["OPEN_GAP", "Interior", "RestMouth", "close_mouth", "smoothstep"]
 
 OPEN_GAP = 0.06  # inner-lip gap at the centre (eye distances) above which a reference is closed at rest
 UPPER_SHARE = 0.4  # the share of the gap the upper lip travels (the jaw does the rest)
@@ -46,7 +46,8 @@ class RestMouth:
     interior: Interior | None  # the original's interior, if it was open
 
 
-def _smooth(t: np.ndarray) -> np.ndarray:
+def smoothstep(t: np.ndarray) -> np.ndarray:
+    """0 below 0, 1 above 1, a smooth cubic between (zero slope at both ends)."""
     t = np.clip(t, 0.0, 1.0)
     out: np.ndarray = t * t * (3 - 2 * t)
     return out
@@ -80,14 +81,15 @@ def close_mouth(a: PortraitAnalysis) -> RestMouth:
         return out
 
     def jaw_profile(x: np.ndarray) -> np.ndarray:
-        out: np.ndarray = _smooth((x - jaw[:, 0].min()) / (0.35 * s)) * _smooth((jaw[:, 0].max() - x) / (0.35 * s))
+        ramp = 0.35 * s
+        out: np.ndarray = smoothstep((x - jaw[:, 0].min()) / ramp) * smoothstep((jaw[:, 0].max() - x) / ramp)
         return out
 
     def lower_shift(x: np.ndarray, t: np.ndarray, y: np.ndarray) -> np.ndarray:
         """How far up the content at depth t below the seam (and height y) moves."""
-        b = _smooth(t / rb)
+        b = smoothstep(t / rb)
         amount = (1 - UPPER_SHARE) * (gap(x) * (1 - b) + g0 * jaw_profile(x) * b)
-        out: np.ndarray = amount * (1 - _smooth((y - chin_y + 0.1 * s) / fade))
+        out: np.ndarray = amount * (1 - smoothstep((y - chin_y + 0.1 * s) / fade))
         return out
 
     # the patch: the lower face from the nose to below the chin
@@ -102,13 +104,13 @@ def close_mouth(a: PortraitAnalysis) -> RestMouth:
     ym = uy + UPPER_SHARE * g  # where the lips meet in the rest image
     above = py < ym
     t_up = np.maximum(ym - py, 0.0)
-    src_up = py - UPPER_SHARE * g * (1 - _smooth(t_up / ru))
+    src_up = py - UPPER_SHARE * g * (1 - smoothstep(t_up / ru))
     t_lo = np.maximum(py - ym, 0.0)
     src_lo = py + lower_shift(px, t_lo, py)
     map_y = np.where(above, src_up, src_lo).astype(np.float32)
     patch = cv2.remap(a.image, px, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
     # a soft, slightly darker line where the lips meet
-    inside = (_smooth((xs - xl) / (0.1 * s)) * _smooth((xr - xs) / (0.1 * s)))[None, :]
+    inside = (smoothstep((xs - xl) / (0.1 * s)) * smoothstep((xr - xs) / (0.1 * s)))[None, :]
     line = 1.0 - 0.3 * np.exp(-(((py - ym) / max(0.8, 0.012 * s)) ** 2)) * inside
     patch *= line[..., None]
     image = a.image.copy()
@@ -124,7 +126,7 @@ def close_mouth(a: PortraitAnalysis) -> RestMouth:
     is_upper[list(LOWER_INNER_LIP)] = False
     pts[:, 1] = np.where(
         is_upper,
-        y + UPPER_SHARE * gp * (1 - _smooth(np.maximum(uy_p - y, 0.0) / ru)),
+        y + UPPER_SHARE * gp * (1 - smoothstep(np.maximum(uy_p - y, 0.0) / ru)),
         y - lower_shift(x, np.maximum(y - ly_p, 0.0), y),
     )
     ix = np.arange(int(np.ceil(xl)), int(np.floor(xr)) + 1, dtype=np.float32)

@@ -45,7 +45,7 @@ class Rig:
     basis: np.ndarray  # (MOTION_DIM, C, 2) displacement per unit of each parameter, pixels
     index: dict[int, int]  # landmark id -> control point row
     scale: float  # eye distance in pixels
-    head_centre: np.ndarray  # (2,) pivot for head rotation (between the jaw angles, low in the head)
+    head_centre: np.ndarray  # (2,) pivot for head roll (mid-face)
     depth: np.ndarray  # (C,) landmark depth (for yaw parallax), pixels, nearer = negative
 
 
@@ -131,6 +131,9 @@ def build_rig(a: PortraitAnalysis) -> Rig:
         basis[P["gaze_x"], index[lid]] += (0.12 * s, 0.0)
         basis[P["gaze_y"], index[lid]] += (0.0, 0.05 * s)
     jaw_l, jaw_r = lm[172, :2], lm[397, :2]
-    head_centre = ((jaw_l + jaw_r) / 2 + np.array([0.0, 0.3 * s])).astype(np.float32)
+    # the roll pivot: mid-face, about the nose's base (a real tilt turns about the upper neck, but for the
+    # few degrees a head tilts, turning about mid-face looks the same and moves the hair's top half as far,
+    # so the ring where the head field fades to the still background shears half as much)
+    head_centre = ((jaw_l + jaw_r) / 2 - np.array([0.0, 1.2 * s])).astype(np.float32)
     return Rig(points=pts, sigma=np.array(sig, np.float32), basis=basis, index=index, scale=s,
                head_centre=head_centre, depth=lm[ids, 2].astype(np.float32))

@@ -27,12 +27,12 @@ def motion(**kw: float) -> np.ndarray:
     return m
 
 
-# the models' range: yaw and pitch at their limits, roll as far as the procedural model tilts (about +-5:
+# the models' range: yaw and pitch at their limits, roll beyond what the procedural model tilts (about +-5:
 # idle sway +-3 and the listening tilt; it has no roll gesture)
 MOTIONS = {
     "yaw_l": motion(head_yaw=25.0), "yaw_r": motion(head_yaw=-25.0), "nod": motion(head_pitch=20.0),
-    "up": motion(head_pitch=-20.0), "tilt": motion(head_roll=5.0, head_yaw=10.0),
-    "tilt_l": motion(head_roll=-5.0, head_pitch=8.0), "turn_nod": motion(head_yaw=-20.0, head_pitch=12.0),
+    "up": motion(head_pitch=-20.0), "tilt": motion(head_roll=8.0, head_yaw=10.0),
+    "tilt_l": motion(head_roll=-8.0, head_pitch=8.0), "turn_nod": motion(head_yaw=-20.0, head_pitch=12.0),
 }
 
 

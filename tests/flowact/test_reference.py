@@ -15,6 +15,7 @@ import skimage.data
 import flowact.reference as ref
 from flowact.errors import PortraitError
 from flowact.reference import analyze_portrait, load_image
+from flowact.render.renderer import Renderer
 from tests.fixtures.portraits import (
     ASTRONAUT,
     GRACE,
@@ -30,6 +31,7 @@ from tests.fixtures.portraits import (
 )
 
 _REAL_DETECT = ref.detect_faces
+_REAL_SEGMENT = ref.segment_person
 
 
 def _eye_line(a: ref.PortraitAnalysis) -> tuple[np.ndarray, np.ndarray]:
@@ -287,17 +289,25 @@ def test_cache_hit_is_fast_and_equal(tmp_path: Path, monkeypatch: pytest.MonkeyP
         raise AssertionError("cache miss: face detection ran again")
 
     monkeypatch.setattr(ref, "detect_faces", no_detection)
+    monkeypatch.setattr(ref, "segment_person", no_detection)
     t = time.perf_counter()
     second = analyze_portrait(GRACE, cache_dir=tmp_path)
     took = time.perf_counter() - t
     np.testing.assert_array_equal(first.image, second.image)
     np.testing.assert_array_equal(first.landmarks, second.landmarks)
+    assert first.person is not None and second.person is not None
+    np.testing.assert_array_equal(first.person, second.person)  # the torso's mask is cached too
+    import flowact.render.body as body
+
+    monkeypatch.setattr(body, "segment_person", no_detection)
+    assert Renderer(second)._body is not None  # a cached portrait needs no MediaPipe at all
     assert second.face_box == first.face_box and second.source_hash == first.source_hash
     # target < 100 ms (about 15 ms measured; bench/render.py prints it). The bound here is loose
     # because the 2-core test box is shared by several busy processes.
     assert took < 0.5, took
     # another output size is a different entry, not a wrong hit
     monkeypatch.setattr(ref, "detect_faces", _REAL_DETECT)
+    monkeypatch.setattr(ref, "segment_person", _REAL_SEGMENT)
     other = analyze_portrait(GRACE, width=512, height=512, cache_dir=tmp_path)
     assert other.image.shape == (512, 512, 3)
     assert len(list(tmp_path.glob("*.npz"))) == 2
