@@ -193,6 +193,9 @@ class Conversation:
         if self._carry and not event.typed:  # the rest of a question the user went on with
             text = f"{self._carry} {text}".strip()
         self._carry = ""
+        if self.turns.user_speaking and not event.typed and text.strip():
+            self._carry = text  # the user already went on talking: wait for the whole question
+            return
         actions = self.turns.on_user_message(text)
         for action in actions:
             if isinstance(action, StartTurn):

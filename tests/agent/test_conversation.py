@@ -126,3 +126,24 @@ async def test_session_face_picks_the_person_in_a_group_photo(tmp_path: Path) ->
         gen = session.c.generator
         assert gen is not None and gen.config.face == 1  # type: ignore[attr-defined]
     assert session.metrics.frames_written >= 12
+
+
+async def test_transcript_of_a_pause_while_the_user_goes_on_waits_for_the_rest() -> None:
+    """The end of turn fired at a pause, but the user was already speaking again when its transcript
+    came: no answer to the fragment, one answer to the whole question."""
+    session, rec = make_session(reply="Order 1234 arrives tomorrow.", first_token_s=0.2)
+    async with session:
+        llm = session.c.llm
+        assert isinstance(llm, ScriptedLLM)
+        now = session.clock.now
+        session._emit(UserSpeechStarted(now()))
+        session._emit(UserSpeechEnded(now()))
+        session._emit(UserSpeechStarted(now()))  # goes on before the transcript of the first part is back
+        session._emit(UserMessage("hello, my order", t_end=now()))
+        assert session.turn_count == 0 and session.state == AgentState.LISTENING
+        session._emit(UserSpeechEnded(now()))
+        session._emit(UserMessage("number 1234 has not arrived", t_end=now()))
+        await session.wait_idle(timeout=60)
+    user_texts = [next(m.content for m in reversed(call) if m.role == "user") for call in llm.calls]
+    assert user_texts == ["hello, my order number 1234 has not arrived"]
+    assert session.turn_count == 1
