@@ -119,6 +119,7 @@ class Conversation:
         self._spoken: tuple[int, str, float] | None = None  # (turn, user text, end) of a spoken question
         self._carry = ""  # a question the user went on with after a false early end
         self._continued_turn = 0
+        self.answered_turn = 0  # newest turn whose answer played out (not cancelled)
 
     # --- events ----------------------------------------------------------------------------------
     def handle(self, event: SessionEvent) -> None:
@@ -237,6 +238,7 @@ class Conversation:
         if self._media_speaking or self.builder.speech_pending_s > 0.0:
             return
         record = self.metrics.finish_turn(turn)
+        self.answered_turn = turn
         self.fanout.event("turn", record)
         self._execute(self.turns.on_turn_finished(turn))
 

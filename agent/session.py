@@ -331,11 +331,11 @@ class AgentSession:
             await asyncio.wait_for(conv.wait_for(lambda: conv.idle), timeout)
 
     async def wait_reply(self, after_turn: int, timeout: float | None = None) -> None:  # noqa: ASYNC109
-        """Until a turn numbered above `after_turn` has started and finished (a scripted user waits
-        for the answer to what it said)."""
+        """Until a turn numbered above `after_turn` has been answered and played out (a scripted user
+        waits for the answer to what it said; a turn cancelled because the user went on is no answer)."""
         conv = self._conversation
         if conv is not None:
-            await asyncio.wait_for(conv.wait_for(lambda: conv.turns.turn > after_turn and conv.idle), timeout)
+            await asyncio.wait_for(conv.wait_for(lambda: conv.answered_turn > after_turn and conv.idle), timeout)
 
     async def run_until_done(self, tail_s: float | None = None) -> None:
         """For finite inputs (WAV, script): wait for the input to end and the agent to finish."""
