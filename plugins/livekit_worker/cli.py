@@ -1,0 +1,28 @@
+"""Command line of the dispatch worker (`flowact-agent worker` delegates here)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from flowact.errors import FlowActError, UserError
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="flowact-agent worker",
+                                description="serve dispatched LiveKit rooms (one avatar session per room)")
+    p.add_argument("--config", "-c", required=True, help="worker file (see examples/fleet/worker.yaml)")
+    p.add_argument("--log-level", default="INFO", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    args = p.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        from plugins.livekit_worker.server import run_worker
+
+        return run_worker(args.config)
+    except FlowActError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2 if isinstance(e, UserError) else 1
