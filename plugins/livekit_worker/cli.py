@@ -20,6 +20,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
+        from plugins.livekit_worker.config import load_worker_config
+
+        if load_worker_config(args.config).metrics_port:
+            from plugins.livekit_worker.metrics import enable_multiprocess
+
+            enable_multiprocess()  # before livekit-agents imports prometheus_client
         from plugins.livekit_worker.server import run_worker
 
         return run_worker(args.config)

@@ -41,7 +41,8 @@ class WorkerConfig(BaseModel):
     load_threshold: float = Field(0.7, gt=0, le=1.0, description="report full at this load (0..1)")
     num_idle_processes: int = Field(1, ge=0, le=16, description="prewarmed job processes kept ready")
     drain_timeout_s: int = Field(600, ge=1, description="SIGTERM: how long running jobs may take to finish")
-    http_port: int = Field(0, ge=0, le=65535, description="health + /metrics port (0: any free port)")
+    http_port: int = Field(8081, ge=0, le=65535, description="health endpoint: GET / (200 OK / 503), GET /worker")
+    metrics_port: int | None = Field(None, ge=1, le=65535, description="Prometheus GET /metrics (None: off)")
     host: str = "127.0.0.1"
     secrets_file: Path | None = None
     greeting_max_chars: int = Field(300, ge=1, le=2000)

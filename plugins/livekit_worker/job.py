@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from agent.registry import load_plugin
 from agent.session import AgentSession, Components
 from plugins.livekit_worker.config import WorkerConfig, load_worker_config
 from plugins.livekit_worker.metadata import JobSettings, parse_metadata
+from plugins.livekit_worker.metrics import JobMetrics
 
 __all__ = ["job_config", "prewarm", "run_job"]
 
@@ -112,6 +114,8 @@ async def run_job(worker_file: str, ctx: JobContext) -> None:
         if spec is not None and _spec_key(spec) == key:
             setattr(components, kind, engine)  # loaded before the job arrived
     session = AgentSession(cfg, components=components)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        session.add_observer(JobMetrics())
     await session.start()
     log.info("job running (%.2f s from the job's start; prewarmed: %s)", loop.time() - t0,
              ", ".join(k for k in warmed if _spec_key(cfg.plugins[k]) == warmed[k][0]) if warmed else "nothing",

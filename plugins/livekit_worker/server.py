@@ -25,11 +25,13 @@ from plugins.livekit_worker.config import WorkerConfig, load_worker_config
 from plugins.livekit_worker.job import prewarm, run_job
 from plugins.livekit_worker.load import ProcessTreeLoad
 from plugins.livekit_worker.metadata import parse_metadata
+from plugins.livekit_worker.metrics import WorkerMetrics
 from plugins.transport_livekit.credentials import read_secrets_file
 
 __all__ = ["FleetWorker", "run_worker"]
 
 log = logging.getLogger("flowact.worker")
+DECLINE_LABELS = {"metadata", "metadata.persona", "metadata.portrait", "metadata.language", "metadata.greeting"}
 
 
 class FleetWorker:
@@ -53,13 +55,25 @@ class FleetWorker:
             setup_fnc=functools.partial(prewarm, self.worker_file),
             load_fnc=self._load,
             initialize_process_timeout=120.0,  # loading models on a busy 2-core box takes a while
+            prometheus_port=self.cfg.metrics_port,
+            prometheus_multiproc_dir=os.environ.get("PROMETHEUS_MULTIPROC_DIR") if self.cfg.metrics_port else None,
         )
+        self.metrics: WorkerMetrics | None = None
+        if self.cfg.metrics_port:  # created once livekit-agents has emptied the multiprocess directory
+            self.server.on("worker_started", self._start_metrics)
         self.server.rtc_session(functools.partial(run_job, self.worker_file), agent_name=self.cfg.agent_name,
                                 on_request=self.on_request)
         self._stop = asyncio.Event()
 
+    def _start_metrics(self, *_: object) -> None:
+        self.metrics = WorkerMetrics()
+
     def _load(self) -> float:
-        return self.load.load()
+        load = self.load.load()
+        if self.metrics is not None:
+            self.metrics.load.set(load)
+            self.metrics.active.set(len(self.server.active_jobs))
+        return load
 
     async def on_request(self, req: JobRequest) -> None:
         """Accept a room whose metadata is valid; decline (terminate: no retry elsewhere) otherwise."""
@@ -68,13 +82,19 @@ class FleetWorker:
             settings = parse_metadata(req.job.metadata, self.cfg)
         except InputError as e:
             reason = str(e)
-            self.declined[reason.split(":")[0]] = self.declined.get(reason.split(":")[0], 0) + 1
+            field = reason.split(":")[0]  # e.g. metadata.portrait; unknown keys share one label (bounded)
+            field = field if field in DECLINE_LABELS else "metadata.other"
+            self.declined[field] = self.declined.get(field, 0) + 1
+            if self.metrics is not None:
+                self.metrics.declined.labels(field).inc()
             log.warning("declined job %s for room %r: %s", req.id, req.room.name, reason,
                         extra={**fields, "reason": reason})
             print(json.dumps({"event": "job_declined", **fields, "reason": reason}), flush=True)
             await req.reject(terminate=True)
             return
         self.accepted += 1
+        if self.metrics is not None:
+            self.metrics.accepted.inc()
         log.info("accepting job %s for room %r (persona %s)", req.id, req.room.name, settings.persona, extra=fields)
         await req.accept(identity=f"{self.cfg.identity}-{req.id}"[:64], name=self.cfg.name,
                          attributes={"flowact.persona": settings.persona})
@@ -92,6 +112,8 @@ class FleetWorker:
                 run.result()  # a terminal connection failure surfaces here
                 return
             log.info("draining: %d running job(s) may finish, no new ones", len(self.server.active_jobs))
+            if self.metrics is not None:
+                self.metrics.draining.set(1)
             print(json.dumps({"event": "draining", "jobs": len(self.server.active_jobs)}), flush=True)
             try:
                 await self.server.drain()

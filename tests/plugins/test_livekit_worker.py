@@ -73,6 +73,19 @@ def test_a_full_worker_declines_and_the_server_stops_offering(run: dict[str, Any
     assert f["dispatch"] == "no workers with sufficient capacity"
 
 
+def test_metrics_and_health_endpoints(run: dict[str, Any]) -> None:
+    m = _ok(run, "metrics")
+    assert m["health"] == [200, "OK"] and m["worker_info"]["agent_name"] == "flowact-avatar"
+    assert m["worker_info"]["active_jobs"] == 1
+    s = m["series"]
+    assert s["flowact_worker_jobs_accepted_total"] == 1.0
+    assert s['flowact_worker_jobs_declined_total{reason="metadata.portrait"}'] == 4.0  # traversal, url, /, link
+    assert s['flowact_worker_jobs_declined_total{reason="metadata"}'] == 1.0  # not JSON
+    assert s["flowact_job_frames_total"] >= 100  # the job process's frames, counted at the worker's endpoint
+    assert s["flowact_job_turns_total"] >= 1  # the greeting
+    assert s["flowact_worker_load"] > 0 and s["flowact_worker_jobs_active"] == 1.0
+
+
 def test_sigterm_drains_running_jobs_finish_no_new_ones(run: dict[str, Any]) -> None:
     d = _ok(run, "drain")
     assert d["alive_after_4s"] and d["video_during_drain"]["n"] >= 25  # the running job keeps streaming
