@@ -117,7 +117,8 @@ async def run_job(worker_file: str, ctx: JobContext) -> None:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         session.add_observer(JobMetrics())
     await session.start()
-    log.info("job running (%.2f s from the job's start; prewarmed: %s)", loop.time() - t0,
+    log.info("job %s running in pid %d (%.2f s from the job's start; prewarmed: %s)", ctx.job.id, os.getpid(),
+             loop.time() - t0,
              ", ".join(k for k in warmed if _spec_key(cfg.plugins[k]) == warmed[k][0]) if warmed else "nothing",
              extra=fields)
 

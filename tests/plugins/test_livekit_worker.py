@@ -94,6 +94,32 @@ def test_sigterm_drains_running_jobs_finish_no_new_ones(run: dict[str, Any]) -> 
     assert d["job_updates"][-1] == "JS_SUCCESS" and d["events"][-2:] == ["draining", "closed"]
 
 
+@pytest.fixture(scope="module")
+def fleet() -> dict[str, Any]:
+    res = run_scenario("fleet", timeout=420, worker="livekit_fleet.py")
+    assert "fatal" not in res, res["fatal"] + res.get("worker_log_tail", "")
+    return res
+
+
+def test_two_workers_share_six_rooms_by_load(fleet: dict[str, Any]) -> None:
+    r = _ok(fleet, "six_rooms")
+    placed = r["placed"]
+    assert len(placed) == 6 and all(placed.values())
+    assert sorted(set(placed.values())) == sorted(fleet["register"]["workers"])  # both workers took rooms
+    assert max(list(placed.values()).count(w) for w in set(placed.values())) <= 4
+    assert all(s is not None and s < 10 for s in r["first_frame_s"].values())  # every room sees its avatar
+    assert all(fps > 5 for fps in r["fps_last_3s"].values())  # all six stream at once
+    assert all(max(loads) > 0 for loads in r["loads"].values())  # each worker reports its jobs' load
+
+
+def test_a_killed_job_process_leaves_the_other_rooms_and_workers_alone(fleet: dict[str, Any]) -> None:
+    k = _ok(fleet, "kill_one")
+    assert k["victim_updates"][-1] == "JS_FAILED" and k["victim_frames_after"] == 0
+    assert len(k["others"]) == 5 and all(v["n"] >= 25 for v in k["others"].values())
+    assert k["workers_alive"] == [True, True]
+    assert fleet["exit"] == [0, 0]  # and both still drain and exit cleanly on SIGTERM
+
+
 # --- no network ------------------------------------------------------------------------------------------
 def _worker_cfg(tmp_path: Path) -> Any:
     from plugins.livekit_worker.config import load_worker_config
