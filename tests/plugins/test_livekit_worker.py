@@ -148,6 +148,14 @@ def test_metadata_allows_only_known_values(tmp_path: Path) -> None:
             parse_metadata(raw, cfg)
 
 
+def test_the_example_worker_file_is_valid() -> None:
+    from plugins.livekit_worker.config import load_worker_config
+
+    cfg = load_worker_config(ROOT / "examples/fleet/worker.yaml")
+    assert set(cfg.personas) == {"support", "tutor"} and all(p.is_file() for p in cfg.personas.values())
+    assert [p.name for p in cfg.allowed_portraits()] == ["astronaut.png", "grace_hopper.jpg"]
+
+
 def test_cli_reports_bad_worker_files_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "w.yaml").write_text("personas: {support: missing.yaml}\n")
     (tmp_path / "w2.yaml").write_text("personas: {}\n")
