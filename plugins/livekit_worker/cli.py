@@ -17,8 +17,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 description="serve dispatched LiveKit rooms (one avatar session per room)")
     p.add_argument("--config", "-c", required=True, help="worker file (see examples/fleet/worker.yaml)")
     p.add_argument("--log-level", default="INFO", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--log-format", default="json", choices=["json", "text"],
+                   help="json: one object per line with job_id/room fields (default); text: for a terminal")
     args = p.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    handler = logging.StreamHandler()
+    if args.log_format == "json":
+        from plugins.livekit_worker.logs import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=args.log_level, handlers=[handler])
     try:
         from plugins.livekit_worker.config import load_worker_config
 

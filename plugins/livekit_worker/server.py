@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import os
 import signal
@@ -88,8 +87,7 @@ class FleetWorker:
             if self.metrics is not None:
                 self.metrics.declined.labels(field).inc()
             log.warning("declined job %s for room %r: %s", req.id, req.room.name, reason,
-                        extra={**fields, "reason": reason})
-            print(json.dumps({"event": "job_declined", **fields, "reason": reason}), flush=True)
+                        extra={**fields, "event": "job_declined", "reason": reason})
             await req.reject(terminate=True)
             return
         self.accepted += 1
@@ -111,10 +109,10 @@ class FleetWorker:
             if run.done():
                 run.result()  # a terminal connection failure surfaces here
                 return
-            log.info("draining: %d running job(s) may finish, no new ones", len(self.server.active_jobs))
+            n = len(self.server.active_jobs)
+            log.info("draining: %d running job(s) may finish, no new ones", n, extra={"event": "draining", "jobs": n})
             if self.metrics is not None:
                 self.metrics.draining.set(1)
-            print(json.dumps({"event": "draining", "jobs": len(self.server.active_jobs)}), flush=True)
             try:
                 await self.server.drain()
             except TimeoutError:
@@ -125,7 +123,7 @@ class FleetWorker:
             if not run.done():
                 run.cancel()
             await asyncio.gather(run, stop, return_exceptions=True)
-            print(json.dumps({"event": "closed"}), flush=True)
+            log.info("closed", extra={"event": "closed"})
 
 
 def _credentials(cfg: WorkerConfig, env: dict[str, str]) -> tuple[str, str, str]:

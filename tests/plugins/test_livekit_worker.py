@@ -94,6 +94,11 @@ def test_sigterm_drains_running_jobs_finish_no_new_ones(run: dict[str, Any]) -> 
     assert d["job_updates"][-1] == "JS_SUCCESS" and d["events"][-2:] == ["draining", "closed"]
 
 
+def test_job_log_lines_are_json_with_their_job_and_room(run: dict[str, Any]) -> None:
+    d = _ok(run, "drain")  # the session's own log lines, from the job process, through the worker's log
+    assert d["session_log_rooms"] == [[d["job_id"], "room-1"]]
+
+
 @pytest.fixture(scope="module")
 def fleet() -> dict[str, Any]:
     res = run_scenario("fleet", timeout=420, worker="livekit_fleet.py")
