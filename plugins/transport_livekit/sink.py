@@ -195,7 +195,8 @@ class LiveKitSink:
     def _on_disconnected(self, room: rtc.Room, reason: Any) -> None:
         if room is not self.room or self._closed:
             return
-        log.warning("livekit: disconnected from %r (%s); will rejoin", self.config.room, reason)
+        log.warning("livekit: disconnected from %r (%s); %s", room.name or self.config.room, reason,
+                    "its owner ends the session" if room is self._handed else "will rejoin")
         self._connected.clear()
         self._lost.set()
 
