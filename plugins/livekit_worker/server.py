@@ -19,6 +19,7 @@ from pathlib import Path
 
 from livekit.agents import AgentServer, JobExecutorType, JobRequest
 
+from agent.config import load_config
 from agent.errors import ConfigError, InputError
 from plugins.livekit_worker.config import WorkerConfig, load_worker_config
 from plugins.livekit_worker.job import prewarm, run_job
@@ -39,6 +40,8 @@ class FleetWorker:
     def __init__(self, worker_file: str | Path, *, env: dict[str, str] | None = None) -> None:
         self.worker_file = str(Path(worker_file).resolve())
         self.cfg: WorkerConfig = load_worker_config(self.worker_file)
+        for path in self.cfg.personas.values():  # a broken persona fails the worker's start, not each job
+            load_config(path)
         env = dict(os.environ if env is None else env)
         url, key, secret = _credentials(self.cfg, env)
         self.load = ProcessTreeLoad()

@@ -129,7 +129,7 @@ def test_a_killed_job_process_leaves_the_other_rooms_and_workers_alone(fleet: di
 def _worker_cfg(tmp_path: Path) -> Any:
     from plugins.livekit_worker.config import load_worker_config
 
-    (tmp_path / "p.yaml").write_text("tts: {type: espeak}\n")
+    (tmp_path / "p.yaml").write_text("tts: {type: espeak}\ngenerator: {type: portrait}\nsink: {type: 'null'}\n")
     (tmp_path / "faces").mkdir()
     (tmp_path / "faces" / "a.jpg").write_bytes((ROOT / "examples/assets/grace_hopper.jpg").read_bytes())
     (tmp_path / "w.yaml").write_text("personas: {support: p.yaml, tutor: p.yaml}\nportraits_dir: faces\n"
@@ -164,11 +164,15 @@ def test_the_example_worker_file_is_valid() -> None:
 def test_cli_reports_bad_worker_files_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "w.yaml").write_text("personas: {support: missing.yaml}\n")
     (tmp_path / "w2.yaml").write_text("personas: {}\n")
+    (tmp_path / "bad.yaml").write_text("tts: {type: nosuch}\ngenerator: {type: portrait}\nsink: {type: 'null'}\n")
+    (tmp_path / "w3.yaml").write_text("personas: {support: bad.yaml}\n")
     base = {k: v for k, v in os.environ.items() if not k.startswith("LIVEKIT_")}
+    creds = {"LIVEKIT_URL": "ws://127.0.0.1:9", "LIVEKIT_API_KEY": "k", "LIVEKIT_API_SECRET": "s" * 32}
     for args, env, words in [
         (["--config", str(tmp_path / "w.yaml")], {}, "missing.yaml: file not found"),
         (["--config", str(tmp_path / "w2.yaml")], {}, "personas"),
         (["--config", str(tmp_path / "none.yaml")], {}, "not found"),
+        (["--config", str(tmp_path / "w3.yaml")], creds, "unknown tts plugin 'nosuch'"),
     ]:
         proc = subprocess.run([sys.executable, "-m", "agent", "worker", *args], cwd=ROOT, capture_output=True,
                               text=True, timeout=60, env={**base, "PYTHONPATH": str(ROOT), **env})
