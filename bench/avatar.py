@@ -1,6 +1,6 @@
 """livekit-agents avatar worker (plugins/livekit_avatar): render cost per frame and memory over time.
 
-Runs in the livekit-agents venv (`make lkagents-venv`; re-executes itself there). Unpaced: the
+Needs livekit-agents (installed by `make setup` beside livekit 1.2.1). Unpaced: the
 generator renders as fast as it is consumed, so the numbers are its headroom over real time (40 ms a
 frame at 25 fps). Speech is espeak-ng audio (the engine plugin) pushed the way DataStreamAudioReceiver would push it.
 """
@@ -10,24 +10,19 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LKAGENTS = Path(os.environ.get("FLOWACT_LKAGENTS_PYTHON", str(Path.home() / ".cache/flowact/venv-lkagents/bin/python")))
 
 
-def _reexec() -> None:
+def _need_agents() -> None:
     try:
         import livekit.agents  # noqa: F401
     except ImportError:
-        if not LKAGENTS.is_file():
-            print(f"skipped: no livekit-agents venv at {LKAGENTS} (run `make lkagents-venv`)")
-            sys.exit(0)
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        sys.exit(subprocess.call([str(LKAGENTS), __file__], cwd=ROOT, env=env))
+        print("skipped: livekit-agents is not installed (`make setup` installs it)")
+        sys.exit(0)
 
 
 async def _espeak(text: str, rate: int = 22050) -> tuple[bytes, int]:
@@ -79,7 +74,7 @@ async def _run(width: int, height: int, pcm: bytes, rate: int) -> None:
 
 
 if __name__ == "__main__":
-    _reexec()
+    _need_agents()
     pcm, rate = asyncio.run(_espeak("Thanks for waiting. Your order ships today, and it should arrive by Friday."))
     load = os.getloadavg()
     print(f"load average (other processes skew timings): {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")

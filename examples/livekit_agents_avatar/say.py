@@ -6,7 +6,7 @@ Joins the room as an agent participant (token minted from LIVEKIT_API_KEY / LIVE
 LIVEKIT_AGENT_TOKEN), waits for the avatar, streams the audio with livekit-agents' own
 `DataStreamAudioOutput` (exactly what an `AgentSession` does), optionally asks for an expression over
 `flowact.command`, waits for `lk.playback_finished` and prints one JSON line. Exit 0 when the avatar
-played it all, 1 otherwise, 2 for bad arguments. Run it from the livekit-agents venv with PYTHONPATH
+played it all, 1 otherwise, 2 for bad arguments. Run it from the project venv with PYTHONPATH
 set to the checkout.
 """
 

@@ -6,6 +6,11 @@ state as a participant attribute, transcripts as text streams. In: the user's mi
 gives up on a lost signal connection the sink rejoins with backoff and republishes the same sources,
 so the session never restarts.
 
+A room handed over already connected (`LiveKitSink(config, room=job_room)`, e.g. a livekit-agents
+job's `ctx.room`) is used as is: no URL or token is needed, the sink publishes its tracks there and
+never leaves or rejoins it (its owner does); when that room is lost the inputs end, and so does the
+session.
+
 Pacing: the session's media loop calls `write()` on its media clock, one chunk (a few frames + their
 audio) per chunk period. A pump task spreads each chunk's frames at 1/fps and feeds each frame's
 audio slice right beside it; the frame is held until the audio queued before its slice has played,
@@ -46,10 +51,12 @@ class LiveKitSink:
 
     Config = LiveKitConfig
 
-    def __init__(self, config: LiveKitConfig, *, clock: Clock | None = None, **_: Any) -> None:
+    def __init__(self, config: LiveKitConfig, *, clock: Clock | None = None, room: rtc.Room | None = None,
+                 **_: Any) -> None:
         self.config = config
         self.clock: Clock = clock or RealClock()
         self.room: rtc.Room | None = None
+        self._handed = room  # a room connected by its owner (a dispatch job): publish there, never leave it
         self.width = self.height = self.fps = self.sample_rate = 0
         self._video_src: rtc.VideoSource | None = None
         self._audio_src: rtc.AudioSource | None = None
@@ -89,7 +96,7 @@ class LiveKitSink:
         self._audio_src = rtc.AudioSource(sample_rate, 1, queue_size_ms=max(50, 2000 // fps))
         await self._connect()  # the first join fails loudly (bad URL, token, permissions)
         self._spawn("pump", self._pump())
-        self._spawn("supervisor", self._supervise())
+        self._spawn("supervisor", self._supervise() if self._handed is None else self._watch_handed())
         self._spawn("outbox", self._send_outbox())
 
     async def aclose(self) -> None:
@@ -106,7 +113,9 @@ class LiveKitSink:
                 log.warning("livekit: task %s did not stop within 5 s: %s", t.get_name(), t.get_stack(limit=3))
         await self._mic.aclose()
         room, self.room = self.room, None
-        if room is not None:
+        if room is not None and room is self._handed:
+            await self._unpublish(room)  # the owner leaves the room; we only take our tracks back
+        elif room is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(room.disconnect(), 5)
         for q in (self._audio_in, self._text_in):
@@ -130,14 +139,19 @@ class LiveKitSink:
     # --- connection --------------------------------------------------------------------------
     async def _connect(self) -> None:
         cfg = self.config
-        url, token = resolve(cfg)
-        room = rtc.Room()
+        handed = self._handed
+        if handed is not None and not handed.isconnected():
+            raise TransportError(f"livekit: the room handed to the sink ({handed.name!r}) is not connected")
+        url, token = ("", "") if handed is not None else resolve(cfg)
+        room = handed or rtc.Room()
         self._wire(room)
         try:
-            await asyncio.wait_for(
-                room.connect(url, token, rtc.RoomOptions(auto_subscribe=True, connect_timeout=cfg.connect_timeout_s)),
-                cfg.connect_timeout_s * 3,
-            )
+            if handed is None:
+                await asyncio.wait_for(
+                    room.connect(url, token,
+                                 rtc.RoomOptions(auto_subscribe=True, connect_timeout=cfg.connect_timeout_s)),
+                    cfg.connect_timeout_s * 3,
+                )
             assert self._video_src is not None and self._audio_src is not None
             video = rtc.LocalVideoTrack.create_video_track(cfg.video_track, self._video_src)
             audio = rtc.LocalAudioTrack.create_audio_track(cfg.audio_track, self._audio_src)
@@ -152,19 +166,24 @@ class LiveKitSink:
                 cfg.connect_timeout_s,
             )
         except (TimeoutError, rtc.ConnectError, Exception) as e:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(room.disconnect(), 5)
+            if handed is None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(room.disconnect(), 5)
+            else:
+                self._mic.unwire()
             if isinstance(e, ConfigError):
                 raise
-            raise TransportError(f"livekit: cannot join room {cfg.room!r} at {url}: {type(e).__name__}: {e}",
-                                 retryable=True) from e
+            where = f"room {room.name!r}" if handed is not None else f"room {cfg.room!r} at {url}"
+            raise TransportError(f"livekit: cannot join {where}: {type(e).__name__}: {e}",
+                                 retryable=handed is None) from e
         self.room = room
         self.connects += 1
         self._lost.clear()
         self._connected.set()
         self._state_dirty.set()  # re-apply the agent state on the new connection
         self._mic.catch_up()  # a user already in the room before we joined
-        log.info("livekit: joined room %r as %r (connect #%d)", cfg.room, cfg.identity, self.connects)
+        log.info("livekit: joined room %r as %r (connect #%d)", room.name or cfg.room,
+                 room.local_participant.identity, self.connects)
 
     def _wire(self, room: rtc.Room) -> None:
         self._mic.wire(room)
@@ -178,9 +197,29 @@ class LiveKitSink:
     def _on_disconnected(self, room: rtc.Room, reason: Any) -> None:
         if room is not self.room or self._closed:
             return
-        log.warning("livekit: disconnected from %r (%s); will rejoin", self.config.room, reason)
+        log.warning("livekit: disconnected from %r (%s); %s", room.name or self.config.room, reason,
+                    "its owner ends the session" if room is self._handed else "will rejoin")
         self._connected.clear()
         self._lost.set()
+
+    async def _watch_handed(self) -> None:
+        """A handed room is not ours to rejoin: once its owner's connection is lost, end the inputs."""
+        await self._lost.wait()
+        self._mic.stop()
+        for q in (self._audio_in, self._text_in):
+            _put_drop_oldest(q, None)
+
+    async def _unpublish(self, room: rtc.Room) -> None:
+        self._mic.unwire()
+        room.off("data_received", self._on_data)
+        for topic in self.config.chat_topics:
+            with contextlib.suppress(Exception):
+                room.unregister_text_stream_handler(topic)
+        if not room.isconnected():
+            return
+        for pub in list(room.local_participant.track_publications.values()):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(room.local_participant.unpublish_track(pub.sid), 5)
 
     def _on_sdk_reconnected(self) -> None:
         self.sdk_reconnects += 1

@@ -1,0 +1,139 @@
+"""What runs in a job process: prewarm (before any job) and the job itself (one room, one session).
+
+Prewarm (`prewarm`, livekit-agents' setup_fnc, in every idle process before a job arrives): the
+default persona's VAD, ASR and TTS are built and loaded, the face model is loaded and every allowed
+portrait is analysed for the persona's video size (cached on disk, so only the first process pays).
+The job (`run_job`): re-validate the dispatch metadata, connect to the job's room, build the
+persona's `AgentSession` with the LiveKit transport on that already-connected room, reusing the
+prewarmed engines when the persona's sections match, and close it when the job shuts down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from livekit import rtc
+from livekit.agents import JobContext, JobProcess
+
+from agent.config import AgentConfig, PluginSpec, load_config
+from agent.interfaces import Startable
+from agent.registry import load_plugin
+from agent.session import AgentSession, Components
+from plugins.livekit_worker.config import WorkerConfig, load_worker_config
+from plugins.livekit_worker.metadata import JobSettings, parse_metadata
+from plugins.livekit_worker.metrics import JobMetrics
+
+__all__ = ["job_config", "prewarm", "run_job"]
+
+log = logging.getLogger("flowact.worker.job")
+WARM_KINDS = ("vad", "asr", "tts", "generator")
+HUMAN_KINDS = (rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD, rtc.ParticipantKind.PARTICIPANT_KIND_SIP)
+
+
+def job_config(wcfg: WorkerConfig, settings: JobSettings, *, room: str, identity: str) -> AgentConfig:
+    """The persona's config with the room transport as sink and input and the metadata applied."""
+    overrides: dict[str, Any] = {
+        "sink": {"type": "livekit", "room": room, "identity": identity, "name": wcfg.name},
+        "input": None,  # the room is the input (the user's microphone and chat)
+    }
+    if settings.portrait is not None:
+        overrides["session.portrait"] = str(settings.portrait)
+    if settings.greeting is not None:
+        overrides["session.greeting"] = settings.greeting
+    base = load_config(settings.config_path)
+    if settings.language is not None and base.plugin("asr") is not None:
+        overrides["asr.language"] = settings.language
+    cfg = load_config(settings.config_path, overrides=overrides)
+    if cfg.plugin("llm") is not None and cfg.plugin("vad") is None:
+        log.info("persona %r has no vad/asr: the avatar reads chat only", settings.persona)
+    return cfg
+
+
+def prewarm(worker_file: str, proc: JobProcess) -> None:
+    """Load what is slow before a job arrives (runs once per idle process, blocking is fine here)."""
+    wcfg = load_worker_config(worker_file)
+    cfg = load_config(wcfg.personas[wcfg.default_persona or ""])
+    engines: dict[str, Any] = {}
+    for kind in WARM_KINDS:
+        spec = cfg.plugin(kind)
+        if spec is None:
+            continue
+        ctx = {"vad": {"sample_rate": cfg.session.input_sample_rate},
+               "tts": {"sample_rate": cfg.session.sample_rate},
+               "generator": {"width": cfg.session.width, "height": cfg.session.height,
+                             "fps": cfg.session.fps}}.get(kind, {})
+        engine = spec.build(**ctx)
+        if kind != "generator" and isinstance(engine, Startable):  # loads its model; it stays in the object
+            asyncio.run(engine.start())
+        engines[kind] = (_spec_key(spec), engine)
+    from flowact.reference import analyze_portrait
+
+    gen = cfg.plugin("generator")
+    cache_dir = gen.config.model_dump().get("cache_dir") if gen is not None else None
+    portraits = [Path(cfg.session.portrait), *wcfg.allowed_portraits()]
+    for p in portraits:
+        try:
+            analyze_portrait(p, width=cfg.session.width, height=cfg.session.height, cache_dir=cache_dir)
+        except Exception as e:  # a bad portrait fails the jobs that ask for it, not the worker
+            log.warning("prewarm: cannot analyse %s: %s", p, e)
+    load_plugin("sink", "livekit")  # import the transport now, not on the job's loop
+    proc.userdata["engines"] = engines
+    log.info("prewarmed: %s, %d portraits", ", ".join(engines) or "no engines", len(portraits))
+
+
+async def run_job(worker_file: str, ctx: JobContext) -> None:
+    """One room: validate, connect, start the persona's session on the job's room; close it at shutdown.
+
+    Bad metadata raises `InputError` here too (the worker declines such jobs before they start, this
+    is the second line): livekit-agents logs it and marks the job failed; the worker is untouched.
+    """
+    wcfg = load_worker_config(worker_file)
+    settings = parse_metadata(ctx.job.metadata, wcfg)
+    fields = {"job_id": ctx.job.id, "room": ctx.job.room.name, "persona": settings.persona}
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    # the persona's config is read while the room connects (YAML + validation: not on the job's loop)
+    configuring = asyncio.ensure_future(asyncio.to_thread(
+        job_config, wcfg, settings, room=ctx.job.room.name, identity=ctx.token_claims().identity or wcfg.identity))
+    try:
+        await ctx.connect()
+    finally:
+        cfg = await configuring
+    room = ctx.room
+    sink_spec = cfg.plugin("sink")
+    assert sink_spec is not None
+    sink = load_plugin("sink", "livekit")(sink_spec.config, room=room)  # publish in the job's own room
+    components = Components(sink=sink)
+    warmed: dict[str, tuple[str, Any]] = ctx.proc.userdata.get("engines", {})
+    for kind, (key, engine) in warmed.items():
+        spec = cfg.plugin(kind)
+        if spec is not None and _spec_key(spec) == key:
+            setattr(components, kind, engine)  # loaded before the job arrived
+    session = AgentSession(cfg, components=components)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        session.add_observer(JobMetrics())
+    await session.start()
+    log.info("job %s running in pid %d (%.2f s from the job's start; prewarmed: %s)", ctx.job.id, os.getpid(),
+             loop.time() - t0,
+             ", ".join(k for k in warmed if _spec_key(cfg.plugins[k]) == warmed[k][0]) if warmed else "nothing",
+             extra=fields)
+
+    async def close(reason: str) -> None:
+        log.info("job ending: %s", reason, extra=fields)
+        await session.aclose()
+
+    ctx.add_shutdown_callback(close)
+
+    def on_left(p: rtc.RemoteParticipant) -> None:  # the last human left: the room's session is over
+        if p.kind in HUMAN_KINDS and not any(q.kind in HUMAN_KINDS for q in room.remote_participants.values()):
+            ctx.shutdown("the last user left")
+
+    room.on("participant_disconnected", on_left)
+
+
+def _spec_key(spec: PluginSpec) -> str:
+    return f"{spec.name}:{spec.config.model_dump_json()}"
