@@ -1,7 +1,8 @@
 """flowact as an avatar worker for livekit-agents' avatar protocol (optional extra `livekit-agents`).
 
 livekit-agents (1.8.9) pins `livekit==1.1.21` but runs on the project's `livekit==1.2.1`: `make setup`
-installs it with --no-deps beside it (one environment). Importing this package needs `livekit.agents`. The avatar process joins the room and serves the agent's audio:
+installs it with --no-deps beside it (one environment). Importing this package needs `livekit.agents`.
+The avatar process joins the room and serves the agent's audio:
 
     room = rtc.Room(); await room.connect(url, avatar_token)
     worker = await run_avatar_worker(room, FlowactAvatarConfig(portrait="face.jpg"), sender_identity="agent")
