@@ -200,6 +200,8 @@ class Conversation:
         actions = self.turns.on_user_message(text)
         for action in actions:
             if isinstance(action, StartTurn):
+                if not event.typed:  # the whole spoken question, as answered (typed lines are said already)
+                    self.fanout.transcript("user", action.text, True)
                 self._spoken = None if event.typed else (action.turn, action.text, event.t_end)
                 self.metrics.mark(action.turn, "user_end", event.t_end)
                 self.metrics.mark(action.turn, "last_word", event.t_end if event.last_word is None else event.last_word)

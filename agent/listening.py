@@ -101,7 +101,9 @@ class Listener:
         text = ""
         try:
             async for tr in self.asr.transcribe(audio):
-                self.fanout.transcript("user", tr.text, tr.final)
+                # a segment's transcript is a caption in progress: the conversation says the final
+                # line once it knows the whole question (a user may go on after a pause)
+                self.fanout.transcript("user", tr.text, False)
                 if tr.final:
                     text = tr.text
         except FlowActError as e:
