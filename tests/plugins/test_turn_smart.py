@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 from agent.errors import ConfigError
+from agent.files import sha256_file
 from agent.frames import AudioChunk, VadEvent
 from plugins.turn_smart.features import WINDOW_SAMPLES, last_window, log_mel
-from plugins.turn_smart.fetch import MODEL_SHA256, _sha256, cached_wheel, ensure_model
+from plugins.turn_smart.fetch import MODEL_SHA256, cached_wheel, ensure_model
 from plugins.turn_smart.model import SmartTurnModel
 from plugins.vad_webrtc import WebrtcVAD, WebrtcVADConfig
 from tests.fixtures.speech import speech
@@ -58,7 +59,7 @@ def test_setup_extracts_the_pinned_model_from_the_cached_wheel(tmp_path: Path) -
     if cached_wheel() is None:
         pytest.skip("pipecat-ai wheel not cached")
     path = ensure_model(tmp_path / "models")  # the wheel is cached: no download
-    assert _sha256(path) == MODEL_SHA256
+    assert sha256_file(path) == MODEL_SHA256
     assert ensure_model(tmp_path / "models") == path  # idempotent
 
 
