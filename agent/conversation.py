@@ -120,6 +120,7 @@ class Conversation:
         self._carry = ""  # a question the user went on with after a false early end
         self._continued_turn = 0
         self.answered_turn = 0  # newest turn whose answer played out (not cancelled)
+        self._user_line: tuple[int, str] | None = None  # a spoken question not yet said as final
 
     # --- events ----------------------------------------------------------------------------------
     def handle(self, event: SessionEvent) -> None:
@@ -138,6 +139,7 @@ class Conversation:
             self._media_speaking = True
             if self.turns.turn_active:
                 self._runs = {event.run: self.turns.turn}  # only the newest run matters
+                self._settle_user_line()
                 self._execute(self.turns.on_speech_started(self.turns.turn))
         elif isinstance(event, SpeechDrained):
             self._media_speaking = False
@@ -200,14 +202,17 @@ class Conversation:
         actions = self.turns.on_user_message(text)
         for action in actions:
             if isinstance(action, StartTurn):
-                if not event.typed:  # the whole spoken question, as answered (typed lines are said already)
-                    self.fanout.transcript("user", action.text, True)
                 self._spoken = None if event.typed else (action.turn, action.text, event.t_end)
                 self.metrics.mark(action.turn, "user_end", event.t_end)
                 self.metrics.mark(action.turn, "last_word", event.t_end if event.last_word is None else event.last_word)
                 if event.t_final is not None:
                     self.metrics.mark(action.turn, "asr_final", event.t_final)
-        self._execute(actions)
+        self._execute(actions)  # a cancelled earlier turn says its own pending line first
+        start = next((a for a in actions if isinstance(a, StartTurn)), None)
+        if start is not None and not event.typed:
+            # the final spoken line is said once the question is settled (its answer starts, or the
+            # turn ends any way but "continued"); typed lines were said when typed
+            self._user_line = (start.turn, start.text)
 
     def _execute(self, actions: list[Action]) -> None:
         for action in actions:
@@ -228,6 +233,9 @@ class Conversation:
         self._runs.clear()
         if action.reason == "continued" and self._spoken is not None:
             self._carry, self._continued_turn = self._spoken[1], action.turn
+            self._user_line = None  # said later, whole, with the rest of the question
+        else:
+            self._settle_user_line()
         if action.reason == "barge-in":
             self.metrics.barge_ins += 1
         self.metrics.finish_turn(action.turn, interrupted=True)
@@ -239,6 +247,7 @@ class Conversation:
             return
         if self._media_speaking or self.builder.speech_pending_s > 0.0:
             return
+        self._settle_user_line()
         record = self.metrics.finish_turn(turn)
         self.answered_turn = turn
         self.fanout.event("turn", record)
@@ -277,13 +286,21 @@ class Conversation:
             log.error("turn %d failed: %s", action.turn, e)
             self.metrics.errors += 1
             self.fanout.event("error", {"turn": action.turn, "error": str(e), "retryable": e.retryable})
+            self._settle_user_line()
             self._spoken_turn = action.turn
             self._execute(self.turns.on_failed(action.turn))
         finally:
             self.notify()
 
+    def _settle_user_line(self) -> None:
+        """Say the pending spoken question as the final user line (once)."""
+        if self._user_line is not None:
+            self.fanout.transcript("user", self._user_line[1], True)
+            self._user_line = None
+
     def _on_tool(self, turn: int, status: ToolStatus) -> None:
         """A tool the LLM runs: a thinking face while it works, `tool` / `handoff` events when done."""
+        self._settle_user_line()  # a tool acts on the question: it is settled (and belongs in a hand-off)
         if status.phase == "started":
             self.builder.set_state(AgentState.THINKING)
         if self.services is not None:
