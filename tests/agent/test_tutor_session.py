@@ -63,6 +63,6 @@ async def test_spoken_quiz_is_graded_shown_on_the_face_and_resumed(tmp_path: Pat
     peaks = [float(e[HAPPY]) for e in first.expressions]
     assert max(peaks) > 0.3  # praise showed on the face
     assert max(float(e[CONCERNED]) for e in first.expressions) > 0.3  # so did the correction
-    second = await lesson(tmp_path, ["The past tense is played."], "two")
+    second = await lesson(tmp_path, ["I played football yesterday."], "two")  # ASR-robust across piper voices
     assert second.agent[0].startswith("Welcome back") and "play" in second.agent[0]  # resumed at step 2
     assert second.agent[1].startswith("Well done"), (second.user, second.agent)
