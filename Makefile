@@ -15,13 +15,17 @@ export FLOWACT_COQUI_PYTHON := $(COQUI_VENV)/bin/python
 # Smart Turn v3.2 (BSD-2), the end-of-turn model (`vad.end_of_turn: smart_turn`): taken out of the
 # pipecat-ai 1.14.0 wheel (cached in ~/.cache/flowact/wheels; pipecat is not installed), sha256-pinned.
 SMART_TURN_MODEL := $(HOME)/.cache/flowact/models/smart-turn-v3.2-cpu.onnx
+# The LiveKit example page: livekit-client from the npm registry (pinned by package-lock.json, npm's
+# cache reused), its UMD build copied to vendor/; no CDN. Without npm the browser tests skip.
+WEB := examples/livekit_participant/web
+WEB_STAMP := $(WEB)/vendor/livekit-client.umd.js
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test bench lint setup system coqui smart-turn-model clean
+.PHONY: demo test bench lint setup system coqui smart-turn-model web clean
 
-setup: system $(STAMP) $(SMART_TURN_MODEL)
+setup: system $(STAMP) $(SMART_TURN_MODEL) web
 
 system:
 	@bash tools/ensure_system.sh $(APT_PACKAGES)
@@ -48,6 +52,13 @@ smart-turn-model: $(SMART_TURN_MODEL)
 
 $(SMART_TURN_MODEL): | $(STAMP)
 	$(PY) -m plugins.turn_smart.fetch
+
+web: $(WEB_STAMP)
+
+$(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  cd $(WEB) && npm ci --no-audit --no-fund --prefer-offline --loglevel=error && npm run -s build; \
+	else echo "note: npm not found: the LiveKit page is not built and its browser tests skip"; fi
 
 # Optional engine: Coqui in its own venv (large: torch 2.9.1 from PyPI). `make test` builds it once.
 coqui: $(COQUI_STAMP)

@@ -30,8 +30,12 @@ class LiveKitConfig(BaseModel):
     token_ttl_s: int = Field(900, ge=60, le=24 * 3600, description="lifetime of a minted token")
 
     # media
-    simulcast: bool = True
-    video_bitrate: int | None = Field(None, ge=50_000, description="max video bitrate (bps)")
+    simulcast: bool = Field(
+        False, description="publish simulcast layers (for rooms with many viewers on mixed links); off by default: "
+        "one viewer per avatar room, and the SDK caps the top layer below 540p at 20 fps (measured in Chromium)",
+    )
+    video_bitrate: int | None = Field(None, ge=50_000, description="max video bitrate (bps); default: by size and fps")
+    stream: str = Field("avatar", min_length=1, description="stream name of both tracks (browsers lip-sync one stream)")
     video_track: str = "avatar-video"
     audio_track: str = "avatar-audio"
     video_hold_ms: float = Field(

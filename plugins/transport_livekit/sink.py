@@ -1,6 +1,6 @@
 """LiveKitSink: the agent as a LiveKit room participant.
 
-Out: one video track (simulcast) and one audio track fed from the session's VideoChunks, the agent
+Out: one video track (simulcast optional) and one audio track fed from the session's VideoChunks, the agent
 state as a participant attribute, transcripts as text streams. In: the user's microphone
 (16 kHz mono AudioChunks) and chat text streams. The room connection is supervised: when the SDK
 gives up on a lost signal connection the sink rejoins with backoff and republishes the same sources,
@@ -40,6 +40,7 @@ from flowact.types import AgentState, VideoChunk
 from plugins.transport_livekit.config import LiveKitConfig
 from plugins.transport_livekit.credentials import resolve
 from plugins.transport_livekit.listener import MicListener
+from plugins.transport_livekit.publish import publish_options
 
 __all__ = ["LiveKitSink", "chat_text"]
 
@@ -155,16 +156,10 @@ class LiveKitSink:
             assert self._video_src is not None and self._audio_src is not None
             video = rtc.LocalVideoTrack.create_video_track(cfg.video_track, self._video_src)
             audio = rtc.LocalAudioTrack.create_audio_track(cfg.audio_track, self._audio_src)
-            vopts = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, simulcast=cfg.simulcast)
-            if cfg.video_bitrate:
-                vopts.video_encoding.max_bitrate = cfg.video_bitrate
-                vopts.video_encoding.max_framerate = float(self.fps)
+            vopts, aopts = publish_options(cfg, self.width, self.height, self.fps)
             lp = room.local_participant
             await asyncio.wait_for(lp.publish_track(video, vopts), cfg.connect_timeout_s)
-            await asyncio.wait_for(
-                lp.publish_track(audio, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)),
-                cfg.connect_timeout_s,
-            )
+            await asyncio.wait_for(lp.publish_track(audio, aopts), cfg.connect_timeout_s)
         except (TimeoutError, rtc.ConnectError, Exception) as e:
             if handed is None:
                 with contextlib.suppress(Exception):

@@ -40,6 +40,7 @@ class AvatarStats {
     this.firstFrameAt = null;
     this.firstAudioAt = null;
     this.net = {};
+    this.netHistory = []; // [time ms, net] once a second
     this._video = null;
     this._tracks = { video: null, audio: null };
     this._prev = { at: 0, stats: {} };
@@ -192,6 +193,7 @@ class AvatarStats {
     }
     this._prev.stats = out;
     this.net = net;
+    push(this.netHistory, [performance.now(), net]);
     return net;
   }
 
@@ -210,7 +212,7 @@ class AvatarStats {
   /** The raw record, for tests and benchmarks (times are performance.now() milliseconds). */
   timeline() {
     return {
-      frames: this.frames, audio: this.audio, mic: this.mic, net: this.net,
+      frames: this.frames, audio: this.audio, mic: this.mic, net: this.net, netHistory: this.netHistory,
       firstFrameAt: this.firstFrameAt, firstAudioAt: this.firstAudioAt, fps: this.fps(),
     };
   }

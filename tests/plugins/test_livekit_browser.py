@@ -1,0 +1,157 @@
+"""A real browser in the room: headless Chromium on the LiveKit page talks to a whole agent session.
+
+One run (tests/fixtures/livekit_browser_worker.py, inside a private network namespace) joins the page
+(examples/livekit_participant/web, livekit-client 2.23.0 from npm) and the agent (the `livekit` SDK
+sink) to the SFU-lite test server; Chromium's microphone is a WAV of a spoken question, a pause and an
+interruption over the answer; then a chat message is typed. Every assertion reads what the page
+itself recorded: captions, its WebAudio levels of the avatar's audio and of its own microphone,
+requestVideoFrameCallback times and mouth-region pixels of the frames it showed, getStats.
+
+Skips (with the reason) where user namespaces, Chromium/chromedriver, selenium or the page build
+(`make web`) are missing. Numbers are measured on a shared 2-core machine: see bench/browser.py.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from livekit import rtc
+
+from plugins.transport_livekit import LiveKitConfig
+from plugins.transport_livekit.publish import default_video_bitrate, publish_options
+from tests.fixtures import browser_analysis as A
+from tests.fixtures.livekit_netns import run_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+VENDOR = ROOT / "examples/livekit_participant/web/vendor/livekit-client.umd.js"
+LOUD = 0.01  # rms (0..1) from which the avatar's audio or the microphone counts as sound
+
+
+# --- what the browser revealed in the transport (no network) -----------------------------------------
+def test_publish_options_keep_fps_and_one_stream() -> None:
+    video, audio = publish_options(LiveKitConfig(), 640, 360, 25)
+    assert video.video_encoding.max_framerate == 25.0  # the SDK's h360 preset would cap it at 20
+    assert video.video_encoding.max_bitrate == default_video_bitrate(640, 360, 25) > 400_000
+    assert video.degradation_preference == rtc.DegradationPreference.MAINTAIN_FRAMERATE
+    assert not video.simulcast  # off by default: its top layer arrived at 17-20 fps in Chromium
+    assert video.stream == audio.stream == "avatar"  # one MediaStream: the browser lip-syncs them
+    assert video.source == rtc.TrackSource.SOURCE_CAMERA and audio.source == rtc.TrackSource.SOURCE_MICROPHONE
+    v2, _ = publish_options(LiveKitConfig(video_bitrate=300_000, simulcast=True, stream="s"), 854, 480, 30)
+    assert (v2.video_encoding.max_bitrate, v2.video_encoding.max_framerate, v2.simulcast, v2.stream) == (
+        300_000, 30.0, True, "s")
+
+
+# --- the browser end to end ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def run() -> dict[str, Any]:
+    for tool in ("chromium", "chromedriver"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"needs Debian {tool} (tools/ensure_system.sh installs chromium chromium-driver)")
+    pytest.importorskip("selenium")
+    if not VENDOR.exists():
+        pytest.skip("the page is not built: `make web` (npm ci + copy of livekit-client's UMD build)")
+    res = run_scenario("conversation", timeout=300, worker="livekit_browser_worker.py")
+    assert "fatal" not in res, res["fatal"] + res["stderr_tail"]
+    assert "error" not in res, res["error"] + res["stderr_tail"]
+    assert res["joined"], res.get("page", {}).get("record")
+    return res
+
+
+def _page(res: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    return res["page"]["record"], res["page"]["timeline"]
+
+
+def _answers(res: dict[str, Any]) -> list[tuple[float, float]]:
+    return A.loud_spans(_page(res)[1]["audio"], LOUD, min_gap_ms=900)
+
+
+def test_agent_heard_the_spoken_question(run: dict[str, Any]) -> None:
+    record, _ = _page(run)
+    user = [c["text"] for c in record["captions"] if c["who"] == "you" and c["final"] and c["seg"] != "chat"]
+    assert user, record["captions"]
+    assert "order" in user[0].lower() and ("1234" in user[0] or "thirty" in user[0].lower()), user
+    states = [s for _, s in record["states"]]
+    assert {"listening", "thinking", "speaking"} <= set(states), states
+
+
+def test_avatar_audio_plays_in_the_page(run: dict[str, Any]) -> None:
+    _, tl = _page(run)
+    answers = _answers(run)
+    assert len([a for a in answers if a[0] < run["chat_sent_at"]]) >= 2, answers  # answer, answer to the interruption
+    assert max(v for _, v in tl["audio"]) > 4 * LOUD
+    assert tl["net"]["audioCodec"] == "opus"
+
+
+def test_video_renders_at_24_fps(run: dict[str, Any]) -> None:
+    _, tl = _page(run)
+    answers = _answers(run)
+    rates = [A.fps(tl["frames"], a, b) for a, b in answers]
+    shown = sum(A.fps(tl["frames"], a, b) * (b - a) for a, b in answers) / sum(b - a for a, b in answers)
+    whole = A.fps(tl["frames"], tl["frames"][0][0], tl["frames"][-1][0])
+    print(f"fps while speaking {shown:.1f} (per answer {[round(r, 1) for r in rates]}), whole run {whole:.1f}, "
+          f"{tl['net']}")
+    assert shown >= 24.0, rates
+    assert tl["net"]["size"] == "480x270"
+
+
+def test_mouth_moves_while_the_audio_is_loud(run: dict[str, Any]) -> None:
+    _, tl = _page(run)
+    m = A.mouth_motion(tl["frames"], _answers(run))
+    print("mouth-region motion", m)
+    assert m["n_speaking"] > 50 and m["n_idle"] > 50, m
+    assert m["speaking"] > 3 * m["idle"], m
+
+
+@pytest.mark.xfail(strict=False, reason="loaded 2-core runs: Chromium's playout offset median 0-99 ms audio-late "
+                   "(3 of 5 runs within 45 ms); the picture-vs-sound lag 10-130 ms: see the report of issue 16")
+def test_av_offset_at_the_browser(run: dict[str, Any]) -> None:
+    """Chromium's own A/V offset while the avatar speaks: the difference of the two tracks'
+    `estimatedPlayoutTimestamp` (the sender time of what plays now), median of the once-a-second
+    samples. BT.1359 detectability: at most 45 ms audio-late, 125 ms audio-early (audio late > 0).
+    Also reported: the lag that lines the shown mouth region's brightness up with the heard audio
+    envelope, minus the same lag in what the agent handed its sink (the animation's own timing)."""
+    _, tl = _page(run)
+    answers = _answers(run)
+    page = A.av_offset_ms(tl["frames"], tl["audio"], answers)
+    src = run["source"]
+    source = A.av_offset_ms(src["frames"], src["audio"], A.loud_spans(src["audio"], LOUD, min_gap_ms=900))
+    stats = [n["avOffsetMs"] for t, n in tl["netHistory"]
+             if "avOffsetMs" in n and any(a <= t <= b for a, b in answers)]
+    assert len(stats) >= 5, tl["netHistory"][-3:]
+    median = float(np.median(stats))
+    lag = None if page["offset_ms"] is None or source["offset_ms"] is None else page["offset_ms"] - source["offset_ms"]
+    print(f"A/V offset: Chromium's playout median {median:.0f} ms {sorted(stats)}; picture-vs-sound {lag} ms "
+          f"(page lag {page['offset_ms']} r={page['r']}, source lag {source['offset_ms']} r={source['r']})")
+    assert abs(page["r"]) > 0.25, page  # the shown mouth follows the heard audio at all
+    assert -125 <= median <= 45, stats
+
+
+@pytest.mark.xfail(strict=False, reason="loaded 2-core runs: 0.9-1.0 s from the interruption's first syllable to "
+                   "silence in the page (agent VAD onset ~0.23 s, then ~0.45 s of written audio already on its "
+                   "way through SDK, relay and Chromium's jitter buffer): see the report of issue 16")
+def test_barge_in_stops_the_avatar_within_300ms(run: dict[str, Any]) -> None:
+    _, tl = _page(run)
+    mic = A.loud_spans(tl["mic"], LOUD)
+    q_start = run["wav_spans_s"][1][0] - run["wav_spans_s"][0][0]  # the interruption, after the question
+    onset = next(a for a, _ in mic if a >= mic[0][0] + q_start * 1000 - 300)
+    assert A.first_loud_after(tl["audio"], onset - 300, LOUD) is not None and any(
+        v > LOUD for t, v in tl["audio"] if onset - 300 <= t <= onset), "the avatar was not speaking"
+    stopped = A.quiet_after(tl["audio"], onset, LOUD, hold_ms=400)
+    assert stopped is not None
+    print(f"barge-in: the avatar went quiet {stopped - onset:.0f} ms after the interruption began (as heard)")
+    assert stopped - onset <= 300
+
+
+def test_typed_chat_is_answered_with_speech_and_caption(run: dict[str, Any]) -> None:
+    record, tl = _page(run)
+    assert run["chat_answered"], record["captions"][-6:]
+    sent = run["chat_sent_at"]
+    caption = next(c for c in record["captions"] if c["who"] != "you" and c["t"] > sent and c["final"])
+    assert "tomorrow" in caption["text"].lower()
+    heard = A.first_loud_after(tl["audio"], sent, LOUD)
+    assert heard is not None
+    print(f"chat -> first avatar audio {heard - sent:.0f} ms")
