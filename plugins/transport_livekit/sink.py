@@ -45,6 +45,7 @@ from plugins.transport_livekit.publish import publish_options
 __all__ = ["LiveKitSink", "chat_text"]
 
 log = logging.getLogger("plugins.transport_livekit")
+SILENT_PEAK = 328  # int16 peak (-40 dBFS) below which a chunk may be skipped to cut a backlog
 
 
 class LiveKitSink:
@@ -79,6 +80,7 @@ class LiveKitSink:
         # counters (tests and telemetry)
         self.frames_sent = 0
         self.chunks_dropped = 0
+        self.chunks_skipped = 0  # silent chunks skipped to catch up with a backlog
         self.audio_dropped = 0
         self.malformed_chat = 0
         self.connects = 0
@@ -264,6 +266,11 @@ class LiveKitSink:
         pacer: Pacer | None = None  # anchored on the first frame; re-anchors when 4 frames behind
         while True:
             chunk = await self._chunks.get()
+            # Audio leaves in real time, so a backlog (after a stall) would delay everything after it
+            # for good: catch up by skipping queued silent chunks (idle, or speech cut by a barge-in).
+            while not self._chunks.empty() and _silent(chunk.audio):
+                self.chunks_skipped += 1
+                chunk = self._chunks.get_nowait()
             frames = chunk.frames
             audio = chunk.audio.astype(np.int16, copy=False)
             if chunk.sample_rate != self.sample_rate and len(audio):
@@ -421,6 +428,11 @@ def chat_text(data: bytes) -> str | None:
     except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
         return None
     return msg.strip() if isinstance(msg, str) else None
+
+
+def _silent(audio: np.ndarray) -> bool:
+    """No audible sound in this chunk's audio (peak below -40 dBFS)."""
+    return not len(audio) or int(np.abs(audio.astype(np.int32)).max()) < SILENT_PEAK
 
 
 def _put_drop_oldest(q: asyncio.Queue[Any], item: Any) -> bool:

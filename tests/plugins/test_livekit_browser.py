@@ -45,6 +45,19 @@ def test_publish_options_keep_fps_and_one_stream() -> None:
         300_000, 30.0, True, "s")
 
 
+def test_a_backlog_does_not_delay_the_rest_of_the_session() -> None:
+    """After a writer stall hands the sink three chunks at once, later sounds are not late for good:
+    the sink skips queued silent chunks to catch up (the browser showed 0.45 s more audio latency)."""
+    res = run_scenario("backlog", timeout=90, worker="livekit_latency_worker.py")
+    assert "fatal" not in res, res["fatal"] + res["stderr_tail"]
+    lat = res["latency_ms"]
+    print("tone onset: write -> server", lat, "skipped", res["skipped"])
+    assert None not in lat and len(lat) == 8, lat
+    before, after = float(np.median(lat[:4])), float(np.median(lat[5:]))
+    assert res["skipped"] >= 2, res
+    assert after <= before + 80, (before, after, lat)  # without the skip: ~ +480 ms for good
+
+
 # --- the browser end to end ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def run() -> dict[str, Any]:
