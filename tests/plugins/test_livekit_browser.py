@@ -121,7 +121,7 @@ def test_mouth_moves_while_the_audio_is_loud(run: dict[str, Any]) -> None:
 
 
 @pytest.mark.xfail(strict=False, reason="loaded 2-core runs: Chromium's playout offset median 0-99 ms audio-late "
-                   "(3 of 5 runs within 45 ms); the picture-vs-sound lag 10-130 ms: see the report of issue 16")
+                   "(5 of 8 runs within 45 ms); picture-vs-sound lag 10-130 ms: issue 16's report")
 def test_av_offset_at_the_browser(run: dict[str, Any]) -> None:
     """Chromium's own A/V offset while the avatar speaks: the difference of the two tracks'
     `estimatedPlayoutTimestamp` (the sender time of what plays now), median of the once-a-second
@@ -140,13 +140,13 @@ def test_av_offset_at_the_browser(run: dict[str, Any]) -> None:
     lag = None if page["offset_ms"] is None or source["offset_ms"] is None else page["offset_ms"] - source["offset_ms"]
     print(f"A/V offset: Chromium's playout median {median:.0f} ms {sorted(stats)}; picture-vs-sound {lag} ms "
           f"(page lag {page['offset_ms']} r={page['r']}, source lag {source['offset_ms']} r={source['r']})")
-    assert abs(page["r"]) > 0.25, page  # the shown mouth follows the heard audio at all
+    assert abs(page["r"]) > 0.15, page  # the shown mouth follows the heard audio at all
     assert -125 <= median <= 45, stats
 
 
-@pytest.mark.xfail(strict=False, reason="loaded 2-core runs: 0.9-1.0 s from the interruption's first syllable to "
-                   "silence in the page (agent VAD onset ~0.23 s, then ~0.45 s of written audio already on its "
-                   "way through SDK, relay and Chromium's jitter buffer): see the report of issue 16")
+@pytest.mark.xfail(strict=False, reason="loaded 2-core runs: 0.7-1.2 s from the interruption's onset to silence in "
+                   "the page: ~0.65 s until the agent interrupts (mic -> relay -> SDK -> VAD), then ~0.5 s of audio "
+                   "already written (sink, SDK, relay, Chromium's jitter buffer): issue 16's report")
 def test_barge_in_stops_the_avatar_within_300ms(run: dict[str, Any]) -> None:
     _, tl = _page(run)
     mic = A.loud_spans(tl["mic"], LOUD)
@@ -156,7 +156,10 @@ def test_barge_in_stops_the_avatar_within_300ms(run: dict[str, Any]) -> None:
         v > LOUD for t, v in tl["audio"] if onset - 300 <= t <= onset), "the avatar was not speaking"
     stopped = A.quiet_after(tl["audio"], onset, LOUD, hold_ms=400)
     assert stopped is not None
-    print(f"barge-in: the avatar went quiet {stopped - onset:.0f} ms after the interruption began (as heard)")
+    page_now, mono = run["clock"]
+    decided = [page_now + (t - mono) * 1000 for t, kind, _ in run["source"]["events"] if kind == "interrupt"]
+    print(f"barge-in: the avatar went quiet {stopped - onset:.0f} ms after the interruption began (as heard); "
+          f"the agent interrupted after {decided[0] - onset:.0f} ms" if decided else "(no interrupt event)")
     assert stopped - onset <= 300
 
 
