@@ -172,3 +172,38 @@ def test_typed_chat_is_answered_with_speech_and_caption(run: dict[str, Any]) -> 
     heard = A.first_loud_after(tl["audio"], sent, LOUD)
     assert heard is not None
     print(f"chat -> first avatar audio {heard - sent:.0f} ms")
+
+
+# --- the page loses its signal connection ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def rejoined() -> dict[str, Any]:
+    for tool in ("chromium", "chromedriver"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"needs Debian {tool} (tools/ensure_system.sh installs chromium chromium-driver)")
+    pytest.importorskip("selenium")
+    if not VENDOR.exists():
+        pytest.skip("the page is not built: `make web` (npm ci + copy of livekit-client's UMD build)")
+    res = run_scenario("reconnect", timeout=240, worker="livekit_browser_worker.py")
+    assert "fatal" not in res and "error" not in res, res.get("fatal") or res.get("error")
+    return res
+
+
+def test_page_reconnects_and_the_conversation_goes_on(rejoined: dict[str, Any]) -> None:
+    """The relay drops the browser's signal connection (and refuses the resume, as a restarted server
+    does): the page shows reconnecting, rejoins, gets the avatar's media again, and the agent hears the
+    user's republished microphone (Chromium's fake capture restarts its WAV: the question again)."""
+    record, tl = rejoined["page"]["record"], rejoined["page"]["timeline"]
+    dropped = rejoined["dropped_at"]
+    events = {kind: t for t, kind, _ in record["events"] if t > dropped}
+    assert rejoined["reconnected"] and "reconnecting" in events and "reconnected" in events, record["events"]
+    print(f"reconnected {events['reconnected'] - dropped:.0f} ms after the drop")
+    assert A.fps(tl["frames"], events["reconnected"] + 1000, tl["frames"][-1][0]) >= 20
+    answers = [c for c in record["captions"] if c["who"] != "you" and c["final"] and c["t"] > events["reconnected"]]
+    assert answers, record["captions"]
+    assert A.first_loud_after(tl["audio"], events["reconnected"], LOUD) is not None
+
+
+@pytest.mark.xfail(strict=False, reason="the chat line typed 1.4 s after the rejoin never reached the agent (one run, "
+                   "not yet explained: the page's new data channel or the relay): issue 16's report")
+def test_chat_after_reconnect_is_answered(rejoined: dict[str, Any]) -> None:
+    assert rejoined["chat_answered"], rejoined["page"]["record"]["captions"][-6:]

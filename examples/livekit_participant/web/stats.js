@@ -70,8 +70,9 @@ class AvatarStats {
 
   /** The received avatar video element: count frames and sample the mouth region as they show. */
   watchVideo(el, track) {
-    this._video = el;
     this._tracks.video = track;
+    if (this._video === el) return; // a new track on the same element (after a reconnect): one loop
+    this._video = el;
     const onFrame = (now, meta) => {
       const t = meta.expectedDisplayTime || now;
       if (this.firstFrameAt === null) this.firstFrameAt = t;
