@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -168,9 +169,12 @@ class AgentSession:
             await self.services.start()  # knowledge base indexed, record opened, lesson loaded
             for observer in self.services.observers:
                 self.add_observer(observer)
-            await c.generator.start(self.cfg.portrait)
-            await c.sink.start(
-                width=self.cfg.width, height=self.cfg.height, fps=self.cfg.fps, sample_rate=self.cfg.sample_rate
+            # The portrait is analysed while the sink connects and publishes (a room's publish negotiation
+            # takes a few hundred ms): the first frame can leave as soon as both are ready.
+            await _all_or_none(
+                c.generator.start(self.cfg.portrait),
+                c.sink.start(width=self.cfg.width, height=self.cfg.height, fps=self.cfg.fps,
+                             sample_rate=self.cfg.sample_rate),
             )
         except BaseException:
             engine_starts.cancel()
@@ -365,3 +369,15 @@ class AgentSession:
             snap = self.metrics.snapshot()
             snap["state"] = self.state.value
             self.fanout.on_metrics(snap)
+
+
+async def _all_or_none(*coros: Coroutine[Any, Any, None]) -> None:
+    """Run concurrently; when one fails, cancel and await the others, then raise the first error."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

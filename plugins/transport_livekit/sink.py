@@ -77,6 +77,8 @@ class LiveKitSink:
         self._closed = False
         # counters (tests and telemetry)
         self.frames_sent = 0
+        self.first_frame_at: float | None = None  # clock time the first video frame went to the SDK
+        self.first_frame_sent = asyncio.Event()
         self.chunks_dropped = 0
         self.audio_dropped = 0
         self.malformed_chat = 0
@@ -304,6 +306,9 @@ class LiveKitSink:
         frame = rtc.VideoFrame(w, h, rtc.VideoBufferType.RGB24, np.ascontiguousarray(image).tobytes())
         self._video_src.capture_frame(frame)
         self.frames_sent += 1
+        if self.first_frame_at is None:
+            self.first_frame_at = self.clock.now()
+            self.first_frame_sent.set()
 
     async def _send_audio(self, pcm: np.ndarray) -> None:
         assert self._audio_src is not None
