@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/fleet.py                       # everything (~15-25 min on a quiet 2-core box)
     .venv/bin/python bench/fleet.py latency idle          # only some parts
-    FLEET_ROOMS=20 FLEET_MAX=8 FLEET_HOLD_S=10 FLEET_CHAT_S=6 .venv/bin/python bench/fleet.py
+    FLEET_ROOMS=20 FLEET_MAX=8 FLEET_HOLD_S=15 FLEET_CHAT_S=1 .venv/bin/python bench/fleet.py
 
 Parts (each one run of tests/fixtures/livekit_fleet_bench.py in a private network namespace, one real
 `flowact-agent worker` against the LiveKit-protocol test server with the agent-worker service, 320x180
@@ -15,7 +15,8 @@ at 25 fps):
   stutters): frames written per room per second, late frames, frames decoded per room per second, CPU
   seconds of the job processes per session-second, RSS/USS per job process (with its children), and
   for `remote` the CPU of the loopback OpenAI-compatible server standing for the remote LLM. `remote`
-  and `local` speak: a user types a question every FLEET_CHAT_S seconds.
+  and `local` speak: a user types a question, waits for the spoken answer, pauses FLEET_CHAT_S seconds
+  and asks again (`turns`: answers finished in the window).
 
 "Sessions sustained" is the largest room count with no late frame, >= 24.5 fps written per room and
 >= 24 fps decoded per room. The test server decodes every stream in one Python process (aiortc), so

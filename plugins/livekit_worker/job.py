@@ -106,6 +106,7 @@ async def run_job(worker_file: str, ctx: JobContext) -> None:
     wcfg = load_worker_config(worker_file)
     settings = parse_metadata(ctx.job.metadata, wcfg)
     fields = {"job_id": ctx.job.id, "room": ctx.job.room.name, "persona": settings.persona}
+    log.info("job %s started in pid %d", ctx.job.id, os.getpid(), extra={**fields, "event": "job_started"})
     # the persona's config is read while the room connects (YAML + validation: not on the job's loop)
     configuring = asyncio.ensure_future(asyncio.to_thread(
         job_config, wcfg, settings, room=ctx.job.room.name, identity=ctx.token_claims().identity or wcfg.identity))
