@@ -1,11 +1,15 @@
 """What runs in a job process: prewarm (before any job) and the job itself (one room, one session).
 
 Prewarm (`prewarm`, livekit-agents' setup_fnc, in every idle process before a job arrives): the
-default persona's VAD, ASR and TTS are built and loaded, the face model is loaded and every allowed
-portrait is analysed for the persona's video size (cached on disk, so only the first process pays).
-The job (`run_job`): re-validate the dispatch metadata, connect to the job's room, build the
-persona's `AgentSession` with the LiveKit transport on that already-connected room, reusing the
-prewarmed engines when the persona's sections match, and close it when the job shuts down.
+default persona's VAD, ASR and TTS are built and loaded, its generator is started on its portrait
+(face model loaded, portrait analysed, renderer built) and every allowed portrait is analysed for the
+persona's video size (cached on disk, so only the first process pays).
+The job (`run_job`): re-validate the dispatch metadata, connect to the job's room (the persona's
+config is read meanwhile), build the persona's `AgentSession` with the LiveKit transport on that
+already-connected room, reusing the prewarmed engines when the persona's sections match, and close it
+when the job shuts down. It logs `job_started` (with its pid) and, once its first frame is out,
+`job_timing`: monotonic marks (connected, configured, first frame rendered and published, session
+started) that bench/fleet.py lines up with the server's own clock.
 """
 
 from __future__ import annotations
