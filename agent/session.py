@@ -171,7 +171,7 @@ class AgentSession:
                 self.add_observer(observer)
             # The portrait is analysed while the sink connects and publishes (a room's publish negotiation
             # takes a few hundred ms): the first frame can leave as soon as both are ready.
-            await _all_or_none(
+            await _start_all(
                 c.generator.start(self.cfg.portrait),
                 c.sink.start(width=self.cfg.width, height=self.cfg.height, fps=self.cfg.fps,
                              sample_rate=self.cfg.sample_rate),
@@ -371,13 +371,9 @@ class AgentSession:
             self.fanout.on_metrics(snap)
 
 
-async def _all_or_none(*coros: Coroutine[Any, Any, None]) -> None:
-    """Run concurrently; when one fails, cancel and await the others, then raise the first error."""
-    tasks = [asyncio.ensure_future(c) for c in coros]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
+async def _start_all(*starts: Coroutine[Any, Any, None]) -> None:
+    """Run start calls concurrently and let every one finish (a start may be running in a thread, which
+    cancelling would not stop), then raise the first error: the caller closes what has started."""
+    for result in await asyncio.gather(*starts, return_exceptions=True):
+        if isinstance(result, BaseException):
+            raise result
