@@ -51,6 +51,7 @@ def test_a_dispatched_room_gets_the_avatar(run: dict[str, Any]) -> None:
     assert g["attributes"]["flowact.persona"] == "test"
     v = g["video"]  # the avatar, decoded by the server from the job's own room
     assert v["n"] >= 60 and v["sizes"] == [[320, 180]] and v["distinct_colours"] > 3
+    assert v["fps"] > 20  # the session's 25 fps reach the room (left to the SDK, 320x180 would be 15 fps)
     assert g["assign_to_first_frame_s"] is not None and g["assign_to_first_frame_s"] < 10
 
 
