@@ -31,7 +31,9 @@ class LiveKitConfig(BaseModel):
 
     # media
     simulcast: bool = True
-    video_bitrate: int | None = Field(None, ge=50_000, description="max video bitrate (bps)")
+    video_bitrate: int | None = Field(
+        None, ge=50_000, description="max video bitrate (bps); default: ~0.1 bit per pixel and frame"
+    )
     video_track: str = "avatar-video"
     audio_track: str = "avatar-audio"
     video_hold_ms: float = Field(

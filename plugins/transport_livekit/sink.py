@@ -41,7 +41,7 @@ from plugins.transport_livekit.config import LiveKitConfig
 from plugins.transport_livekit.credentials import resolve
 from plugins.transport_livekit.listener import MicListener
 
-__all__ = ["LiveKitSink", "chat_text"]
+__all__ = ["LiveKitSink", "chat_text", "default_bitrate"]
 
 log = logging.getLogger("plugins.transport_livekit")
 
@@ -77,6 +77,8 @@ class LiveKitSink:
         self._closed = False
         # counters (tests and telemetry)
         self.frames_sent = 0
+        self.first_frame_at: float | None = None  # clock time the first video frame went to the SDK
+        self.first_frame_sent = asyncio.Event()
         self.chunks_dropped = 0
         self.audio_dropped = 0
         self.malformed_chat = 0
@@ -156,9 +158,9 @@ class LiveKitSink:
             video = rtc.LocalVideoTrack.create_video_track(cfg.video_track, self._video_src)
             audio = rtc.LocalAudioTrack.create_audio_track(cfg.audio_track, self._audio_src)
             vopts = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, simulcast=cfg.simulcast)
-            if cfg.video_bitrate:
-                vopts.video_encoding.max_bitrate = cfg.video_bitrate
-                vopts.video_encoding.max_framerate = float(self.fps)
+            # Always explicit: left to the SDK, its presets cap small sizes (e.g. 320x180) at 15 fps.
+            vopts.video_encoding.max_bitrate = cfg.video_bitrate or default_bitrate(self.width, self.height, self.fps)
+            vopts.video_encoding.max_framerate = float(self.fps)
             lp = room.local_participant
             await asyncio.wait_for(lp.publish_track(video, vopts), cfg.connect_timeout_s)
             await asyncio.wait_for(
@@ -304,6 +306,9 @@ class LiveKitSink:
         frame = rtc.VideoFrame(w, h, rtc.VideoBufferType.RGB24, np.ascontiguousarray(image).tobytes())
         self._video_src.capture_frame(frame)
         self.frames_sent += 1
+        if self.first_frame_at is None:
+            self.first_frame_at = self.clock.now()
+            self.first_frame_sent.set()
 
     async def _send_audio(self, pcm: np.ndarray) -> None:
         assert self._audio_src is not None
@@ -415,6 +420,11 @@ class LiveKitSink:
                     )
             except Exception as e:  # a lost message is logged, never fatal
                 log.warning("livekit: data send failed: %s: %s", type(e).__name__, e)
+
+
+def default_bitrate(width: int, height: int, fps: int) -> int:
+    """A max video bitrate for a size and rate (~0.1 bit per pixel per frame; near LiveKit's presets)."""
+    return int(min(3_000_000, max(150_000, 0.1 * width * height * fps)))
 
 
 def chat_text(data: bytes) -> str | None:
