@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -168,9 +169,12 @@ class AgentSession:
             await self.services.start()  # knowledge base indexed, record opened, lesson loaded
             for observer in self.services.observers:
                 self.add_observer(observer)
-            await c.generator.start(self.cfg.portrait)
-            await c.sink.start(
-                width=self.cfg.width, height=self.cfg.height, fps=self.cfg.fps, sample_rate=self.cfg.sample_rate
+            # The portrait is analysed while the sink connects and publishes (a room's publish negotiation
+            # takes a few hundred ms): the first frame can leave as soon as both are ready.
+            await _start_all(
+                c.generator.start(self.cfg.portrait),
+                c.sink.start(width=self.cfg.width, height=self.cfg.height, fps=self.cfg.fps,
+                             sample_rate=self.cfg.sample_rate),
             )
         except BaseException:
             engine_starts.cancel()
@@ -365,3 +369,11 @@ class AgentSession:
             snap = self.metrics.snapshot()
             snap["state"] = self.state.value
             self.fanout.on_metrics(snap)
+
+
+async def _start_all(*starts: Coroutine[Any, Any, None]) -> None:
+    """Run start calls concurrently and let every one finish (a start may be running in a thread, which
+    cancelling would not stop), then raise the first error: the caller closes what has started."""
+    for result in await asyncio.gather(*starts, return_exceptions=True):
+        if isinstance(result, BaseException):
+            raise result

@@ -1,14 +1,28 @@
-"""Dispatch worker on this machine: room dispatched -> first avatar frame, and rooms per worker.
+"""Dispatch worker on this machine: dispatch latency (with its breakdown) and sessions per worker.
 
-    python bench/fleet.py            (FLEET_ROOMS=10 sequential rooms, FLEET_MAX=4 concurrent rooms)
+    .venv/bin/python bench/fleet.py                       # everything (~15-25 min on a quiet 2-core box)
+    .venv/bin/python bench/fleet.py latency idle          # only some parts
+    FLEET_ROOMS=20 FLEET_MAX=8 FLEET_HOLD_S=15 FLEET_CHAT_S=1 .venv/bin/python bench/fleet.py
 
-One `flowact-agent worker` process against the LiveKit-protocol test server with the agent-worker
-service (tests/fixtures/livekit_fleet.py `bench`), inside a private network namespace. Persona: idle
-face + espeak, 320x180 at 25 fps. Prints: dispatch -> first frame decoded by the server (p50/p95 over
-sequential rooms, each on a warm process), then for 1..FLEET_MAX concurrent rooms the frames each
-job wrote per second (from the worker's /metrics), late frames dropped/repeated, the worker's load and
-the memory of its processes. The test server decodes every stream in one Python process (aiortc),
-so its own CPU competes with the worker's on this 2-core machine: numbers are pessimistic.
+Parts (each one run of tests/fixtures/livekit_fleet_bench.py in a private network namespace, one real
+`flowact-agent worker` against the LiveKit-protocol test server with the agent-worker service, 320x180
+at 25 fps):
+
+- `latency`: FLEET_ROOMS rooms dispatched one after another to a warm worker; p50/p95 of each mark from
+  the room's creation: assignment sent, job started in its process, room connected, session started,
+  first frame rendered, first frame handed to the SDK, first frame decoded by the server.
+- `idle`, `remote`, `local`: rooms added one by one (up to FLEET_MAX, stopping at the first that
+  stutters): frames written per room per second, late frames, frames decoded per room per second, CPU
+  seconds of the job processes per session-second, RSS/USS per job process (with its children), and
+  for `remote` the CPU of the loopback OpenAI-compatible server standing for the remote LLM. `remote`
+  and `local` speak: a user types a question, waits for the spoken answer, pauses FLEET_CHAT_S seconds
+  and asks again (`turns`: answers finished in the window).
+
+"Sessions sustained" is the largest room count up to which every count had no late frame, >= 24.5
+fps written per room and >= 24 fps decoded per room (the ramp stops after two room counts in a row
+that miss it). The test server decodes every stream in one Python process (aiortc), so its CPU
+competes with the worker's on this machine: the numbers are pessimistic, and on a busy machine a
+single late frame is noise (the clean room counts are printed too).
 """
 
 from __future__ import annotations
@@ -20,35 +34,85 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = ROOT / "tests" / "fixtures"
+PARTS = ("latency", "idle", "remote", "local")
+MARKS = ("assigned", "start", "connected", "configured", "session_started", "first_rendered", "first_published",
+         "decoded")
 
 
-def main() -> int:
+def run_part(name: str) -> dict[str, Any] | None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.json"
         cmd = ["unshare", "-rn", "sh", str(HERE / "netns_run.sh"), "127.0.0.2", sys.executable,
-               str(HERE / "livekit_fleet.py"), "bench", str(out)]
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900,
+               str(HERE / "livekit_fleet_bench.py"), name, str(out)]
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=3600,
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
         if not out.exists():
-            print(f"bench failed (rc={proc.returncode}):\n{proc.stderr[-2000:]}")
-            return 1
-        res = json.loads(out.read_text())
+            print(f"{name}: failed (rc={proc.returncode}):\n{proc.stderr[-2000:]}")
+            return None
+        res: dict[str, Any] = json.loads(out.read_text())
     if "fatal" in res:
-        print("bench failed:", res["fatal"], res.get("worker_log_tail", ""))
-        return 1
-    lat = sorted(x for x in res["latency_s"] if x is not None)
-    p95 = lat[min(len(lat) - 1, round(0.95 * (len(lat) - 1)))] if lat else float("nan")
-    print(f"dispatch -> first frame at the server over {len(res['latency_s'])} rooms: "
-          f"p50 {statistics.median(lat):.3f} s, p95 {p95:.3f} s, all {res['latency_s']}")
-    print("rooms  fps/room  dropped  repeated  load   RSS of the worker's processes (MB)")
-    for s in res["concurrency"]:
-        print(f"{s['rooms']:>5}  {s['fps_per_room']:>8}  {s['dropped']:>7.0f}  {s['repeated']:>8.0f}  "
-              f"{s['load']:<5}  {s['rss_mb_processes']}")
-    return 0
+        print(f"{name}: failed: {res['fatal']}\n{res.get('worker_log_tail', '')}")
+        return None
+    return res
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))] if xs else float("nan")
+
+
+def print_latency(res: dict[str, Any]) -> None:
+    rooms = res["rooms"]
+    print(f"\ndispatch latency over {len(rooms)} rooms (seconds from the room's dispatch; warm worker)")
+    print(f"{'mark':<16} {'p50':>6} {'p95':>6} {'max':>6}")
+    for mark in MARKS:
+        xs = [r[mark] for r in rooms if r.get(mark) is not None]
+        if xs:
+            print(f"{mark:<16} {statistics.median(xs):6.3f} {pct(xs, 0.95):6.3f} {max(xs):6.3f}")
+    print("decoded per room:", [r.get("decoded") for r in rooms])
+
+
+def print_capacity(name: str, res: dict[str, Any]) -> None:
+    steps = res.get("steps", [])
+    clean = [s["rooms"] for s in steps if "error" not in s and not s["dropped"] and not s["repeated"]
+             and s["written_fps_per_room"] >= 24.5 and s["decoded_fps_min"] >= 24.0]
+    sustained = next((k for k in range(1, len(steps) + 2) if k not in clean), 1) - 1
+    print(f"\n{name}: sessions sustained at 25 fps with no late frame (every count up to it clean): {sustained}; "
+          f"clean room counts: {clean} of {len(steps)} tried")
+    print("rooms  written fps/room  decoded fps min  late (drop/rep)  turns  CPU s per session-s  "
+          "LLM server CPU s/s  MB per job (RSS/USS)")
+    for s in steps:
+        if "error" in s:
+            print(f"{s['rooms']:>5}  {s['error']}")
+            continue
+        llm = "" if s["llm_server_cpu_s_per_s"] is None else s["llm_server_cpu_s_per_s"]
+        print(f"{s['rooms']:>5}  {s['written_fps_per_room']:>16}  {s['decoded_fps_min']:>15}  "
+              f"{s['dropped']:>6.0f}/{s['repeated']:<8.0f}  {s['turns']:>5.0f}  {s['cpu_s_per_session_s']:>19}  "
+              f"{llm!s:>18}  {s['mem_mb_rss_uss']}")
+
+
+def main(argv: list[str]) -> int:
+    parts = argv or list(PARTS)
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        print(f"unknown part(s) {unknown}; choose from {', '.join(PARTS)}")
+        return 2
+    failed = 0
+    for part in parts:
+        res = run_part(part)
+        if res is None:
+            failed += 1
+        elif part == "latency":
+            print_latency(res)
+        else:
+            print_capacity(part, res)
+        sys.stdout.flush()
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -37,7 +37,7 @@ async def endpoint_delays() -> list[tuple[float, str]]:
     rate = turn_speech.RATE
     out = []
     for case in turn_speech.CASES:
-        vad = WebrtcVAD(WebrtcVADConfig(end_of_turn="smart_turn"), sample_rate=rate)  # type: ignore[arg-type]
+        vad = WebrtcVAD(WebrtcVADConfig(end_of_turn="smart_turn"), sample_rate=rate)
         await vad.start()
         pcm = np.concatenate([np.zeros(rate // 2, np.int16), turn_speech.cut_speech(case, True),
                               np.zeros(3 * rate, np.int16)])

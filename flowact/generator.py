@@ -66,6 +66,7 @@ class PortraitGenerator:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowact-render")
         self.analysis: PortraitAnalysis | None = None
         self.renderer: Renderer | None = None
+        self._started_with: str | Path | None = None
         self.motion: MotionModel = self._make_motion()
         if self.config.preload_face_model:
             from flowact.reference import warm_up
@@ -87,9 +88,14 @@ class PortraitGenerator:
         return model
 
     async def start(self, reference: ReferenceInput) -> None:
+        """Analyse the portrait and build the renderer; a no-op when already started with this file
+        (a dispatch worker starts its generators before a job arrives)."""
+        if self.renderer is not None and isinstance(reference, str | Path) and reference == self._started_with:
+            return
         loop = asyncio.get_running_loop()
         self.analysis = await loop.run_in_executor(self._pool, self._analyze, reference)
         self.renderer = Renderer(self.analysis)
+        self._started_with = reference if isinstance(reference, str | Path) else None
 
     def _analyze(self, reference: ReferenceInput) -> PortraitAnalysis:
         if isinstance(reference, str | Path) and not Path(reference).expanduser().is_file():

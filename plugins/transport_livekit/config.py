@@ -34,7 +34,9 @@ class LiveKitConfig(BaseModel):
         False, description="publish simulcast layers (for rooms with many viewers on mixed links); off by default: "
         "one viewer per avatar room, and the SDK caps the top layer below 540p at 20 fps (measured in Chromium)",
     )
-    video_bitrate: int | None = Field(None, ge=50_000, description="max video bitrate (bps); default: by size and fps")
+    video_bitrate: int | None = Field(
+        None, ge=50_000, description="max video bitrate (bps); default: ~0.1 bit per pixel and frame"
+    )
     stream: str = Field("avatar", min_length=1, description="stream name of both tracks (browsers lip-sync one stream)")
     video_track: str = "avatar-video"
     audio_track: str = "avatar-audio"

@@ -17,12 +17,12 @@ from livekit import rtc
 
 from plugins.transport_livekit.config import LiveKitConfig
 
-__all__ = ["default_video_bitrate", "publish_options"]
+__all__ = ["default_bitrate", "publish_options"]
 
 
-def default_video_bitrate(width: int, height: int, fps: int) -> int:
-    """About 0.08 bits per pixel per frame (LiveKit's presets: h360@20 450 kbps, h720@30 1.7 Mbps)."""
-    return max(150_000, int(width * height * fps * 0.08))
+def default_bitrate(width: int, height: int, fps: int) -> int:
+    """A max video bitrate for a size and rate (~0.1 bit per pixel per frame; near LiveKit's presets)."""
+    return int(min(3_000_000, max(150_000, 0.1 * width * height * fps)))
 
 
 def publish_options(cfg: LiveKitConfig, width: int, height: int,
@@ -30,7 +30,7 @@ def publish_options(cfg: LiveKitConfig, width: int, height: int,
     """(video, audio) publish options for the avatar's tracks."""
     video = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, simulcast=cfg.simulcast,
                                     stream=cfg.stream)
-    video.video_encoding.max_bitrate = cfg.video_bitrate or default_video_bitrate(width, height, fps)
+    video.video_encoding.max_bitrate = cfg.video_bitrate or default_bitrate(width, height, fps)
     video.video_encoding.max_framerate = float(fps)
     # the SDK's public IntEnum mirrors the proto enum (typed as its ValueType)
     video.degradation_preference = rtc.DegradationPreference.MAINTAIN_FRAMERATE  # type: ignore[assignment]

@@ -40,9 +40,9 @@ from flowact.types import AgentState, VideoChunk
 from plugins.transport_livekit.config import LiveKitConfig
 from plugins.transport_livekit.credentials import resolve
 from plugins.transport_livekit.listener import MicListener
-from plugins.transport_livekit.publish import publish_options
+from plugins.transport_livekit.publish import default_bitrate, publish_options
 
-__all__ = ["LiveKitSink", "chat_text"]
+__all__ = ["LiveKitSink", "chat_text", "default_bitrate"]
 
 log = logging.getLogger("plugins.transport_livekit")
 SILENT_PEAK = 328  # int16 peak (-40 dBFS) below which a chunk may be skipped to cut a backlog
@@ -79,6 +79,8 @@ class LiveKitSink:
         self._closed = False
         # counters (tests and telemetry)
         self.frames_sent = 0
+        self.first_frame_at: float | None = None  # clock time the first video frame went to the SDK
+        self.first_frame_sent = asyncio.Event()
         self.chunks_dropped = 0
         self.chunks_skipped = 0  # silent chunks skipped to catch up with a backlog
         self.audio_dropped = 0
@@ -306,6 +308,9 @@ class LiveKitSink:
         frame = rtc.VideoFrame(w, h, rtc.VideoBufferType.RGB24, np.ascontiguousarray(image).tobytes())
         self._video_src.capture_frame(frame)
         self.frames_sent += 1
+        if self.first_frame_at is None:
+            self.first_frame_at = self.clock.now()
+            self.first_frame_sent.set()
 
     async def _send_audio(self, pcm: np.ndarray) -> None:
         assert self._audio_src is not None

@@ -15,7 +15,7 @@ from flowact.api import Generator
 from flowact.errors import ModelError, PortraitError
 from flowact.generator import PortraitGenerator, PortraitGeneratorConfig
 from flowact.types import EXPRESSIONS, N_MELS, VISEMES, AgentState, ControlChunk
-from tests.fixtures.portraits import GRACE
+from tests.fixtures.portraits import ASTRONAUT, GRACE
 
 FPS = 25
 
@@ -116,4 +116,18 @@ async def test_preloaded_face_model_then_start() -> None:
     assert gen.analysis is not None and gen.analysis.faces_found == 1
     chunk = await gen.render_chunk(control(0))
     assert len(chunk.frames) == 5
+    await gen.aclose()
+
+
+async def test_start_again_on_the_same_file_keeps_the_started_portrait() -> None:
+    """A dispatch worker starts the generator before its job does: the job's start on the same file is
+    free; another file is analysed."""
+    gen = _gen()
+    await gen.start(GRACE)
+    renderer, analysis = gen.renderer, gen.analysis
+    await gen.start(GRACE)
+    assert gen.renderer is renderer and gen.analysis is analysis
+    await gen.start(ASTRONAUT)
+    assert gen.renderer is not renderer and gen.analysis is not analysis
+    assert len((await gen.render_chunk(control(0))).frames) == 5
     await gen.aclose()

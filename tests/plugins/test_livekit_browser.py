@@ -22,7 +22,7 @@ import pytest
 from livekit import rtc
 
 from plugins.transport_livekit import LiveKitConfig
-from plugins.transport_livekit.publish import default_video_bitrate, publish_options
+from plugins.transport_livekit.publish import default_bitrate, publish_options
 from tests.fixtures import browser_analysis as A
 from tests.fixtures.livekit_netns import run_scenario
 
@@ -35,7 +35,7 @@ LOUD = 0.01  # rms (0..1) from which the avatar's audio or the microphone counts
 def test_publish_options_keep_fps_and_one_stream() -> None:
     video, audio = publish_options(LiveKitConfig(), 640, 360, 25)
     assert video.video_encoding.max_framerate == 25.0  # the SDK's h360 preset would cap it at 20
-    assert video.video_encoding.max_bitrate == default_video_bitrate(640, 360, 25) > 400_000
+    assert video.video_encoding.max_bitrate == default_bitrate(640, 360, 25) > 400_000
     assert video.degradation_preference == rtc.DegradationPreference.MAINTAIN_FRAMERATE
     assert not video.simulcast  # off by default: its top layer arrived at 17-20 fps in Chromium
     assert video.stream == audio.stream == "avatar"  # one MediaStream: the browser lip-syncs them

@@ -51,6 +51,7 @@ def test_a_dispatched_room_gets_the_avatar(run: dict[str, Any]) -> None:
     assert g["attributes"]["flowact.persona"] == "test"
     v = g["video"]  # the avatar, decoded by the server from the job's own room
     assert v["n"] >= 60 and v["sizes"] == [[320, 180]] and v["distinct_colours"] > 3
+    assert v["fps"] > 20  # the session's 25 fps reach the room (left to the SDK, 320x180 would be 15 fps)
     assert g["assign_to_first_frame_s"] is not None and g["assign_to_first_frame_s"] < 10
 
 
@@ -123,6 +124,43 @@ def test_a_killed_job_process_leaves_the_other_rooms_and_workers_alone(fleet: di
     assert len(k["others"]) == 5 and all(v["n"] >= 25 for v in k["others"].values())
     assert k["workers_alive"] == [True, True]
     assert fleet["exit"] == [0, 0]  # and both still drain and exit cleanly on SIGTERM
+
+
+# --- a real LiveKit server (LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET) ----------------------------
+REAL = all(os.environ.get(k) for k in ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"))
+real_only = pytest.mark.skipif(not REAL, reason="set LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET to run "
+                                                "the worker against a real LiveKit server (self-hosted or Cloud)")
+
+
+@pytest.fixture(scope="module")
+def real() -> dict[str, Any]:
+    res = run_scenario("real", timeout=420, netns=False, worker="livekit_fleet_real.py")
+    assert "fatal" not in res, res["fatal"] + res.get("worker_log_tail", "")
+    assert _ok(res, "register")["registered"], res.get("worker_log_tail", "")
+    return res
+
+
+@real_only
+def test_real_server_dispatch_with_metadata_gets_the_avatar(real: dict[str, Any]) -> None:
+    g = _ok(real, "good")
+    assert g["dispatch_to_first_frame_s"] is not None and g["dispatch_to_first_frame_s"] < 10
+    assert g["frames"] >= 75 and g["fps"] > 20  # the avatar streams at ~25 fps to a user in the room
+    assert g["agent_kind"] == 4  # ParticipantKind.AGENT
+    assert g["agent_attributes"].get("flowact.persona") == "test"
+
+
+@real_only
+def test_real_server_bad_metadata_is_declined_with_its_reason(real: dict[str, Any]) -> None:
+    b = _ok(real, "bad")
+    assert b["reasons"] and all("metadata.portrait" in r for r in b["reasons"])
+    assert not any(p.startswith("flowact-avatar") for p in b["participants"]) and b["worker_alive"]
+
+
+@real_only
+def test_real_server_sigterm_drains(real: dict[str, Any]) -> None:
+    d = _ok(real, "drain")
+    assert d["alive_after_4s"] and d["frames_during_drain"] > 50  # the running room keeps streaming
+    assert d["rc"] == 0  # and the worker exits cleanly once that room is gone
 
 
 # --- no network ------------------------------------------------------------------------------------------
