@@ -28,7 +28,7 @@ LOUD = 0.01
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--questions", type=int, default=10)
+    ap.add_argument("--questions", type=int, default=10, choices=range(1, 21), metavar="1..20")
     args = ap.parse_args()
     from tests.fixtures import browser_analysis as A
     from tests.fixtures.livekit_netns import netns_available, run_scenario
