@@ -155,7 +155,7 @@ class Renderer:
         src = self.base if self._body is None else self._body.apply(self.base, m)
         frame = self.base.copy() if src is self.base else src
         frame[ry0:ry1, rx0:rx1] = cv2.remap(src, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        if keep < 1.0:
+        if keep < 0.999:
             self._unwind_mouth(frame, map_x, map_y, keep)
         moved = self._moved(m, disp_c)
         self._mouth(frame, m, disp_c, moved, own=keep >= 1.0)
@@ -268,29 +268,31 @@ class Renderer:
         assert uw is not None
         rx0, ry0, rx1, ry1 = self.roi
         h, w = uw.fields.shape[:2]
-        # where the patch lands: shifted by the warp at its centre, padded for the warp's variation
-        cx = min(max(uw.x0 + w // 2, rx0), rx1 - 1)
-        cy = min(max(uw.y0 + h // 2, ry0), ry1 - 1)
-        ox = cx - float(map_x[cy - ry0, cx - rx0])
-        oy = cy - float(map_y[cy - ry0, cx - rx0])
-        pad = 3 + int(0.3 * self.rig.scale)
-        x0, y0 = max(int(uw.x0 + ox) - pad, rx0), max(int(uw.y0 + oy) - pad, ry0)
-        x1, y1 = min(int(uw.x0 + w + ox) + pad, rx1), min(int(uw.y0 + h + oy) + pad, ry1)
+        # where the patch lands: its corners and centre shifted by the warp there (X shows X - d(X)), padded
+        px = np.clip(np.array([uw.x0, uw.x0 + w - 1, uw.x0 + w // 2]) - rx0, 0, rx1 - rx0 - 1)
+        py = np.clip(np.array([uw.y0, uw.y0 + h - 1, uw.y0 + h // 2]) - ry0, 0, ry1 - ry0 - 1)
+        gx, gy = np.meshgrid(px, py)
+        ox = (gx + rx0) - map_x[gy, gx]
+        oy = (gy + ry0) - map_y[gy, gx]
+        pad = 3 + int(0.06 * self.rig.scale)
+        x0, y0 = max(int(uw.x0 + ox.min()) - pad, rx0), max(int(uw.y0 + oy.min()) - pad, ry0)
+        x1, y1 = min(int(uw.x0 + w + ox.max()) + pad, rx1), min(int(uw.y0 + h + oy.max()) + pad, ry1)
         if x1 <= x0 or y1 <= y0:
             return
         qx = map_x[y0 - ry0 : y1 - ry0, x0 - rx0 : x1 - rx0]
         qy = map_y[y0 - ry0 : y1 - ry0, x0 - rx0 : x1 - rx0]
-        f = cv2.remap(uw.fields, qx - uw.x0, qy - uw.y0, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                      borderValue=0)
+        f = cv2.remap(uw.fields, qx - np.float32(uw.x0), qy - np.float32(uw.y0), cv2.INTER_LINEAR,
+                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         dy, dark = f[..., 0], f[..., 1]
-        sel = (dy != 0) | (dark != 0)
+        sel = ((dy != 0) | (dark != 0)).view(np.uint8)
         if not sel.any():
             return
-        k = np.float32(keep)
-        own = cv2.remap(uw.image, qx, qy + k * dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        shade = (1.0 - k * k * dark)[..., None]  # the seam line fades as the lips part
-        region = frame[y0:y1, x0:x1]
-        region[sel] = np.clip(own[sel] * shade[sel], 0, 255).astype(np.uint8)
+        k = float(keep)
+        own = cv2.remap(uw.image, qx, cv2.scaleAdd(dy, k, qy), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if k > 0.05:  # the seam line fades as the lips part
+            shade = cv2.merge([1.0 - (k * k) * dark] * 3)
+            own = cv2.multiply(own, shade, dtype=cv2.CV_8U)
+        cv2.copyTo(own, sel, frame[y0:y1, x0:x1])
 
     def _init_mouth(self) -> None:
         """The seam where the lips meet at rest (midway between the inner lip contours), as seen from the

@@ -156,5 +156,10 @@ def close_mouth(a: PortraitAnalysis) -> RestMouth:
     interior = Interior(a.image, ix, np.interp(ix, up[:, 0], up[:, 1]).astype(np.float32),
                         np.interp(ix, lo[:, 0], lo[:, 1]).astype(np.float32))
     closed = replace(a, image=np.ascontiguousarray(image), landmarks=pts.astype(np.float32))
-    unwind = Unwind(a.image, x0, y0, np.dstack([map_y - py, dark]).astype(np.float32), REST_CLOSURE * g0)
+    fields = np.dstack([map_y - py, dark]).astype(np.float32)
+    rows, cols = np.flatnonzero(fields.any(axis=(1, 2))), np.flatnonzero(fields.any(axis=(0, 2)))
+    if len(rows) == 0:
+        return RestMouth(a, None, None)
+    fields = fields[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # only where the closing moved anything
+    unwind = Unwind(a.image, x0 + int(cols[0]), y0 + int(rows[0]), np.ascontiguousarray(fields), REST_CLOSURE * g0)
     return RestMouth(closed, interior, unwind)
