@@ -267,7 +267,7 @@ class Renderer:
         uw = self._unwind
         assert uw is not None
         rx0, ry0, rx1, ry1 = self.roi
-        h, w = uw.fields.shape[:2]
+        h, w = uw.offset.shape
         # where the patch lands: its corners and centre shifted by the warp there (X shows X - d(X)), padded
         px = np.clip(np.array([uw.x0, uw.x0 + w - 1, uw.x0 + w // 2]) - rx0, 0, rx1 - rx0 - 1)
         py = np.clip(np.array([uw.y0, uw.y0 + h - 1, uw.y0 + h // 2]) - ry0, 0, ry1 - ry0 - 1)
@@ -281,17 +281,13 @@ class Renderer:
             return
         qx = map_x[y0 - ry0 : y1 - ry0, x0 - rx0 : x1 - rx0]
         qy = map_y[y0 - ry0 : y1 - ry0, x0 - rx0 : x1 - rx0]
-        f = cv2.remap(uw.fields, qx - np.float32(uw.x0), qy - np.float32(uw.y0), cv2.INTER_LINEAR,
-                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        dy, dark = f[..., 0], f[..., 1]
-        sel = ((dy != 0) | (dark != 0)).view(np.uint8)
+        dy = cv2.remap(uw.offset, qx - np.float32(uw.x0), qy - np.float32(uw.y0), cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        sel = (dy != 0).view(np.uint8)
         if not sel.any():
             return
-        k = float(keep)
-        own = cv2.remap(uw.image, qx, cv2.scaleAdd(dy, k, qy), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        if k > 0.05:  # the seam line fades as the lips part
-            shade = cv2.merge([1.0 - (k * k) * dark] * 3)
-            own = cv2.multiply(own, shade, dtype=cv2.CV_8U)
+        own = cv2.remap(uw.image, qx, cv2.scaleAdd(dy, float(keep), qy), cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE)
         cv2.copyTo(own, sel, frame[y0:y1, x0:x1])
 
     def _init_mouth(self) -> None:
@@ -313,6 +309,8 @@ class Renderer:
         patch = self.base[max(0, ny - r) : ny + r, max(0, nx - 2 * r) : nx + 2 * r].astype(np.float32)
         luma = float(np.median(patch @ np.array([0.299, 0.587, 0.114], np.float32))) if patch.size else 170.0
         self._light = float(np.clip(luma / 175.0, 0.45, 1.1))
+        # a black-and-white photo gets a grey mouth interior (its skin has no colour to speak of)
+        self._grey = bool(patch.size) and float(np.median(np.ptp(patch, axis=-1))) < 6.0
 
     def mouth_gap(self, motion: FloatArray) -> tuple[np.ndarray, np.ndarray]:
         """Upper and lower edges (n, 2), sorted by x, of the gap between the lips (where the mouth
@@ -384,6 +382,8 @@ class Renderer:
                 gaps += np.exp(-(((xs - (left + right) / 2 - k * w_inc) / 0.7) ** 2)) * (0.16 + 0.04 * abs(k))
             teeth = teeth * (1.0 - gaps[None, :, None] * depth[..., None] ** 0.5)
             col += (teeth * self._light - col) * tm[..., None]
+        if self._grey:
+            col = np.repeat(col @ np.array([[0.299], [0.587], [0.114]], np.float32), 3, axis=-1)
         a = (mask * alpha_gain * 0.97)[..., None]
         region = frame[y0:y1, x0:x1].astype(np.float32)
         frame[y0:y1, x0:x1] = np.clip(region * (1 - a) + col * a, 0, 255).astype(np.uint8)

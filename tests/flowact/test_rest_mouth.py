@@ -109,7 +109,7 @@ def test_undoing_the_closing_starts_from_the_rest_frame(name: str) -> None:
     (cx, cy), s = a.landmarks[13, :2], a.eye_distance
     box = (slice(int(cy - 0.6 * s), int(cy + 0.6 * s)), slice(int(cx - s), int(cx + s)))  # the mouth, turned
     d = np.abs(step - rest)[box].max(axis=-1)
-    assert np.percentile(d, 99.5) < 15, np.percentile(d, 99.5)  # (the seam line, missed: 26-31)
+    assert np.percentile(d, 99.5) < 15, np.percentile(d, 99.5)
 
 
 def _control(i: int, speaking: bool, n: int = 5) -> ControlChunk:
