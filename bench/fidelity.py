@@ -77,7 +77,8 @@ class Scorer:
         spec = importlib.util.find_spec("face_recognition_models")  # its __init__ needs pkg_resources
         if spec is None or not spec.submodule_search_locations:
             raise SystemExit("pip install face-recognition-models==0.3.0 dlib-bin (the `fidelity` extra)")
-        models = Path(list(spec.submodule_search_locations)[0]) / "models"
+        self.models = models = Path(list(spec.submodule_search_locations)[0]) / "models"
+        self.cnn: Any = None
         self.detector = dlib.get_frontal_face_detector()
         self.shape = dlib.shape_predictor(str(models / "shape_predictor_68_face_landmarks.dat"))
         self.descriptor = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
@@ -87,8 +88,15 @@ class Scorer:
         self.rect: Any = None
 
     def find(self, img: np.ndarray) -> bool:
-        """Detect the face in the reference; frames are then tracked from this box."""
+        """Detect the face in the reference; frames are then tracked from this box. dlib's HOG detector
+        sees faces turned up to about 20 degrees; beyond, its CNN detector (the same package's model)."""
         faces = self.detector(img, 1)
+        if not faces:
+            import dlib
+
+            if self.cnn is None:
+                self.cnn = dlib.cnn_face_detection_model_v1(str(self.models / "mmod_human_face_detector.dat"))
+            faces = [d.rect for d in self.cnn(img, 0)]
         if not faces:
             return False
         self.rect = max(faces, key=lambda r: r.area())
