@@ -278,9 +278,9 @@ async def explain(name: str, path: Path, scorer: Scorer) -> str:
     lm, s = a.landmarks, a.eye_distance
     x0, x1 = int(lm[61, 0] - 0.15 * s), int(lm[291, 0] + 0.15 * s)
     y0, y1 = int(lm[0, 1] - 0.15 * s), int(lm[17, 1] + 0.15 * s)
-    box = np.zeros(ref.shape[:2], np.float32)
-    box[y0:y1, x0:x1] = 1.0
-    box = cv2.GaussianBlur(box, (0, 0), 0.05 * s)[..., None]
+    hard = np.zeros(ref.shape[:2], np.float32)
+    hard[y0:y1, x0:x1] = 1.0
+    box = cv2.GaussianBlur(hard, (0, 0), 0.05 * s)[..., None]
     mouth_only = np.round(rest * box + ref * (1 - box)).astype(np.uint8)
     all_but_mouth = np.round(ref * box + rest * (1 - box)).astype(np.uint8)
     content = float(np.linalg.norm(np.array(scorer.descriptor.compute_face_descriptor(
