@@ -40,6 +40,9 @@ _QUOTE_LEAD = ("Reply to the user's next message with exactly this text from the
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+(?=[\"'(A-Z0-9])")
 _STOP = frozenset("a an and are as at be by can do does for from how i in is it me my of on or our the to "
                   "what when where which who why will with you your".split())
+# Words of asking, not of the subject ("how long", "please tell me"): left out of the match.
+_ASKING = frozenset("hi hello hey please thanks thank long much many often soon tell know want need would could "
+                    "should there this that".split())
 
 
 class KnowledgeConfig(BaseModel):
@@ -114,9 +117,13 @@ def split_sentences(text: str) -> list[str]:
     return [p.strip() for p in _SENTENCE_END.split(text) if p.strip()]
 
 
-def _match_expr(query: str) -> str:
-    """An FTS5 query: the question's words (stop words dropped) OR-ed; "" when none are left."""
-    words = [w for w in _WORD.findall(query.lower()) if w not in _STOP][:16]
+def _subject_words(query: str) -> list[str]:
+    """The question's words about its subject (stop words and words of asking dropped), at most 16."""
+    return list(dict.fromkeys(w for w in _WORD.findall(query.lower()) if w not in _STOP and w not in _ASKING))[:16]
+
+
+def _match_expr(words: Sequence[str]) -> str:
+    """An FTS5 query: the words OR-ed; "" when there are none."""
     return " OR ".join(f'"{w}"' for w in words)
 
 
@@ -194,7 +201,7 @@ class KnowledgeBase:
 
     def search(self, query: str, k: int = 3) -> list[Passage]:
         """The k best passages for free text (words OR-ed, stop words dropped; BM25, title weighted 2x)."""
-        match = _match_expr(query)
+        match = _match_expr(_subject_words(query))
         if not match:
             return []
         rows = self.db.execute(
@@ -203,14 +210,23 @@ class KnowledgeBase:
         ).fetchall()
         return [Passage(src, title, text, -score) for src, title, text, score in rows]
 
+    def knows(self, word: str) -> bool:
+        """Whether any passage has this word (stemmed as the index stems it)."""
+        row = self.db.execute("SELECT 1 FROM passages WHERE passages MATCH ? LIMIT 1", (f'"{word}"',)).fetchone()
+        return row is not None
+
     def grounding(self, query: str, k: int = 2, *, max_chars: int = 240, max_sentences: int = 2) -> Grounding:
         """The k best passages and the sentences among them that best answer `query`: the best one,
         plus the next best when it scores at least half as well and fits in `max_chars` (in the
-        order they are written). A sentence's heading counts as its words too."""
+        order they are written). A sentence's heading counts as its words too. No sentences when the
+        question is mostly about things the knowledge base never mentions (fewer than half of its
+        subject words occur in it: "can I change the delivery address" is not answered by a sentence
+        that only shares "delivery"); the passages are still there for a model to word."""
         passages = tuple(self.search(query, k))
-        match = _match_expr(query)
-        if not passages or not match:
+        words = _subject_words(query)
+        if not passages or 2 * sum(self.knows(w) for w in words) < len(words):
             return Grounding(passages, ())
+        match = _match_expr(words)
         with self._lock:
             self._scratch.execute("DELETE FROM sentences")
             self._scratch.executemany(

@@ -116,6 +116,9 @@ def test_quote_message_is_for_this_turn_only() -> None:
     later = [*msgs, ChatMessage("assistant", "Five to seven days."), ChatMessage("user", "Thanks!")]
     assert quote_of(later) is None  # an old turn's quote is not this turn's answer
     assert kb.grounding("hello there", 2).sentences == () and quote_of([system, user]) is None
+    off = kb.grounding("Can I change the delivery address?", 2)  # shares only "delivery" with the FAQ
+    assert off.passages and off.sentences == ()  # no sentence to say; the passages remain for a model
+    assert build_messages([system, user], off)[1].name == ""
     passages = build_messages([system, user], found.passages)  # answer: passages, worded by the model
     assert passages[1].name == "" and quote_of(passages) is None and "30 days" in passages[1].content
     kb.close()
