@@ -65,6 +65,10 @@ HISTORY = {"It's 4321.": [ChatMessage("user", "I want to know where my parcel is
                           ChatMessage("assistant", "Sure, what is your order number?")]}
 
 
+def kind_of(tool: str | None, facts: list[str]) -> str:
+    return "order" if tool == "lookup_order" else "knowledge" if tool is None and facts[0] != r"\w{3}" else "other"
+
+
 async def ask(llm: OpenAILLM, services: AppServices, system: str, question: str) -> tuple[str, list[str], float]:
     base = [ChatMessage("system", system), *HISTORY.get(question, []), ChatMessage("user", question)]
     msgs, _ = await services.prepare(base, question)
@@ -86,6 +90,8 @@ async def main() -> None:
     ap.add_argument("--speak-llm", action="store_true", help="the model words tool results (speak: llm)")
     ap.add_argument("--kb-answer", choices=["sentences", "passages"], help="knowledge.answer (default: the config's)")
     ap.add_argument("--quote", choices=["auto", "always", "never"], help="llm.quote_knowledge")
+    ap.add_argument("--kind", choices=["order", "knowledge", "other"], action="append",
+                    help="only these kinds of question (repeatable; default: all)")
     args = ap.parse_args()
     raw: dict[str, Any] = read_yaml(args.config)
     llm_cfg = {k: v for k, v in raw["llm"].items() if k != "type"}
@@ -109,15 +115,15 @@ async def main() -> None:
     try:
         for _ in range(args.repeat):
             for question, tool, facts in CASES:
+                if args.kind and kind_of(tool, facts) not in args.kind:
+                    continue
                 text, tools, dt = await ask(llm, services, raw["session"]["system_prompt"], question)
                 spoken = guard_text(text)
                 ok_tool = (tool in tools) if tool else ("lookup_order" not in tools and "handoff" not in tools)
                 ok = ok_tool and all(re.search(f, spoken, re.IGNORECASE) for f in facts)
                 hits += ok
                 total += 1
-                kind = ("order" if tool == "lookup_order" else
-                        "knowledge" if tool is None and facts[0] != r"\w{3}" else "other")
-                by_kind.setdefault(kind, []).append(int(ok))
+                by_kind.setdefault(kind_of(tool, facts), []).append(int(ok))
                 print(f"{'HIT ' if ok else 'MISS'} {dt:5.1f}s tools={tools} {question!r} -> {spoken.strip()!r}")
     finally:
         await llm.aclose()

@@ -27,10 +27,10 @@ pytestmark = [pytest.mark.timeout(600), pytest.mark.llm]
 QUESTIONS = [  # (spoken line, what the answer must carry)
     ("Hello. Where is my order one two three four?", r"1234.*(shipped on monday|arrives tomorrow)"),
     ("And what about order five six seven eight?", r"5678.*(being packed|ships today)"),
-    ("Is order four three two one on its way?", r"4321.*(delayed|friday)"),
+    ("Can you tell me if order four three two one is on its way?", r"4321.*(delayed|friday)"),
     ("Please check order twelve thirty four.", r"1234.*(shipped on monday|arrives tomorrow)"),
-    ("What is the status of order nine nine nine nine?", r"could not find.*9999"),
-    ("How long does a refund take?", r"\b(5|five) to (7|seven) business days"),
+    ("Could you look up order nine nine nine nine?", r"could not find.*9999"),
+    ("Please tell me how long a refund takes.", r"\b(5|five) to (7|seven) business days"),
     ("Do you accept PayPal?", r"^(?!.*\b(not|no|don't)\b).*paypal"),
     ("How long does standard shipping take?", r"\b(3|three) to (5|five) business days"),
     ("What is your return policy?", r"\b(30|thirty) days"),
@@ -46,9 +46,10 @@ Events = list[tuple[str, dict[str, Any]]]
 async def converse(server: LlmServer, tmp_path: Path, lines: list[str]) -> tuple[AgentSession, Events]:
     """One support session over `lines`, spoken; returns the session and its transcript/tool/handoff events."""
     script = tmp_path / "questions.yaml"
-    script.write_text(yaml.safe_dump([{"text": q, "pause_s": 0.6} for q in lines]))
+    script.write_text(yaml.safe_dump([{"text": q, "pause_s": 1.5} for q in lines]))  # a breath after each answer
     cfg = load_config(ROOT / "configs" / "support_bot.yaml", environ={}, overrides={
-        "input": {"type": "spoken_script", "path": str(script)},
+        "input": {"type": "spoken_script", "path": str(script),
+                  "reply_timeout_s": 900.0},  # a loaded box answers late: never speak over the answer
         "llm.local_server": None, "llm.base_url": server.base_url, "llm.temperature": 0.0,
         "llm.tool_mode": "router",  # what `auto` picks on the local server (the fixture server is remote to the plugin)
         "llm.first_token_timeout_s": 180.0, "llm.timeout_s": 180.0,
@@ -75,7 +76,7 @@ def finals(events: Events, role: str) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1200)  # ten questions on a shared 2-core box
+@pytest.mark.timeout(1800)  # ten questions; ~3 min on a quiet box, far more on a shared 2-core one
 async def test_ten_spoken_support_questions_carry_their_facts_and_are_kept(
     llm_server: LlmServer, tmp_path: Path
 ) -> None:
@@ -95,7 +96,8 @@ async def test_ten_spoken_support_questions_carry_their_facts_and_are_kept(
     handoffs = [p for k, p in events if k == "handoff"]
     assert len(handoffs) == 1, handoffs
     said_before = [str(line["text"]).lower() for line in handoffs[0]["transcript"]]
-    assert any("human" in line for line in said_before) and any("refund" in line for line in said_before), said_before
+    assert any("human" in line for line in said_before) and len(said_before) >= 2 * len(QUESTIONS) - 1, said_before
+    assert "1234" in said_before[1], said_before  # from the first answer on
     assert session.services.recorder is not None
     kept = read_transcript(tmp_path / "record.sqlite", session.services.recorder.session_id)
     assert [t["name"] for t in kept["tools"]] == tools  # every tool call kept, in order
