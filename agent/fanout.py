@@ -2,8 +2,9 @@
 
 `Fanout` is a `SessionObserver` that forwards to every registered observer (exceptions logged,
 never raised), to the sink when it shows the conversation (`SessionHooks`: preview page, LiveKit
-room) and to the control channel (MQTT events and telemetry). Async deliveries run as owned
-background tasks (`TaskOwner`): named, bounded in number, cancelled and awaited on close.
+room) or publishes events (`EventPublisher`: a LiveKit room's `handoff` data) and to the control
+channel (MQTT events and telemetry). Async deliveries run as owned background tasks (`TaskOwner`):
+named, bounded in number, cancelled and awaited on close.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
-from agent.interfaces import ControlChannel, SessionHooks, SessionObserver, Sink
+from agent.interfaces import ControlChannel, EventPublisher, SessionHooks, SessionObserver, Sink
 from flowact.types import AgentState, ControlChunk, VideoChunk
 
 __all__ = ["Fanout", "TaskOwner"]
@@ -88,9 +89,11 @@ class Fanout(SessionObserver):
         self.observers: list[SessionObserver] = []
         self.hooks: SessionHooks | None = None
         self.control: ControlChannel | None = None
+        self.publisher: EventPublisher | None = None
 
     def attach(self, sink: Sink | None, control: ControlChannel | None) -> None:
         self.hooks = sink if isinstance(sink, SessionHooks) else None
+        self.publisher = sink if isinstance(sink, EventPublisher) else None
         self.control = control
 
     # --- SessionObserver -------------------------------------------------------------------------
@@ -118,11 +121,13 @@ class Fanout(SessionObserver):
 
     # --- helpers ---------------------------------------------------------------------------------
     def event(self, kind: str, payload: dict[str, Any]) -> None:
-        """A session event for observers and the control channel."""
+        """A session event for observers, the control channel and a sink that publishes its kind."""
         for obs in self.observers:
             _safe(obs.on_event, kind, payload)
         if self.control is not None:
             self.owner.schedule(f"event-{kind}", self.control.publish_event(kind, payload))
+        if self.publisher is not None and kind in self.publisher.event_kinds:
+            self.owner.schedule(f"sink-event-{kind}", self._quiet(self.publisher.publish_event(kind, payload)))
 
     def state(self, state: AgentState) -> None:
         self.event("state", {"state": state.value})

@@ -7,7 +7,9 @@ User tools declared in config (`agent.tools`) run here. With `tool_mode: router`
 local server) a JSON-schema-constrained step picks the tool and its arguments (`agent.tool_router`);
 with `native` the API's tool calls do. The tool runs (ToolStatus `started`/`finished` items are
 yielded; a filler line is spoken if it is slow), then a plain completion answers with the result in
-context, or the tool's `say` line is spoken. Every text delta passes the streaming `SpeechGuard`, so
+context, or the tool's `say` line is spoken. When no tool runs and the knowledge base sent sentences
+that answer the user (`agent.kb.QUOTE`), those are spoken as written (`quote_knowledge`; a small
+model rewording them bends their facts). Every text delta passes the streaming `SpeechGuard`, so
 tool syntax, JSON, code or markup never reaches TTS. `set_expression` calls pass to the session.
 """
 
@@ -24,6 +26,7 @@ from agent.engine import BaseLLM, RetryPolicy
 from agent.errors import ConfigError, EngineError
 from agent.frames import TextDelta, ToolCall
 from agent.interfaces import ChatMessage, ToolSpec
+from agent.kb import QUOTE, quote_of
 from agent.speech_guard import SpeechGuard
 from agent.tool_router import facts_message, grounded, parse_route, route_messages, router_schema
 from agent.tools import HANDOFF, ToolRegistry, ToolResult, ToolStatus
@@ -56,6 +59,7 @@ class OpenAILLM(BaseLLM):
         if slow:  # the stream's idle timeout would end the turn before the tool's own timeout
             raise ConfigError(f"llm.tools {slow}: timeout_s must be below llm.timeout_s ({c.timeout_s} s)")
         self.router = c.tool_mode == "router" or (c.tool_mode == "auto" and c.local_server is not None)
+        self.quote = c.quote_knowledge == "always" or (c.quote_knowledge == "auto" and c.local_server is not None)
         self.last_tool_calls: list[ToolCall] = []  # user tools run during the latest chat()
 
     async def start(self) -> None:
@@ -158,6 +162,10 @@ class OpenAILLM(BaseLLM):
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
     ) -> AsyncIterator[TextDelta | ToolCall]:
         """Unguarded reply: route (or native tool round), run the tool, answer."""
+        quote = quote_of(messages) if self.quote else None  # the knowledge base's sentences, said as written
+        if not self.registry.tools and quote is not None:
+            yield TextDelta(quote)
+            return
         if not self.registry.tools:
             specs = self._tools(tools)
             async for item in self._stream(self._wire_messages(messages), specs, self._tool_choice(specs)):
@@ -181,6 +189,9 @@ class OpenAILLM(BaseLLM):
             if call is None and (native_text or probe.flush().strip()):
                 return
             answer_tools = []
+        if call is None and quote is not None:  # no tool (the router said so): the knowledge base's sentences
+            yield TextDelta(quote)
+            return
         if call is None:  # no tool: a plain answer (no tool syntax offered, so none to leak)
             async for item in self._stream(self._wire_messages(messages), answer_tools, "auto"):
                 yield item
@@ -200,7 +211,8 @@ class OpenAILLM(BaseLLM):
         if line is not None:
             yield TextDelta(line)
             return
-        history = [*messages[:-1], facts_message(call, result.content), messages[-1]] if messages else []
+        before = [m for m in messages[:-1] if m.name != QUOTE]  # the tool answers, not the knowledge base
+        history = [*before, facts_message(call, result.content), messages[-1]] if messages else []
         async for item in self._stream(self._wire_messages(history), answer_tools, "auto"):
             yield item
 

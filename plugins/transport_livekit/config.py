@@ -56,6 +56,10 @@ class LiveKitConfig(BaseModel):
     legacy_chat_topic: str | None = "lk-chat-topic"
     transcription_topic: str = "lk.transcription"
     state_attribute: str = "lk.agent.state"
+    event_topics: dict[str, str] = Field(
+        default_factory=lambda: {"handoff": "flowact.handoff"},
+        description="session events sent to the room as JSON text streams: event kind -> topic",
+    )
 
     # robustness
     connect_timeout_s: float = Field(15.0, gt=0)

@@ -1,7 +1,8 @@
 """LiveKitSink: the agent as a LiveKit room participant.
 
 Out: one video track (simulcast optional) and one audio track fed from the session's VideoChunks, the agent
-state as a participant attribute, transcripts as text streams. In: the user's microphone
+state as a participant attribute, transcripts as text streams, chosen session events (`handoff` on
+`flowact.handoff`, see `LiveKitConfig.event_topics`) as reliable JSON text streams. In: the user's microphone
 (16 kHz mono AudioChunks) and chat text streams. The room connection is supervised: when the SDK
 gives up on a lost signal connection the sink rejoins with backoff and republishes the same sources,
 so the session never restarts.
@@ -383,6 +384,21 @@ class LiveKitSink:
                  "lk.transcribed_track_id": track}
         if _put_drop_oldest(self._outbox, (self.config.transcription_topic, text, attrs)):
             log.warning("livekit: transcript outbox full, dropped the oldest")
+
+    @property
+    def event_kinds(self) -> frozenset[str]:
+        """The session events this room hears (`EventPublisher`): the keys of `config.event_topics`."""
+        return frozenset(self.config.event_topics)
+
+    async def publish_event(self, kind: str, payload: Mapping[str, Any]) -> None:
+        """A session event (e.g. the `handoff` with the transcript so far) as one reliable JSON text
+        stream on its topic, attribute `flowact.event` = kind, sent by the outbox task."""
+        topic = self.config.event_topics.get(kind)
+        if topic is None:
+            return
+        text = json.dumps({"event": kind, **payload}, default=str, ensure_ascii=False)
+        if _put_drop_oldest(self._outbox, (topic, text, {"flowact.event": kind})):
+            log.warning("livekit: outbox full, dropped the oldest message for the %s event", kind)
 
     def _audio_track_sid(self) -> str:
         if self.room is None:

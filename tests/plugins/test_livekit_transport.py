@@ -9,6 +9,7 @@ LIVEKIT_API_KEY and LIVEKIT_API_SECRET set, the same assertions run against that
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -224,6 +225,12 @@ def test_session_in_a_room_answers_chat(sink_run: dict[str, Any]) -> None:
     assert "speaking" in res["states"]
     assert res["video"]["n"] > 25 and res["audio_s"] > 2.0
     assert res["speech_rms"] > 300  # the spoken reply is audible in the room (silence decodes to ~0)
+    handoff = _ok(run, "handoff")["texts"]
+    assert len(handoff) == 1 and handoff[0]["attrs"] == {"flowact.event": "handoff"}, handoff
+    event = json.loads(handoff[0]["text"])  # the hand-off with the transcript so far, as JSON data
+    assert event["event"] == "handoff" and event["reason"] == "wants a person" and event["session_id"]
+    assert [(line["role"], line["text"]) for line in event["transcript"]][-2:] == [
+        ("user", "When does order 1234 arrive?"), ("agent", "Order 1234 arrives tomorrow.")]
 
 
 
@@ -263,4 +270,16 @@ async def test_legacy_chat_packets_and_transcript_segments() -> None:
     assert [(t, a["lk.segment_id"], a["lk.transcription_final"]) for _, t, a in sent] == [
         ("Hello", "agent_0", "false"), ("Hello there.", "agent_0", "true"), ("Next.", "agent_1", "true")]
     assert {topic for topic, _, _ in sent} == {"lk.transcription"}
+    await sink.aclose()
+
+
+async def test_only_configured_events_are_published_on_their_topic() -> None:
+    sink = LiveKitSink(LiveKitConfig(url="ws://h", token="x", event_topics={"handoff": "desk"}))  # type: ignore[arg-type]
+    assert sink.event_kinds == frozenset({"handoff"})
+    await sink.publish_event("tool", {"name": "lookup_order"})  # not configured: nothing sent
+    await sink.publish_event("handoff", {"reason": "asked", "transcript": [{"role": "user", "text": "é"}]})
+    sent = [sink._outbox.get_nowait() for _ in range(sink._outbox.qsize())]
+    assert [(topic, json.loads(text), attrs) for topic, text, attrs in sent] == [
+        ("desk", {"event": "handoff", "reason": "asked", "transcript": [{"role": "user", "text": "é"}]},
+         {"flowact.event": "handoff"})]
     await sink.aclose()
