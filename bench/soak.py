@@ -30,8 +30,12 @@ not interrupt on purpose (spoken, typed, MQTT `say`); a barge-in is honoured whe
 `interrupt` follows the user's voice onset within 2 s and no chunk with audible speech reaches the
 sink more than 300 ms after that interrupt (the onset -> interrupt time is reported apart);
 lost_samples = synthesized samples of uninterrupted answers not found verbatim in the audio written
-to the sink (`soak_parts.AudioLedger`); leaked_* = growth from the warm baseline (first idle after a
-turn) to the end (idle, before closing); `after_close` in the JSON is what remained after closing.
+to the sink (`soak_parts.AudioLedger`; LiveKit mode: the audio handed to the SDK, after the sink's
+own queue); max_av_offset_ms = the largest of the session's A/V offset sampled each second and, in
+file mode, the offset between the recording's audio and video track ends (demuxed after the run);
+rss_growth_mb_per_h = slope of RSS after the warm-up (first quarter, at most 5 min); leaked_* =
+growth from the warm baseline (idle after the first answer, again after the opening when the run
+goes on) to the end (idle, before closing); `after_close` in the JSON is what remained after closing.
 The LiveKit mode runs the LiveKit-protocol test server in-process (tests/fixtures/livekit_server.py)
 inside `unshare -rn` (libwebrtc needs a non-loopback interface); the user's voice still enters
 through the local synthetic microphone there (the fixture user publishes a tone), chat goes through
@@ -119,7 +123,10 @@ class Soak:
 
             raw["sink"] = {"type": "livekit", "url": server.url, "room": "soak", "identity": "ava",
                            "api_key": API_KEY, "api_secret": API_SECRET, "reconnect_initial_s": 0.3,
-                           "connect_timeout_s": 8}
+                           "connect_timeout_s": 8,
+                           # the user's voice comes from the synthetic mic; the fixture user's tone is
+                           # not listened to (its dropped input would count in the sink's audio_dropped)
+                           "listen_to": "nobody"}
         cfg = parse_config(raw, source=args.config)
         self.cfg = cfg
         s = cfg.session
@@ -227,7 +234,7 @@ class Soak:
         w = self.watch
         ended = w.ended()
         await self.mic.speak(self.rng.choice(QUESTIONS))
-        if not await w.until(lambda: w.state == AgentState.SPEAKING or w.ended() > ended, 60) \
+        if not await w.until(lambda: w.state == AgentState.SPEAKING or w.ended() > ended, 240) \
                 or w.state != AgentState.SPEAKING:
             self.asked += 1  # never spoke: an unanswered question
             await w.until(lambda: w.ended() > ended, 30)
@@ -236,7 +243,7 @@ class Soak:
             return
         first = self.rng.random() < 0.3  # right at the first speaking chunk
         await self.barge_in(0.0 if first else self.rng.uniform(0.2, 3.0))
-        if twice and await w.until(lambda: w.state == AgentState.SPEAKING, 30):
+        if twice and await w.until(lambda: w.state == AgentState.SPEAKING, 120):
             await self.barge_in(self.rng.uniform(0.0, 1.0))
         # the last barge-in is itself a question: its answer must come
         self.asked += 1
@@ -437,6 +444,29 @@ class Soak:
         }
 
 
+def mp4_timing(path: Path) -> dict[str, Any]:
+    """The recording's own A/V timing (packets demuxed, nothing decoded): where the audio track and
+    the video track end, and how many frames it holds. Drift over an hour shows here."""
+    import av
+
+    v_end = a_end = 0.0
+    frames = 0
+    with av.open(str(path)) as c:
+        vs, aud = c.streams.video[0], c.streams.audio[0]
+        fps = float(vs.average_rate or vs.guessed_rate or 25)
+        for pkt in c.demux(vs, aud):
+            if pkt.pts is None or pkt.time_base is None:
+                continue
+            t = float(pkt.pts * pkt.time_base)
+            if pkt.stream.type == "video":
+                frames += 1
+                v_end = max(v_end, t + 1.0 / fps)
+            else:
+                a_end = max(a_end, t + float((pkt.duration or 0) * pkt.time_base))
+    return {"video_end_s": round(v_end, 3), "audio_end_s": round(a_end, 3), "frames": frames,
+            "end_offset_ms": round((a_end - v_end) * 1000, 1)}
+
+
 def plot(report: dict[str, Any], path: Path) -> bool:
     try:
         import matplotlib
@@ -519,6 +549,12 @@ def main() -> None:
     soak = Soak(args)
     report = asyncio.run(soak.run())
     out = Path(args.output)
+    if args.transport == "file" and out.exists():
+        try:
+            report["mp4"] = mp4_timing(out)
+            report["max_av_offset_ms"] = max(report["max_av_offset_ms"], abs(report["mp4"]["end_offset_ms"]))
+        except Exception as e:  # noqa: BLE001 - an undecodable recording is a finding, not a crash
+            report["mp4"] = {"error": f"{type(e).__name__}: {e}"}
     out.with_suffix(".json").write_text(json.dumps(report, indent=1, default=str))
     plot(report, out.with_suffix(".png"))
     print(f"report: {out.with_suffix('.json')} {out.with_suffix('.png')}")

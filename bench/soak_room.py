@@ -21,7 +21,7 @@ class RoomUser:
         self.identity = agent_identity
         self.current: Any = None
         self.rx: dict[int, list[float]] = {}  # session index -> [video frames, audio seconds] received
-        self._last: tuple[float, float] = (time.monotonic(), 0.0)
+        self._last: tuple[float, float] | None = None  # (time, frames) of the previous sample
         self.drops: list[dict[str, Any]] = []
 
     def _sessions(self) -> list[Any]:
@@ -55,7 +55,7 @@ class RoomUser:
             total_v += v
             total_a += a
         now = time.monotonic()
-        t, v0 = self._last
+        t, v0 = self._last or (now, total_v)
         self._last = (now, total_v)
         return {"rx_fps": round((total_v - v0) / max(1e-3, now - t), 2), "rx_video_frames": total_v,
                 "rx_audio_s": round(total_a, 2), "room_sessions": float(len(self._sessions()))}

@@ -26,7 +26,7 @@ FILE_FAULTS = ["tts_raise", "asr_raise", "sink_stall", "llm_kill_restart", "mqtt
 pytestmark = [pytest.mark.slow, pytest.mark.llm]
 
 
-def run_soak(tmp_path: Path, opening: list[str], *, transport: str = "file", timeout: float = 900) -> dict[str, Any]:
+def run_soak(tmp_path: Path, opening: list[str], *, transport: str = "file", timeout: float = 1400) -> dict[str, Any]:
     if not Path(MOSQUITTO).exists():
         pytest.skip("mosquitto is not installed (tools/ensure_system.sh installs it)")
     out = tmp_path / "soak.mp4"
@@ -56,6 +56,7 @@ def assert_clean(r: dict[str, Any], faults: list[str]) -> None:
     assert r["after_close"]["tasks"] <= 1, why  # only the bench's own main task is left
 
 
+@pytest.mark.timeout(1500)
 def test_short_soak_survives_every_fault(tmp_path: Path) -> None:
     r = run_soak(tmp_path, [*(f"fault:{k}" for k in FILE_FAULTS), "barge_twice", "typed", "command"])
     assert_clean(r, FILE_FAULTS)
@@ -70,6 +71,7 @@ def test_short_soak_survives_every_fault(tmp_path: Path) -> None:
 
 
 @pytest.mark.livekit
+@pytest.mark.timeout(1500)
 def test_soak_livekit_signal_drop(tmp_path: Path) -> None:
     r = run_soak(tmp_path, ["typed", "fault:livekit_signal_drop", "typed"], transport="livekit")
     assert_clean(r, ["livekit_signal_drop"])
