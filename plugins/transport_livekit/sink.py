@@ -44,6 +44,7 @@ from plugins.transport_livekit.listener import MicListener
 __all__ = ["LiveKitSink", "chat_text"]
 
 log = logging.getLogger("plugins.transport_livekit")
+SPEECH_BACKLOG = 4  # speech may queue up to this many times `queue_chunks` before any of it is dropped
 
 
 class LiveKitSink:
@@ -60,7 +61,9 @@ class LiveKitSink:
         self.width = self.height = self.fps = self.sample_rate = 0
         self._video_src: rtc.VideoSource | None = None
         self._audio_src: rtc.AudioSource | None = None
-        self._chunks: asyncio.Queue[VideoChunk] = asyncio.Queue(maxsize=config.queue_chunks)
+        # queue_chunks bounds the backlog; speech may wait up to SPEECH_BACKLOG times that (see write)
+        self._chunks: asyncio.Queue[VideoChunk] = asyncio.Queue(maxsize=config.queue_chunks * SPEECH_BACKLOG)
+        self._speech_queued = 0  # queued chunks that carry sound
         n_in = max(1, int(config.input_queue_s * 100))  # ~10 ms frames
         self._audio_in: asyncio.Queue[AudioChunk | None] = asyncio.Queue(maxsize=n_in)
         self._text_in: asyncio.Queue[str | None] = asyncio.Queue(maxsize=64)
@@ -256,11 +259,28 @@ class LiveKitSink:
 
     # --- media out ---------------------------------------------------------------------------
     async def write(self, chunk: VideoChunk) -> None:
-        """Queue one chunk (never blocks: the oldest queued chunk is dropped when full)."""
+        """Queue one chunk; never blocks. A pump behind (a starved CPU) catches up on silence, never
+        on the answer: past `queue_chunks`, a silent chunk is dropped (the oldest when only silence
+        waits, else itself) and speech waits, up to SPEECH_BACKLOG times the bound (then the oldest
+        chunk goes). The audio source drains in real time, so only dropping shortens a backlog."""
         if self._closed:
             return
-        if _put_drop_oldest(self._chunks, chunk):
+        q, sound = self._chunks, _has_sound(chunk)
+        if not sound and q.qsize() >= self.config.queue_chunks:
             self.chunks_dropped += 1
+            if self._speech_queued:  # speech waits in the backlog: skip this silence instead
+                return
+            self._take_oldest()
+        elif q.full():
+            self.chunks_dropped += 1
+            self._take_oldest()
+        q.put_nowait(chunk)
+        self._speech_queued += sound
+
+    def _take_oldest(self) -> VideoChunk:
+        chunk = self._chunks.get_nowait()
+        self._speech_queued -= _has_sound(chunk)
+        return chunk
 
     async def _pump(self) -> None:
         assert self._video_src is not None and self._audio_src is not None
@@ -269,6 +289,7 @@ class LiveKitSink:
         pacer: Pacer | None = None  # anchored on the first frame; re-anchors when 4 frames behind
         while True:
             chunk = await self._chunks.get()
+            self._speech_queued -= _has_sound(chunk)
             frames = chunk.frames
             audio = chunk.audio.astype(np.int16, copy=False)
             if chunk.sample_rate != self.sample_rate and len(audio):
@@ -426,6 +447,11 @@ def chat_text(data: bytes) -> str | None:
     except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
         return None
     return msg.strip() if isinstance(msg, str) else None
+
+
+def _has_sound(chunk: VideoChunk) -> bool:
+    """Any non-zero sample (idle and muted chunks are digital silence; a pause inside speech is not)."""
+    return bool(len(chunk.audio)) and bool(np.any(chunk.audio))
 
 
 def _put_drop_oldest(q: asyncio.Queue[Any], item: Any) -> bool:
