@@ -405,10 +405,11 @@ class Soak:
         settle = min(300.0, 0.25 * elapsed)  # warm-up: engines, caches and allocator pools fill up
         late = [x for x in self.samples if x["t"] >= settle]
 
-        def slope(key: str) -> float:
-            if len(late) < 10:
+        def slope(key: str, since: float | None = None) -> float:
+            xs = late if since is None else [x for x in self.samples if x["t"] >= since]
+            if len(xs) < 10:
                 return 0.0
-            return float(np.polyfit([x["t"] / 3600 for x in late], [x[key] for x in late], 1)[0])
+            return float(np.polyfit([x["t"] / 3600 for x in xs], [x[key] for x in xs], 1)[0])
 
         w = self.watch
         lat = [r["first_audio"] for r in w.turns if r.get("first_audio") is not None and not r["interrupted"]]
@@ -428,10 +429,13 @@ class Soak:
                                       "p90": float(np.percentile(lat, 90)) if lat else None,
                                       "max": max(lat, default=None)},
             "rss_growth_mb_per_h": round(slope("rss_mb"), 2),
+            "rss_growth_second_half_mb_per_h": round(slope("rss_mb", elapsed / 2), 2),
             "heap_blocks_growth_per_h": round(slope("heap_blocks")),
             "settle_s": settle,
             "leaked_tasks": int(at_end["tasks"] - warm["tasks"]),
-            "leaked_threads": int(at_end["threads"] - warm["threads"]),
+            # threads Python only registers (`Dummy-N`: native threads, e.g. the LiveKit SDK's, that
+            # called into Python) are not ours to end; they are listed under new_threads
+            "leaked_threads": len(_own(threads["end"])) - len(_own(threads["warm"])),
             "leaked_fds": int(at_end["fds"] - warm["fds"]),
             "new_threads": new_threads,
             "before_start": before_start, "warm": warm, "at_end": at_end, "after_close": after_close,
@@ -442,6 +446,10 @@ class Soak:
             "events": list(w.log), "transcript": list(w.texts)[-60:],
             "snapshot": snapshot, "transport_stats": extra, "samples": self.samples,
         }
+
+
+def _own(names: list[str]) -> list[str]:
+    return [n for n in names if not n.startswith("Dummy-")]
 
 
 def mp4_timing(path: Path) -> dict[str, Any]:
