@@ -73,6 +73,7 @@ class SessionMetrics:
         self.frames_written = 0
         self.frames_repeated = 0
         self.frames_dropped = 0
+        self._dropped_at_write = 0  # frames_dropped when the latest chunk was written
         self.audio_samples_written = 0
         self.sample_rate = 0
         self.turns: deque[TurnMetrics] = deque(maxlen=keep_turns)
@@ -108,6 +109,7 @@ class SessionMetrics:
         if self.first_frame_at is None and n > 0:
             self.first_frame_at = now
         self.frames_written += n
+        self._dropped_at_write = self.frames_dropped
         self.audio_samples_written += audio_samples
         self.sample_rate = sample_rate
         for _ in range(n):
@@ -122,11 +124,14 @@ class SessionMetrics:
 
     @property
     def av_offset_ms(self) -> float:
-        """Audio minus video duration written so far (ms); 0 means perfectly aligned."""
+        """Audio minus video duration written so far (ms); 0 means perfectly aligned.
+
+        A dropped frame is a gap in the video timeline: it counts once its chunk (whose audio plays
+        on) is written, not while that chunk waits for the sink (a spurious one-chunk offset)."""
         if not self.sample_rate:
             return 0.0
         audio_s = self.audio_samples_written / self.sample_rate
-        video_s = (self.frames_written + self.frames_dropped) / self.fps
+        video_s = (self.frames_written + self._dropped_at_write) / self.fps
         return round((audio_s - video_s) * 1000.0, 2)
 
     @property

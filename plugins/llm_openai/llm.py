@@ -61,6 +61,9 @@ class OpenAILLM(BaseLLM):
         self.router = c.tool_mode == "router" or (c.tool_mode == "auto" and c.local_server is not None)
         self.quote = c.quote_knowledge == "always" or (c.quote_knowledge == "auto" and c.local_server is not None)
         self.last_tool_calls: list[ToolCall] = []  # user tools run during the latest chat()
+        self.server_restarts = 0  # the local server died (crash, OOM kill) and was started again
+        self._restart: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def start(self) -> None:
         if self.server is not None and self.server.proc is None:
@@ -142,10 +145,30 @@ class OpenAILLM(BaseLLM):
         return [{"type": "function", "function": {"name": s.name, "description": s.description,
                                                   "parameters": s.parameters}} for s in specs]
 
+    async def _ensure_server(self) -> None:
+        """A local server that died (crash, OOM kill, kill -9) is started again on its port before
+        the next attempt: the base class's retry then reaches it. One restart at a time, shielded
+        (an attempt that times out does not cancel it; the next attempt waits for the same one)."""
+        server = self.server
+        if server is None or self._closed:
+            return
+        died = server.proc is not None and server.proc.returncode is not None
+        failed = self._restart is not None and self._restart.done() and server.proc is None
+        if (died or failed) and (self._restart is None or self._restart.done()):
+            code = server.proc.returncode if server.proc is not None else None
+            log.warning("llama.cpp server %s (exit code %s); restarting it on port %d",
+                        "died" if died else "is down after a failed restart", code, server.port)
+            self.server_restarts += 1
+            self._restart = asyncio.create_task(server.restart(), name="llama-server-restart")
+            self._restart.add_done_callback(_retrieve)
+        if self._restart is not None and not self._restart.done():
+            await asyncio.shield(self._restart)
+
     async def _chat(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
     ) -> AsyncIterator[TextDelta | ToolCall]:
         self.last_tool_calls = []
+        await self._ensure_server()
         guard = SpeechGuard()
         async for item in self._reply(messages, tools):
             if isinstance(item, TextDelta):
@@ -308,9 +331,19 @@ class OpenAILLM(BaseLLM):
                 await stream.close()  # cancellation closes the HTTP stream at once
 
     async def aclose(self) -> None:
+        self._closed = True
+        if self._restart is not None:
+            self._restart.cancel()
+            await asyncio.gather(self._restart, return_exceptions=True)
         if self._client is not None:
             with contextlib.suppress(Exception):
                 await self._client.close()
             self._client = None
         if self.server is not None:
             await self.server.stop()
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """A failed restart is reported by the attempt that awaits it; never as 'exception never retrieved'."""
+    if not task.cancelled():
+        task.exception()

@@ -44,7 +44,10 @@ class LiveKitConfig(BaseModel):
         20.0, ge=0, le=200,
         description="extra delay of each frame for the audio path's own latency (10 ms pulls, 20 ms Opus packets)",
     )
-    queue_chunks: int = Field(3, ge=1, le=32, description="video chunks buffered before dropping the oldest")
+    queue_chunks: int = Field(
+        3, ge=1, le=32,
+        description="chunks buffered before silence is dropped to catch up (speech waits up to 4x as many)",
+    )
 
     # hearing the user
     listen_to: str | None = Field(None, description="identity to listen to; default: first human")

@@ -46,7 +46,7 @@ from plugins.transport_livekit.publish import default_bitrate, publish_options
 __all__ = ["LiveKitSink", "chat_text", "default_bitrate"]
 
 log = logging.getLogger("plugins.transport_livekit")
-SILENT_PEAK = 328  # int16 peak (-40 dBFS) below which a chunk may be skipped to cut a backlog
+SPEECH_BACKLOG = 4  # speech may queue up to this many times `queue_chunks` before any of it is dropped
 
 
 class LiveKitSink:
@@ -63,7 +63,9 @@ class LiveKitSink:
         self.width = self.height = self.fps = self.sample_rate = 0
         self._video_src: rtc.VideoSource | None = None
         self._audio_src: rtc.AudioSource | None = None
-        self._chunks: asyncio.Queue[VideoChunk] = asyncio.Queue(maxsize=config.queue_chunks)
+        # queue_chunks bounds the backlog; speech may wait up to SPEECH_BACKLOG times that (see write)
+        self._chunks: asyncio.Queue[VideoChunk] = asyncio.Queue(maxsize=config.queue_chunks * SPEECH_BACKLOG)
+        self._speech_queued = 0  # queued chunks that carry sound
         n_in = max(1, int(config.input_queue_s * 100))  # ~10 ms frames
         self._audio_in: asyncio.Queue[AudioChunk | None] = asyncio.Queue(maxsize=n_in)
         self._text_in: asyncio.Queue[str | None] = asyncio.Queue(maxsize=64)
@@ -256,11 +258,28 @@ class LiveKitSink:
 
     # --- media out ---------------------------------------------------------------------------
     async def write(self, chunk: VideoChunk) -> None:
-        """Queue one chunk (never blocks: the oldest queued chunk is dropped when full)."""
+        """Queue one chunk; never blocks. A pump behind (a starved CPU) catches up on silence, never
+        on the answer: past `queue_chunks`, a silent chunk is dropped (the oldest when only silence
+        waits, else itself) and speech waits, up to SPEECH_BACKLOG times the bound (then the oldest
+        chunk goes). The audio source drains in real time, so only dropping shortens a backlog."""
         if self._closed:
             return
-        if _put_drop_oldest(self._chunks, chunk):
+        q, sound = self._chunks, _has_sound(chunk)
+        if not sound and q.qsize() >= self.config.queue_chunks:
             self.chunks_dropped += 1
+            if self._speech_queued:  # speech waits in the backlog: skip this silence instead
+                return
+            self._take_oldest()
+        elif q.full():
+            self.chunks_dropped += 1
+            self._take_oldest()
+        q.put_nowait(chunk)
+        self._speech_queued += sound
+
+    def _take_oldest(self) -> VideoChunk:
+        chunk = self._chunks.get_nowait()
+        self._speech_queued -= _has_sound(chunk)
+        return chunk
 
     async def _pump(self) -> None:
         assert self._video_src is not None and self._audio_src is not None
@@ -269,11 +288,13 @@ class LiveKitSink:
         pacer: Pacer | None = None  # anchored on the first frame; re-anchors when 4 frames behind
         while True:
             chunk = await self._chunks.get()
+            self._speech_queued -= _has_sound(chunk)
             # Audio leaves in real time, so a backlog (after a stall) would delay everything after it
-            # for good: catch up by skipping queued silent chunks (idle, or speech cut by a barge-in).
-            while not self._chunks.empty() and _silent(chunk.audio):
+            # for good: catch up by skipping queued digital silence (idle, or speech cut by a barge-in).
+            while not self._chunks.empty() and not _has_sound(chunk):
                 self.chunks_skipped += 1
                 chunk = self._chunks.get_nowait()
+                self._speech_queued -= _has_sound(chunk)
             frames = chunk.frames
             audio = chunk.audio.astype(np.int16, copy=False)
             if chunk.sample_rate != self.sample_rate and len(audio):
@@ -451,9 +472,9 @@ def chat_text(data: bytes) -> str | None:
     return msg.strip() if isinstance(msg, str) else None
 
 
-def _silent(audio: np.ndarray) -> bool:
-    """No audible sound in this chunk's audio (peak below -40 dBFS)."""
-    return not len(audio) or int(np.abs(audio.astype(np.int32)).max()) < SILENT_PEAK
+def _has_sound(chunk: VideoChunk) -> bool:
+    """Any non-zero sample (idle and muted chunks are digital silence; a pause inside speech is not)."""
+    return bool(len(chunk.audio)) and bool(np.any(chunk.audio))
 
 
 def _put_drop_oldest(q: asyncio.Queue[Any], item: Any) -> bool:

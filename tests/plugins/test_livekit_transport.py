@@ -250,6 +250,36 @@ async def test_write_never_blocks_and_drops_the_oldest_chunk() -> None:
     await sink.aclose()
 
 
+async def test_a_pump_behind_catches_up_on_silence_never_on_speech() -> None:
+    """Found by the soak on a loaded CPU: the pump fell behind during answers and the oldest queued
+    chunks (speech) were dropped. Silence goes first; speech waits up to 4x the bound."""
+    import numpy as np
+
+    from flowact.types import VideoChunk, VideoFrame
+
+    sink = LiveKitSink(LiveKitConfig(url="ws://h", token="x", queue_chunks=3))  # type: ignore[arg-type]
+    img = np.zeros((4, 4, 3), np.uint8)
+
+    def chunk(k: int, speech: bool) -> VideoChunk:
+        audio = (np.sin(np.arange(3840) / 5) * 3000).astype(np.int16) if speech else np.zeros(3840, np.int16)
+        return VideoChunk(k, k * 0.16, 25, (VideoFrame(k * 0.16, img),), audio, 24000)
+
+    for k in range(2):
+        await sink.write(chunk(k, False))
+    for k in range(2, 10):  # an answer arrives while the pump is stalled: all of it is kept
+        await sink.write(chunk(k, True))
+    for k in range(10, 14):  # the silence after it is dropped while the speech waits
+        await sink.write(chunk(k, False))
+    assert sink.chunks_dropped == 4
+    assert [c.index for c in list(sink._chunks._queue)] == list(range(10))  # type: ignore[attr-defined]
+    for k in range(14, 20):  # 12 queued (the hard bound): only now does the oldest go
+        await sink.write(chunk(k, True))
+    queued = [c.index for c in list(sink._chunks._queue)]  # type: ignore[attr-defined]
+    assert len(queued) == 12 and queued[0] == 4 and queued[-1] == 19 and sink.chunks_dropped == 8
+    assert sink._speech_queued == 12
+    await sink.aclose()
+
+
 async def test_legacy_chat_packets_and_transcript_segments() -> None:
     from types import SimpleNamespace
 
