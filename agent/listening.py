@@ -4,6 +4,12 @@ Each stage is a coroutine the session runs as an owned task. Stages never touch 
 report `agent.events` values through `emit` (the conversation applies them) and transcripts
 through the fanout. The ASR of an utterance runs as its own task so the microphone keeps flowing;
 a newer utterance supersedes an older one still being transcribed.
+
+Early transcription: a VAD pause event (the user has been quiet `early_asr_ms`) starts the ASR on
+the utterance so far while the end of turn is still being decided. If the end of turn that follows
+has the same last voiced frame, that transcript is the turn's (the ASR cost overlaps the endpoint
+wait); if the user went on, it is dropped. One early transcription at a time: a pause while one is
+still running is left to the end of turn.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from agent.commands import (
     Command,
@@ -68,6 +75,8 @@ class Listener:
         self.asr = asr
         self.notify = notify  # wakes the session's waiters when a transcription ends
         self.asr_task: asyncio.Task[None] | None = None
+        self.early: tuple[tuple[float, float], asyncio.Task[str]] | None = None  # (speech key, transcription)
+        self._stale: set[asyncio.Task[str]] = set()  # dropped early transcriptions, until they end
 
     # --- microphone ------------------------------------------------------------------------------
     async def audio_loop(self, source: AudioInput) -> None:
@@ -80,7 +89,11 @@ class Listener:
                 self.on_vad(event)
 
     def on_vad(self, event: VadEvent) -> None:
-        """A VAD edge: onset may barge in; an end of turn sends the utterance to ASR."""
+        """A VAD edge: onset may barge in; an end of turn sends the utterance to ASR (a pause may
+        already have, see the module doc)."""
+        if event.pause:
+            self._start_early(event)
+            return
         if event.speaking:
             self.emit(UserSpeechStarted(self.clock.now()))
             return
@@ -91,21 +104,62 @@ class Listener:
         if event.audio is not None and len(event.audio.samples) > 0 and self.asr is not None:
             if self.asr_task is not None and not self.asr_task.done():
                 self.asr_task.cancel()
-            self.asr_task = asyncio.create_task(self._transcribe(event.audio, t_end, last_word), name="asr")
+            early = self._take_early(event)
+            self.asr_task = asyncio.create_task(self._transcribe(event.audio, t_end, last_word, early), name="asr")
             if self.notify is not None:
                 notify = self.notify
                 self.asr_task.add_done_callback(lambda _: notify())
 
-    async def _transcribe(self, audio: AudioChunk, t_end: float, last_word: float | None) -> None:
+    def _start_early(self, event: VadEvent) -> None:
+        """A pause: transcribe the utterance so far (unless an early transcription still runs)."""
+        if self.asr is None or event.audio is None or not len(event.audio.samples) or event.last_voiced_t is None:
+            return
+        if self.early is not None:
+            if not self.early[1].done():
+                return  # bounded: the end of turn transcribes for itself if this one is stale
+            self._drop(self.early[1])
+        key = (event.audio.pts, event.last_voiced_t)
+        self.early = (key, asyncio.create_task(self._asr_text(event.audio), name="asr-early"))
+
+    def _take_early(self, event: VadEvent) -> asyncio.Task[str] | None:
+        """The early transcription of this end of turn's speech (same start and last voiced frame)."""
+        early, self.early = self.early, None
+        if early is None:
+            return None
+        if event.audio is not None and early[0] == (event.audio.pts, event.last_voiced_t) and not early[1].cancelled():
+            self.metrics.early_asr["used"] += 1
+            return early[1]
+        self._drop(early[1])
+        return None
+
+    def _drop(self, task: asyncio.Task[str]) -> None:
+        """An early transcription of speech the user went on with: cancelled, kept until it ends."""
+        self.metrics.early_asr["dropped"] += 1
+        task.cancel()
+        if task.done():
+            if not task.cancelled():
+                task.exception()  # retrieved: a dropped transcription's error is nobody's
+        else:
+            self._stale.add(task)
+            task.add_done_callback(self._stale.discard)
+
+    async def _asr_text(self, audio: AudioChunk) -> str:
+        """The final transcript of `audio`; each segment is published as a caption in progress (the
+        conversation says the final line once it knows the whole question: a user may go on)."""
         assert self.asr is not None
         text = ""
+        async for tr in self.asr.transcribe(audio):
+            self.fanout.transcript("user", tr.text, False)
+            if tr.final:
+                text = tr.text
+        return text
+
+    async def _transcribe(
+        self, audio: AudioChunk, t_end: float, last_word: float | None, early: asyncio.Task[str] | None = None
+    ) -> None:
+        text = ""
         try:
-            async for tr in self.asr.transcribe(audio):
-                # a segment's transcript is a caption in progress: the conversation says the final
-                # line once it knows the whole question (a user may go on after a pause)
-                self.fanout.transcript("user", tr.text, False)
-                if tr.final:
-                    text = tr.text
+            text = await (early if early is not None else self._asr_text(audio))
         except FlowActError as e:
             log.error("ASR failed: %s", e)
             self.metrics.errors += 1
@@ -117,10 +171,18 @@ class Listener:
     def transcribing(self) -> bool:
         return self.asr_task is not None and not self.asr_task.done()
 
+    @property
+    def tasks(self) -> list[asyncio.Task[Any]]:
+        """The transcriptions running now (for leak checks)."""
+        early = [self.early[1]] if self.early is not None else []
+        own: list[asyncio.Task[Any]] = [self.asr_task] if self.asr_task is not None else []
+        return own + early + list(self._stale)
+
     async def aclose(self) -> None:
-        if self.asr_task is not None and not self.asr_task.done():
-            self.asr_task.cancel()
-            await asyncio.gather(self.asr_task, return_exceptions=True)
+        tasks = [t for t in self.tasks if not t.done()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # --- typed text ------------------------------------------------------------------------------
     def typed(self, text: str) -> None:

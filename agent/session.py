@@ -183,6 +183,7 @@ class AgentSession:
             metrics=self.metrics, fanout=self.fanout, history=self.history, system_prompt=self.cfg.system_prompt,
             barge_in=self.cfg.barge_in, chunk_duration=self.timeline.chunk_duration, source=self.config.source,
             continue_window_s=self.cfg.continue_window_s, first_clause=self.cfg.first_clause,
+            first_clause_words=self.cfg.first_clause_words,
             services=self.services,
         )
         self._media = MediaLoop(
@@ -299,8 +300,8 @@ class AgentSession:
         own = list(self.owner.tasks)
         if self._conversation is not None and self._conversation.turn_task is not None:
             own.append(self._conversation.turn_task)
-        if self._listener is not None and self._listener.asr_task is not None:
-            own.append(self._listener.asr_task)
+        if self._listener is not None:
+            own.extend(self._listener.tasks)
         return own + (self._media.tasks if self._media is not None else [])
 
     def add_observer(self, observer: SessionObserver) -> None:
