@@ -7,8 +7,8 @@ sentence.
 
 With `first_clause`, the first piece of a reply is released earlier, at its first clause boundary
 (`,` `;` `:` or a dash, after at least `clause_min_words` words) or after `clause_max_words` words
-with no punctuation, so TTS can start speaking while the LLM is still on the first sentence; later
-pieces are whole sentences.
+with no punctuation (2 and 5 by default: a short first piece is written and synthesized sooner), so
+TTS can start speaking while the LLM is still on the first sentence; later pieces are whole sentences.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Sentence:
 class SentenceSplitter:
     def __init__(
         self, *, min_chars: int = 12, max_chars: int = 220, first_clause: bool = False,
-        clause_min_words: int = 3, clause_max_words: int = 8,
+        clause_min_words: int = 2, clause_max_words: int = 5,
     ) -> None:
         self.min_chars = min_chars
         self.max_chars = max_chars

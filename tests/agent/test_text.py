@@ -52,10 +52,13 @@ def _split(text: str, step: int = 3, **kw: object) -> list[str]:
 def test_first_clause_mode_releases_the_first_clause_then_sentences() -> None:
     text = "Sure, I can check that for you, just a moment. Your order shipped on Monday, and it arrives today."
     assert _split(text, first_clause=True) == [
-        "Sure, I can check that for you,",  # "Sure," has too few words to stand alone
-        "just a moment.",
+        "Sure, I can check that",  # "Sure," has too few words to stand alone; 5 words at most
+        "for you, just a moment.",
         "Your order shipped on Monday, and it arrives today.",  # later pieces stay sentences
     ]
+    assert _split(text, first_clause=True, clause_max_words=8)[0] == "Sure, I can check that for you,"
+    assert _split("Of course, your order left the depot today.", first_clause=True) == [
+        "Of course,", "your order left the depot today."]  # two words make a clause
     assert _split(text) == ["Sure, I can check that for you, just a moment.",
                             "Your order shipped on Monday, and it arrives today."]
 
