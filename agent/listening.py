@@ -8,8 +8,9 @@ a newer utterance supersedes an older one still being transcribed.
 Early transcription: a VAD pause event (the user has been quiet `early_asr_ms`) starts the ASR on
 the utterance so far while the end of turn is still being decided. If the end of turn that follows
 has the same last voiced frame, that transcript is the turn's (the ASR cost overlaps the endpoint
-wait); if the user went on, it is dropped. One early transcription at a time: a pause while one is
-still running is left to the end of turn.
+wait); if the user went on, it is dropped. A newer pause drops a running one too. A dropped one runs
+out in its thread (Whisper cannot be stopped mid-call), silently; while it runs, a further pause is
+left to the end of turn, so at most one dropped, one early and one final transcription run at once.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class Listener:
         vad: VAD | None = None,
         asr: ASR | None = None,
         notify: Callable[[], None] | None = None,
+        on_early_text: Callable[[str], None] | None = None,
     ) -> None:
         self.emit = emit
         self.fanout = fanout
@@ -74,6 +76,7 @@ class Listener:
         self.vad = vad
         self.asr = asr
         self.notify = notify  # wakes the session's waiters when a transcription ends
+        self.on_early_text = on_early_text  # an early transcript is ready and the end of turn is still out
         self.asr_task: asyncio.Task[None] | None = None
         self.early: tuple[tuple[float, float], asyncio.Task[str]] | None = None  # (speech key, transcription)
         self._stale: set[asyncio.Task[str]] = set()  # dropped early transcriptions, until they end
@@ -111,15 +114,23 @@ class Listener:
                 self.asr_task.add_done_callback(lambda _: notify())
 
     def _start_early(self, event: VadEvent) -> None:
-        """A pause: transcribe the utterance so far (unless an early transcription still runs)."""
+        """A pause: transcribe the utterance so far (see the module doc for the bound)."""
         if self.asr is None or event.audio is None or not len(event.audio.samples) or event.last_voiced_t is None:
             return
+        if self._stale:
+            return  # bounded (module doc)
         if self.early is not None:
-            if not self.early[1].done():
-                return  # bounded: the end of turn transcribes for itself if this one is stale
             self._drop(self.early[1])
         key = (event.audio.pts, event.last_voiced_t)
         self.early = (key, asyncio.create_task(self._asr_text(event.audio), name="asr-early"))
+        self.early[1].add_done_callback(self._early_done)
+
+    def _early_done(self, task: asyncio.Task[str]) -> None:
+        """Report an early transcript while the end of turn is still out (the LLM may prepare)."""
+        if self.early is None or self.early[1] is not task or task.cancelled() or task.exception() is not None:
+            return
+        if self.on_early_text is not None and task.result().strip():
+            self.on_early_text(task.result())
 
     def _take_early(self, event: VadEvent) -> asyncio.Task[str] | None:
         """The early transcription of this end of turn's speech (same start and last voiced frame)."""
@@ -133,15 +144,17 @@ class Listener:
         return None
 
     def _drop(self, task: asyncio.Task[str]) -> None:
-        """An early transcription of speech the user went on with: cancelled, kept until it ends."""
+        """An early transcription of speech the user went on with: ignored, kept until it ends."""
         self.metrics.early_asr["dropped"] += 1
-        task.cancel()
         if task.done():
-            if not task.cancelled():
-                task.exception()  # retrieved: a dropped transcription's error is nobody's
+            _retrieve(task)
         else:
             self._stale.add(task)
-            task.add_done_callback(self._stale.discard)
+            task.add_done_callback(self._stale_done)
+
+    def _stale_done(self, task: asyncio.Task[str]) -> None:
+        self._stale.discard(task)
+        _retrieve(task)
 
     async def _asr_text(self, audio: AudioChunk) -> str:
         """The final transcript of `audio`; each segment is published as a caption in progress (the
@@ -149,7 +162,8 @@ class Listener:
         assert self.asr is not None
         text = ""
         async for tr in self.asr.transcribe(audio):
-            self.fanout.transcript("user", tr.text, False)
+            if asyncio.current_task() not in self._stale:  # a dropped transcription stays silent
+                self.fanout.transcript("user", tr.text, False)
             if tr.final:
                 text = tr.text
         return text
@@ -198,6 +212,12 @@ class Listener:
                 self.typed(text.strip())
                 if sequential:  # scripted conversations: one line per finished reply
                     await wait_idle()
+
+
+def _retrieve(task: asyncio.Task[str]) -> None:
+    """Take a finished, ignored transcription's error (it is nobody's: the turn transcribes again)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("dropped early transcription failed: %s", task.exception())
 
 
 async def command_loop(channel: ControlChannel, apply: Callable[[Command], Awaitable[None]], fanout: Fanout) -> None:

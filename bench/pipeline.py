@@ -29,6 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 STAGES = ("endpoint_s", "asr_final", "llm_first_token", "tts_first_audio", "first_audio", "heard_s", "seen_s")
+# what each stage adds after the one before it (the breakdown of heard_s)
+STEPS = (("endpoint", None, "endpoint_s"), ("asr", None, "asr_final"), ("llm", "asr_final", "llm_first_token"),
+         ("tts", "llm_first_token", "tts_first_audio"), ("media", "tts_first_audio", "first_audio"))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -68,6 +71,11 @@ async def one_session(config: str, script: str, output: str, overrides: dict[str
     return {"turns": m.turn_table(), "snapshot": m.snapshot(), "warmup_s": m.warmup_s}
 
 
+def steps(rows: list[dict[str, Any]], a: str | None, b: str) -> list[float]:
+    """Per turn, stage `b` less stage `a` (or `b` itself)."""
+    return [float(r[b]) - (float(r[a]) if a else 0.0) for r in rows if b in r and (a is None or a in r)]
+
+
 def summary(rows: list[dict[str, Any]], dropped: int) -> str:
     heard = [float(r["heard_s"]) for r in rows]
     first = [float(r["heard_s"]) for r in rows if r["first"]]
@@ -101,6 +109,8 @@ async def main(args: argparse.Namespace) -> int:
         print(f"\n{name + ': ' if name else ''}median per stage (s; endpoint_s from the last word, "
               "the others from the endpoint decision):")
         print("  " + json.dumps({s: round(pct([float(r[s]) for r in vrows if s in r], 50), 3) for s in STAGES}))
+        print("  each stage's own time, median (s): " + json.dumps(
+            {name: round(pct(steps(vrows, a, b), 50), 3) for name, a, b in STEPS}))
     print(f"max |A/V offset| {max_av:.1f} ms over {args.sessions} sessions")
     for name, vrows in rows.items():
         print(f"{name + ': ' if name else ''}{summary(vrows, dropped[name])}")

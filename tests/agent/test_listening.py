@@ -3,6 +3,7 @@ dropped when the user goes on. Real Silero VAD and faster-whisper on piper speec
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
@@ -118,3 +119,27 @@ async def test_closing_cancels_an_early_transcription_in_flight() -> None:
     assert listener.early is not None and not listener.early[1].done()
     await listener.aclose()
     assert all(t.done() for t in listener.tasks) and listener.early is not None and listener.early[1].cancelled()
+
+
+async def test_an_early_transcript_ready_before_the_end_of_turn_is_reported_once() -> None:
+    """While the end of turn is still out (an 'incomplete' verdict), the early transcript is reported
+    (the session primes the LLM with it); one the end of turn already took is not."""
+    asr = CountingASR()
+    await asr.start()
+    clock = RealClock()
+    reported: list[str] = []
+    listener = Listener(
+        emit=lambda _: None, fanout=Fanout(TaskOwner()), clock=clock, metrics=SessionMetrics(clock, fps=25),
+        builder_audio=lambda _: None, asr=asr, on_early_text=reported.append,
+    )
+    audio = AudioChunk(speech("piper", "Where is my parcel?"), RATE, pts=0.0)
+    listener.on_vad(VadEvent(speaking=True, t=2.0, audio=audio, last_voiced_t=1.9, pause=True))
+    assert listener.early is not None
+    await asyncio.wait({listener.early[1]})
+    assert len(reported) == 1 and {"where", "parcel"} <= words(reported[0]), reported
+    listener.on_vad(VadEvent(speaking=True, t=5.0, audio=audio, last_voiced_t=4.9, pause=True))
+    listener.on_vad(VadEvent(speaking=False, t=5.5, audio=audio, last_voiced_t=4.9))  # the end takes it at once
+    assert listener.asr_task is not None
+    await listener.asr_task
+    assert len(reported) == 1 and listener.metrics.early_asr == {"used": 1, "dropped": 1}
+    await listener.aclose()
