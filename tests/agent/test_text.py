@@ -92,3 +92,10 @@ def test_first_clause_after_max_words_without_punctuation() -> None:
 def test_a_short_first_sentence_still_ends_at_its_period() -> None:
     assert _split("Yes, of course. Anything else, I mean, at all?", first_clause=True) == [
         "Yes, of course.", "Anything else, I mean, at all?"]
+
+
+def test_a_first_clause_cut_by_count_does_not_end_on_a_function_word() -> None:
+    assert _split("A refund usually takes about five to seven business days.", first_clause=True)[0] == (
+        "A refund usually takes about five")  # not "... takes about"
+    assert _split("Your parcel will arrive at the depot in the morning.", first_clause=True)[0] == (
+        "Your parcel will arrive at the depot")  # at most 3 words more
