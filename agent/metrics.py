@@ -81,6 +81,7 @@ class SessionMetrics:
         self.render_ms: deque[float] = deque(maxlen=fps * 10)
         self.errors = 0
         self.barge_ins = 0
+        self.early_asr = {"used": 0, "dropped": 0}  # transcripts begun at a pause (see agent.listening)
         self.warmup_s: float | None = None  # engines warmed before listening (see AgentSession)
 
     # --- turns ---------------------------------------------------------------------------------
@@ -153,6 +154,7 @@ class SessionMetrics:
             "render_ms_p50": round(render[len(render) // 2], 3) if render else None,
             "turns": len(self.turns),
             "barge_ins": self.barge_ins,
+            "early_asr": dict(self.early_asr),
             "errors": self.errors,
         }
         if last is not None:
