@@ -131,7 +131,7 @@ class Fanout(SessionObserver):
         if self.control is not None:
             self.owner.schedule(f"event-{kind}", self.control.publish_event(kind, payload))
         if self.publisher is not None and kind in self.publisher.event_kinds:
-            self.owner.schedule(f"sink-event-{kind}", self._quiet(self.publisher.publish_event(kind, payload)))
+            self.owner.schedule(f"sink-event-{kind}", self.publisher.publish_event(kind, payload), quiet=True)
 
     def state(self, state: AgentState) -> None:
         self.event("state", {"state": state.value})
