@@ -7,12 +7,13 @@ A synthetic user talks to the agent through a microphone (questions spoken by an
 VAD -> ASR -> LLM -> TTS -> portrait -> sink all run in real time), types chat lines (over the
 room's chat in LiveKit mode), sends MQTT commands through a real mosquitto the bench starts, and
 barges in at random points of the answers (also right at the first speaking chunk, and twice in a
-row). Faults are injected on a schedule, one kind after the other:
+row). Faults are injected on a schedule: each kind once in the opening, then the next kind (round
+robin) every `--fault-every-min` minutes:
 
 - `tts_raise` / `asr_raise`: the engine's next call raises (the engine's retry policy may absorb it);
 - `sink_stall`: the sink's next write blocks for 2 s;
 - `llm_kill_restart`: the llama.cpp server is killed (SIGKILL, its process group) while the answer
-  is being generated, and restarted on its port;
+  is being generated; the LLM plugin must start it again on its port by itself;
 - `mqtt_broker_restart`: mosquitto is stopped and started; the agent's MQTT client must reconnect
   (its retained `online` comes back) and keep taking commands (a `say` sent after it is spoken);
 - `livekit_signal_drop` (LiveKit mode only): the server closes the agent's signalling websocket
@@ -341,6 +342,7 @@ class Soak:
         warm: dict[str, float] | None = None
         warm_threads: list[str] = []
         opened = False
+        next_fault = 0.0  # after the opening, the first scheduled fault comes at once
         at_end: dict[str, float] = {}
         try:
             async with session:
@@ -353,7 +355,9 @@ class Soak:
                     while opening or time.monotonic() < end:  # the opening always runs in full
                         step += 1
                         action = opening.pop(0) if opening else self.rng.choices(
-                            ["spoken", "typed", "barge", "barge_twice", "command", "fault"], [5, 2, 3, 1, 1, 1])[0]
+                            ["spoken", "typed", "barge", "barge_twice", "command"], [5, 2, 3, 1, 1])[0]
+                        if not opening and time.monotonic() >= next_fault:  # the schedule: one every N min
+                            action, next_fault = "fault", time.monotonic() + args.fault_every_min * 60
                         if action == "fault":
                             action = "fault:" + self.fault_kinds[sum(self.injected.values()) % len(self.fault_kinds)]
                         if action.startswith("fault:"):
@@ -537,6 +541,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="the recording (file sink); the report goes to .json/.png beside it")
     ap.add_argument("--transport", choices=["file", "livekit"], default="file")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--fault-every-min", type=float, default=4.0,
+                    help="after the opening, inject the next fault kind (round robin) this often")
     ap.add_argument("--opening", default=None,
                     help="actions to run first (then random ones): spoken, typed, barge, barge_twice, command, "
                     "fault:<kind>; default: every fault kind once, barge-ins, chat and a command")
