@@ -129,11 +129,14 @@ def _match_expr(words: Sequence[str]) -> str:
 
 class KnowledgeBase:
     def __init__(self, db_path: str | Path = ":memory:", *, max_file_bytes: int = 1_000_000) -> None:
-        self.db_path = str(db_path)
+        self.db_path = str(db_path) if str(db_path) == ":memory:" else str(Path(db_path).expanduser())
         self.max_file_bytes = max_file_bytes
-        if self.db_path != ":memory:":
-            Path(self.db_path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.db_path, check_same_thread=False)
+        try:
+            if self.db_path != ":memory:":
+                Path(self.db_path).parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.db_path, check_same_thread=False)
+        except (OSError, sqlite3.Error) as e:
+            raise ConfigError(f"kb: cannot open the index {self.db_path}: {e}") from e
         try:
             self.db.executescript(
                 "CREATE VIRTUAL TABLE IF NOT EXISTS passages USING fts5(source UNINDEXED, title, text,"

@@ -55,6 +55,16 @@ def test_bad_files_are_logged_skips(tmp_path: Path, caplog: pytest.LogCaptureFix
     kb.close()
     with pytest.raises(ConfigError, match="not a folder"):
         KnowledgeBase().index_dir(tmp_path / "nope")
+    with pytest.raises(ConfigError, match="cannot open the index"):
+        KnowledgeBase(tmp_path / "ok.md" / "kb.sqlite")  # under a file: a clear error, not sqlite's
+
+
+def test_index_path_with_tilde_is_the_home_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    kb = KnowledgeBase("~/cache/kb.sqlite")  # the config default is under ~/.cache
+    kb.index_dir(FAQ)
+    kb.close()
+    assert (tmp_path / "cache" / "kb.sqlite").is_file()
 
 
 def test_passages_split_at_headings_and_long_paragraphs() -> None:
