@@ -58,6 +58,24 @@ def test_a_backlog_does_not_delay_the_rest_of_the_session() -> None:
     assert after <= before + 80, (before, after, lat)  # without the skip: ~ +480 ms for good
 
 
+def test_a_barge_in_drops_the_speech_queued_in_the_sink() -> None:
+    """`drop_queued_media()` (what the media loop calls on a barge-in) drops the chunks queued in the sink,
+    the rest of the one being sent and the SDK's audio queue: the tone stops reaching the server within
+    ~0.1 s instead of after the ~0.45 s of queued speech, its frames stop with it, and video goes on."""
+    res = run_scenario("flush", timeout=90, worker="livekit_latency_worker.py")
+    assert "fatal" not in res, res["fatal"] + res["stderr_tail"]
+    tails = res["tails"]
+    print("after the cut: last tone / white frame at the server (ms)", tails)
+    plain = [t for t in tails if not t["flushed"]]
+    cut = [t for t in tails if t["flushed"]]
+    assert res["flushed_chunks"] >= 2 and all(t["tone_ms"] is not None for t in tails), res
+    assert min(t["tone_ms"] for t in plain) >= 300, plain  # the scenario does queue speech ahead
+    assert max(t["tone_ms"] for t in cut) <= 200, cut
+    for t in cut:
+        assert t["white_ms"] is not None and abs(t["white_ms"] - t["tone_ms"]) <= 120, t  # A/V dropped together
+        assert t["frames_next_s"] >= 20, t  # the picture goes on after the flush
+
+
 # --- the browser end to end ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def run() -> dict[str, Any]:
