@@ -170,9 +170,11 @@ def test_av_offset_at_the_browser(run: dict[str, Any]) -> None:
     assert -125 <= median <= 45, stats
 
 
-@pytest.mark.xfail(strict=False, reason="loaded 2-core runs: 0.7-1.2 s from the interruption's onset to silence in "
-                   "the page: ~0.65 s until the agent interrupts (mic -> relay -> SDK -> VAD), then ~0.5 s of audio "
-                   "already written (sink, SDK, relay, Chromium's jitter buffer): issue 16's report")
+@pytest.mark.xfail(strict=False, reason="loaded 2-core runs: 0.55-0.6 s from the interruption's onset to silence in "
+                   "the page when the agent decides in ~0.25 s (up to 1.9 s on a starved machine), then 0.32-0.44 s "
+                   "after the decision (it was 0.55-0.67 s before the sink dropped its queue on a barge-in): the "
+                   "relay's re-clocking (80-160 ms, a real SFU forwards packets) and Chromium's audio jitter buffer "
+                   "(90-200 ms median): issue 16's report")
 def test_barge_in_stops_the_avatar_within_300ms(run: dict[str, Any]) -> None:
     _, tl = _page(run)
     mic = A.loud_spans(tl["mic"], LOUD)
@@ -185,7 +187,8 @@ def test_barge_in_stops_the_avatar_within_300ms(run: dict[str, Any]) -> None:
     page_now, mono = run["clock"]
     decided = [page_now + (t - mono) * 1000 for t, kind, _ in run["source"]["events"] if kind == "interrupt"]
     print(f"barge-in: the avatar went quiet {stopped - onset:.0f} ms after the interruption began (as heard); "
-          f"the agent interrupted after {decided[0] - onset:.0f} ms" if decided else "(no interrupt event)")
+          f"the agent interrupted after {decided[0] - onset:.0f} ms, silence {stopped - decided[0]:.0f} ms later"
+          if decided else "(no interrupt event)")
     assert stopped - onset <= 300
 
 
