@@ -20,7 +20,7 @@ def add_app_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     idx.add_argument("dir")
     idx.add_argument("--db", default=DEFAULT_KB_DB)
     idx.add_argument("--max-file-bytes", type=int, default=1_000_000)
-    q = kb_sub.add_parser("search", help="print the best passages for a question")
+    q = kb_sub.add_parser("search", help="print the best passages for a question and the sentences said")
     q.add_argument("query")
     q.add_argument("--db", default=DEFAULT_KB_DB)
     q.add_argument("-k", type=int, default=3)
@@ -42,8 +42,10 @@ def run_app_command(args: argparse.Namespace) -> int | None:
             return kb_index(args.dir, args.db, max_file_bytes=args.max_file_bytes)
         kb = KnowledgeBase(args.db)
         try:
-            for p in kb.search(args.query, args.k):
+            found = kb.grounding(args.query, args.k)
+            for p in found.passages:
                 print(f"[{p.score:.2f}] {p.source} / {p.title}: {p.text}")
+            print(f"answer: {' '.join(found.sentences)}" if found.sentences else "answer: (none)")
         finally:
             kb.close()
         return 0

@@ -58,8 +58,9 @@ class AppServices:
         return self.tutor.start().say if self.tutor is not None else default
 
     async def prepare(self, messages: Sequence[ChatMessage], user_text: str) -> tuple[list[ChatMessage], str | None]:
-        """Before the LLM, each user turn: (messages with KB passages / tutor context, or a line to speak
-        instead of calling the LLM: the tutor's graded reply with `speak: line`)."""
+        """Before the LLM, each user turn: (messages with the knowledge base's best sentences (or passages)
+        / tutor context, or a line to speak instead of calling the LLM: the tutor's graded reply with
+        `speak: line`)."""
         out = list(messages)
         if self.tutor is not None and self.tutor_cfg is not None:
             turn = await asyncio.to_thread(self.tutor.answer, user_text)
@@ -67,9 +68,10 @@ class AppServices:
                 return out, turn.say
             last_user = max((i for i, m in enumerate(out) if m.role == "user"), default=len(out))
             out.insert(last_user, ChatMessage("system", f"{turn.context} Say: {turn.say}"))
-        if self.kb is not None and self.knowledge_cfg is not None:
-            passages = await asyncio.to_thread(self.kb.search, user_text, self.knowledge_cfg.k)
-            out = build_messages(out, passages)
+        k = self.knowledge_cfg
+        if self.kb is not None and k is not None:
+            found = await asyncio.to_thread(self.kb.grounding, user_text, k.k, max_chars=k.max_answer_chars)
+            out = build_messages(out, found if k.answer == "sentences" else found.passages)
         return out, None
 
     def on_tool_status(self, status: ToolStatus, turn: int) -> list[tuple[str, dict[str, Any]]]:

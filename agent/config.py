@@ -72,6 +72,10 @@ class SessionConfig(BaseModel):
     history_chars: int = Field(6000, ge=0, description="bound on remembered conversation text")
     barge_in: bool = True
     first_clause: bool = Field(True, description="send the reply's first clause to TTS, not its first sentence")
+    first_clause_words: int = Field(
+        5, ge=2, le=40, description="the first clause ends at punctuation or after this many words (fewer: "
+        "the first audio comes sooner, with a break in the first sentence's melody)",
+    )
     continue_window_s: float = Field(
         2.5, ge=0.0, description="voice onset this soon after a question, before the answer plays: the user "
         "goes on with the same question (one answer to the whole of it), not a barge-in",

@@ -92,6 +92,7 @@ class Conversation:
         chunk_duration: float = 0.16,
         continue_window_s: float = 2.5,
         first_clause: bool = True,
+        first_clause_words: int = 5,
         services: AppServices | None = None,
         source: str = "<config>",
     ) -> None:
@@ -115,6 +116,7 @@ class Conversation:
         self._media_speaking = False
         self.continue_window_s = continue_window_s
         self.first_clause = first_clause
+        self.first_clause_words = first_clause_words
         self.services = services
         self._spoken: tuple[int, str, float] | None = None  # (turn, user text, end) of a spoken question
         self._carry = ""  # a question the user went on with after a false early end
@@ -257,6 +259,7 @@ class Conversation:
         runner = TurnRunner(
             turn=action.turn, builder=self.builder, tts=self.tts, clock=self.clock, metrics=self.metrics,
             llm=self.llm, on_speech=self.notify, first_clause=self.first_clause,
+            first_clause_words=self.first_clause_words,
             on_tool=lambda status: self._on_tool(action.turn, status),
         )
         try:

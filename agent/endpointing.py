@@ -13,6 +13,12 @@ Two end-of-turn policies:
   the pause (audio arriving faster than real time): then `push` awaits it (without blocking the
   event loop), so decisions do not depend on how fast the audio comes.
 
+Early transcription: with `early_ms`, `early_ms` of silence after a voiced frame (once per pause)
+yield a pause event (`VadEvent(speaking=True, pause=True)`) carrying the utterance so far and its
+`last_voiced_t`: the ASR can start on it while the end of turn is still being decided. The end
+event that follows with the same `last_voiced_t` carries the same speech (plus silence); a different
+one means the user went on.
+
 Utterances are capped at `max_utterance_s`. No I/O, bounded memory.
 """
 
@@ -106,6 +112,7 @@ class Endpointer:
         max_utterance_s: float = 30.0,
         policy: CompletionPolicy | None = None,
         voiced_lag_s: float = 0.0,
+        early_ms: int | None = None,
     ) -> None:
         self.sample_rate = sample_rate
         self.frame_s = frame_samples / sample_rate
@@ -119,6 +126,7 @@ class Endpointer:
         self.wait_after = self.pause + self._frames(policy.verdict_wait_ms if policy else 0)
         self.threshold = policy.threshold if policy else 1.0
         self.voiced_lag_s = voiced_lag_s  # the voiced decision's delay (e.g. smoothing), taken off last_voiced_t
+        self.early = self._frames(early_ms) if early_ms else 0  # silence frames before a pause event (0: none)
         self._pre: deque[np.ndarray] = deque(maxlen=max(1, round(pre_roll_ms / 1000 / self.frame_s)))
         self._executor: ThreadPoolExecutor | None = None
         self._pending: Future[float] | None = None
@@ -134,13 +142,13 @@ class Endpointer:
     @classmethod
     def from_config(
         cls, config: EndpointingConfig, *, sample_rate: int, frame_samples: int,
-        policy: CompletionPolicy | None = None, voiced_lag_s: float = 0.0,
+        policy: CompletionPolicy | None = None, voiced_lag_s: float = 0.0, early_ms: int | None = None,
     ) -> Endpointer:
         """Build from a VAD plugin's config (every VAD config carries these four fields)."""
         return cls(
             sample_rate=sample_rate, frame_samples=frame_samples, min_speech_ms=config.min_speech_ms,
             end_silence_ms=config.end_silence_ms, pre_roll_ms=config.pre_roll_ms,
-            max_utterance_s=config.max_utterance_s, policy=policy, voiced_lag_s=voiced_lag_s,
+            max_utterance_s=config.max_utterance_s, policy=policy, voiced_lag_s=voiced_lag_s, early_ms=early_ms,
         )
 
     def reset(self) -> None:
@@ -195,6 +203,9 @@ class Endpointer:
             reason = self._end_reason()
             if reason:
                 return self._end(reason)
+            if self.early and self._silent_run == self.early:
+                audio, last = self._audio(), self._last_word()
+                return VadEvent(speaking=True, t=self.t, audio=audio, last_voiced_t=last, pause=True)
             return None
         self._pre.append(frame)
         self._voiced_run = self._voiced_run + 1 if voiced else 0
@@ -257,7 +268,14 @@ class Endpointer:
         self._voiced_run = 0
         self.last_end_reason = reason
         self._drop_check()
-        audio = AudioChunk(np.concatenate(self._utt), self.sample_rate, pts=self._start)
+        audio = self._audio()
         self._utt = []
-        last = max(self._start, self._last_voiced - self.voiced_lag_s)
-        return VadEvent(speaking=False, t=self.t, audio=audio, last_voiced_t=last)
+        return VadEvent(speaking=False, t=self.t, audio=audio, last_voiced_t=self._last_word())
+
+    def _audio(self) -> AudioChunk:
+        """The utterance so far (pre-roll included)."""
+        return AudioChunk(np.concatenate(self._utt), self.sample_rate, pts=self._start)
+
+    def _last_word(self) -> float:
+        """End of the last voiced frame, less the voiced decision's lag."""
+        return max(self._start, self._last_voiced - self.voiced_lag_s)

@@ -2,8 +2,9 @@
 
 `Fanout` is a `SessionObserver` that forwards to every registered observer (exceptions logged,
 never raised), to the sink when it shows the conversation (`SessionHooks`: preview page, LiveKit
-room) and to the control channel (MQTT events and telemetry). Async deliveries run as owned
-background tasks (`TaskOwner`): named, bounded in number, cancelled and awaited on close.
+room) or publishes events (`EventPublisher`: a LiveKit room's `handoff` data) and to the control
+channel (MQTT events and telemetry). Async deliveries run as owned background tasks (`TaskOwner`):
+named, bounded in number, cancelled and awaited on close.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
-from agent.interfaces import ControlChannel, SessionHooks, SessionObserver, Sink
+from agent.interfaces import ControlChannel, EventPublisher, SessionHooks, SessionObserver, Sink
 from flowact.types import AgentState, ControlChunk, VideoChunk
 
 __all__ = ["Fanout", "TaskOwner"]
@@ -40,14 +41,18 @@ class TaskOwner:
         task.add_done_callback(self._done)
         return task
 
-    def schedule(self, name: str, coro: Coroutine[Any, Any, Any]) -> None:
+    def schedule(self, name: str, coro: Coroutine[Any, Any, Any], *, quiet: bool = False) -> None:
+        """Run `coro` in the background (`quiet`: a failure is a logged warning, not a task failure).
+        A dropped coroutine, or one whose task is cancelled before it starts, is closed: never
+        left "never awaited"."""
         if self._closed or len(self._background) >= self.max_background:
             coro.close()
             self.dropped += 1
             return
-        task = asyncio.create_task(coro, name=f"bg-{name}")
+        task = asyncio.create_task(_quiet(coro) if quiet else coro, name=f"bg-{name}")
         self._background.add(task)
         task.add_done_callback(self._background_done)
+        task.add_done_callback(lambda _t: coro.close())  # a no-op once it ran
 
     def _background_done(self, task: asyncio.Task[Any]) -> None:
         self._background.discard(task)
@@ -88,9 +93,11 @@ class Fanout(SessionObserver):
         self.observers: list[SessionObserver] = []
         self.hooks: SessionHooks | None = None
         self.control: ControlChannel | None = None
+        self.publisher: EventPublisher | None = None
 
     def attach(self, sink: Sink | None, control: ControlChannel | None) -> None:
         self.hooks = sink if isinstance(sink, SessionHooks) else None
+        self.publisher = sink if isinstance(sink, EventPublisher) else None
         self.control = control
 
     # --- SessionObserver -------------------------------------------------------------------------
@@ -112,22 +119,24 @@ class Fanout(SessionObserver):
         for obs in self.observers:
             _safe(obs.on_metrics, snapshot)
         if self.control is not None:
-            self.owner.schedule("telemetry", self._quiet(self.control.publish_telemetry(dict(snapshot))))
+            self.owner.schedule("telemetry", self.control.publish_telemetry(dict(snapshot)), quiet=True)
         if self.hooks is not None:
-            self.owner.schedule("hook-metrics", self._quiet(self.hooks.on_metrics(snapshot)))
+            self.owner.schedule("hook-metrics", self.hooks.on_metrics(snapshot), quiet=True)
 
     # --- helpers ---------------------------------------------------------------------------------
     def event(self, kind: str, payload: dict[str, Any]) -> None:
-        """A session event for observers and the control channel."""
+        """A session event for observers, the control channel and a sink that publishes its kind."""
         for obs in self.observers:
             _safe(obs.on_event, kind, payload)
         if self.control is not None:
             self.owner.schedule(f"event-{kind}", self.control.publish_event(kind, payload))
+        if self.publisher is not None and kind in self.publisher.event_kinds:
+            self.owner.schedule(f"sink-event-{kind}", self.publisher.publish_event(kind, payload), quiet=True)
 
     def state(self, state: AgentState) -> None:
         self.event("state", {"state": state.value})
         if self.hooks is not None:
-            self.owner.schedule("hook-state", self._quiet(self.hooks.on_state(state)))
+            self.owner.schedule("hook-state", self.hooks.on_state(state), quiet=True)
         for obs in self.observers:
             _safe(obs.on_state, state)
 
@@ -135,14 +144,15 @@ class Fanout(SessionObserver):
         """A transcript line (user or agent), as an event and on the sink's captions."""
         self.event("transcript", {"role": role, "text": text, "final": final})
         if self.hooks is not None:
-            self.owner.schedule("hook-transcript", self._quiet(self.hooks.on_transcript(role, text, final)))
+            self.owner.schedule("hook-transcript", self.hooks.on_transcript(role, text, final), quiet=True)
 
-    async def _quiet(self, coro: Coroutine[Any, Any, None]) -> None:
-        """A hook or telemetry delivery: failures are logged as warnings, never raised."""
-        try:
-            await coro
-        except Exception as e:
-            log.warning("delivery failed: %s", e)
+
+async def _quiet(coro: Coroutine[Any, Any, Any]) -> None:
+    """A hook or telemetry delivery: failures are logged as warnings, never raised."""
+    try:
+        await coro
+    except Exception as e:
+        log.warning("delivery failed: %s", e)
 
 
 def _safe(fn: Any, *args: Any) -> None:

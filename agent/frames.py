@@ -43,12 +43,14 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class VadEvent:
-    """Voice-activity edge: `speaking=True` at onset (barge-in trigger), False at end of turn."""
+    """Voice-activity edge: `speaking=True` at onset (barge-in trigger), False at end of turn; with
+    `pause`, a pause inside the turn (see `agent.endpointing`: early transcription), not an edge."""
 
     speaking: bool
     t: float
     audio: AudioChunk | None = None  # the whole utterance on end of turn
     last_voiced_t: float | None = None  # end of turn: end of the user's last voiced frame (same clock as t)
+    pause: bool = False  # speaking=True: not an onset but a pause (audio so far, for early ASR)
 
 
 @dataclass(frozen=True, slots=True)

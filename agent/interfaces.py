@@ -4,8 +4,9 @@ Streams are async iterators (call `aclose()` on early exit). Engines do their bl
 threads; base classes in `agent.engine` own retries, timeouts, metrics and error mapping.
 
 Optional capabilities are declared here as Protocols (`Startable`, `Warmable`, `Preparable`,
-`SessionBound`, `ReplyPaced`, `SessionHooks`, `Interruptible`) and tested with `isinstance`, never
-found by `getattr`. Observers of a session subclass `SessionObserver` and override the callbacks they need.
+`SessionBound`, `ReplyPaced`, `SessionHooks`, `EventPublisher`, `Interruptible`) and tested with
+`isinstance`, never found by `getattr`. Observers of a session subclass `SessionObserver` and override
+the callbacks they need.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "AudioInput",
     "ChatMessage",
     "ControlChannel",
+    "EventPublisher",
     "Generator",
     "Interruptible",
     "Preparable",
@@ -209,6 +211,17 @@ class SessionHooks(Protocol):
     async def on_transcript(self, role: str, text: str, final: bool) -> None: ...
 
     async def on_metrics(self, payload: Mapping[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class EventPublisher(Protocol):
+    """A sink that also tells its viewers about some session events (a LiveKit room gets `handoff`
+    as data). `event_kinds` names them; the session's fan-out calls `publish_event` for those only."""
+
+    @property
+    def event_kinds(self) -> frozenset[str]: ...
+
+    async def publish_event(self, kind: str, payload: Mapping[str, Any]) -> None: ...
 
 
 @runtime_checkable

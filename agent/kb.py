@@ -4,8 +4,11 @@
 lines; long paragraphs cut at sentence ends), and stores them in an FTS5 table. Binary files, files
 larger than `max_file_bytes`, undecodable or unreadable files are skipped with a logged reason,
 never a crash. Re-indexing replaces a file's passages only when its size or mtime changed.
-`search(query, k)` returns the best passages (BM25); `context_message(passages)` is the system
-message the session puts before the user's message. `flowact-agent kb index DIR` runs `kb_index`.
+`search(query, k)` returns the best passages (BM25). `grounding(query, k)` adds the extractive
+step: the sentences of those passages ranked against the question (BM25 again, over the sentences,
+title words counted), so the answer can carry the best one or two sentences word for word instead
+of a small model's rewording of whole passages. `context_message(...)` is the system message the
+session puts before the user's message. `flowact-agent kb index DIR` runs `kb_index`.
 """
 
 from __future__ import annotations
@@ -13,23 +16,33 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.errors import ConfigError
 from agent.interfaces import ChatMessage
 
-__all__ = ["IndexReport", "KnowledgeBase", "KnowledgeConfig", "Passage", "build_messages", "kb_index"]
+__all__ = ["QUOTE", "Grounding", "IndexReport", "KnowledgeBase", "KnowledgeConfig", "Passage", "build_messages",
+           "kb_index", "quote_of", "split_sentences"]
 
 log = logging.getLogger("agent.kb")
 SUFFIXES = (".md", ".markdown", ".txt", ".rst")
 MAX_PASSAGE_CHARS = 700
 _WORD = re.compile(r"[A-Za-z0-9]+")
+QUOTE = "knowledge_quote"  # ChatMessage.name of the system message that carries the sentences to say
+_QUOTE_LEAD = ("Reply to the user's next message with exactly this text from the knowledge base, word for word, "
+               "and nothing else: ")
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+(?=[\"'(A-Z0-9])")
 _STOP = frozenset("a an and are as at be by can do does for from how i in is it me my of on or our the to "
                   "what when where which who why will with you your".split())
+# Words of asking, not of the subject ("how long", "please tell me"): left out of the match.
+_ASKING = frozenset("hi hello hey please thanks thank long much many often soon tell know want need would could "
+                    "should there this that".split())
 
 
 class KnowledgeConfig(BaseModel):
@@ -39,8 +52,14 @@ class KnowledgeConfig(BaseModel):
 
     dir: str = Field(description="folder of Markdown/text files")
     db: str = Field("~/.cache/flowact/kb.sqlite", description="SQLite index (re-indexed when files change)")
-    k: int = Field(2, ge=1, le=10, description="passages put into the prompt per user turn")
+    k: int = Field(2, ge=1, le=10, description="passages searched per user turn")
     max_file_bytes: int = Field(1_000_000, ge=1024)
+    answer: Literal["sentences", "passages"] = Field(
+        "sentences",
+        description="sentences: the passages' sentences that best match the question go into the prompt, to be "
+                    "said as written (small models keep the facts); passages: the whole passages, worded by the model",
+    )
+    max_answer_chars: int = Field(240, ge=60, le=2000, description="length bound of the quoted sentences (speech)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +68,14 @@ class Passage:
     title: str
     text: str
     score: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Grounding:
+    """What the knowledge base knows about one question: the passages and their best sentences."""
+
+    passages: tuple[Passage, ...]
+    sentences: tuple[str, ...]
 
 
 @dataclass(slots=True)
@@ -85,6 +112,21 @@ def split_passages(text: str, max_chars: int = MAX_PASSAGE_CHARS) -> list[tuple[
     return out
 
 
+def split_sentences(text: str) -> list[str]:
+    """Sentences (and `;` clauses, each a complete statement in FAQ prose) of one passage."""
+    return [p.strip() for p in _SENTENCE_END.split(text) if p.strip()]
+
+
+def _subject_words(query: str) -> list[str]:
+    """The question's words about its subject (stop words and words of asking dropped), at most 16."""
+    return list(dict.fromkeys(w for w in _WORD.findall(query.lower()) if w not in _STOP and w not in _ASKING))[:16]
+
+
+def _match_expr(words: Sequence[str]) -> str:
+    """An FTS5 query: the words OR-ed; "" when there are none."""
+    return " OR ".join(f'"{w}"' for w in words)
+
+
 class KnowledgeBase:
     def __init__(self, db_path: str | Path = ":memory:", *, max_file_bytes: int = 1_000_000) -> None:
         self.db_path = str(db_path)
@@ -100,9 +142,15 @@ class KnowledgeBase:
             )
         except sqlite3.OperationalError as e:
             raise ConfigError(f"kb: SQLite without FTS5 ({e}); use a Python built with FTS5") from e
+        # A scratch index of the candidate passages' sentences, rebuilt per question (a few rows).
+        self._scratch = sqlite3.connect(":memory:", check_same_thread=False)
+        self._scratch.execute("CREATE VIRTUAL TABLE sentences USING fts5(title, text, prank UNINDEXED, pos UNINDEXED,"
+                              " tokenize='porter unicode61')")
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         self.db.close()
+        self._scratch.close()
 
     def index_dir(self, folder: str | Path) -> IndexReport:
         root = Path(folder).expanduser()
@@ -153,18 +201,63 @@ class KnowledgeBase:
 
     def search(self, query: str, k: int = 3) -> list[Passage]:
         """The k best passages for free text (words OR-ed, stop words dropped; BM25, title weighted 2x)."""
-        words = [w for w in _WORD.findall(query.lower()) if w not in _STOP][:16]
-        if not words:
+        match = _match_expr(_subject_words(query))
+        if not match:
             return []
-        match = " OR ".join(f'"{w}"' for w in words)
         rows = self.db.execute(
             "SELECT source, title, text, bm25(passages, 0.0, 2.0, 1.0) AS s FROM passages WHERE passages MATCH ?"
             " ORDER BY s LIMIT ?", (match, k),
         ).fetchall()
         return [Passage(src, title, text, -score) for src, title, text, score in rows]
 
+    def knows(self, word: str) -> bool:
+        """Whether any passage has this word (stemmed as the index stems it)."""
+        row = self.db.execute("SELECT 1 FROM passages WHERE passages MATCH ? LIMIT 1", (f'"{word}"',)).fetchone()
+        return row is not None
 
-def context_message(passages: Sequence[Passage]) -> ChatMessage | None:
+    def grounding(self, query: str, k: int = 2, *, max_chars: int = 240, max_sentences: int = 2) -> Grounding:
+        """The k best passages and the sentences among them that best answer `query`: the best one,
+        plus the next best when it scores at least half as well and fits in `max_chars` (in the
+        order they are written). A sentence's heading counts as its words too. No sentences when the
+        question is mostly about things the knowledge base never mentions (fewer than half of its
+        subject words occur in it: "can I change the delivery address" is not answered by a sentence
+        that only shares "delivery"); the passages are still there for a model to word."""
+        passages = tuple(self.search(query, k))
+        words = _subject_words(query)
+        if not passages or 2 * sum(self.knows(w) for w in words) < len(words):
+            return Grounding(passages, ())
+        match = _match_expr(words)
+        with self._lock:
+            self._scratch.execute("DELETE FROM sentences")
+            self._scratch.executemany(
+                "INSERT INTO sentences(title, text, prank, pos) VALUES (?, ?, ?, ?)",
+                [(p.title, sent, rank, pos) for rank, p in enumerate(passages)
+                 for pos, sent in enumerate(split_sentences(p.text))],
+            )
+            rows = self._scratch.execute(
+                "SELECT text, prank, pos, bm25(sentences, 0.5, 1.0) AS s FROM sentences WHERE sentences MATCH ?"
+                " ORDER BY s, prank LIMIT 8", (match,),
+            ).fetchall()
+        if not rows:
+            return Grounding(passages, ())
+        best = rows[0]
+        chosen = [best]
+        for row in rows[1:]:
+            if len(chosen) >= max_sentences or -row[3] < 0.5 * -best[3]:
+                break
+            if sum(len(r[0]) + 1 for r in chosen) + len(row[0]) <= max_chars:
+                chosen.append(row)
+        chosen.sort(key=lambda r: (r[1], r[2]))
+        text = [r[0] if len(r[0]) <= max_chars else r[0][:max_chars].rsplit(" ", 1)[0] for r in chosen]
+        return Grounding(passages, tuple(text))
+
+
+def context_message(found: Sequence[Passage] | Grounding) -> ChatMessage | None:
+    """The knowledge for the prompt: the best sentences, to be said as written (a `Grounding` with
+    sentences), else the passages, to be worded by the model."""
+    if isinstance(found, Grounding) and found.sentences:
+        return ChatMessage("system", f'{_QUOTE_LEAD}"{" ".join(found.sentences)}"', name=QUOTE)
+    passages = found.passages if isinstance(found, Grounding) else found
     if not passages:
         return None
     lines = "\n".join(f"- {p.title + ': ' if p.title else ''}{p.text}" for p in passages)
@@ -172,9 +265,20 @@ def context_message(passages: Sequence[Passage]) -> ChatMessage | None:
                                  f"answer in one or two short spoken sentences):\n{lines}")
 
 
-def build_messages(messages: Sequence[ChatMessage], passages: Sequence[Passage]) -> list[ChatMessage]:
-    """`messages` with the passages as a system message right before the last user message."""
-    msg = context_message(passages)
+def quote_of(messages: Sequence[ChatMessage]) -> str | None:
+    """The knowledge-base sentences this turn's reply should be (a `QUOTE` message after the
+    previous user message), or None. An LLM that cannot be trusted to copy them speaks them itself."""
+    for m in reversed(messages[:-1] if messages and messages[-1].role == "user" else messages):
+        if m.role == "user":
+            return None
+        if m.name == QUOTE and m.content.startswith(_QUOTE_LEAD):
+            return m.content[len(_QUOTE_LEAD):].strip().strip('"').strip() or None
+    return None
+
+
+def build_messages(messages: Sequence[ChatMessage], found: Sequence[Passage] | Grounding) -> list[ChatMessage]:
+    """`messages` with the knowledge (`context_message`) as a system message right before the last user message."""
+    msg = context_message(found)
     out = list(messages)
     if msg is None:
         return out

@@ -4,6 +4,13 @@ Each stage is a coroutine the session runs as an owned task. Stages never touch 
 report `agent.events` values through `emit` (the conversation applies them) and transcripts
 through the fanout. The ASR of an utterance runs as its own task so the microphone keeps flowing;
 a newer utterance supersedes an older one still being transcribed.
+
+Early transcription: a VAD pause event (the user has been quiet `early_asr_ms`) starts the ASR on
+the utterance so far while the end of turn is still being decided. If the end of turn that follows
+has the same last voiced frame, that transcript is the turn's (the ASR cost overlaps the endpoint
+wait); if the user went on, it is dropped. A newer pause drops a running one too. A dropped one runs
+out in its thread (Whisper cannot be stopped mid-call), silently; while it runs, a further pause is
+left to the end of turn, so at most one dropped, one early and one final transcription run at once.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from agent.commands import (
     Command,
@@ -58,6 +66,7 @@ class Listener:
         vad: VAD | None = None,
         asr: ASR | None = None,
         notify: Callable[[], None] | None = None,
+        on_early_text: Callable[[str], None] | None = None,
     ) -> None:
         self.emit = emit
         self.fanout = fanout
@@ -67,7 +76,10 @@ class Listener:
         self.vad = vad
         self.asr = asr
         self.notify = notify  # wakes the session's waiters when a transcription ends
+        self.on_early_text = on_early_text  # an early transcript is ready and the end of turn is still out
         self.asr_task: asyncio.Task[None] | None = None
+        self.early: tuple[tuple[float, float], asyncio.Task[str]] | None = None  # (speech key, transcription)
+        self._stale: set[asyncio.Task[str]] = set()  # dropped early transcriptions, until they end
 
     # --- microphone ------------------------------------------------------------------------------
     async def audio_loop(self, source: AudioInput) -> None:
@@ -80,7 +92,11 @@ class Listener:
                 self.on_vad(event)
 
     def on_vad(self, event: VadEvent) -> None:
-        """A VAD edge: onset may barge in; an end of turn sends the utterance to ASR."""
+        """A VAD edge: onset may barge in; an end of turn sends the utterance to ASR (a pause may
+        already have, see the module doc)."""
+        if event.pause:
+            self._start_early(event)
+            return
         if event.speaking:
             self.emit(UserSpeechStarted(self.clock.now()))
             return
@@ -91,21 +107,73 @@ class Listener:
         if event.audio is not None and len(event.audio.samples) > 0 and self.asr is not None:
             if self.asr_task is not None and not self.asr_task.done():
                 self.asr_task.cancel()
-            self.asr_task = asyncio.create_task(self._transcribe(event.audio, t_end, last_word), name="asr")
+            early = self._take_early(event)
+            self.asr_task = asyncio.create_task(self._transcribe(event.audio, t_end, last_word, early), name="asr")
             if self.notify is not None:
                 notify = self.notify
                 self.asr_task.add_done_callback(lambda _: notify())
 
-    async def _transcribe(self, audio: AudioChunk, t_end: float, last_word: float | None) -> None:
+    def _start_early(self, event: VadEvent) -> None:
+        """A pause: transcribe the utterance so far (see the module doc for the bound)."""
+        if self.asr is None or event.audio is None or not len(event.audio.samples) or event.last_voiced_t is None:
+            return
+        if self._stale:
+            return  # bounded (module doc)
+        if self.early is not None:
+            self._drop(self.early[1])
+        key = (event.audio.pts, event.last_voiced_t)
+        self.early = (key, asyncio.create_task(self._asr_text(event.audio), name="asr-early"))
+        self.early[1].add_done_callback(self._early_done)
+
+    def _early_done(self, task: asyncio.Task[str]) -> None:
+        """Report an early transcript while the end of turn is still out (the LLM may prepare)."""
+        if self.early is None or self.early[1] is not task or task.cancelled() or task.exception() is not None:
+            return
+        if self.on_early_text is not None and task.result().strip():
+            self.on_early_text(task.result())
+
+    def _take_early(self, event: VadEvent) -> asyncio.Task[str] | None:
+        """The early transcription of this end of turn's speech (same start and last voiced frame)."""
+        early, self.early = self.early, None
+        if early is None:
+            return None
+        if event.audio is not None and early[0] == (event.audio.pts, event.last_voiced_t) and not early[1].cancelled():
+            self.metrics.early_asr["used"] += 1
+            return early[1]
+        self._drop(early[1])
+        return None
+
+    def _drop(self, task: asyncio.Task[str]) -> None:
+        """An early transcription of speech the user went on with: ignored, kept until it ends."""
+        self.metrics.early_asr["dropped"] += 1
+        if task.done():
+            _retrieve(task)
+        else:
+            self._stale.add(task)
+            task.add_done_callback(self._stale_done)
+
+    def _stale_done(self, task: asyncio.Task[str]) -> None:
+        self._stale.discard(task)
+        _retrieve(task)
+
+    async def _asr_text(self, audio: AudioChunk) -> str:
+        """The final transcript of `audio`; each segment is published as a caption in progress (the
+        conversation says the final line once it knows the whole question: a user may go on)."""
         assert self.asr is not None
         text = ""
-        try:
-            async for tr in self.asr.transcribe(audio):
-                # a segment's transcript is a caption in progress: the conversation says the final
-                # line once it knows the whole question (a user may go on after a pause)
+        async for tr in self.asr.transcribe(audio):
+            if asyncio.current_task() not in self._stale:  # a dropped transcription stays silent
                 self.fanout.transcript("user", tr.text, False)
-                if tr.final:
-                    text = tr.text
+            if tr.final:
+                text = tr.text
+        return text
+
+    async def _transcribe(
+        self, audio: AudioChunk, t_end: float, last_word: float | None, early: asyncio.Task[str] | None = None
+    ) -> None:
+        text = ""
+        try:
+            text = await (early if early is not None else self._asr_text(audio))
         except FlowActError as e:
             log.error("ASR failed: %s", e)
             self.metrics.errors += 1
@@ -117,10 +185,18 @@ class Listener:
     def transcribing(self) -> bool:
         return self.asr_task is not None and not self.asr_task.done()
 
+    @property
+    def tasks(self) -> list[asyncio.Task[Any]]:
+        """The transcriptions running now (for leak checks)."""
+        early = [self.early[1]] if self.early is not None else []
+        own: list[asyncio.Task[Any]] = [self.asr_task] if self.asr_task is not None else []
+        return own + early + list(self._stale)
+
     async def aclose(self) -> None:
-        if self.asr_task is not None and not self.asr_task.done():
-            self.asr_task.cancel()
-            await asyncio.gather(self.asr_task, return_exceptions=True)
+        tasks = [t for t in self.tasks if not t.done()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # --- typed text ------------------------------------------------------------------------------
     def typed(self, text: str) -> None:
@@ -136,6 +212,12 @@ class Listener:
                 self.typed(text.strip())
                 if sequential:  # scripted conversations: one line per finished reply
                     await wait_idle()
+
+
+def _retrieve(task: asyncio.Task[str]) -> None:
+    """Take a finished, ignored transcription's error (it is nobody's: the turn transcribes again)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("dropped early transcription failed: %s", task.exception())
 
 
 async def command_loop(channel: ControlChannel, apply: Callable[[Command], Awaitable[None]], fanout: Fanout) -> None:

@@ -73,6 +73,7 @@ class SessionMetrics:
         self.frames_written = 0
         self.frames_repeated = 0
         self.frames_dropped = 0
+        self._dropped_at_write = 0  # frames_dropped when the latest chunk was written
         self.audio_samples_written = 0
         self.sample_rate = 0
         self.turns: deque[TurnMetrics] = deque(maxlen=keep_turns)
@@ -80,6 +81,7 @@ class SessionMetrics:
         self.render_ms: deque[float] = deque(maxlen=fps * 10)
         self.errors = 0
         self.barge_ins = 0
+        self.early_asr = {"used": 0, "dropped": 0}  # transcripts begun at a pause (see agent.listening)
         self.warmup_s: float | None = None  # engines warmed before listening (see AgentSession)
 
     # --- turns ---------------------------------------------------------------------------------
@@ -108,6 +110,7 @@ class SessionMetrics:
         if self.first_frame_at is None and n > 0:
             self.first_frame_at = now
         self.frames_written += n
+        self._dropped_at_write = self.frames_dropped
         self.audio_samples_written += audio_samples
         self.sample_rate = sample_rate
         for _ in range(n):
@@ -122,11 +125,14 @@ class SessionMetrics:
 
     @property
     def av_offset_ms(self) -> float:
-        """Audio minus video duration written so far (ms); 0 means perfectly aligned."""
+        """Audio minus video duration written so far (ms); 0 means perfectly aligned.
+
+        A dropped frame is a gap in the video timeline: it counts once its chunk (whose audio plays
+        on) is written, not while that chunk waits for the sink (a spurious one-chunk offset)."""
         if not self.sample_rate:
             return 0.0
         audio_s = self.audio_samples_written / self.sample_rate
-        video_s = (self.frames_written + self.frames_dropped) / self.fps
+        video_s = (self.frames_written + self._dropped_at_write) / self.fps
         return round((audio_s - video_s) * 1000.0, 2)
 
     @property
@@ -148,6 +154,7 @@ class SessionMetrics:
             "render_ms_p50": round(render[len(render) // 2], 3) if render else None,
             "turns": len(self.turns),
             "barge_ins": self.barge_ins,
+            "early_asr": dict(self.early_asr),
             "errors": self.errors,
         }
         if last is not None:

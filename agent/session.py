@@ -94,6 +94,7 @@ class AgentSession:
         self._listener: Listener | None = None
         self._media: MediaLoop | None = None
         self._inputs_done = asyncio.Event()
+        self._prefill_task: asyncio.Task[None] | None = None
         self._started = False
         self._closed = False
 
@@ -187,6 +188,7 @@ class AgentSession:
             metrics=self.metrics, fanout=self.fanout, history=self.history, system_prompt=self.cfg.system_prompt,
             barge_in=self.cfg.barge_in, chunk_duration=self.timeline.chunk_duration, source=self.config.source,
             continue_window_s=self.cfg.continue_window_s, first_clause=self.cfg.first_clause,
+            first_clause_words=self.cfg.first_clause_words,
             services=self.services,
         )
         self._media = MediaLoop(
@@ -236,6 +238,7 @@ class AgentSession:
             emit=self._emit, fanout=self.fanout, clock=self.clock, metrics=self.metrics,
             builder_audio=self.builder.push_user_audio, vad=c.vad, asr=c.asr,
             notify=self._conversation.notify if self._conversation is not None else None,
+            on_early_text=self._prefill,
         )
         for source in (c.audio_input, c.text_input):
             if isinstance(source, SessionBound):
@@ -249,6 +252,18 @@ class AgentSession:
             self._inputs_done.set()
         if c.control is not None:
             self.owner.spawn("control", command_loop(c.control, self.handle_command, self.fanout))
+
+    def _prefill(self, text: str) -> None:
+        """An early transcript while the end of turn is still out (e.g. Smart Turn judged the pause
+        incomplete): prime the LLM's prompt cache with the question, so if it is the turn's, the
+        answer's first token comes without the prompt's cost. One at a time, and only when no turn
+        uses the LLM."""
+        llm, conv = self.c.llm, self._conversation
+        if not isinstance(llm, Warmable) or conv is None or not conv.idle:
+            return
+        if self._prefill_task is None or self._prefill_task.done():
+            messages = self.history.messages(self.cfg.system_prompt, text)
+            self._prefill_task = self.owner.spawn("llm-prefill", llm.warmup(messages))
 
     async def _input_done(self, coro: Any, primary: bool) -> None:
         """Run an input stage; the session's input is done when its primary input ends."""
@@ -303,8 +318,8 @@ class AgentSession:
         own = list(self.owner.tasks)
         if self._conversation is not None and self._conversation.turn_task is not None:
             own.append(self._conversation.turn_task)
-        if self._listener is not None and self._listener.asr_task is not None:
-            own.append(self._listener.asr_task)
+        if self._listener is not None:
+            own.extend(self._listener.tasks)
         return own + (self._media.tasks if self._media is not None else [])
 
     def add_observer(self, observer: SessionObserver) -> None:

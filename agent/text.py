@@ -7,8 +7,9 @@ sentence.
 
 With `first_clause`, the first piece of a reply is released earlier, at its first clause boundary
 (`,` `;` `:` or a dash, after at least `clause_min_words` words) or after `clause_max_words` words
-with no punctuation, so TTS can start speaking while the LLM is still on the first sentence; later
-pieces are whole sentences.
+with no punctuation (2 and 5 by default: a short first piece is written and synthesized sooner; a cut
+by count does not end on a function word such as "the" or "to", it takes up to 3 words more), so
+TTS can start speaking while the LLM is still on the first sentence; later pieces are whole sentences.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ _ABBREVIATIONS = ("mr.", "mrs.", "ms.", "dr.", "st.", "e.g.", "i.e.", "etc.", "v
 # a clause boundary: , ; : followed by whitespace, or a dash between words (" - ", " – ", " — ", "word—word")
 _CLAUSE = re.compile(r"[,;:](?=\s)|(?<=\s)[-\u2013\u2014](?=\s)|(?<=\w)\u2014(?=\w)")
 _WORD_END = re.compile(r"\S(?=\s)")
+_FUNCTION_WORDS = frozenset(  # words that never end a phrase: articles, prepositions, conjunctions, possessives
+    "a an the to of in on at for from by with about into onto over under after before until and or but nor "
+    "if than as your my our their its his her".split()
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +39,7 @@ class Sentence:
 class SentenceSplitter:
     def __init__(
         self, *, min_chars: int = 12, max_chars: int = 220, first_clause: bool = False,
-        clause_min_words: int = 3, clause_max_words: int = 8,
+        clause_min_words: int = 2, clause_max_words: int = 5,
     ) -> None:
         self.min_chars = min_chars
         self.max_chars = max_chars
@@ -83,7 +88,12 @@ class SentenceSplitter:
             if len(_WORD_END.findall(buf[: m.start()] + " ")) >= self.clause_min_words:
                 return m.end()
         ends = [m.end() for m in _WORD_END.finditer(buf)]
-        return ends[self.clause_max_words - 1] if len(ends) >= self.clause_max_words else None
+        # a piece said with a final fall must not end on "the", "to", "and" ...: up to 3 words more
+        for k in range(self.clause_max_words - 1, min(len(ends), self.clause_max_words + 3)):
+            word = buf[: ends[k]].rsplit(None, 1)[-1].lower()
+            if word not in _FUNCTION_WORDS or k == self.clause_max_words + 2:
+                return ends[k]
+        return None
 
     def _sentence_cut(self) -> int | None:
         buf = self._buf

@@ -27,13 +27,15 @@ from flowact.audio import float_to_int16, int16_to_float, resample
 from flowact.clock import Clock
 from flowact.control import ControlBuilder
 
-__all__ = ["TurnResult", "TurnRunner"]
+__all__ = ["TurnResult", "TurnRunner", "trim_lead"]
 
 log = logging.getLogger("agent.turn")
 
 _SentenceQueue = asyncio.Queue[tuple[Sentence, tuple[IntentTag, ...]] | None]
 MAX_SPEECH_AHEAD_S = 30.0  # back-pressure: TTS waits when this much speech is queued unplayed
 ACTIVE_LEVEL = 0.02 * 32768  # |sample| above this counts as audible speech (for the speech span metric)
+ONSET_LEVEL = 100  # |sample| above this is where a word starts (-50 dBFS: soft onsets included)
+LEAD_KEEP_S = 0.01  # of the silence a TTS engine puts before a turn's first word, only this much is kept
 
 
 @dataclass(slots=True)
@@ -63,6 +65,7 @@ class TurnRunner:
         on_speech: Callable[[], None] | None = None,
         on_tool: Callable[[ToolStatus], None] | None = None,
         first_clause: bool = True,
+        first_clause_words: int = 5,
     ) -> None:
         self.turn = turn
         self.builder = builder
@@ -75,7 +78,7 @@ class TurnRunner:
         self._guard = SpeechGuard()  # tool syntax, JSON, code, markup never reach TTS
         self.result = TurnResult(turn)
         self._parser = IntentParser()
-        self._splitter = SentenceSplitter(first_clause=first_clause)
+        self._splitter = SentenceSplitter(first_clause=first_clause, clause_max_words=first_clause_words)
         self._pending_tags: list[IntentTag] = []
 
     async def run_llm(self, messages: Sequence[ChatMessage]) -> TurnResult:
@@ -190,6 +193,8 @@ class TurnRunner:
                         await self.clock.sleep(0.1)
                     self.metrics.mark(self.turn, "tts_first_audio")
                     speech = replace(speech, turn=self.turn, tags=tags if first else (), text_offset=sentence.offset)
+                    if self.result.samples == 0:
+                        speech = trim_lead(speech)  # the turn's first word plays without the engine's lead-in
                     first = False
                     self._push(speech)
             finally:
@@ -213,3 +218,24 @@ class TurnRunner:
         self.result.samples += len(speech.audio.samples)
         if self.on_speech is not None:
             self.on_speech()
+
+
+def trim_lead(speech: SpeechChunk, keep_s: float = LEAD_KEEP_S) -> SpeechChunk:
+    """`speech` without the near-silence before its first audible sample (but `keep_s`); phoneme and
+    word timings move with the audio (what falls before the new start is cut off)."""
+    pcm = speech.audio.samples
+    loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > ONSET_LEVEL)
+    cut = int(loud[0]) - int(keep_s * speech.audio.sample_rate) if len(loud) else 0
+    if cut <= 0:
+        return speech
+    dt = cut / speech.audio.sample_rate
+    audio = replace(speech.audio, samples=pcm[cut:])
+    phonemes = tuple(
+        replace(p, start=max(0.0, p.start - dt), duration=p.duration - max(0.0, dt - p.start))
+        for p in speech.phonemes if p.start + p.duration > dt
+    )
+    words = tuple(
+        replace(w, start=max(0.0, w.start - dt), duration=w.duration - max(0.0, dt - w.start))
+        for w in speech.words if w.start + w.duration > dt
+    )
+    return replace(speech, audio=audio, phonemes=phonemes, words=words)

@@ -2,7 +2,7 @@
 landmarks and 128-d face descriptor (CC0 models from `face_recognition_models`, run by the prebuilt
 `dlib-bin` wheel) and BRISQUE (the `brisque` package's SVR model), all offline. One row per portrait.
 
-Run: .venv/bin/python bench/fidelity.py [--minutes 10] [--dir FOLDER ...] [--only NAME ...]
+Run: .venv/bin/python bench/fidelity.py [--minutes 10] [--dir FOLDER ...] [--only NAME ...] [--explain]
 
 Per portrait: the real PortraitGenerator (procedural motion) animates espeak-ng speech (the project's
 engine plugin) with pauses between sentences, at 854x480, 25 fps.
@@ -16,6 +16,13 @@ engine plugin) with pauses between sentences, at 854x480, 25 fps.
   Goal: rest <= half of speech.
 - quality: BRISQUE of the face region (lower is better; the reference's own score beside it).
 Portraits the generator refuses (several faces, turned too far) are listed with the reason.
+
+`--explain` instead shows what drives the identity distance of open-mouth portraits, on single frames
+(distance to the reference): the rest frame; the reference with only the mouth box taken from the rest
+frame; the rest frame with the reference's mouth box put back; the rest frame described with the
+reference's landmarks (content alone, no change of dlib's alignment); the mouth closed part of the
+way (75% .. 0% of the photo's gap, 0% being the photo's own mouth back); and, for scale, real photos
+of one man with different expressions.
 """
 
 from __future__ import annotations
@@ -70,7 +77,8 @@ class Scorer:
         spec = importlib.util.find_spec("face_recognition_models")  # its __init__ needs pkg_resources
         if spec is None or not spec.submodule_search_locations:
             raise SystemExit("pip install face-recognition-models==0.3.0 dlib-bin (the `fidelity` extra)")
-        models = Path(list(spec.submodule_search_locations)[0]) / "models"
+        self.models = models = Path(list(spec.submodule_search_locations)[0]) / "models"
+        self.cnn: Any = None
         self.detector = dlib.get_frontal_face_detector()
         self.shape = dlib.shape_predictor(str(models / "shape_predictor_68_face_landmarks.dat"))
         self.descriptor = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
@@ -80,8 +88,15 @@ class Scorer:
         self.rect: Any = None
 
     def find(self, img: np.ndarray) -> bool:
-        """Detect the face in the reference; frames are then tracked from this box."""
+        """Detect the face in the reference; frames are then tracked from this box. dlib's HOG detector
+        sees faces turned up to about 20 degrees; beyond, its CNN detector (the same package's model)."""
         faces = self.detector(img, 1)
+        if not faces:
+            import dlib
+
+            if self.cnn is None:
+                self.cnn = dlib.cnn_face_detection_model_v1(str(self.models / "mmod_human_face_detector.dat"))
+            faces = [d.rect for d in self.cnn(img, 0)]
         if not faces:
             return False
         self.rect = max(faces, key=lambda r: r.area())
@@ -239,6 +254,66 @@ async def score(name: str, path: Path, pcm: np.ndarray, minutes: float, scorer: 
     return row
 
 
+async def explain(name: str, path: Path, scorer: Scorer) -> str:
+    """One line of single-frame distances for an open-mouth portrait (see the module's docstring)."""
+    import cv2
+
+    from flowact.generator import PortraitGenerator, PortraitGeneratorConfig
+    from flowact.motion.params import MOTION_DIM, P
+
+    gen = PortraitGenerator(PortraitGeneratorConfig(cache_dir=None, seed=1))
+    await gen.start(path)
+    assert gen.analysis is not None and gen.renderer is not None
+    a, r = gen.analysis, gen.renderer
+    ref = a.image
+    if not scorer.find(ref):
+        return f"{name:26s} dlib finds no face"
+    rect = scorer.rect
+    ref_id = scorer.identity(ref)
+
+    def dist(img: np.ndarray) -> float:
+        return float(np.linalg.norm(scorer.identity(img) - ref_id))
+
+    rest = r.render(np.zeros(MOTION_DIM, np.float32))
+    lm, s = a.landmarks, a.eye_distance
+    x0, x1 = int(lm[61, 0] - 0.15 * s), int(lm[291, 0] + 0.15 * s)
+    y0, y1 = int(lm[0, 1] - 0.15 * s), int(lm[17, 1] + 0.15 * s)
+    hard = np.zeros(ref.shape[:2], np.float32)
+    hard[y0:y1, x0:x1] = 1.0
+    box = cv2.GaussianBlur(hard, (0, 0), 0.05 * s)[..., None]
+    mouth_only = np.round(rest * box + ref * (1 - box)).astype(np.uint8)
+    all_but_mouth = np.round(ref * box + rest * (1 - box)).astype(np.uint8)
+    content = float(np.linalg.norm(np.array(scorer.descriptor.compute_face_descriptor(
+        rest, scorer.shape(ref, rect)), np.float32) - ref_id))
+    sweep = []
+    for closed in (0.75, 0.5, 0.25, 0.0):  # the closing undone part of the way (jaw_open opens it first)
+        m = np.zeros(MOTION_DIM, np.float32)
+        m[P["jaw_open"]] = min(1.0, (1 - closed) * r._jaw_unwound)
+        sweep.append(dist(r.render(m)))
+    await gen.aclose()
+    return (f"{name:26s} {dist(rest):6.3f} {dist(mouth_only):10.3f} {dist(all_but_mouth):13.3f} {content:12.3f} "
+            + " ".join(f"{d:5.3f}" for d in sweep))
+
+
+def run_explain(scorer: Scorer) -> None:
+    from tests.fixtures.portraits import ALL_PORTRAITS, OPEN_MOUTHS, rgb
+
+    print("single frames, dlib descriptor distance to the reference:")
+    print(f"{'portrait':26s} {'rest':>6s} {'mouth only':>10s} {'all but mouth':>13s} {'content only':>12s} "
+          "closed 75%   50%   25%    0%")
+    for name, path in OPEN_MOUTHS.items():
+        print(asyncio.run(explain(name, path, scorer)), flush=True)
+    names = ("franck", "franck_smile", "franck_laugh", "franck_eyes_closed_laugh")
+    ids = []
+    for n in names:
+        img = rgb(ALL_PORTRAITS[n])
+        scorer.find(img)
+        ids.append(scorer.identity(img))
+    print("real photos of one man (FGNet talking face), pairwise distances (same person < 0.6):")
+    for n, i in zip(names, ids, strict=True):
+        print(f"  {n:26s}" + " ".join(f"{np.linalg.norm(i - j):6.3f}" for j in ids))
+
+
 def portraits(dirs: list[str]) -> dict[str, Path]:
     from tests.fixtures.portraits import ALL_PORTRAITS
 
@@ -255,10 +330,14 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10.0, help="length of the identity stream")
     ap.add_argument("--dir", action="append", default=[], help="another folder of portraits (repeatable)")
     ap.add_argument("--only", action="append", default=[], help="score only these portrait names")
+    ap.add_argument("--explain", action="store_true", help="what drives the identity distance of open mouths")
     a = ap.parse_args()
     import cv2
 
     cv2.setNumThreads(1)
+    if a.explain:
+        run_explain(Scorer())
+        return
     pcm = asyncio.run(speech())
     scorer = Scorer()
     todo = {k: v for k, v in portraits(a.dir).items() if not a.only or k in a.only}

@@ -9,6 +9,11 @@ then the breakdown from the endpoint decision (ASR final, LLM first token, TTS f
 The last line has a fixed form, to compare runs:
 
     last_word_to_first_audio_s p50=0.93 p95=1.41 n=24 first_turn_p50=0.97 dropped_frames=0
+
+`--set KEY=VALUE` overrides the config (dotted keys, YAML values, repeatable), e.g.
+`--set session.frames_per_chunk=2`. On a busy machine compare two settings with `--ab KEY=VALUE`:
+sessions alternate between the config as given (A) and with the `--ab` overrides (B), so both see
+the same load; one summary line per variant is printed, B's last.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 STAGES = ("endpoint_s", "asr_final", "llm_first_token", "tts_first_audio", "first_audio", "heard_s", "seen_s")
+# what each stage adds after the one before it (the breakdown of heard_s)
+STEPS = (("endpoint", None, "endpoint_s"), ("asr", None, "asr_final"), ("llm", "asr_final", "llm_first_token"),
+         ("tts", "llm_first_token", "tts_first_audio"), ("media", "tts_first_audio", "first_audio"))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -35,10 +43,24 @@ def pct(values: list[float], q: float) -> float:
     return s[k]
 
 
-async def one_session(config: str, script: str, output: str) -> dict[str, Any]:
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """`KEY=VALUE` strings -> config overrides (values parsed as YAML)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"--set/--ab: expected KEY=VALUE, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+async def one_session(config: str, script: str, output: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     from agent import AgentSession, load_config
 
     cfg = load_config(config, overrides={
+        **(overrides or {}),
         "input": {"type": "spoken_script", "path": script},
         "sink": {"type": "file", "path": output},
     })
@@ -49,30 +71,49 @@ async def one_session(config: str, script: str, output: str) -> dict[str, Any]:
     return {"turns": m.turn_table(), "snapshot": m.snapshot(), "warmup_s": m.warmup_s}
 
 
-async def main(args: argparse.Namespace) -> int:
-    rows: list[dict[str, Any]] = []
-    dropped = 0
-    max_av = 0.0
-    for i in range(args.sessions):
-        out = str(Path(args.output).with_name(f"{Path(args.output).stem}-{i}.mp4"))
-        res = await one_session(args.config, args.script, out)
-        snap = res["snapshot"]
-        dropped += int(snap["dropped"])
-        max_av = max(max_av, abs(float(snap["av_offset_ms"])))
-        answered = [t for t in res["turns"] if t.get("speech_s", 0) > 0 and "heard_s" in t]
-        for k, t in enumerate(answered):
-            rows.append({"session": i, "first": k == 0, **t})
-            cells = "  ".join(f"{s}={t[s]:.3f}" for s in STAGES if s in t)
-            print(f"session {i} turn {t['turn']}{' (first)' if k == 0 else ''}: {cells}", flush=True)
-        print(f"session {i}: warm-up {res['warmup_s']} s, frames dropped {snap['dropped']}, "
-              f"repeated {snap['repeated']}, A/V offset {snap['av_offset_ms']} ms", flush=True)
+def steps(rows: list[dict[str, Any]], a: str | None, b: str) -> list[float]:
+    """Per turn, stage `b` less stage `a` (or `b` itself)."""
+    return [float(r[b]) - (float(r[a]) if a else 0.0) for r in rows if b in r and (a is None or a in r)]
+
+
+def summary(rows: list[dict[str, Any]], dropped: int) -> str:
     heard = [float(r["heard_s"]) for r in rows]
     first = [float(r["heard_s"]) for r in rows if r["first"]]
-    print("\nmedian per stage (s; endpoint_s from the last word, the others from the endpoint decision):")
-    print("  " + json.dumps({s: round(pct([float(r[s]) for r in rows if s in r], 50), 3) for s in STAGES}))
+    return (f"last_word_to_first_audio_s p50={pct(heard, 50):.2f} p95={pct(heard, 95):.2f} n={len(heard)} "
+            f"first_turn_p50={pct(first, 50):.2f} dropped_frames={dropped}")
+
+
+async def main(args: argparse.Namespace) -> int:
+    base = parse_sets(args.set)
+    variants = {"": base} if not args.ab else {"A": base, "B": {**base, **parse_sets(args.ab)}}
+    rows: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    dropped = dict.fromkeys(variants, 0)
+    max_av = 0.0
+    for i in range(args.sessions):
+        name = list(variants)[i % len(variants)]
+        out = str(Path(args.output).with_name(f"{Path(args.output).stem}-{i}.mp4"))
+        res = await one_session(args.config, args.script, out, variants[name])
+        snap = res["snapshot"]
+        dropped[name] += int(snap["dropped"])
+        max_av = max(max_av, abs(float(snap["av_offset_ms"])))
+        answered = [t for t in res["turns"] if t.get("speech_s", 0) > 0 and "heard_s" in t]
+        label = f"session {i}{f' ({name})' if name else ''}"
+        for k, t in enumerate(answered):
+            rows[name].append({"session": i, "first": k == 0, **t})
+            cells = "  ".join(f"{s}={t[s]:.3f}" for s in STAGES if s in t)
+            print(f"{label} turn {t['turn']}{' (first)' if k == 0 else ''}: {cells}", flush=True)
+        print(f"{label}: warm-up {res['warmup_s']} s, frames dropped {snap['dropped']}, "
+              f"repeated {snap['repeated']}, A/V offset {snap['av_offset_ms']} ms, early ASR {snap['early_asr']}",
+              flush=True)
+    for name, vrows in rows.items():
+        print(f"\n{name + ': ' if name else ''}median per stage (s; endpoint_s from the last word, "
+              "the others from the endpoint decision):")
+        print("  " + json.dumps({s: round(pct([float(r[s]) for r in vrows if s in r], 50), 3) for s in STAGES}))
+        print("  each stage's own time, median (s): " + json.dumps(
+            {name: round(pct(steps(vrows, a, b), 50), 3) for name, a, b in STEPS}))
     print(f"max |A/V offset| {max_av:.1f} ms over {args.sessions} sessions")
-    print(f"last_word_to_first_audio_s p50={pct(heard, 50):.2f} p95={pct(heard, 95):.2f} n={len(heard)} "
-          f"first_turn_p50={pct(first, 50):.2f} dropped_frames={dropped}")
+    for name, vrows in rows.items():
+        print(f"{name + ': ' if name else ''}{summary(vrows, dropped[name])}")
     return 0
 
 
@@ -82,4 +123,7 @@ if __name__ == "__main__":
     ap.add_argument("--script", default=str(ROOT / "configs" / "bench_script.yaml"))
     ap.add_argument("--sessions", type=int, default=6)
     ap.add_argument("--output", default=str(ROOT / "out" / "bench_pipeline.mp4"))
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
+    ap.add_argument("--ab", action="append", default=[], metavar="KEY=VALUE",
+                    help="B variant's overrides: sessions alternate A (as configured) and B")
     sys.exit(asyncio.run(main(ap.parse_args())))

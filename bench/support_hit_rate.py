@@ -1,12 +1,14 @@
 """Support-bot hit rate at the LLM level (typed questions) on the real local llama.cpp server.
 
-Each question goes through exactly what the session does before TTS: the knowledge base's top
-passages for the user's words (`agent.kb.build_messages`), then the openai plugin with the tools of
-configs/support_bot.yaml (router step, tool, guarded answer). Each answer is checked for the fact it
-must carry. Prints one line per question and the hit rate.
+Each question goes through exactly what the session does before TTS: the knowledge base of
+configs/support_bot.yaml (`AppServices.prepare`: its best sentences for the user's words), then the
+openai plugin with the config's tools (router step, tool or the knowledge base's sentences, guarded
+answer). Each answer is checked for the fact it must carry. Prints one line per question, the hit
+rate per kind (order, knowledge, other) and overall.
 
 Run: `.venv/bin/python bench/support_hit_rate.py [--base-url http://127.0.0.1:PORT/v1] [--repeat N]`
-(without --base-url the plugin starts the shipped model's local server itself).
+(without --base-url the plugin starts the shipped model's local server itself). `--kb-answer passages
+--quote never` measures the older way (whole passages, worded by the model).
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.cli import _raw_config  # noqa: E402
+from agent.app_services import AppServices  # noqa: E402
+from agent.config import read_yaml  # noqa: E402
 from agent.frames import TextDelta  # noqa: E402
 from agent.interfaces import ChatMessage  # noqa: E402
-from agent.kb import KnowledgeBase, build_messages  # noqa: E402
+from agent.kb import KnowledgeConfig  # noqa: E402
 from agent.speech_guard import guard_text  # noqa: E402
 from agent.tools import ToolStatus  # noqa: E402
 from plugins.llm_openai import OpenAILLM, OpenAILLMConfig  # noqa: E402
@@ -39,10 +42,20 @@ CASES: list[tuple[str, str | None, list[str]]] = [
     ("I have a problem with order 5 6 7 8.", "lookup_order", [r"5678"]),
     ("Is order 4321 on its way?", "lookup_order", [r"4321", r"delayed"]),
     ("What's the status of order 9999?", "lookup_order", [r"could not find", r"9999"]),
+    # knowledge-base questions (examples/customer_support/faq)
     ("What is your return policy?", None, [r"30|thirty"]),
     ("How long does standard shipping take?", None, [r"3 to 5|three to five"]),
     ("Do you accept PayPal?", None, [r"^(?!.*\b(not|no|don't)\b).*paypal"]),
     ("Is shipping free?", None, [r"(50|fifty) euros"]),
+    ("How long does a refund take?", None, [r"5 to 7|five to seven"]),
+    ("How long do I have to return an item?", None, [r"30|thirty"]),
+    ("What does express shipping cost?", None, [r"\b(9|nine) euros"]),
+    ("Do you ship to other countries?", None, [r"European Union"]),
+    ("When is your support team available?", None, [r"\b(9|nine)\b", r"\b(6|six)\b"]),
+    ("Can I exchange a shirt for another size?", None, [r"free"]),
+    ("When is payment taken?", None, [r"ships"]),
+    ("How long does delivery abroad take?", None, [r"5 to 10|five to ten"]),
+    ("Can I return shoes?", None, [r"30|thirty"]),
     ("I want to speak to a human, please.", "handoff", [r"colleague"]),
     ("Hi there!", None, [r"\w{3}"]),
     # a follow-up: the agent asked for the number, the user gives only the number
@@ -52,9 +65,13 @@ HISTORY = {"It's 4321.": [ChatMessage("user", "I want to know where my parcel is
                           ChatMessage("assistant", "Sure, what is your order number?")]}
 
 
-async def ask(llm: OpenAILLM, kb: KnowledgeBase, system: str, question: str) -> tuple[str, list[str], float]:
+def kind_of(tool: str | None, facts: list[str]) -> str:
+    return "order" if tool == "lookup_order" else "knowledge" if tool is None and facts[0] != r"\w{3}" else "other"
+
+
+async def ask(llm: OpenAILLM, services: AppServices, system: str, question: str) -> tuple[str, list[str], float]:
     base = [ChatMessage("system", system), *HISTORY.get(question, []), ChatMessage("user", question)]
-    msgs = build_messages(base, kb.search(question, 2))
+    msgs, _ = await services.prepare(base, question)
     text, tools = "", []
     t0 = time.monotonic()
     async for item in llm.chat(msgs):
@@ -71,8 +88,12 @@ async def main() -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--config", default=str(ROOT / "configs" / "support_bot.yaml"))
     ap.add_argument("--speak-llm", action="store_true", help="the model words tool results (speak: llm)")
+    ap.add_argument("--kb-answer", choices=["sentences", "passages"], help="knowledge.answer (default: the config's)")
+    ap.add_argument("--quote", choices=["auto", "always", "never"], help="llm.quote_knowledge")
+    ap.add_argument("--kind", choices=["order", "knowledge", "other"], action="append",
+                    help="only these kinds of question (repeatable; default: all)")
     args = ap.parse_args()
-    raw: dict[str, Any] = _raw_config(args.config)
+    raw: dict[str, Any] = read_yaml(args.config)
     llm_cfg = {k: v for k, v in raw["llm"].items() if k != "type"}
     if args.base_url:
         llm_cfg.pop("local_server", None)
@@ -80,24 +101,35 @@ async def main() -> None:
     llm_cfg.update(first_token_timeout_s=300, timeout_s=300)
     if args.speak_llm:
         llm_cfg["tools"] = [{**t, "speak": "llm", "say": None} for t in llm_cfg["tools"]]
+    if args.quote:
+        llm_cfg["quote_knowledge"] = args.quote
+    elif args.base_url:  # the local server, started by hand: quote as `auto` does for local_server
+        llm_cfg["quote_knowledge"] = "always"
     llm = OpenAILLM(OpenAILLMConfig(**llm_cfg))
     await llm.start()
-    kb = KnowledgeBase()
-    kb.index_dir(ROOT / "examples" / "customer_support" / "faq")
+    knowledge = {**raw["knowledge"], "db": ":memory:", **({"answer": args.kb_answer} if args.kb_answer else {})}
+    services = AppServices(knowledge=KnowledgeConfig(**knowledge))
+    await services.start()
     hits = total = 0
+    by_kind: dict[str, list[int]] = {}
     try:
         for _ in range(args.repeat):
             for question, tool, facts in CASES:
-                text, tools, dt = await ask(llm, kb, raw["session"]["system_prompt"], question)
+                if args.kind and kind_of(tool, facts) not in args.kind:
+                    continue
+                text, tools, dt = await ask(llm, services, raw["session"]["system_prompt"], question)
                 spoken = guard_text(text)
                 ok_tool = (tool in tools) if tool else ("lookup_order" not in tools and "handoff" not in tools)
                 ok = ok_tool and all(re.search(f, spoken, re.IGNORECASE) for f in facts)
                 hits += ok
                 total += 1
+                by_kind.setdefault(kind_of(tool, facts), []).append(int(ok))
                 print(f"{'HIT ' if ok else 'MISS'} {dt:5.1f}s tools={tools} {question!r} -> {spoken.strip()!r}")
     finally:
         await llm.aclose()
-        kb.close()
+        await services.aclose()
+    for kind, oks in by_kind.items():
+        print(f"{kind}: {sum(oks)}/{len(oks)}")
     print(f"hit rate: {hits}/{total} ({100 * hits / total:.0f}%)")
 
 

@@ -5,11 +5,23 @@ from __future__ import annotations
 
 import pytest
 
-from agent.interfaces import ASR, LLM, TTS, VAD, Preparable, SessionBound, SessionHooks, Startable, Warmable
+from agent.interfaces import (
+    ASR,
+    LLM,
+    TTS,
+    VAD,
+    EventPublisher,
+    Preparable,
+    SessionBound,
+    SessionHooks,
+    Startable,
+    Warmable,
+)
 from agent.registry import load_plugin
 
 CAPABILITIES = [
     ("sink", "livekit", SessionHooks),
+    ("sink", "livekit", EventPublisher),
     ("sink", "preview", SessionHooks),
     ("llm", "openai", Startable),
     ("llm", "openai", Warmable),

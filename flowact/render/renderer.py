@@ -4,6 +4,8 @@ Per frame: the active parameters' precomputed grid fields are summed (a few axpy
 over the head region, plus a smooth head-pose field (zero on the region's border: no seam);
 `cv2.resize` makes it dense; the full-resolution local fields (lips' parting, eyelids) are sampled
 where the head motion takes each pixel, so they ride along; one `cv2.remap` warps the portrait.
+A portrait whose mouth is open in the photo rests with its lips closed (render/rest_mouth.py); as the
+jaw opens, that closing is undone first, so the photo's own mouth comes back up to its own aperture.
 A mouth interior (cavity shaded to the corners, tongue, and an upper-teeth band unless the portrait
 already shows its own teeth) is composited only into the gap that opened between the lips, and
 closing eyelids are composited from the portrait's own under-eye skin (glasses-safe).
@@ -33,7 +35,7 @@ from flowact.render.local_fields import (
     mouth_field,
     seam_fraction,
 )
-from flowact.render.rest_mouth import Interior, close_mouth
+from flowact.render.rest_mouth import Interior, Unwind, close_mouth
 from flowact.render.rig import LOWER_INNER_LIP, UPPER_INNER_LIP, Rig, build_rig
 from flowact.types import FloatArray, UInt8Array
 
@@ -52,6 +54,7 @@ class Renderer:
         rest = close_mouth(analysis)
         self.analysis = analysis = rest.analysis  # the rest pose: the same, with the lips closed if they were open
         self._interior = rest.interior  # the reference's own mouth interior, if it showed one
+        self._unwind: Unwind | None = rest.unwind  # the rest closing warp, undone first when the jaw opens
         self.base = analysis.image
         self.h, self.w = self.base.shape[:2]
         self.rig: Rig = build_rig(analysis)
@@ -101,6 +104,7 @@ class Renderer:
         self._grid_basis = np.ascontiguousarray(per.reshape(len(grid), len(active), 2).transpose(1, 0, 2))
         self._lip_basis_flat = (self.rig.basis - coarse_basis).reshape(MOTION_DIM, -1)  # what the local fields do
         self._init_mouth()
+        self._jaw_unwound = self._unwind_span()
         self._lids = build_eyelids(self.rig, self.base)
         self._body = build_body(analysis, self._head_ellipse())
 
@@ -143,7 +147,7 @@ class Renderer:
     # --- rendering ------------------------------------------------------------------------------
     def render(self, motion: FloatArray) -> UInt8Array:
         """One RGB frame (H, W, 3) for one motion row."""
-        m = np.asarray(motion, dtype=np.float32)
+        m, keep = self._effective(motion)
         disp_c = (m @ self.basis_flat).reshape(-1, 2)  # (C, 2)
         map_x, map_y = self._maps(m, disp_c)
         rx0, ry0, rx1, ry1 = self.roi
@@ -151,8 +155,10 @@ class Renderer:
         src = self.base if self._body is None else self._body.apply(self.base, m)
         frame = self.base.copy() if src is self.base else src
         frame[ry0:ry1, rx0:rx1] = cv2.remap(src, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if keep < 0.999:
+            self._unwind_mouth(frame, map_x, map_y, keep)
         moved = self._moved(m, disp_c)
-        self._mouth(frame, m, disp_c, moved)
+        self._mouth(frame, m, disp_c, moved, own=keep >= 1.0)
         for lid in self._lids:
             b = float(m[lid.param])
             if b >= 0.08:
@@ -171,8 +177,9 @@ class Renderer:
         return out
 
     def warp_maps(self, motion: FloatArray) -> tuple[np.ndarray, np.ndarray]:
-        """The dense backward map over the head ROI (`self.roi`): output pixel -> source x, y."""
-        m = np.asarray(motion, dtype=np.float32)
+        """The dense backward map over the head ROI (`self.roi`): output pixel -> source x, y (of the rest
+        image; an open-mouth photo's own mouth, when the jaw opens, is then sampled from the photo)."""
+        m, _keep = self._effective(motion)
         return self._maps(m, (m @ self.basis_flat).reshape(-1, 2))
 
     def _maps(self, m: FloatArray, disp_c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -214,7 +221,7 @@ class Renderer:
 
     def displaced_points(self, motion: FloatArray) -> np.ndarray:
         """Control-point positions after the motion (for tests and the mouth)."""
-        m = np.asarray(motion, dtype=np.float32)
+        m, _keep = self._effective(motion)
         disp_c = (m @ self.basis_flat).reshape(-1, 2)
         return self._moved(m, disp_c)
 
@@ -231,6 +238,57 @@ class Renderer:
             weight, bulge = self._head_fields(x)
             x = q + self._head_displacement(x, weight, bulge, m)
         return x
+
+    def _unwind_span(self) -> float:
+        """The jaw_open over which the rest closing is undone: the opening whose jaw field alone would
+        part the lips as far as the closing brought them together (inf when nothing was closed)."""
+        if self._unwind is None:
+            return math.inf
+        ix = self.rig.index
+        per_unit = float(self.rig.basis[P["jaw_open"], ix[14], 1] - self.rig.basis[P["jaw_open"], ix[13], 1])
+        return max(self._unwind.gap / max(per_unit, 1e-3), 1e-3)
+
+    def _effective(self, motion: FloatArray) -> tuple[FloatArray, float]:
+        """The motion the fields apply and how much of the rest closing stays (1: all, 0: the photo's
+        own mouth). jaw_open first undoes the closing; only the rest of it drops the jaw further."""
+        m = np.asarray(motion, dtype=np.float32)
+        jaw = float(m[P["jaw_open"]])
+        if self._unwind is None or jaw <= 0.0:
+            return m, 1.0
+        span = self._jaw_unwound
+        m = m.copy()
+        m[P["jaw_open"]] = max(0.0, jaw - span)
+        return m, max(0.0, 1.0 - jaw / span)
+
+    def _unwind_mouth(self, frame: UInt8Array, map_x: np.ndarray, map_y: np.ndarray, keep: float) -> None:
+        """Redraw the mouth patch from the photo with the rest closing scaled by `keep`: the patch's rest
+        pixels are found through the frame's own warp (so head motion carries them), then the closing
+        warp, scaled, takes them to the photo."""
+        uw = self._unwind
+        assert uw is not None
+        rx0, ry0, rx1, ry1 = self.roi
+        h, w = uw.offset.shape
+        # where the patch lands: its corners and centre shifted by the warp there (X shows X - d(X)), padded
+        px = np.clip(np.array([uw.x0, uw.x0 + w - 1, uw.x0 + w // 2]) - rx0, 0, rx1 - rx0 - 1)
+        py = np.clip(np.array([uw.y0, uw.y0 + h - 1, uw.y0 + h // 2]) - ry0, 0, ry1 - ry0 - 1)
+        gx, gy = np.meshgrid(px, py)
+        ox = (gx + rx0) - map_x[gy, gx]
+        oy = (gy + ry0) - map_y[gy, gx]
+        pad = 3 + int(0.06 * self.rig.scale)
+        x0, y0 = max(int(uw.x0 + ox.min()) - pad, rx0), max(int(uw.y0 + oy.min()) - pad, ry0)
+        x1, y1 = min(int(uw.x0 + w + ox.max()) + pad, rx1), min(int(uw.y0 + h + oy.max()) + pad, ry1)
+        if x1 <= x0 or y1 <= y0:
+            return
+        qx = map_x[y0 - ry0 : y1 - ry0, x0 - rx0 : x1 - rx0]
+        qy = map_y[y0 - ry0 : y1 - ry0, x0 - rx0 : x1 - rx0]
+        dy = cv2.remap(uw.offset, qx - np.float32(uw.x0), qy - np.float32(uw.y0), cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        sel = (dy != 0).view(np.uint8)
+        if not sel.any():
+            return
+        own = cv2.remap(uw.image, qx, cv2.scaleAdd(dy, float(keep), qy), cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE)
+        cv2.copyTo(own, sel, frame[y0:y1, x0:x1])
 
     def _init_mouth(self) -> None:
         """The seam where the lips meet at rest (midway between the inner lip contours), as seen from the
@@ -251,11 +309,14 @@ class Renderer:
         patch = self.base[max(0, ny - r) : ny + r, max(0, nx - 2 * r) : nx + 2 * r].astype(np.float32)
         luma = float(np.median(patch @ np.array([0.299, 0.587, 0.114], np.float32))) if patch.size else 170.0
         self._light = float(np.clip(luma / 175.0, 0.45, 1.1))
+        # a black-and-white photo gets a grey mouth interior (its skin has no colour to speak of)
+        self._grey = bool(patch.size) and float(np.median(np.ptp(patch, axis=-1))) < 6.0
 
     def mouth_gap(self, motion: FloatArray) -> tuple[np.ndarray, np.ndarray]:
         """Upper and lower edges (n, 2), sorted by x, of the gap between the lips (where the mouth
-        interior is composited; equal at rest)."""
-        m = np.asarray(motion, dtype=np.float32)
+        interior is composited; equal at rest). For a photo whose mouth was open, the photo's own
+        aperture comes back first and this is the gap opened beyond it."""
+        m, _keep = self._effective(motion)
         return self._gap(m, (m @ self.basis_flat).reshape(-1, 2))
 
     def _gap(self, m: FloatArray, disp_c: np.ndarray, moved: np.ndarray | None = None
@@ -266,10 +327,12 @@ class Renderer:
         lo = self._seam_l + (moved[self._rows_l] - rest[self._rows_l])
         return up, lo
 
-    def _mouth(self, frame: UInt8Array, m: FloatArray, disp_c: np.ndarray, moved: np.ndarray) -> None:
+    def _mouth(self, frame: UInt8Array, m: FloatArray, disp_c: np.ndarray, moved: np.ndarray, own: bool = True
+               ) -> None:
         """Composite the mouth interior into the gap that opened between the lips: a dark cavity shaded
         towards the corners, a tongue when wide open and (unless the portrait already shows its teeth,
-        which then move with the lips) an upper-teeth band with soft shading and incisor gaps."""
+        which then move with the lips) an upper-teeth band with soft shading and incisor gaps. `own`:
+        paint the photo's own interior (off once the closing is undone: its teeth show already)."""
         up, lo = self._gap(m, disp_c, moved)
         s = self.rig.scale
         cx = float(up[:, 0].mean())
@@ -304,7 +367,8 @@ class Renderer:
         tongue = np.array([150, 68, 70], np.float32) * (0.55 + 0.45 * v[..., None]) * shade
         col += (tongue - col) * (tg[..., None] * 0.85)
         if self._interior is not None:
-            self._own_interior(col, self._interior, xs, yy, uy, ly, left, right)
+            if own:
+                self._own_interior(col, self._interior, xs, yy, uy, ly, left, right)
         elif not self._teeth_show:
             th = np.minimum(0.1 * s, 0.55 * o) * np.clip(1.0 - (tx / 0.9) ** 2, 0.0, 1.0) ** 0.5
             dy = yy - uy
@@ -318,6 +382,8 @@ class Renderer:
                 gaps += np.exp(-(((xs - (left + right) / 2 - k * w_inc) / 0.7) ** 2)) * (0.16 + 0.04 * abs(k))
             teeth = teeth * (1.0 - gaps[None, :, None] * depth[..., None] ** 0.5)
             col += (teeth * self._light - col) * tm[..., None]
+        if self._grey:
+            col = np.repeat(col @ np.array([[0.299], [0.587], [0.114]], np.float32), 3, axis=-1)
         a = (mask * alpha_gain * 0.97)[..., None]
         region = frame[y0:y1, x0:x1].astype(np.float32)
         frame[y0:y1, x0:x1] = np.clip(region * (1 - a) + col * a, 0, 255).astype(np.uint8)

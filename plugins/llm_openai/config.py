@@ -80,6 +80,12 @@ class OpenAILLMConfig(BaseModel):
         description="router: a JSON-schema-constrained step picks the tool (small local models); native: the "
         "API's tool calls; auto: router with local_server, native otherwise",
     )
+    quote_knowledge: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="when no tool runs and the knowledge base found sentences that answer the user, speak them "
+        "word for word (always) or let the model say them (never; it is told to copy them); auto: always with "
+        "local_server (a small model bends facts it rewords), never otherwise",
+    )
     structured_output: Literal["llama_cpp", "json_schema"] = Field(
         "llama_cpp",
         description="router request format: llama_cpp = response_format {type: json_object, schema} "

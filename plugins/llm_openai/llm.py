@@ -7,7 +7,9 @@ User tools declared in config (`agent.tools`) run here. With `tool_mode: router`
 local server) a JSON-schema-constrained step picks the tool and its arguments (`agent.tool_router`);
 with `native` the API's tool calls do. The tool runs (ToolStatus `started`/`finished` items are
 yielded; a filler line is spoken if it is slow), then a plain completion answers with the result in
-context, or the tool's `say` line is spoken. Every text delta passes the streaming `SpeechGuard`, so
+context, or the tool's `say` line is spoken. When no tool runs and the knowledge base sent sentences
+that answer the user (`agent.kb.QUOTE`), those are spoken as written (`quote_knowledge`; a small
+model rewording them bends their facts). Every text delta passes the streaming `SpeechGuard`, so
 tool syntax, JSON, code or markup never reaches TTS. `set_expression` calls pass to the session.
 """
 
@@ -24,6 +26,7 @@ from agent.engine import BaseLLM, RetryPolicy
 from agent.errors import ConfigError, EngineError
 from agent.frames import TextDelta, ToolCall
 from agent.interfaces import ChatMessage, ToolSpec
+from agent.kb import QUOTE, quote_of
 from agent.speech_guard import SpeechGuard
 from agent.tool_router import facts_message, grounded, parse_route, route_messages, router_schema
 from agent.tools import HANDOFF, ToolRegistry, ToolResult, ToolStatus
@@ -56,7 +59,11 @@ class OpenAILLM(BaseLLM):
         if slow:  # the stream's idle timeout would end the turn before the tool's own timeout
             raise ConfigError(f"llm.tools {slow}: timeout_s must be below llm.timeout_s ({c.timeout_s} s)")
         self.router = c.tool_mode == "router" or (c.tool_mode == "auto" and c.local_server is not None)
+        self.quote = c.quote_knowledge == "always" or (c.quote_knowledge == "auto" and c.local_server is not None)
         self.last_tool_calls: list[ToolCall] = []  # user tools run during the latest chat()
+        self.server_restarts = 0  # the local server died (crash, OOM kill) and was started again
+        self._restart: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def start(self) -> None:
         if self.server is not None and self.server.proc is None:
@@ -138,10 +145,30 @@ class OpenAILLM(BaseLLM):
         return [{"type": "function", "function": {"name": s.name, "description": s.description,
                                                   "parameters": s.parameters}} for s in specs]
 
+    async def _ensure_server(self) -> None:
+        """A local server that died (crash, OOM kill, kill -9) is started again on its port before
+        the next attempt: the base class's retry then reaches it. One restart at a time, shielded
+        (an attempt that times out does not cancel it; the next attempt waits for the same one)."""
+        server = self.server
+        if server is None or self._closed:
+            return
+        died = server.proc is not None and server.proc.returncode is not None
+        failed = self._restart is not None and self._restart.done() and server.proc is None
+        if (died or failed) and (self._restart is None or self._restart.done()):
+            code = server.proc.returncode if server.proc is not None else None
+            log.warning("llama.cpp server %s (exit code %s); restarting it on port %d",
+                        "died" if died else "is down after a failed restart", code, server.port)
+            self.server_restarts += 1
+            self._restart = asyncio.create_task(server.restart(), name="llama-server-restart")
+            self._restart.add_done_callback(_retrieve)
+        if self._restart is not None and not self._restart.done():
+            await asyncio.shield(self._restart)
+
     async def _chat(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
     ) -> AsyncIterator[TextDelta | ToolCall]:
         self.last_tool_calls = []
+        await self._ensure_server()
         guard = SpeechGuard()
         async for item in self._reply(messages, tools):
             if isinstance(item, TextDelta):
@@ -158,6 +185,10 @@ class OpenAILLM(BaseLLM):
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
     ) -> AsyncIterator[TextDelta | ToolCall]:
         """Unguarded reply: route (or native tool round), run the tool, answer."""
+        quote = quote_of(messages) if self.quote else None  # the knowledge base's sentences, said as written
+        if not self.registry.tools and quote is not None:
+            yield TextDelta(quote)
+            return
         if not self.registry.tools:
             specs = self._tools(tools)
             async for item in self._stream(self._wire_messages(messages), specs, self._tool_choice(specs)):
@@ -181,6 +212,9 @@ class OpenAILLM(BaseLLM):
             if call is None and (native_text or probe.flush().strip()):
                 return
             answer_tools = []
+        if call is None and quote is not None:  # no tool (the router said so): the knowledge base's sentences
+            yield TextDelta(quote)
+            return
         if call is None:  # no tool: a plain answer (no tool syntax offered, so none to leak)
             async for item in self._stream(self._wire_messages(messages), answer_tools, "auto"):
                 yield item
@@ -200,7 +234,8 @@ class OpenAILLM(BaseLLM):
         if line is not None:
             yield TextDelta(line)
             return
-        history = [*messages[:-1], facts_message(call, result.content), messages[-1]] if messages else []
+        before = [m for m in messages[:-1] if m.name != QUOTE]  # the tool answers, not the knowledge base
+        history = [*before, facts_message(call, result.content), messages[-1]] if messages else []
         async for item in self._stream(self._wire_messages(history), answer_tools, "auto"):
             yield item
 
@@ -296,9 +331,19 @@ class OpenAILLM(BaseLLM):
                 await stream.close()  # cancellation closes the HTTP stream at once
 
     async def aclose(self) -> None:
+        self._closed = True
+        if self._restart is not None:
+            self._restart.cancel()
+            await asyncio.gather(self._restart, return_exceptions=True)
         if self._client is not None:
             with contextlib.suppress(Exception):
                 await self._client.close()
             self._client = None
         if self.server is not None:
             await self.server.stop()
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """A failed restart is reported by the attempt that awaits it; never as 'exception never retrieved'."""
+    if not task.cancelled():
+        task.exception()

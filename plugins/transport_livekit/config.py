@@ -44,7 +44,10 @@ class LiveKitConfig(BaseModel):
         20.0, ge=0, le=200,
         description="extra delay of each frame for the audio path's own latency (10 ms pulls, 20 ms Opus packets)",
     )
-    queue_chunks: int = Field(3, ge=1, le=32, description="video chunks buffered before dropping the oldest")
+    queue_chunks: int = Field(
+        3, ge=1, le=32,
+        description="chunks buffered before silence is dropped to catch up (speech waits up to 4x as many)",
+    )
 
     # hearing the user
     listen_to: str | None = Field(None, description="identity to listen to; default: first human")
@@ -56,6 +59,10 @@ class LiveKitConfig(BaseModel):
     legacy_chat_topic: str | None = "lk-chat-topic"
     transcription_topic: str = "lk.transcription"
     state_attribute: str = "lk.agent.state"
+    event_topics: dict[str, str] = Field(
+        default_factory=lambda: {"handoff": "flowact.handoff"},
+        description="session events sent to the room as JSON text streams: event kind -> topic",
+    )
 
     # robustness
     connect_timeout_s: float = Field(15.0, gt=0)

@@ -1,7 +1,8 @@
 """LiveKitSink: the agent as a LiveKit room participant.
 
 Out: one video track (simulcast optional) and one audio track fed from the session's VideoChunks, the agent
-state as a participant attribute, transcripts as text streams. In: the user's microphone
+state as a participant attribute, transcripts as text streams, chosen session events (`handoff` on
+`flowact.handoff`, see `LiveKitConfig.event_topics`) as reliable JSON text streams. In: the user's microphone
 (16 kHz mono AudioChunks) and chat text streams. The room connection is supervised: when the SDK
 gives up on a lost signal connection the sink rejoins with backoff and republishes the same sources,
 so the session never restarts.
@@ -50,7 +51,7 @@ from plugins.transport_livekit.publish import default_bitrate, publish_options
 __all__ = ["LiveKitSink", "chat_text", "default_bitrate"]
 
 log = logging.getLogger("plugins.transport_livekit")
-SILENT_PEAK = 328  # int16 peak (-40 dBFS) below which a chunk may be skipped to cut a backlog
+SPEECH_BACKLOG = 4  # speech may queue up to this many times `queue_chunks` before any of it is dropped
 
 
 class LiveKitSink:
@@ -67,7 +68,9 @@ class LiveKitSink:
         self.width = self.height = self.fps = self.sample_rate = 0
         self._video_src: rtc.VideoSource | None = None
         self._audio_src: rtc.AudioSource | None = None
-        self._chunks: asyncio.Queue[VideoChunk] = asyncio.Queue(maxsize=config.queue_chunks)
+        # queue_chunks bounds the backlog; speech may wait up to SPEECH_BACKLOG times that (see write)
+        self._chunks: asyncio.Queue[VideoChunk] = asyncio.Queue(maxsize=config.queue_chunks * SPEECH_BACKLOG)
+        self._speech_queued = 0  # queued chunks that carry sound
         n_in = max(1, int(config.input_queue_s * 100))  # ~10 ms frames
         self._audio_in: asyncio.Queue[AudioChunk | None] = asyncio.Queue(maxsize=n_in)
         self._text_in: asyncio.Queue[str | None] = asyncio.Queue(maxsize=64)
@@ -263,11 +266,28 @@ class LiveKitSink:
 
     # --- media out ---------------------------------------------------------------------------
     async def write(self, chunk: VideoChunk) -> None:
-        """Queue one chunk (never blocks: the oldest queued chunk is dropped when full)."""
+        """Queue one chunk; never blocks. A pump behind (a starved CPU) catches up on silence, never
+        on the answer: past `queue_chunks`, a silent chunk is dropped (the oldest when only silence
+        waits, else itself) and speech waits, up to SPEECH_BACKLOG times the bound (then the oldest
+        chunk goes). The audio source drains in real time, so only dropping shortens a backlog."""
         if self._closed:
             return
-        if _put_drop_oldest(self._chunks, chunk):
+        q, sound = self._chunks, _has_sound(chunk)
+        if not sound and q.qsize() >= self.config.queue_chunks:
             self.chunks_dropped += 1
+            if self._speech_queued:  # speech waits in the backlog: skip this silence instead
+                return
+            self._take_oldest()
+        elif q.full():
+            self.chunks_dropped += 1
+            self._take_oldest()
+        q.put_nowait(chunk)
+        self._speech_queued += sound
+
+    def _take_oldest(self) -> VideoChunk:
+        chunk = self._chunks.get_nowait()
+        self._speech_queued -= _has_sound(chunk)
+        return chunk
 
     def drop_queued_media(self) -> None:
         """Speech was cut (barge-in): drop every queued chunk, the rest of the chunk being sent and
@@ -275,7 +295,7 @@ class LiveKitSink:
         sync holds); the next chunk the session writes starts a fresh pacing anchor."""
         self._cuts += 1
         while not self._chunks.empty():
-            self._chunks.get_nowait()
+            self._take_oldest()
             self.chunks_flushed += 1
         if self._audio_src is not None:
             with contextlib.suppress(Exception):  # a closed source has nothing queued
@@ -291,11 +311,13 @@ class LiveKitSink:
             chunk = await self._chunks.get()
             if cuts != self._cuts:  # media was dropped: pace from this chunk on, no catching up
                 cuts, pacer = self._cuts, None
+            self._speech_queued -= _has_sound(chunk)
             # Audio leaves in real time, so a backlog (after a stall) would delay everything after it
-            # for good: catch up by skipping queued silent chunks (idle, or speech cut by a barge-in).
-            while not self._chunks.empty() and _silent(chunk.audio):
+            # for good: catch up by skipping queued digital silence (idle, or speech cut by a barge-in).
+            while not self._chunks.empty() and not _has_sound(chunk):
                 self.chunks_skipped += 1
                 chunk = self._chunks.get_nowait()
+                self._speech_queued -= _has_sound(chunk)
             frames = chunk.frames
             audio = chunk.audio.astype(np.int16, copy=False)
             if chunk.sample_rate != self.sample_rate and len(audio):
@@ -411,6 +433,21 @@ class LiveKitSink:
         if _put_drop_oldest(self._outbox, (self.config.transcription_topic, text, attrs)):
             log.warning("livekit: transcript outbox full, dropped the oldest")
 
+    @property
+    def event_kinds(self) -> frozenset[str]:
+        """The session events this room hears (`EventPublisher`): the keys of `config.event_topics`."""
+        return frozenset(self.config.event_topics)
+
+    async def publish_event(self, kind: str, payload: Mapping[str, Any]) -> None:
+        """A session event (e.g. the `handoff` with the transcript so far) as one reliable JSON text
+        stream on its topic, attribute `flowact.event` = kind, sent by the outbox task."""
+        topic = self.config.event_topics.get(kind)
+        if topic is None:
+            return
+        text = json.dumps({"event": kind, **payload}, default=str, ensure_ascii=False)
+        if _put_drop_oldest(self._outbox, (topic, text, {"flowact.event": kind})):
+            log.warning("livekit: outbox full, dropped the oldest message for the %s event", kind)
+
     def _audio_track_sid(self) -> str:
         if self.room is None:
             return ""
@@ -462,9 +499,9 @@ def chat_text(data: bytes) -> str | None:
     return msg.strip() if isinstance(msg, str) else None
 
 
-def _silent(audio: np.ndarray) -> bool:
-    """No audible sound in this chunk's audio (peak below -40 dBFS)."""
-    return not len(audio) or int(np.abs(audio.astype(np.int32)).max()) < SILENT_PEAK
+def _has_sound(chunk: VideoChunk) -> bool:
+    """Any non-zero sample (idle and muted chunks are digital silence; a pause inside speech is not)."""
+    return bool(len(chunk.audio)) and bool(np.any(chunk.audio))
 
 
 def _put_drop_oldest(q: asyncio.Queue[Any], item: Any) -> bool:

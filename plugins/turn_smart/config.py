@@ -13,6 +13,8 @@ class EndOfTurnConfig(BaseModel):
     """`silence`: the turn ends after the VAD's `end_silence_ms`. `smart_turn`: after `pause_ms` the
     Smart Turn v3.2 model judges the utterance; complete -> end at once, incomplete -> wait up to
     `max_silence_ms` (the VAD's `end_silence_ms` then only applies if the model fails).
+    With `early_asr_ms`, each pause that long hands the utterance so far to the ASR (in either mode),
+    so the transcript is (nearly) ready when the turn ends; it is dropped if the user goes on.
     A bare string (`end_of_turn: smart_turn`) selects the mode with default settings."""
 
     model_config = ConfigDict(extra="forbid")
@@ -27,6 +29,10 @@ class EndOfTurnConfig(BaseModel):
     )
     model_path: str | None = Field(None, description="default: ~/.cache/flowact/models/smart-turn-v3.2-cpu.onnx")
     threads: int = Field(1, ge=1, le=8, description="onnxruntime intra-op threads")
+    early_asr_ms: int | None = Field(
+        None, ge=30, le=2000, description="silence after a word at which the utterance so far goes to ASR "
+        "while the end of turn is still being decided (null: ASR starts at the end of turn)",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -29,6 +29,7 @@ def build_endpointer(
             max_silence_ms=eot.max_silence_ms, threshold=eot.threshold, verdict_wait_ms=eot.verdict_wait_ms,
         )
     return Endpointer.from_config(
-        config, sample_rate=sample_rate, frame_samples=frame_samples, policy=policy, voiced_lag_s=voiced_lag_s
+        config, sample_rate=sample_rate, frame_samples=frame_samples, policy=policy, voiced_lag_s=voiced_lag_s,
+        early_ms=eot.early_asr_ms,
     )
 

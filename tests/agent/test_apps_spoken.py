@@ -22,12 +22,22 @@ __all__ = ["llm_server"]
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.timeout(600), pytest.mark.llm]
 
+# Ten questions of one support session, phrased so tiny.en hears them alike with any piper voice;
+# each answer must carry its fact (the order tool's line, the knowledge base's sentence, the hand-off).
 QUESTIONS = [  # (spoken line, what the answer must carry)
-    ("Hello. Where is my order one two three four?", r"shipped on monday|arrives tomorrow"),
-    ("And what about order five six seven eight?", r"being packed|ships today"),
-    ("How long does a refund take?", r"\b(5|five)\b.*\b(7|seven)\b|business days"),
+    ("Hello. Where is my order one two three four?", r"1234.*(shipped on monday|arrives tomorrow)"),
+    ("And what about order five six seven eight?", r"5678.*(being packed|ships today)"),
+    ("Can you tell me if order four three two one is on its way?", r"4321.*(delayed|friday)"),
+    ("Please check order twelve thirty four.", r"1234.*(shipped on monday|arrives tomorrow)"),
+    ("Could you look up order nine nine nine nine?", r"could not find.*9999"),
+    ("Please tell me how long a refund takes.", r"\b(5|five) to (7|seven) business days"),
+    ("Do you accept PayPal?", r"^(?!.*\b(not|no|don't)\b).*paypal"),
+    ("How long does standard shipping take?", r"\b(3|three) to (5|five) business days"),
+    ("What is your return policy?", r"\b(30|thirty) days"),
+    ("I want to speak to a human, please.", r"colleague"),
 ]
-HANDOFF = "I want to speak to a human, please."
+HANDOFF_AT = 9  # the last question asks for a person: the hand-off event carries the transcript so far
+MIN_HITS = 9  # the goal (>= 9/10) with the shipped 0.5B model
 
 
 Events = list[tuple[str, dict[str, Any]]]
@@ -36,9 +46,10 @@ Events = list[tuple[str, dict[str, Any]]]
 async def converse(server: LlmServer, tmp_path: Path, lines: list[str]) -> tuple[AgentSession, Events]:
     """One support session over `lines`, spoken; returns the session and its transcript/tool/handoff events."""
     script = tmp_path / "questions.yaml"
-    script.write_text(yaml.safe_dump([{"text": q, "pause_s": 0.6} for q in lines]))
+    script.write_text(yaml.safe_dump([{"text": q, "pause_s": 1.5} for q in lines]))  # a breath after each answer
     cfg = load_config(ROOT / "configs" / "support_bot.yaml", environ={}, overrides={
-        "input": {"type": "spoken_script", "path": str(script)},
+        "input": {"type": "spoken_script", "path": str(script),
+                  "reply_timeout_s": 900.0},  # a loaded box answers late: never speak over the answer
         "llm.local_server": None, "llm.base_url": server.base_url, "llm.temperature": 0.0,
         "llm.tool_mode": "router",  # what `auto` picks on the local server (the fixture server is remote to the plugin)
         "llm.first_token_timeout_s": 180.0, "llm.timeout_s": 180.0,
@@ -64,25 +75,31 @@ def finals(events: Events, role: str) -> list[str]:
     return [str(p["text"]) for k, p in events if k == "transcript" and p["role"] == role and p["final"]]
 
 
-async def test_spoken_support_questions_get_their_facts_and_are_kept(llm_server: LlmServer, tmp_path: Path) -> None:
-    session, events = await converse(llm_server, tmp_path, [q for q, _ in QUESTIONS])
-    agent_lines, user_lines = finals(events, "agent"), finals(events, "user")
-    assert len(user_lines) == len(QUESTIONS), user_lines  # one final line per question (pauses merged)
-    hits = [bool(re.search(fact, line, re.I)) for (_, fact), line in zip(QUESTIONS, agent_lines, strict=False)]
-    assert sum(hits) >= 2, list(zip(user_lines, agent_lines, strict=False))
-    for line in agent_lines:  # nothing that looks like tool syntax reached the speech
-        assert not re.search(r"functions\.|[{}<>`]|\"\w+\":", line), line
-    assert any(k == "tool" and p["name"] == "lookup_order" for k, p in events)
-    assert session.services.recorder is not None
-    kept = read_transcript(tmp_path / "record.sqlite", session.services.recorder.session_id)
-    assert any(t["name"] == "lookup_order" for t in kept["tools"])
-    assert len(kept["turns"]) >= 3 and kept["ended"] is not None
-
-
-async def test_spoken_handoff_request_publishes_the_handoff_with_the_transcript(
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # ten questions; ~3 min on a quiet box, far more on a shared 2-core one
+async def test_ten_spoken_support_questions_carry_their_facts_and_are_kept(
     llm_server: LlmServer, tmp_path: Path
 ) -> None:
-    _, events = await converse(llm_server, tmp_path, [HANDOFF])
+    session, events = await converse(llm_server, tmp_path, [q for q, _ in QUESTIONS])
+    agent_lines, user_lines = finals(events, "agent"), finals(events, "user")
+    pairs = list(zip(user_lines, agent_lines, strict=False))
+    assert len(user_lines) == len(QUESTIONS), pairs  # one final line per question (pauses merged)
+    hits = [bool(re.search(fact, line, re.I)) for (_, fact), line in zip(QUESTIONS, agent_lines, strict=False)]
+    print(f"spoken support hit rate: {sum(hits)}/{len(QUESTIONS)}")
+    for (asked, fact), (heard, said), hit in zip(QUESTIONS, pairs, hits, strict=False):
+        print(f"{'HIT ' if hit else 'MISS'} {asked!r} heard {heard!r} -> {said!r} (needs {fact})")
+    assert sum(hits) >= MIN_HITS, pairs
+    for line in agent_lines:  # nothing that looks like tool syntax reached the speech
+        assert not re.search(r"functions\.|[{}<>`]|\"\w+\":", line), line
+    tools = [p["name"] for k, p in events if k == "tool"]
+    assert tools.count("lookup_order") >= 4 and "handoff" in tools, tools
     handoffs = [p for k, p in events if k == "handoff"]
-    assert handoffs, events
-    assert any("human" in str(line["text"]).lower() for line in handoffs[0]["transcript"])  # type: ignore[union-attr]
+    assert len(handoffs) == 1, handoffs
+    said_before = [str(line["text"]).lower() for line in handoffs[0]["transcript"]]
+    assert any("human" in line for line in said_before) and len(said_before) >= 2 * len(QUESTIONS) - 1, said_before
+    assert "1234" in said_before[1], said_before  # from the first answer on
+    assert session.services.recorder is not None
+    kept = read_transcript(tmp_path / "record.sqlite", session.services.recorder.session_id)
+    assert [t["name"] for t in kept["tools"]] == tools  # every tool call kept, in order
+    assert len(kept["turns"]) >= len(QUESTIONS) and kept["ended"] is not None
+    assert [e["kind"] for e in kept["events"] if e["kind"] == "handoff"] == ["handoff"]

@@ -60,3 +60,16 @@ def test_av_offset_metric_is_zero_when_aligned() -> None:
     assert m.av_offset_ms == 0.0
     m.on_frames(3, 3840, 24000)
     assert m.av_offset_ms == pytest.approx(40.0)
+
+
+def test_av_offset_counts_dropped_frames_once_their_chunk_is_written() -> None:
+    """A late chunk's frames are counted as dropped before the (stalled) sink has its audio: the
+    offset must not read one chunk off meanwhile (the soak sampled -160 ms there)."""
+    m = SessionMetrics(FakeClock(), fps=25)
+    sync = FrameSync(MediaTimeline(), m, policy="drop")
+    m.on_frames(4, 3840, 24000)
+    out = sync.late(control(1))  # dropped video, the audio plays on: the sink write is pending
+    assert out.frames == () and m.frames_dropped == 4
+    assert m.av_offset_ms == 0.0
+    m.on_frames(len(out.frames), len(out.audio), 24000)
+    assert m.av_offset_ms == 0.0 and m.frames_dropped == 4

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from agent.events import UserMessage, UserSpeechEnded, UserSpeechStarted
+from agent.interfaces import ChatMessage
 from flowact.types import AgentState
-from plugins.llm_scripted import ScriptedLLM
+from plugins.llm_scripted import ScriptedLLM, ScriptedLLMConfig
 from plugins.tts_espeak import EspeakTTS, EspeakTTSConfig
 from tests.fixtures.session_parts import make_session
 
@@ -147,3 +148,29 @@ async def test_transcript_of_a_pause_while_the_user_goes_on_waits_for_the_rest()
     user_texts = [next(m.content for m in reversed(call) if m.role == "user") for call in llm.calls]
     assert user_texts == ["hello, my order number 1234 has not arrived"]
     assert session.turn_count == 1
+
+
+class _PrimedLLM(ScriptedLLM):
+    """The scripted LLM with a prompt cache to prime (records what it was primed with)."""
+
+    def __init__(self, config: ScriptedLLMConfig) -> None:
+        super().__init__(config)
+        self.primed: list[list[str]] = []
+
+    async def warmup(self, messages: Sequence[ChatMessage]) -> None:
+        self.primed.append([m.content for m in messages])
+
+
+async def test_an_early_transcript_primes_the_llm_only_while_no_turn_runs() -> None:
+    session, _ = make_session()
+    llm = _PrimedLLM(ScriptedLLMConfig(replies=["Order 1234 arrives tomorrow."], first_token_s=0.5))
+    session.c.llm = llm
+    async with session:
+        llm.primed.clear()  # the warm-up before listening
+        session._prefill("where is order 1234")
+        await session._prefill_task  # type: ignore[misc]
+        assert llm.primed and llm.primed[-1][-1] == "where is order 1234"  # the question, after the system prompt
+        session._emit(UserMessage("hello", t_end=session.clock.now()))
+        session._prefill("and another thing")  # a turn uses the LLM: no priming
+        assert len(llm.primed) == 1
+        await session.wait_idle(timeout=60)

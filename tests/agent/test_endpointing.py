@@ -139,3 +139,22 @@ async def test_a_hanging_model_delays_the_feed_once_and_the_turn_still_ends() ->
     assert abs(end.t - end.last_voiced_t - 0.5) < 0.011
     assert ep.last_end_reason == "silence"  # no verdict came in time
     ep.close()
+
+
+async def test_a_pause_hands_the_speech_so_far_to_early_asr_once_per_pause() -> None:
+    ep = make(CompletionPolicy(Verdict(0.1), pause_ms=200, max_silence_ms=1500), early_ms=100)
+    events = await run(ep, frames(0.5, 0.3) + frames(0.4, 2.0))  # goes on after a pause, then stops
+    assert [(e.speaking, e.pause) for e in events] == [(True, False), (True, True), (True, True), (False, False)]
+    first, second, end = events[1:]
+    assert first.audio is not None and second.audio is not None and end.audio is not None
+    assert first.audio.pts == second.audio.pts == end.audio.pts  # one utterance
+    assert first.last_voiced_t is not None and abs(first.t - first.last_voiced_t - 0.1) < 0.011
+    assert first.last_voiced_t != end.last_voiced_t  # the user went on after the first pause
+    assert second.last_voiced_t == end.last_voiced_t  # nothing voiced between the second pause and the end
+    assert second.audio.duration < end.audio.duration  # the end adds only the silence
+    ep.close()
+
+
+async def test_no_pause_events_without_early_ms() -> None:
+    events = await run(make(), frames(0.5, 0.3) + frames(0.4, 1.0))
+    assert not any(e.pause for e in events)

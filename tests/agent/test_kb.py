@@ -10,7 +10,7 @@ import pytest
 
 from agent.errors import ConfigError
 from agent.interfaces import ChatMessage
-from agent.kb import KnowledgeBase, build_messages, kb_index, split_passages
+from agent.kb import QUOTE, KnowledgeBase, build_messages, kb_index, quote_of, split_passages
 
 FAQ = Path(__file__).resolve().parents[2] / "examples" / "customer_support" / "faq"
 
@@ -73,3 +73,52 @@ def test_build_messages_puts_passages_before_the_user_turn(tmp_path: Path, capsy
     assert build_messages(msgs, []) == msgs
     kb.close()
     assert sqlite3.connect(db).execute("SELECT count(*) FROM files").fetchone()[0] == 3
+
+
+LIBRARY = {  # a folder a user might bring: another domain, other wording, numbers in several sentences
+    "loans.md": "# Borrowing\n\nMembers may borrow up to 12 books at a time. A loan lasts 3 weeks and can be "
+                "renewed twice online.\n\nLate returns cost 20 cents per book per day.\n",
+    "visit.txt": "Opening hours\n\nThe library opens at 8 am and closes at 10 pm on weekdays. On Sundays we are "
+                 "closed.\n\nThe reading room has 40 desks with power sockets; bring your own laptop.\n",
+    "cards.md": "# Library cards\n\n* A library card is free for residents.\n* Visitors pay 15 euros a year.\n"
+                "* A lost card is replaced for 2 euros.\n",
+}
+
+
+@pytest.mark.parametrize(("question", "fact"), [
+    ("How many books can I borrow?", "up to 12 books"),
+    ("How long does a loan last?", "3 weeks"),
+    ("What does a late return cost?", "20 cents"),
+    ("When do you close?", "10 pm"),
+    ("Are you open on Sunday?", "closed"),
+    ("How much is a card for visitors?", "15 euros"),
+    ("I lost my card, what now?", "2 euros"),
+])
+def test_grounding_quotes_the_sentence_that_carries_the_fact(tmp_path: Path, question: str, fact: str) -> None:
+    for name, text in LIBRARY.items():
+        (tmp_path / name).write_text(text)
+    kb = KnowledgeBase()
+    kb.index_dir(tmp_path)
+    found = kb.grounding(question, 2, max_chars=160)
+    kb.close()
+    assert fact in " ".join(found.sentences), (question, found)
+    assert len(" ".join(found.sentences)) <= 161 and len(found.sentences) <= 2
+
+
+def test_quote_message_is_for_this_turn_only() -> None:
+    kb = KnowledgeBase()
+    kb.index_dir(FAQ)
+    found = kb.grounding("How long does a refund take?", 2)
+    assert "5 to 7 business days" in found.sentences[0]
+    system, user = ChatMessage("system", "You are Ava."), ChatMessage("user", "How long does a refund take?")
+    msgs = build_messages([system, user], found)
+    assert msgs[1].name == QUOTE and quote_of(msgs) == " ".join(found.sentences)
+    later = [*msgs, ChatMessage("assistant", "Five to seven days."), ChatMessage("user", "Thanks!")]
+    assert quote_of(later) is None  # an old turn's quote is not this turn's answer
+    assert kb.grounding("hello there", 2).sentences == () and quote_of([system, user]) is None
+    off = kb.grounding("Can I change the delivery address?", 2)  # shares only "delivery" with the FAQ
+    assert off.passages and off.sentences == ()  # no sentence to say; the passages remain for a model
+    assert build_messages([system, user], off)[1].name == ""
+    passages = build_messages([system, user], found.passages)  # answer: passages, worded by the model
+    assert passages[1].name == "" and quote_of(passages) is None and "30 days" in passages[1].content
+    kb.close()

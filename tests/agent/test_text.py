@@ -52,10 +52,13 @@ def _split(text: str, step: int = 3, **kw: object) -> list[str]:
 def test_first_clause_mode_releases_the_first_clause_then_sentences() -> None:
     text = "Sure, I can check that for you, just a moment. Your order shipped on Monday, and it arrives today."
     assert _split(text, first_clause=True) == [
-        "Sure, I can check that for you,",  # "Sure," has too few words to stand alone
-        "just a moment.",
+        "Sure, I can check that",  # "Sure," has too few words to stand alone; 5 words at most
+        "for you, just a moment.",
         "Your order shipped on Monday, and it arrives today.",  # later pieces stay sentences
     ]
+    assert _split(text, first_clause=True, clause_max_words=8)[0] == "Sure, I can check that for you,"
+    assert _split("Of course, your order left the depot today.", first_clause=True) == [
+        "Of course,", "your order left the depot today."]  # two words make a clause
     assert _split(text) == ["Sure, I can check that for you, just a moment.",
                             "Your order shipped on Monday, and it arrives today."]
 
@@ -89,3 +92,10 @@ def test_first_clause_after_max_words_without_punctuation() -> None:
 def test_a_short_first_sentence_still_ends_at_its_period() -> None:
     assert _split("Yes, of course. Anything else, I mean, at all?", first_clause=True) == [
         "Yes, of course.", "Anything else, I mean, at all?"]
+
+
+def test_a_first_clause_cut_by_count_does_not_end_on_a_function_word() -> None:
+    assert _split("A refund usually takes about five to seven business days.", first_clause=True)[0] == (
+        "A refund usually takes about five")  # not "... takes about"
+    assert _split("Your parcel will arrive at the depot in the morning.", first_clause=True)[0] == (
+        "Your parcel will arrive at the depot")  # at most 3 words more

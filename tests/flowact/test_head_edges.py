@@ -17,7 +17,8 @@ from flowact.reference import analyze_portrait
 from flowact.render.renderer import Renderer
 from tests.fixtures.portraits import ALL_PORTRAITS
 
-NAMES = ["grace", "astronaut", "mona_lisa", "obama_speaking"]  # frontal, and turned 17 and 14 degrees
+# frontal, and turned 17, 14 and 22 degrees (the last also tilted up 22)
+NAMES = ["grace", "astronaut", "mona_lisa", "obama_speaking", "einstein_turned"]
 
 
 def motion(**kw: float) -> np.ndarray:

@@ -9,6 +9,7 @@ LIVEKIT_API_KEY and LIVEKIT_API_SECRET set, the same assertions run against that
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -224,6 +225,12 @@ def test_session_in_a_room_answers_chat(sink_run: dict[str, Any]) -> None:
     assert "speaking" in res["states"]
     assert res["video"]["n"] > 25 and res["audio_s"] > 2.0
     assert res["speech_rms"] > 300  # the spoken reply is audible in the room (silence decodes to ~0)
+    handoff = _ok(run, "handoff")["texts"]
+    assert len(handoff) == 1 and handoff[0]["attrs"] == {"flowact.event": "handoff"}, handoff
+    event = json.loads(handoff[0]["text"])  # the hand-off with the transcript so far, as JSON data
+    assert event["event"] == "handoff" and event["reason"] == "wants a person" and event["session_id"]
+    assert [(line["role"], line["text"]) for line in event["transcript"]][-2:] == [
+        ("user", "When does order 1234 arrive?"), ("agent", "Order 1234 arrives tomorrow.")]
 
 
 
@@ -240,6 +247,36 @@ async def test_write_never_blocks_and_drops_the_oldest_chunk() -> None:
         await sink.write(VideoChunk(k, k * 0.16, 25, (VideoFrame(k * 0.16, img),), np.zeros(10, np.int16), 24000))
     assert sink.chunks_dropped == 7
     assert [sink._chunks.get_nowait().index for _ in range(3)] == [7, 8, 9]
+    await sink.aclose()
+
+
+async def test_a_pump_behind_catches_up_on_silence_never_on_speech() -> None:
+    """Found by the soak on a loaded CPU: the pump fell behind during answers and the oldest queued
+    chunks (speech) were dropped. Silence goes first; speech waits up to 4x the bound."""
+    import numpy as np
+
+    from flowact.types import VideoChunk, VideoFrame
+
+    sink = LiveKitSink(LiveKitConfig(url="ws://h", token="x", queue_chunks=3))  # type: ignore[arg-type]
+    img = np.zeros((4, 4, 3), np.uint8)
+
+    def chunk(k: int, speech: bool) -> VideoChunk:
+        audio = (np.sin(np.arange(3840) / 5) * 3000).astype(np.int16) if speech else np.zeros(3840, np.int16)
+        return VideoChunk(k, k * 0.16, 25, (VideoFrame(k * 0.16, img),), audio, 24000)
+
+    for k in range(2):
+        await sink.write(chunk(k, False))
+    for k in range(2, 10):  # an answer arrives while the pump is stalled: all of it is kept
+        await sink.write(chunk(k, True))
+    for k in range(10, 14):  # the silence after it is dropped while the speech waits
+        await sink.write(chunk(k, False))
+    assert sink.chunks_dropped == 4
+    assert [c.index for c in list(sink._chunks._queue)] == list(range(10))  # type: ignore[attr-defined]
+    for k in range(14, 20):  # 12 queued (the hard bound): only now does the oldest go
+        await sink.write(chunk(k, True))
+    queued = [c.index for c in list(sink._chunks._queue)]  # type: ignore[attr-defined]
+    assert len(queued) == 12 and queued[0] == 4 and queued[-1] == 19 and sink.chunks_dropped == 8
+    assert sink._speech_queued == 12
     await sink.aclose()
 
 
@@ -263,4 +300,16 @@ async def test_legacy_chat_packets_and_transcript_segments() -> None:
     assert [(t, a["lk.segment_id"], a["lk.transcription_final"]) for _, t, a in sent] == [
         ("Hello", "agent_0", "false"), ("Hello there.", "agent_0", "true"), ("Next.", "agent_1", "true")]
     assert {topic for topic, _, _ in sent} == {"lk.transcription"}
+    await sink.aclose()
+
+
+async def test_only_configured_events_are_published_on_their_topic() -> None:
+    sink = LiveKitSink(LiveKitConfig(url="ws://h", token="x", event_topics={"handoff": "desk"}))  # type: ignore[arg-type]
+    assert sink.event_kinds == frozenset({"handoff"})
+    await sink.publish_event("tool", {"name": "lookup_order"})  # not configured: nothing sent
+    await sink.publish_event("handoff", {"reason": "asked", "transcript": [{"role": "user", "text": "é"}]})
+    sent = [sink._outbox.get_nowait() for _ in range(sink._outbox.qsize())]
+    assert [(topic, json.loads(text), attrs) for topic, text, attrs in sent] == [
+        ("desk", {"event": "handoff", "reason": "asked", "transcript": [{"role": "user", "text": "é"}]},
+         {"flowact.event": "handoff"})]
     await sink.aclose()

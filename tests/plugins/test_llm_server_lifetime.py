@@ -3,6 +3,7 @@ or once it serves) takes the server down within seconds; a normal stop leaves no
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -111,3 +112,36 @@ async def test_a_killed_server_restarts_on_the_same_port() -> None:
             assert (await client.get(f"{server.base_url}/models")).status_code == 200
     finally:
         await server.stop()
+
+
+@pytest.mark.timeout(400)
+async def test_the_llm_restarts_its_local_server_after_a_kill() -> None:
+    """kill -9 of the local server (a crash, the OOM killer): the next chat starts it again on its
+    port and answers; the retry of the chat that met the dead server is answered too."""
+    from agent.frames import TextDelta
+    from agent.interfaces import ChatMessage
+    from plugins.llm_openai import OpenAILLM, OpenAILLMConfig
+
+    llm = OpenAILLM(OpenAILLMConfig(
+        local_server=LocalServerConfig(n_ctx=512, n_threads=1, startup_timeout_s=240), max_tokens=8,
+        first_token_timeout_s=240, backoff_s=0.2,
+    ))
+    await llm.start()
+    assert llm.server is not None and llm.server.proc is not None
+    messages = [ChatMessage("system", "Answer in one word."), ChatMessage("user", "Say yes.")]
+
+    async def answer() -> str:
+        return "".join([d.text async for d in llm.chat(messages) if isinstance(d, TextDelta)])
+
+    try:
+        assert await answer()
+        port, old = llm.server.port, llm.server.proc.pid
+        os.killpg(old, signal.SIGKILL)
+        await asyncio.wait_for(llm.server.proc.wait(), 10)
+        assert await answer()  # the first attempt meets the dead server; its retry the restarted one
+        assert llm.server_restarts == 1
+        assert llm.server.proc is not None and llm.server.proc.pid != old and llm.server.port == port
+        assert await answer() and llm.server_restarts == 1  # alive again: no further restart
+    finally:
+        await llm.aclose()
+    assert llm.server.proc is None

@@ -9,6 +9,7 @@ import re
 
 from agent.frames import TextDelta, ToolCall
 from agent.interfaces import ChatMessage
+from agent.kb import Grounding, build_messages
 from agent.tools import ToolConfig, ToolStatus
 from tests.fixtures.llm_server import LlmServer, llm_server, make_llm
 
@@ -24,11 +25,13 @@ HANDOFF = ToolConfig(name="handoff", builtin="handoff")
 LEAK = re.compile(r"functions\.|[{}<>`_]|\"\w+\":")
 
 
-async def run(llm_kwargs: dict[str, object], server: LlmServer, user: str) -> tuple[str, list[ToolStatus]]:
+async def run(llm_kwargs: dict[str, object], server: LlmServer, user: str,
+              knowledge: Grounding | None = None) -> tuple[str, list[ToolStatus]]:
     llm = make_llm(server, first_token_timeout_s=SLOW, timeout_s=SLOW, tool_mode="router", **llm_kwargs)
     text, statuses = "", []
+    messages = [SYSTEM, ChatMessage("user", user)]
     try:
-        async for item in llm.chat([SYSTEM, ChatMessage("user", user)]):
+        async for item in llm.chat(build_messages(messages, knowledge) if knowledge else messages):
             if isinstance(item, TextDelta):
                 text += item.text
             elif isinstance(item, ToolStatus):
@@ -56,6 +59,17 @@ async def test_router_answer_worded_by_the_llm_from_the_result(llm_server: LlmSe
 async def test_router_picks_no_tool_for_small_talk_and_answers(llm_server: LlmServer) -> None:
     text, st = await run({"tools": [LOOKUP, HANDOFF], "max_tokens": 30}, llm_server, "Hello, how are you today?")
     assert st == [] and re.search(r"[a-z]{3}", text), text
+
+
+REFUND = Grounding((), ("Refunds reach your card 5 to 7 business days after the warehouse receives the item.",))
+
+
+async def test_knowledge_sentences_are_spoken_as_written_when_no_tool_runs(llm_server: LlmServer) -> None:
+    quoting = {"tools": [LOOKUP, HANDOFF], "quote_knowledge": "always"}
+    text, st = await run(quoting, llm_server, "How long does a refund take?", REFUND)
+    assert st == [] and text.strip() == REFUND.sentences[0]  # the fact as the FAQ states it, no model wording
+    text, st = await run(quoting, llm_server, "Where is my order 1234?", REFUND)  # a tool question wins
+    assert [s.name for s in st] == ["lookup_order", "lookup_order"] and "1234" in text and "Refund" not in text
 
 
 async def test_slow_tool_speaks_a_filler_before_its_result(llm_server: LlmServer) -> None:
