@@ -70,7 +70,9 @@ def test_a_barge_in_drops_the_speech_queued_in_the_sink() -> None:
     cut = [t for t in tails if t["flushed"]]
     assert res["flushed_chunks"] >= 2 and all(t["tone_ms"] is not None for t in tails), res
     assert min(t["tone_ms"] for t in plain) >= 300, plain  # the scenario does queue speech ahead
-    assert max(t["tone_ms"] for t in cut) <= 200, cut
+    # ~0.1 s measured (aiortc's 80 ms receive buffer included); 0.22 s once on a starved box
+    assert max(t["tone_ms"] for t in cut) <= 250 and max(t["tone_ms"] for t in cut) + 150 <= min(
+        t["tone_ms"] for t in plain), tails
     for t in cut:
         assert t["white_ms"] is not None and abs(t["white_ms"] - t["tone_ms"]) <= 120, t  # A/V dropped together
         assert t["frames_next_s"] >= 20, t  # the picture goes on after the flush
