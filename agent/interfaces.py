@@ -4,8 +4,9 @@ Streams are async iterators (call `aclose()` on early exit). Engines do their bl
 threads; base classes in `agent.engine` own retries, timeouts, metrics and error mapping.
 
 Optional capabilities are declared here as Protocols (`Startable`, `Warmable`, `Preparable`,
-`SessionBound`, `ReplyPaced`, `SessionHooks`, `EventPublisher`) and tested with `isinstance`, never
-found by `getattr`. Observers of a session subclass `SessionObserver` and override the callbacks they need.
+`SessionBound`, `ReplyPaced`, `SessionHooks`, `EventPublisher`, `Interruptible`) and tested with
+`isinstance`, never found by `getattr`. Observers of a session subclass `SessionObserver` and override
+the callbacks they need.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ __all__ = [
     "ControlChannel",
     "EventPublisher",
     "Generator",
+    "Interruptible",
     "Preparable",
     "ReplyPaced",
     "SessionBound",
@@ -220,6 +222,15 @@ class EventPublisher(Protocol):
     def event_kinds(self) -> frozenset[str]: ...
 
     async def publish_event(self, kind: str, payload: Mapping[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class Interruptible(Protocol):
+    """A sink that queues media ahead of playout (LiveKit room): when speech is cut (barge-in,
+    interrupt) it drops what it has queued, so the listener hears silence now, not after the queue.
+    Called on the event loop; must not block. Audio and video queued together are dropped together."""
+
+    def drop_queued_media(self) -> None: ...
 
 
 @runtime_checkable

@@ -28,7 +28,7 @@ import numpy as np
 
 from agent.avsync import FrameSync, MediaTimeline
 from agent.events import MediaEvent, SpeechDrained, SpeechStarted, SpeechWritten
-from agent.interfaces import Generator, SessionObserver, Sink
+from agent.interfaces import Generator, Interruptible, SessionObserver, Sink
 from agent.metrics import SessionMetrics
 from flowact.clock import Clock, Pacer
 from flowact.types import ControlChunk, VideoChunk
@@ -141,7 +141,10 @@ class MediaLoop:
         return list(self._tasks)
 
     def mute_pending(self) -> int:
-        """Barge-in: cut the speech of every chunk built but not yet written. Returns how many."""
+        """Barge-in: cut the speech of every chunk built but not yet written, and have a sink that
+        queues media drop what it holds (`Interruptible`). Returns how many chunks were cut here."""
+        if isinstance(self.sink, Interruptible):
+            self.sink.drop_queued_media()
         n = 0
         for item in self._inflight:
             if item.speech_run is not None and not item.mute:

@@ -18,6 +18,11 @@ audio slice right beside it; the frame is held until the audio queued before its
 so audio and video leave together (measured at the receiver: within one frame). We do not use
 `rtc.AVSynchronizer`: its pacing reads `time.perf_counter` directly (no injected clock) and
 its video queue blocks the writer; the pump below is the same idea with a bounded, drop-oldest queue.
+
+Barge-in (`Interruptible.drop_queued_media`): the queued chunks, the rest of the chunk being sent and
+the SDK's AudioSource queue are dropped at once, audio and video together, and the pump re-anchors its
+pacing on the next chunk, so the listener hears silence one network hop later instead of after the
+~0.2-0.5 s of speech that was queued here.
 """
 
 from __future__ import annotations
@@ -80,12 +85,14 @@ class LiveKitSink:
                                 clock=self.clock, name=f"{config.room}-mic")
         self._segment = 0
         self._closed = False
+        self._cuts = 0  # drop_queued_media() calls: the pump abandons what it was sending when this moves
         # counters (tests and telemetry)
         self.frames_sent = 0
         self.first_frame_at: float | None = None  # clock time the first video frame went to the SDK
         self.first_frame_sent = asyncio.Event()
         self.chunks_dropped = 0
         self.chunks_skipped = 0  # silent chunks skipped to catch up with a backlog
+        self.chunks_flushed = 0  # chunks dropped by drop_queued_media (barge-in)
         self.audio_dropped = 0
         self.malformed_chat = 0
         self.connects = 0
@@ -100,7 +107,8 @@ class LiveKitSink:
             raise ConfigError(f"livekit: unsupported fps {fps} or sample rate {sample_rate}")
         self.width, self.height, self.fps, self.sample_rate = width, height, fps, sample_rate
         self._video_src = rtc.VideoSource(width, height)
-        # A small queue: the audio of one frame waits at most ~one frame (A/V alignment).
+        # A small queue: the audio of one frame waits at most ~one frame (A/V alignment), and a
+        # barge-in clears it anyway (drop_queued_media).
         self._audio_src = rtc.AudioSource(sample_rate, 1, queue_size_ms=max(50, 2000 // fps))
         await self._connect()  # the first join fails loudly (bad URL, token, permissions)
         self._spawn("pump", self._pump())
@@ -281,13 +289,28 @@ class LiveKitSink:
         self._speech_queued -= _has_sound(chunk)
         return chunk
 
+    def drop_queued_media(self) -> None:
+        """Speech was cut (barge-in): drop every queued chunk, the rest of the chunk being sent and
+        the audio the SDK holds, so the room hears silence now. Audio and video go together (A/V
+        sync holds); the next chunk the session writes starts a fresh pacing anchor."""
+        self._cuts += 1
+        while not self._chunks.empty():
+            self._take_oldest()
+            self.chunks_flushed += 1
+        if self._audio_src is not None:
+            with contextlib.suppress(Exception):  # a closed source has nothing queued
+                self._audio_src.clear_queue()
+
     async def _pump(self) -> None:
         assert self._video_src is not None and self._audio_src is not None
         period = 1.0 / self.fps
         hold = self.config.video_hold_ms / 1000.0
         pacer: Pacer | None = None  # anchored on the first frame; re-anchors when 4 frames behind
+        cuts = self._cuts
         while True:
             chunk = await self._chunks.get()
+            if cuts != self._cuts:  # media was dropped: pace from this chunk on, no catching up
+                cuts, pacer = self._cuts, None
             self._speech_queued -= _has_sound(chunk)
             # Audio leaves in real time, so a backlog (after a stall) would delay everything after it
             # for good: catch up by skipping queued digital silence (idle, or speech cut by a barge-in).
@@ -302,6 +325,8 @@ class LiveKitSink:
             n = max(1, len(frames))
             bounds = np.linspace(0, len(audio), n + 1).astype(int)
             for i in range(n):
+                if cuts != self._cuts:  # dropped mid-chunk: its remaining frames and audio go too
+                    break
                 if pacer is None:
                     pacer = Pacer(self.clock, period, max_lag_s=4 * period)
                 if self._chunks.empty():
@@ -318,6 +343,8 @@ class LiveKitSink:
                     lag = self._audio_src.queued_duration - len(seg) / self.sample_rate + hold
                     if lag > 0.005:
                         await self.clock.sleep(min(lag, 2 * period))
+                    if cuts != self._cuts:  # its audio was just cleared: the frame goes with it
+                        break
                 if i < len(frames):
                     self._send_video(frames[i].image)
 
