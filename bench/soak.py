@@ -354,9 +354,10 @@ class Soak:
                     step = 0
                     while opening or time.monotonic() < end:  # the opening always runs in full
                         step += 1
+                        scheduled = not opening  # the opening's own steps are never replaced
                         action = opening.pop(0) if opening else self.rng.choices(
                             ["spoken", "typed", "barge", "barge_twice", "command"], [5, 2, 3, 1, 1])[0]
-                        if not opening and time.monotonic() >= next_fault:  # the schedule: one every N min
+                        if scheduled and time.monotonic() >= next_fault:  # the schedule: one every N min
                             action, next_fault = "fault", time.monotonic() + args.fault_every_min * 60
                         if action == "fault":
                             action = "fault:" + self.fault_kinds[sum(self.injected.values()) % len(self.fault_kinds)]

@@ -24,6 +24,7 @@ import numpy as np
 from agent.config import PluginSpec
 from agent.frames import AudioChunk, SpeechChunk, Transcript, VideoChunk
 from agent.interfaces import SessionObserver
+from agent.turn_runner import LEAD_KEEP_S, ONSET_LEVEL
 from flowact.audio import float_to_int16, int16_to_float, resample
 from flowact.types import AgentState
 
@@ -126,9 +127,13 @@ class AudioLedger:
 
     def synthesized(self, audio: AudioChunk) -> None:
         pcm = audio.samples
+        turn = self.current_turn()
+        if turn not in self.pending:  # the turn runner plays a turn's first word without the engine's lead-in
+            loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > ONSET_LEVEL)
+            cut = int(loud[0]) - int(LEAD_KEEP_S * audio.sample_rate) if len(loud) else 0
+            pcm = pcm[max(0, cut):]
         if audio.sample_rate != self.rate:  # as the turn runner does before the builder
             pcm = float_to_int16(resample(int16_to_float(pcm), audio.sample_rate, self.rate))
-        turn = self.current_turn()
         self.pending.setdefault(turn, []).append(np.array(pcm, np.int16))
         for old in [t for t in self.pending if t < turn - 8]:  # turns that never reported an end
             del self.pending[old]

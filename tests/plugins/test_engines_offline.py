@@ -5,7 +5,6 @@ dying mid-stream, stop). Streaming/tool/cancel tests on a shared server: test_ll
 from __future__ import annotations
 
 import re
-import time
 
 import numpy as np
 import pytest
@@ -58,7 +57,8 @@ def llm_config() -> OpenAILLMConfig:
 
 async def test_local_server_lifecycle_and_killed_mid_stream(llm_config: OpenAILLMConfig) -> None:
     """The plugin starts llama.cpp on a free loopback port, streams from it, and when the server dies
-    mid-answer the stream ends with a clear retryable EngineError (not a hang, not a repeat)."""
+    mid-answer the stream ends with a clear retryable EngineError (not a hang, not a repeat); the next
+    call starts the server again."""
     llm = OpenAILLM(llm_config)
     await llm.start()
     try:
@@ -74,12 +74,11 @@ async def test_local_server_lifecycle_and_killed_mid_stream(llm_config: OpenAILL
                     llm.server.proc.kill()
         assert len(got) >= 3 and len(words("".join(got))) >= 1
         assert e.value.retryable and llm.stats.retries == 0  # never retried once text reached the caller
-        # a new call against the dead server fails fast and clearly, after its retries
-        t0 = time.monotonic()
-        with pytest.raises(EngineError, match="openai"):
-            async for _ in llm.chat(msgs):
-                pass
-        assert time.monotonic() - t0 < 15 and llm.stats.retries == 1
+        # the next call restarts the dead server (same port) and is answered: the agent never goes deaf
+        dead = llm.server.proc
+        said = [d.text async for d in llm.chat([ChatMessage("user", "Say hello.")]) if isinstance(d, TextDelta)]
+        assert words("".join(said)), said
+        assert llm.server.proc is not None and llm.server.proc is not dead and llm.server.proc.poll() is None
     finally:
         await llm.aclose()
     assert llm.server.proc is None
