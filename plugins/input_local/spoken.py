@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 import numpy as np
@@ -75,6 +75,9 @@ class SpokenScriptInput:
             speech = await self._synthesize(text)
             async for c in self._silence(pause):
                 yield c
+            # a polite user lets the agent finish (a greeting, a late answer) before speaking
+            async for c in self._silence_until(self._wait_idle(), "spoken-script-idle"):
+                yield c
             before = self._session.turn_count if self._session else 0
             for start in range(0, len(speech), n):
                 block = speech[start : start + n]
@@ -82,13 +85,8 @@ class SpokenScriptInput:
                     block = np.concatenate([block, np.zeros(n - len(block), np.int16)])
                 yield await self._paced(block)
             # keep the mic open (silence) until the agent has answered this line
-            waiter = asyncio.create_task(self._wait_reply(before), name="spoken-script-wait")
-            try:
-                while not waiter.done():
-                    yield await self._paced(np.zeros(n, np.int16))
-            finally:
-                waiter.cancel()
-                await asyncio.gather(waiter, return_exceptions=True)
+            async for c in self._silence_until(self._wait_reply(before), "spoken-script-wait"):
+                yield c
         async for c in self._silence(0.5):
             yield c
         await self._tts.aclose()
@@ -103,6 +101,22 @@ class SpokenScriptInput:
         chunk = AudioChunk(block, self.sample_rate, pts=self._sent / self.sample_rate)
         self._sent += len(block)
         return chunk
+
+    async def _silence_until(self, wait: Coroutine[Any, Any, None], name: str) -> AsyncIterator[AudioChunk]:
+        """Paced silence (the mic stays open) until `wait` ends."""
+        n = self.sample_rate * self.config.chunk_ms // 1000
+        waiter = asyncio.create_task(wait, name=name)
+        try:
+            while not waiter.done():
+                yield await self._paced(np.zeros(n, np.int16))
+        finally:
+            waiter.cancel()
+            await asyncio.gather(waiter, return_exceptions=True)
+
+    async def _wait_idle(self) -> None:
+        if self._session is not None:
+            with contextlib.suppress(TimeoutError):  # never idle in time: the script goes on
+                await self._session.wait_idle(timeout=self.config.reply_timeout_s)
 
     async def _wait_reply(self, turns_before: int) -> None:
         if self._session is None:

@@ -63,6 +63,7 @@ async def test_spoken_quiz_is_graded_shown_on_the_face_and_resumed(tmp_path: Pat
     peaks = [float(e[HAPPY]) for e in first.expressions]
     assert max(peaks) > 0.3  # praise showed on the face
     assert max(float(e[CONCERNED]) for e in first.expressions) > 0.3  # so did the correction
-    second = await lesson(tmp_path, ["I played football yesterday."], "two")  # ASR-robust across piper voices
+    # a lead-in word: tiny.en may clip or merge a first short word ("I played" -> "plate")
+    second = await lesson(tmp_path, ["Yes, I played football yesterday."], "two")
     assert second.agent[0].startswith("Welcome back") and "play" in second.agent[0]  # resumed at step 2
     assert second.agent[1].startswith("Well done"), (second.user, second.agent)
