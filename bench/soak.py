@@ -56,6 +56,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -341,6 +342,8 @@ class Soak:
         opening = [a for a in args.opening.split(",") if a]
         warm: dict[str, float] | None = None
         warm_threads: list[str] = []
+        warm_tasks: Counter[str] = Counter()
+        self.new_tasks: list[str] = []
         opened = False
         next_fault = 0.0  # after the opening, the first scheduled fault comes at once
         at_end: dict[str, float] = {}
@@ -376,13 +379,20 @@ class Soak:
                             opened = opened or rebase
                             gc.collect()
                             warm, warm_threads = process_sample(), thread_names()
+                            warm_tasks = task_names()
                             warm["t"] = round(time.monotonic() - t0, 1)
                         await asyncio.sleep(self.rng.uniform(0.3, 2.0))
                     await self.idle()
                     await asyncio.sleep(2.5)  # pending lost-sample checks
                     gc.collect()
                     at_end = process_sample()
+                    for _ in range(6):  # a dropped connection's sockets close asynchronously: let them
+                        if warm is None or at_end["fds"] <= warm["fds"]:
+                            break
+                        await asyncio.sleep(0.5)
+                        at_end = process_sample()
                     end_threads = thread_names()
+                    self.new_tasks = sorted((task_names() - warm_tasks).elements())
                 finally:
                     sampler.cancel()
                     await asyncio.gather(sampler, return_exceptions=True)
@@ -438,6 +448,7 @@ class Soak:
             "heap_blocks_growth_per_h": round(slope("heap_blocks")),
             "settle_s": settle,
             "leaked_tasks": int(at_end["tasks"] - warm["tasks"]),
+            "new_tasks": self.new_tasks,  # names of tasks running at the end that were not at the baseline
             # threads Python only registers (`Dummy-N`: native threads, e.g. the LiveKit SDK's, that
             # called into Python) are not ours to end; they are listed under new_threads
             "leaked_threads": len(_own(threads["end"])) - len(_own(threads["warm"])),
@@ -554,6 +565,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         opening = [x for pair in zip(others, (f"fault:{k}" for k in kinds), strict=False) for x in pair]
         args.opening = ",".join(opening)
     return args
+
+
+def task_names() -> Counter[str]:
+    """The running asyncio tasks by name (what a leak is made of)."""
+    return Counter(t.get_name() for t in asyncio.all_tasks())
 
 
 def main() -> None:

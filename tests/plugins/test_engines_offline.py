@@ -78,7 +78,7 @@ async def test_local_server_lifecycle_and_killed_mid_stream(llm_config: OpenAILL
         dead = llm.server.proc
         said = [d.text async for d in llm.chat([ChatMessage("user", "Say hello.")]) if isinstance(d, TextDelta)]
         assert words("".join(said)), said
-        assert llm.server.proc is not None and llm.server.proc is not dead and llm.server.proc.poll() is None
+        assert llm.server.proc is not None and llm.server.proc is not dead and llm.server.proc.returncode is None
     finally:
         await llm.aclose()
     assert llm.server.proc is None
