@@ -79,14 +79,19 @@ def test_a_barge_in_drops_the_speech_queued_in_the_sink() -> None:
 
 
 # --- the browser end to end ------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def run() -> dict[str, Any]:
+def needs_browser() -> None:
+    """Skip, with the reason, where Chromium, selenium or the built page are missing."""
     for tool in ("chromium", "chromedriver"):
         if shutil.which(tool) is None:
             pytest.skip(f"needs Debian {tool} (tools/ensure_system.sh installs chromium chromium-driver)")
     pytest.importorskip("selenium")
     if not VENDOR.exists():
         pytest.skip("the page is not built: `make web` (npm ci + copy of livekit-client's UMD build)")
+
+
+@pytest.fixture(scope="module")
+def run() -> dict[str, Any]:
+    needs_browser()
     res = run_scenario("conversation", timeout=300, worker="livekit_browser_worker.py")
     assert "fatal" not in res, res["fatal"] + res["stderr_tail"]
     assert "error" not in res, res["error"] + res["stderr_tail"]
@@ -208,12 +213,7 @@ def test_typed_chat_is_answered_with_speech_and_caption(run: dict[str, Any]) -> 
 # --- the page loses its signal connection ----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def rejoined() -> dict[str, Any]:
-    for tool in ("chromium", "chromedriver"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"needs Debian {tool} (tools/ensure_system.sh installs chromium chromium-driver)")
-    pytest.importorskip("selenium")
-    if not VENDOR.exists():
-        pytest.skip("the page is not built: `make web` (npm ci + copy of livekit-client's UMD build)")
+    needs_browser()
     res = run_scenario("reconnect", timeout=240, worker="livekit_browser_worker.py")
     assert "fatal" not in res and "error" not in res, res.get("fatal") or res.get("error")
     return res
