@@ -76,6 +76,11 @@ class SessionConfig(BaseModel):
         5, ge=2, le=40, description="the first clause ends at punctuation or after this many words (fewer: "
         "the first audio comes sooner, with a break in the first sentence's melody)",
     )
+    early_answer: bool = Field(
+        True, description="an early transcript (before the end of turn is decided) begins the answer, held "
+        "until the end of turn confirms the same words (cancelled otherwise); False: it only primes the LLM's "
+        "prompt cache",
+    )
     continue_window_s: float = Field(
         2.5, ge=0.0, description="voice onset this soon after a question, before the answer plays: the user "
         "goes on with the same question (one answer to the whole of it), not a barge-in",

@@ -5,7 +5,9 @@
 builder, `agent.turn_runner`) as an owned task, cancels it on barge-in (queued speech dropped,
 chunks already built muted, the face eased back to listening), and finishes it when the media loop
 reports that the turn's speech has drained. Waiters (`wait_idle`, the offline gate) wait on a
-`Changed` signal that every event notifies; nothing polls.
+`Changed` signal that every event notifies; nothing polls. An early transcript may begin the answer
+before the end of turn (`answer_early`, see `agent.early_answer`): the turn adopts it or it is
+cancelled.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from agent.app_services import AppServices
+from agent.early_answer import EarlyAnswer
 from agent.errors import ConfigError, FlowActError
 from agent.events import (
     InterruptRequested,
@@ -33,7 +36,7 @@ from agent.history import ConversationHistory
 from agent.interfaces import LLM, TTS, Generator
 from agent.metrics import SessionMetrics
 from agent.tools import ToolStatus
-from agent.turn_runner import TurnRunner
+from agent.turn_runner import TurnResult, TurnRunner
 from agent.turns import Action, CancelTurn, SetState, StartTurn, TurnMachine
 from flowact.clock import Clock
 from flowact.control import ControlBuilder
@@ -95,6 +98,7 @@ class Conversation:
         first_clause_words: int = 5,
         services: AppServices | None = None,
         source: str = "<config>",
+        early_answer: bool = True,
     ) -> None:
         self.builder = builder
         self.tts = tts
@@ -123,10 +127,14 @@ class Conversation:
         self._continued_turn = 0
         self.answered_turn = 0  # newest turn whose answer played out (not cancelled)
         self._user_line: tuple[int, str] | None = None  # a spoken question not yet said as final
+        self.early_answer = early_answer
+        self._early: EarlyAnswer | None = None  # an answer begun before the end of turn (one at most)
 
     # --- events ----------------------------------------------------------------------------------
     def handle(self, event: SessionEvent) -> None:
         """Apply one event (synchronously, in order), then wake every waiter."""
+        if isinstance(event, UserSpeechStarted | SayRequested | InterruptRequested):
+            self._drop_early()  # the user goes on (or the app takes over): the early answer is not wanted
         if isinstance(event, UserSpeechStarted):
             self._execute(self.turns.on_user_speech_start(continues=self._continues(event.t)))
         elif isinstance(event, UserSpeechEnded):
@@ -200,6 +208,7 @@ class Conversation:
         self._carry = ""
         if self.turns.user_speaking and not event.typed and text.strip():
             self._carry = text  # the user already went on talking: wait for the whole question
+            self._drop_early()
             return
         actions = self.turns.on_user_message(text)
         for action in actions:
@@ -211,6 +220,8 @@ class Conversation:
                     self.metrics.mark(action.turn, "asr_final", event.t_final)
         self._execute(actions)  # a cancelled earlier turn says its own pending line first
         start = next((a for a in actions if isinstance(a, StartTurn)), None)
+        if start is None:
+            self._drop_early()
         if start is not None and not event.typed:
             # the final spoken line is said once the question is settled (its answer starts, or the
             # turn ends any way but "continued"); typed lines were said when typed
@@ -224,7 +235,8 @@ class Conversation:
             elif isinstance(action, CancelTurn):
                 self._cancel(action)
             elif isinstance(action, StartTurn):
-                self.turn_task = asyncio.create_task(self._run_turn(action), name=f"turn-{action.turn}")
+                early = self._take_early(action)
+                self.turn_task = asyncio.create_task(self._run_turn(action, early), name=f"turn-{action.turn}")
 
     def _cancel(self, action: CancelTurn) -> None:
         if self.turn_task is not None and not self.turn_task.done():
@@ -255,23 +267,77 @@ class Conversation:
         self.fanout.event("turn", record)
         self._execute(self.turns.on_turn_finished(turn))
 
-    async def _run_turn(self, action: StartTurn) -> None:
+    # --- early answers (agent.early_answer) -----------------------------------------------------
+    def answer_early(self, text: str) -> bool:
+        """An early transcript while the end of turn is still out: begin its answer, held. Not while
+        a turn runs, nor when preparing a turn has side effects (a tutor grades answers)."""
+        if not self.early_answer or self.llm is None or not self.idle or not text.strip():
+            return False
+        if self.services is not None and self.services.tutor is not None:
+            return False
+        if self._early is not None and self._early.matches(text):
+            return True
+        self._drop_early()
+        runner = self._new_runner(0, held=True)
+        task = asyncio.create_task(self._answer(runner, text), name="early-answer")
+        self._early = EarlyAnswer(text, runner, task)
+        return True
+
+    def _take_early(self, start: StartTurn) -> EarlyAnswer | None:
+        """The early answer `start` adopts (same transcript); any other is cancelled."""
+        early = self._early
+        if early is not None and start.use_llm and early.matches(start.text) and not early.task.done():
+            self._early = None
+            return early
+        self._drop_early()
+        return None
+
+    def _drop_early(self) -> None:
+        if self._early is not None:
+            self._early.cancel()
+            self._early = None
+
+    @property
+    def early_pending(self) -> bool:
+        """An early answer is held, waiting for its end of turn."""
+        return self._early is not None
+
+    def _new_runner(self, turn: int, *, held: bool = False) -> TurnRunner:
         runner = TurnRunner(
-            turn=action.turn, builder=self.builder, tts=self.tts, clock=self.clock, metrics=self.metrics,
+            turn=turn, builder=self.builder, tts=self.tts, clock=self.clock, metrics=self.metrics,
             llm=self.llm, on_speech=self.notify, first_clause=self.first_clause,
-            first_clause_words=self.first_clause_words,
-            on_tool=lambda status: self._on_tool(action.turn, status),
+            first_clause_words=self.first_clause_words, held=held,
         )
+        runner.on_tool = lambda status: self._on_tool(runner.turn, status)
+        return runner
+
+    async def _answer(self, runner: TurnRunner, text: str) -> TurnResult | None:
+        """The LLM's answer to `text` through `runner` (None: the app speaks a line instead)."""
+        if self.llm is None:
+            raise ConfigError(f"{self.source}: llm section is needed to answer the user")
+        messages = self.history.messages(self.system_prompt, text)
+        if self.services is not None:  # knowledge-base passages, the tutor's graded line
+            messages, line = await self.services.prepare(messages, text)
+            if line is not None:
+                if runner.held:
+                    return None
+                return await runner.run_text(line)
+        return await runner.run_llm(messages)
+
+    # --- turns -----------------------------------------------------------------------------------
+    async def _run_turn(self, action: StartTurn, early: EarlyAnswer | None = None) -> None:
+        runner = early.runner if early is not None else self._new_runner(action.turn)
         try:
             if action.use_llm:
-                if self.llm is None:
-                    raise ConfigError(f"{self.source}: llm section is needed to answer the user")
-                messages = self.history.messages(self.system_prompt, action.text)
-                line = None
-                if self.services is not None:  # knowledge-base passages, the tutor's graded line
-                    messages, line = await self.services.prepare(messages, action.text)
-                result = await (runner.run_text(line) if line is not None else runner.run_llm(messages))
-                self.history.append(action.text, result.spoken_text)
+                result = await early.adopt(action.turn) if early is not None else None
+                if result is None:  # no early answer (or it could not be used): answer now
+                    if early is not None:
+                        runner = self._new_runner(action.turn)
+                    result = await self._answer(runner, action.text)
+                    assert result is not None  # a runner that is not held always answers
+                # as the LLM wrote it (intent tags kept): the next turn's prompt shares its prefix
+                # with what the LLM server has cached, and the model sees how it used its tags
+                self.history.append(action.text, result.reply_text)
             else:
                 result = await runner.run_text(action.text)
             tm = self.metrics.turn(action.turn)
@@ -311,6 +377,9 @@ class Conversation:
                 self.fanout.event(kind, payload)
 
     async def aclose(self) -> None:
+        early, self._early = self._early, None
+        if early is not None:
+            await early.aclose()
         if self.turn_task is not None and not self.turn_task.done():
             self.turn_task.cancel()
             await asyncio.gather(self.turn_task, return_exceptions=True)

@@ -22,7 +22,9 @@ TURN_STAGES = (
     "last_word",  # acoustic end of the user's speech (last voiced frame), or the message typed
     "user_end",  # end of turn decided (VAD endpoint) or message typed
     "asr_final",
+    "llm_request",  # the turn's LLM call made (after knowledge-base / tutor preparation)
     "llm_first_token",
+    "first_piece",  # the reply's first piece (clause) handed to TTS
     "tts_first_audio",
     "first_audio",  # first audible avatar audio written to the sink
     "first_frame",  # first speaking frame written to the sink

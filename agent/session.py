@@ -189,7 +189,7 @@ class AgentSession:
             barge_in=self.cfg.barge_in, chunk_duration=self.timeline.chunk_duration, source=self.config.source,
             continue_window_s=self.cfg.continue_window_s, first_clause=self.cfg.first_clause,
             first_clause_words=self.cfg.first_clause_words,
-            services=self.services,
+            services=self.services, early_answer=self.cfg.early_answer,
         )
         self._media = MediaLoop(
             timeline=self.timeline, clock=self.clock, metrics=self.metrics, generator=c.generator, sink=c.sink,
@@ -255,11 +255,14 @@ class AgentSession:
 
     def _prefill(self, text: str) -> None:
         """An early transcript while the end of turn is still out (e.g. Smart Turn judged the pause
-        incomplete): prime the LLM's prompt cache with the question, so if it is the turn's, the
-        answer's first token comes without the prompt's cost. One at a time, and only when no turn
-        uses the LLM."""
+        incomplete): begin the answer, held until the end of turn confirms it
+        (`Conversation.answer_early`); where that cannot be (`session.early_answer: false`, a tutor),
+        prime the LLM's prompt cache with the question, so if it is the turn's, the answer's first
+        token comes without the prompt's cost. One at a time, and only when no turn uses the LLM."""
         llm, conv = self.c.llm, self._conversation
-        if not isinstance(llm, Warmable) or conv is None or not conv.idle:
+        if conv is None or conv.answer_early(text):
+            return
+        if not isinstance(llm, Warmable) or not conv.idle:
             return
         if self._prefill_task is None or self._prefill_task.done():
             messages = self.history.messages(self.cfg.system_prompt, text)

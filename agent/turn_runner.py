@@ -4,6 +4,11 @@ The LLM streams into TTS sentence by sentence through a bounded queue, so the fi
 synthesized while the LLM is still writing. Intent tags are stripped from the spoken text and ride
 with the sentence they were anchored in. Cancelling the runner's task (barge-in) cancels the LLM
 stream and TTS at once; nothing of the turn is pushed afterwards.
+
+A runner made `held` may start before its turn exists (an answer begun from an early transcript,
+see `agent.early_answer`): the LLM writes and TTS synthesizes, but nothing reaches the control
+builder, no tool runs and no callback fires until `release(turn)`; its stage marks wait for the turn
+number too. A held runner never released is cancelled by its owner (or gives up after `hold_s`).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ log = logging.getLogger("agent.turn")
 
 _SentenceQueue = asyncio.Queue[tuple[Sentence, tuple[IntentTag, ...]] | None]
 MAX_SPEECH_AHEAD_S = 30.0  # back-pressure: TTS waits when this much speech is queued unplayed
+HOLD_S = 30.0  # a held runner not released within this long gives up (TimeoutError)
 ACTIVE_LEVEL = 0.02 * 32768  # |sample| above this counts as audible speech (for the speech span metric)
 ONSET_LEVEL = 100  # |sample| above this is where a word starts (-50 dBFS: soft onsets included)
 LEAD_KEEP_S = 0.01  # of the silence a TTS engine puts before a turn's first word, only this much is kept
@@ -44,6 +50,7 @@ class TurnResult:
     spoken_text: str = ""
     sentences: int = 0
     speech_s: float = 0.0
+    reply_text: str = ""  # the reply as the LLM wrote it (guarded, intent tags kept): for the history
     active_first: int = -1  # first/last sample above ACTIVE_LEVEL in the turn's concatenated speech
     active_last: int = -1
     samples: int = 0
@@ -66,6 +73,8 @@ class TurnRunner:
         on_tool: Callable[[ToolStatus], None] | None = None,
         first_clause: bool = True,
         first_clause_words: int = 5,
+        held: bool = False,
+        hold_s: float = HOLD_S,
     ) -> None:
         self.turn = turn
         self.builder = builder
@@ -80,6 +89,46 @@ class TurnRunner:
         self._parser = IntentParser()
         self._splitter = SentenceSplitter(first_clause=first_clause, clause_max_words=first_clause_words)
         self._pending_tags: list[IntentTag] = []
+        self._released = asyncio.Event()
+        if not held:
+            self._released.set()
+        self.hold_s = hold_s
+        self._early_marks: dict[str, float] = {}  # stage marks made while held
+        self._engine_s = 0.0  # engine time while held
+
+    # --- holding ---------------------------------------------------------------------------------
+    @property
+    def held(self) -> bool:
+        return not self._released.is_set()
+
+    def release(self, turn: int) -> None:
+        """The held work becomes `turn`'s: its marks are recorded and its speech may be queued."""
+        if not self.held:
+            return
+        self.turn = turn
+        for stage, t in self._early_marks.items():
+            self.metrics.mark(turn, stage, t)
+        self.metrics.turn(turn).engine_s += self._engine_s
+        self._early_marks.clear()
+        self._released.set()
+
+    async def _wait_released(self) -> None:
+        """Before anything reaches the builder or the session (speech, tags, tools)."""
+        if self.held:
+            async with asyncio.timeout(self.hold_s):
+                await self._released.wait()
+
+    def _mark(self, stage: str) -> None:
+        if self.held:
+            self._early_marks.setdefault(stage, self.clock.now())
+        else:
+            self.metrics.mark(self.turn, stage)
+
+    def _add_engine_s(self, seconds: float) -> None:
+        if self.held:
+            self._engine_s += seconds
+        else:
+            self.metrics.turn(self.turn).engine_s += seconds
 
     async def run_llm(self, messages: Sequence[ChatMessage]) -> TurnResult:
         """Stream the LLM's reply into TTS sentence by sentence."""
@@ -88,20 +137,23 @@ class TurnRunner:
         llm = self.llm
 
         async def produce(queue: _SentenceQueue) -> None:
+            self._mark("llm_request")
             stream = llm.chat(messages)
             try:
                 t_call = self.clock.now()
                 async for item in stream:
                     if isinstance(item, TextDelta):
-                        self.metrics.mark(self.turn, "llm_first_token")
+                        self._mark("llm_first_token")
                         await self._feed(self._guard.feed(item.text), queue)
                     elif isinstance(item, ToolStatus):
+                        await self._wait_released()  # the tool runs once the turn is this one's
                         if self.on_tool is not None:
                             self.on_tool(item)
                     elif isinstance(item, ToolCall):
+                        await self._wait_released()
                         self._on_tool_call(item)
                 await self._feed(self._guard.flush(), queue)
-                self.metrics.turn(self.turn).engine_s += self.clock.now() - t_call
+                self._add_engine_s(self.clock.now() - t_call)
             finally:
                 with contextlib.suppress(Exception):
                     await stream.aclose()  # type: ignore[attr-defined]
@@ -144,8 +196,9 @@ class TurnRunner:
         self.builder.push_tag(tag)
         self.result.tags.append(tag)
 
-    def _accept(self, clean: str, tags: list[IntentTag]) -> None:
+    def _accept(self, clean: str, tags: list[IntentTag], raw: str = "") -> None:
         """Record what the intent parser released: tags wait for their sentence, text is spoken."""
+        self.result.reply_text += raw
         self._pending_tags.extend(tags)
         self.result.tags.extend(tags)
         if clean:
@@ -153,8 +206,9 @@ class TurnRunner:
 
     async def _feed(self, delta: str, queue: _SentenceQueue) -> None:
         clean, tags = self._parser.feed(delta)
-        self._accept(clean, tags)
+        self._accept(clean, tags, delta)
         for sentence in self._splitter.feed(clean):
+            self._mark("first_piece")
             await queue.put((sentence, self._take_tags(sentence)))
 
     async def _finish(self, queue: _SentenceQueue) -> None:
@@ -162,9 +216,11 @@ class TurnRunner:
         self._accept(clean, tags)
         sentences = self._splitter.feed(clean) + self._splitter.flush()
         for i, sentence in enumerate(sentences):
+            self._mark("first_piece")
             last = i == len(sentences) - 1
             await queue.put((sentence, self._take_tags(sentence, take_all=last)))
         if self._pending_tags:  # tags after the last sentence (or a reply of tags only)
+            await self._wait_released()
             for tag in self._pending_tags:
                 self.builder.push_tag(tag)
             self._pending_tags.clear()
@@ -189,9 +245,10 @@ class TurnRunner:
             stream = self.tts.synthesize(sentence.text)
             try:
                 async for speech in stream:
+                    self._mark("tts_first_audio")
+                    await self._wait_released()
                     while self.builder.speech_pending_s > MAX_SPEECH_AHEAD_S:
                         await self.clock.sleep(0.1)
-                    self.metrics.mark(self.turn, "tts_first_audio")
                     speech = replace(speech, turn=self.turn, tags=tags if first else (), text_offset=sentence.offset)
                     if self.result.samples == 0:
                         speech = trim_lead(speech)  # the turn's first word plays without the engine's lead-in
@@ -200,7 +257,7 @@ class TurnRunner:
             finally:
                 with contextlib.suppress(Exception):
                     await stream.aclose()  # type: ignore[attr-defined]
-            self.metrics.turn(self.turn).engine_s += self.clock.now() - t_call
+            self._add_engine_s(self.clock.now() - t_call)
             self.result.sentences += 1
 
     def _push(self, speech: SpeechChunk) -> None:

@@ -28,10 +28,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-STAGES = ("endpoint_s", "asr_final", "llm_first_token", "tts_first_audio", "first_audio", "heard_s", "seen_s")
-# what each stage adds after the one before it (the breakdown of heard_s)
-STEPS = (("endpoint", None, "endpoint_s"), ("asr", None, "asr_final"), ("llm", "asr_final", "llm_first_token"),
-         ("tts", "llm_first_token", "tts_first_audio"), ("media", "tts_first_audio", "first_audio"))
+STAGES = ("endpoint_s", "asr_final", "llm_request", "llm_first_token", "first_piece", "tts_first_audio",
+          "first_audio", "heard_s", "seen_s")
+# what each stage adds after the one before it (the breakdown of heard_s): the endpoint wait, ASR after
+# the endpoint, preparation (knowledge base) before the LLM call, the LLM's first token, the rest of the
+# first clause's tokens, its synthesis, and the media path to the first audible sample written
+STEPS = (("endpoint", None, "endpoint_s"), ("asr", None, "asr_final"), ("prep", "asr_final", "llm_request"),
+         ("llm", "llm_request", "llm_first_token"), ("clause", "llm_first_token", "first_piece"),
+         ("tts", "first_piece", "tts_first_audio"), ("media", "tts_first_audio", "first_audio"))
 
 
 def pct(values: list[float], q: float) -> float:

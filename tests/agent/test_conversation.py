@@ -162,7 +162,8 @@ class _PrimedLLM(ScriptedLLM):
 
 
 async def test_an_early_transcript_primes_the_llm_only_while_no_turn_runs() -> None:
-    session, _ = make_session()
+    """With early answers off (`session.early_answer: false`; see tests/agent/test_early_answer.py)."""
+    session, _ = make_session(early_answer=False)
     llm = _PrimedLLM(ScriptedLLMConfig(replies=["Order 1234 arrives tomorrow."], first_token_s=0.5))
     session.c.llm = llm
     async with session:

@@ -1,0 +1,73 @@
+"""An answer begun from an early transcript, before the end of turn is decided.
+
+While the end-of-turn detector still decides (or waits, on a pause it judged incomplete), the
+listener may already have the utterance's transcript (`agent.listening`, early transcription). The
+conversation then starts the real answer at once, held (`TurnRunner(held=True)`): the LLM writes and
+TTS synthesizes the first clause, but nothing is spoken, no tool runs and no turn exists yet.
+
+* The end of turn brings the same transcript: the turn adopts the held runner (`adopt`), so its
+  first audio is ready or nearly so, and the LLM is asked once.
+* Anything else (the user goes on, another transcript, a typed line, `say`, an interrupt, close)
+  cancels it (`cancel`): its LLM stream and TTS stop, nothing of it was queued; one answer, never two.
+
+Only one early answer exists at a time. It is not begun while a turn runs (the LLM is busy and the
+user is barging in), nor when preparing the turn has side effects (a tutor grades the answer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from agent.turn_runner import TurnResult, TurnRunner
+
+__all__ = ["EarlyAnswer"]
+
+log = logging.getLogger("agent.early_answer")
+
+
+@dataclass(slots=True)
+class EarlyAnswer:
+    """A held runner answering `text`, and the task that runs it (owned by the conversation).
+    The task's result is None when the answer cannot be given early (a line to speak instead)."""
+
+    text: str
+    runner: TurnRunner
+    task: asyncio.Task[TurnResult | None]
+
+    def matches(self, text: str) -> bool:
+        """The end of turn's transcript is the one this answer was begun for."""
+        return " ".join(text.split()) == " ".join(self.text.split())
+
+    async def adopt(self, turn: int) -> TurnResult | None:
+        """Make the held answer `turn`'s and run it to its end (None: answer the turn afresh)."""
+        self.runner.release(turn)
+        try:
+            return await self.task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():  # this turn is cancelled: so is its answer
+                self.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self.task
+                raise
+            return None  # the early answer alone was cancelled: the turn answers afresh
+        except TimeoutError:  # held too long before it was adopted
+            return None
+
+    def cancel(self) -> None:
+        if not self.task.done():
+            self.task.cancel()
+        self.task.add_done_callback(_retrieve)
+
+    async def aclose(self) -> None:
+        self.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+def _retrieve(task: asyncio.Task[TurnResult | None]) -> None:
+    """A cancelled early answer's error is nobody's (the turn, if any, answers afresh)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("cancelled early answer failed: %s", task.exception())
