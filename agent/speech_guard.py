@@ -12,7 +12,8 @@ structure is dropped, never spoken). Rules, applied character by character with 
 * markup tags are dropped (`<b>` -> ``), and whole blocks for tool-ish tags (`<tool_call>...</tool_call>`,
   `<function...>`, `<code>`, `<script>`) and special tokens (`<|im_start|>`);
 * words that are identifiers (`lookup_order`, `functions.x:`, `tool.call(...)` with its arguments), a
-  leading `message:`/`assistant:` role prefix and JSON keys (`"order_id":` up to the end of the line)
+  leading `message:`/`assistant:` role prefix or speaker label (`Ava:`: one capitalized word and a colon,
+  as a model copies from a dialogue-style example) and JSON keys (`"order_id":` up to the end of the line)
   are dropped; Markdown emphasis, headings, table bars and bullets lose their markers;
 * intent tags such as `[smile]`, `[happy:0.5]`, `[emotion:concerned]` pass through intact for the
   intent parser; any other bracket content is dropped (like the intent parser would), or, when the
@@ -40,6 +41,7 @@ _BLOCK_TAGS = frozenset({"tool_call", "tool_calls", "tool", "tools", "function",
                          "code", "script", "style", "json", "pre", "tool_response", "arguments"})
 _ROLE_PREFIXES = frozenset({"message:", "assistant:", "tool_call:", "tool:", "function:", "functions:", "response:"})
 _ROLES = frozenset({"system", "user", "assistant", "tool"})
+_SPEAKER = re.compile(r"[A-Z][a-z]{1,15}:")  # the reply's first word only: "Ava: Order 1234 ..."
 _DOTTED = re.compile(r"[A-Za-z_]\w*\.[A-Za-z_]\w*")
 _CODE_PREFIX = re.compile(r"(functions?|tools?|api|self|json|print)\.", re.IGNORECASE)
 _JSON_KEY = re.compile(r"""["'][^"'\s]{1,40}["']:""")
@@ -181,7 +183,7 @@ class SpeechGuard:
         if _JSON_KEY.match(word):
             self._drop(len(word))
             self._mode = _LINE  # the rest of a JSON fragment's line
-        elif (first and word.lower() in _ROLE_PREFIXES) or _is_code_word(word) or (
+        elif (first and (word.lower() in _ROLE_PREFIXES or _SPEAKER.fullmatch(word))) or _is_code_word(word) or (
             after_special and word.lower().rstrip(":") in _ROLES
         ):
             self._drop(len(word))

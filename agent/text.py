@@ -10,6 +10,8 @@ With `first_clause`, the first piece of a reply is released earlier, at its firs
 with no punctuation (2 and 5 by default: a short first piece is written and synthesized sooner; a cut
 by count does not end on a function word such as "the" or "to", it takes up to 3 words more), so
 TTS can start speaking while the LLM is still on the first sentence; later pieces are whole sentences.
+Words are counted as spoken: a number counts one word per digit ("Order 1234" is five words, said
+"order twelve thirty-four"; the LLM writes it digit by digit and TTS takes as long as it is said).
 """
 
 from __future__ import annotations
@@ -87,12 +89,17 @@ class SentenceSplitter:
         for m in _CLAUSE.finditer(buf):
             if len(_WORD_END.findall(buf[: m.start()] + " ")) >= self.clause_min_words:
                 return m.end()
-        ends = [m.end() for m in _WORD_END.finditer(buf)]
-        # a piece said with a final fall must not end on "the", "to", "and" ...: up to 3 words more
-        for k in range(self.clause_max_words - 1, min(len(ends), self.clause_max_words + 3)):
-            word = buf[: ends[k]].rsplit(None, 1)[-1].lower()
-            if word not in _FUNCTION_WORDS or k == self.clause_max_words + 2:
-                return ends[k]
+        spoken = 0
+        extra = 0  # words past the count, looking for one that may end the piece
+        for m in _WORD_END.finditer(buf):
+            word = buf[: m.end()].rsplit(None, 1)[-1].lower()
+            spoken += max(1, sum(ch.isdigit() for ch in word))
+            if spoken < self.clause_max_words:
+                continue
+            # a piece said with a final fall must not end on "the", "to", "and" ...: up to 3 words more
+            if word not in _FUNCTION_WORDS or extra == 3:
+                return m.end()
+            extra += 1
         return None
 
     def _sentence_cut(self) -> int | None:

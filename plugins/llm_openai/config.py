@@ -47,7 +47,11 @@ class LocalServerConfig(BaseModel):
     sha256: str | None = Field(None, description="expected sha256 of model_path")
     cache_dir: str = Field("~/.cache/flowact/models", description="where split models are joined once")
     n_ctx: int = Field(2048, ge=256)
-    n_threads: int = Field(2, ge=1, description="llama.cpp threads (the box's cores are shared with the renderer)")
+    n_threads: int = Field(
+        2, ge=1, description="llama.cpp threads generating tokens (the box's cores are shared with the renderer: "
+        "a thread that loses its core stalls the others at every step)",
+    )
+    n_threads_batch: int | None = Field(None, ge=1, description="threads evaluating the prompt; null: n_threads")
     nice: int = Field(
         10, ge=0, le=19, description="CPU niceness of the server process: the media path (rendering, encoding) wins"
     )

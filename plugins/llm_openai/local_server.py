@@ -146,6 +146,7 @@ class LocalLlamaServer:
         args = [
             sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host", "127.0.0.1",
             "--port", str(self.port), "--n_ctx", str(self.config.n_ctx), "--n_threads", str(self.config.n_threads),
+            "--n_threads_batch", str(self.config.n_threads_batch or self.config.n_threads),
         ]
         if self.config.chat_format:
             args += ["--chat_format", self.config.chat_format]

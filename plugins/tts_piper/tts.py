@@ -62,9 +62,31 @@ class PiperTTS(BaseTTS):
                     self._voice = PiperVoice.load(
                         self.model_path, self.config_path, include_alignments=self.config.alignments
                     )
+                    if self.config.threads:
+                        self._voice.session = self._session(self._voice.session)
                 except (OSError, ValueError, RuntimeError) as e:
                     raise EngineError("piper", f"cannot load voice {self.model_path}: {e}") from e
             return self._voice
+
+    def _session(self, loaded: Any) -> Any:
+        """The voice's onnxruntime session again, with `threads` intra-op threads (piper's own uses one
+        per core). Built from the model the loaded session runs (alignment output included)."""
+        import onnxruntime
+
+        opts = onnxruntime.SessionOptions()
+        opts.intra_op_num_threads = self.config.threads
+        opts.inter_op_num_threads = 1
+        model: str | bytes = str(self.model_path)
+        if self.config.alignments and len(loaded.get_outputs()) < 2:
+            return loaded  # piper could not patch the model (no alignment output): keep its session
+        if self.config.alignments:
+            import onnx
+            from piper.patch_voice_with_alignment import add_alignment_output
+
+            patched = onnx.load(str(self.model_path))
+            add_alignment_output(patched)
+            model = patched.SerializeToString()
+        return onnxruntime.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
 
     async def start(self) -> None:
         await asyncio.to_thread(self._load)

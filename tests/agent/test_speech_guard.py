@@ -52,6 +52,10 @@ LEAKS = [
     ("functions.handoff: {\"reason\": \"human\"}", ""),
     ("[functions.lookup_order: {\"order_id\": \"1234\"}] Checking.", "Checking."),
     ('{"order_id": "12', ""),  # partial JSON at the end of the stream
+    # a speaker label copied from a dialogue-style example in the prompt (the reply's first word only)
+    ("Ava: [concerned] Order 1234 left the depot.", "[concerned] Order 1234 left the depot."),
+    ("[neutral] Ava: Sure, I can help.", "[neutral] Sure, I can help."),
+    ("Your order: 1234 ships today.", "Your order: 1234 ships today."),
 ]
 
 

@@ -99,3 +99,9 @@ def test_a_first_clause_cut_by_count_does_not_end_on_a_function_word() -> None:
         "A refund usually takes about five")  # not "... takes about"
     assert _split("Your parcel will arrive at the depot in the morning.", first_clause=True)[0] == (
         "Your parcel will arrive at the depot")  # at most 3 words more
+
+
+def test_a_number_counts_as_the_words_it_is_said_with() -> None:
+    """'1234' is said 'twelve thirty-four' (or longer): the first piece stays short to synthesize."""
+    assert _split("Order 1234 left the depot today.", first_clause=True)[0] == "Order 1234"
+    assert _split("Your refund of 25 dollars is on its way.", first_clause=True)[0] == "Your refund of 25"

@@ -31,6 +31,7 @@ async def test_started_server_has_the_configured_niceness_in_every_thread() -> N
         assert n_threads > 1  # llama.cpp / uvicorn threads were started after the priority was set
         assert nices == {min(19, base + 7)}
         assert cmdline[cmdline.index(b"--n_threads") + 1] == b"1"
+        assert cmdline[cmdline.index(b"--n_threads_batch") + 1] == b"1"  # the prompt too (null: n_threads)
     finally:
         await server.stop()
 

@@ -70,3 +70,15 @@ async def test_empty_text_gives_nothing_and_bad_voices_are_clear_errors(tmp_path
         PiperTTS(PiperTTSConfig(voice=str(tmp_path / "none.onnx")))
     with pytest.raises(ConfigError, match="no voice"):
         EspeakTTS(EspeakTTSConfig(voice="xx-nonexistent"))
+
+
+async def test_piper_runs_on_the_configured_threads_with_its_alignments() -> None:
+    """`threads` bounds one synthesis's onnxruntime threads (the renderer and LLM share the cores);
+    the phoneme alignments the visemes need are still there."""
+    tts = PiperTTS(PiperTTSConfig(threads=1))
+    voice = tts._load()
+    assert voice.session.get_session_options().intra_op_num_threads == 1
+    assert len(voice.session.get_outputs()) == 2  # audio and phoneme alignments
+    chunks = await synth(tts, "Order 1234 left the depot.")
+    assert chunks and len(chunks[0].phonemes) > 10
+    await tts.aclose()
