@@ -16,6 +16,8 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, fields
 from typing import Any
 
+import numpy as np
+
 from agent.app_services import AppServices
 from agent.avsync import MediaTimeline
 from agent.commands import Command
@@ -24,7 +26,7 @@ from agent.conversation import Conversation
 from agent.errors import ConfigError
 from agent.events import InterruptRequested, SayRequested, SessionEvent
 from agent.fanout import Fanout, TaskOwner
-from agent.frames import VadEvent
+from agent.frames import AudioChunk, VadEvent
 from agent.history import ConversationHistory
 from agent.interfaces import (
     ASR,
@@ -53,6 +55,9 @@ from flowact.types import AgentState
 __all__ = ["AgentSession", "Components"]
 
 log = logging.getLogger("agent.session")
+
+# said by the agent's TTS and heard by its ASR once before listening (see AgentSession._rehearse)
+REHEARSAL = "Hello, where is my order? I would like to change the delivery address, please."
 
 
 @dataclass(slots=True)
@@ -213,14 +218,15 @@ class AgentSession:
 
     async def _warm_up(self) -> None:
         """Before listening, warm what the first answer needs: the LLM's prompt cache (system
-        prompt), one throw-away ASR and TTS call. The avatar already idles meanwhile."""
+        prompt), one throw-away ASR and TTS call, then a rehearsal (a real sentence through both).
+        The avatar already idles meanwhile."""
         c = self.c
         jobs: list[Any] = []
         if isinstance(c.llm, Warmable):
             jobs.append(c.llm.warmup([ChatMessage("system", self.cfg.system_prompt)]))
-        for engine in (c.asr, c.tts):
-            if isinstance(engine, Preparable):
-                jobs.append(engine.prepare())
+        engines: list[Any] = [c.asr, c.tts]
+        prepares = [e.prepare() for e in engines if isinstance(e, Preparable)]
+        jobs.append(self._rehearse(prepares))
         t0 = self.clock.now()
         try:
             results = await asyncio.wait_for(asyncio.gather(*jobs, return_exceptions=True), self.cfg.warmup_timeout_s)
@@ -231,6 +237,22 @@ class AgentSession:
             if isinstance(r, Exception):
                 log.warning("warm-up call failed (the first turn may be slow): %s", r)
         self.metrics.warmup_s = round(self.clock.now() - t0, 3)
+
+    async def _rehearse(self, prepares: list[Any]) -> None:
+        """The engines' own warm-up calls, then one real-length sentence said by the TTS and heard by
+        the ASR: the first question finds Whisper's decoder warm on words (its warm-up hears noise)
+        and the TTS warm on a whole sentence, not only on "Hello."."""
+        for result in await asyncio.gather(*prepares, return_exceptions=True):
+            if isinstance(result, BaseException):
+                raise result
+        tts, asr = self.c.tts, self.c.asr
+        if tts is None or asr is None or self.c.audio_input is None:
+            return
+        parts = [s.audio async for s in tts.synthesize(REHEARSAL)]
+        if parts:
+            pcm = np.concatenate([a.samples for a in parts])
+            async for _ in asr.transcribe(AudioChunk(pcm, parts[0].sample_rate)):
+                pass
 
     def _start_inputs(self) -> None:
         c = self.c

@@ -108,6 +108,20 @@ async def test_engines_are_warm_before_the_session_listens() -> None:
     assert session.metrics.warmup_s is not None
 
 
+async def test_a_spoken_session_rehearses_a_real_sentence_before_it_listens() -> None:
+    """The agent's TTS says a whole sentence and the ASR (real Whisper) hears it before the session
+    listens: the first question meets a warm decoder, not one that only heard warm-up noise."""
+    from tests.fixtures.session_parts import QueueMic
+
+    session, _ = make_session(mic=QueueMic())
+    async with session:
+        asr = session.c.asr
+        assert asr is not None
+        stats = asr.stats  # type: ignore[attr-defined]
+        assert stats.calls == 1 and stats.audio_in_s > 2.0  # the rehearsal, before any user speech
+        assert session.metrics.warmup_s is not None
+
+
 async def test_session_face_picks_the_person_in_a_group_photo(tmp_path: Path) -> None:
     """A group photo is refused with its list of faces; `session.face` picks one and the avatar runs."""
     from PIL import Image
