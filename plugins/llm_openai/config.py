@@ -48,8 +48,9 @@ class LocalServerConfig(BaseModel):
     cache_dir: str = Field("~/.cache/flowact/models", description="where split models are joined once")
     n_ctx: int = Field(2048, ge=256)
     n_threads: int = Field(
-        2, ge=1, description="llama.cpp threads generating tokens (the box's cores are shared with the renderer: "
-        "a thread that loses its core stalls the others at every step)",
+        1, ge=1, description="llama.cpp threads generating tokens (the box's cores are shared with the renderer: "
+        "a thread that loses its core stalls the others at every step; on 2 busy cores 1 thread was 3-50x "
+        "faster than 2, bench/pipeline.py --ab llm.local_server.n_threads=2 compares)",
     )
     n_threads_batch: int | None = Field(None, ge=1, description="threads evaluating the prompt; null: n_threads")
     nice: int = Field(
