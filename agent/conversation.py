@@ -288,6 +288,7 @@ class Conversation:
         early = self._early
         if early is not None and start.use_llm and early.matches(start.text) and not early.task.done():
             self._early = None
+            self.metrics.early_answers["adopted"] += 1
             return early
         self._drop_early()
         return None
@@ -296,6 +297,7 @@ class Conversation:
         if self._early is not None:
             self._early.cancel()
             self._early = None
+            self.metrics.early_answers["cancelled"] += 1
 
     @property
     def early_pending(self) -> bool:

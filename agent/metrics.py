@@ -84,6 +84,7 @@ class SessionMetrics:
         self.errors = 0
         self.barge_ins = 0
         self.early_asr = {"used": 0, "dropped": 0}  # transcripts begun at a pause (see agent.listening)
+        self.early_answers = {"adopted": 0, "cancelled": 0}  # answers begun before the end of turn
         self.warmup_s: float | None = None  # engines warmed before listening (see AgentSession)
 
     # --- turns ---------------------------------------------------------------------------------
@@ -157,6 +158,7 @@ class SessionMetrics:
             "turns": len(self.turns),
             "barge_ins": self.barge_ins,
             "early_asr": dict(self.early_asr),
+            "early_answers": dict(self.early_answers),
             "errors": self.errors,
         }
         if last is not None:

@@ -65,7 +65,9 @@ async def one_session(config: str, script: str, output: str, overrides: dict[str
 
     cfg = load_config(config, overrides={
         **(overrides or {}),
-        "input": {"type": "spoken_script", "path": script},
+        # the user's voice is synthesized by piper too: on a busy box it needs more than 30 s a line
+        "input": {"type": "spoken_script", "path": script, "voice": {"type": "piper", "length_scale": 1.1,
+                                                                      "timeout_s": 180}},
         "sink": {"type": "file", "path": output},
     })
     session = AgentSession(cfg)
@@ -107,7 +109,8 @@ async def main(args: argparse.Namespace) -> int:
             cells = "  ".join(f"{s}={t[s]:.3f}" for s in STAGES if s in t)
             print(f"{label} turn {t['turn']}{' (first)' if k == 0 else ''}: {cells}", flush=True)
         print(f"{label}: warm-up {res['warmup_s']} s, frames dropped {snap['dropped']}, "
-              f"repeated {snap['repeated']}, A/V offset {snap['av_offset_ms']} ms, early ASR {snap['early_asr']}",
+              f"repeated {snap['repeated']}, A/V offset {snap['av_offset_ms']} ms, early ASR {snap['early_asr']}, "
+              f"early answers {snap['early_answers']}",
               flush=True)
     for name, vrows in rows.items():
         print(f"\n{name + ': ' if name else ''}median per stage (s; endpoint_s from the last word, "

@@ -77,7 +77,9 @@ class OpenAILLM(BaseLLM):
         client = self._make_client()
         wire = self._wire_messages([*messages, ChatMessage("user", "Hello")])
         with contextlib.suppress(Exception):
-            await client.chat.completions.create(model=self.config.model, messages=wire, max_tokens=1)
+            await client.chat.completions.create(  # the whole prompt is evaluated: the first token's timeout
+                model=self.config.model, messages=wire, max_tokens=1, timeout=self.config.first_token_timeout_s
+            )
 
     def _make_client(self) -> Any:
         if self._client is None:

@@ -67,6 +67,7 @@ async def test_the_end_of_turn_adopts_the_early_answer() -> None:
         session._emit(UserMessage("where is order 1234", t_end=now(), t_final=now(), last_word=now() - 0.3))
         await session.wait_idle(timeout=60)
     assert _user_texts(llm) == ["where is order 1234"]  # asked once
+    assert session.metrics.early_answers == {"adopted": 1, "cancelled": 0}
     assert _agent_lines(rec) == ["Order 1234 arrives tomorrow, before noon."]
     (row,) = session.metrics.turn_table()
     # the answer was written and synthesized before the end of turn: its marks come before it
@@ -96,6 +97,7 @@ async def test_the_user_going_on_cancels_the_early_answer() -> None:
         await session.wait_idle(timeout=60)
     assert _user_texts(llm) == ["my order number is", "my order number is 1234"]
     assert _agent_lines(rec) == ["Order 1234 arrives tomorrow."]  # one answer, to the whole question
+    assert session.metrics.early_answers == {"adopted": 0, "cancelled": 1}
     assert session.turn_count == 1
     assert list(session.history) == [("my order number is 1234", "Order 1234 arrives tomorrow.")]
 
