@@ -177,26 +177,19 @@ def test_av_offset_at_the_browser(run: dict[str, Any]) -> None:
     assert -125 <= median <= 45, stats
 
 
-@pytest.mark.xfail(strict=False, reason="loaded 2-core runs: 0.55-0.6 s from the interruption's onset to silence in "
-                   "the page when the agent decides in ~0.25 s (up to 1.9 s on a starved machine), then 0.32-0.44 s "
-                   "after the decision (it was 0.55-0.67 s before the sink dropped its queue on a barge-in): the "
-                   "relay's re-clocking (80-160 ms, a real SFU forwards packets) and Chromium's audio jitter buffer "
-                   "(90-200 ms median): issue 16's report")
 def test_barge_in_stops_the_avatar_within_300ms(run: dict[str, Any]) -> None:
+    """From the onset of the user's interruption (the page's own microphone record) to the avatar's
+    audio going quiet as heard in the page, with where the time went: the voice reaching the relay
+    and the agent, the agent's decision (VAD onset), its silence reaching the relay, then the page."""
     _, tl = _page(run)
-    mic = A.loud_spans(tl["mic"], LOUD)
-    q_start = run["wav_spans_s"][1][0] - run["wav_spans_s"][0][0]  # the interruption, after the question
-    onset = next(a for a, _ in mic if a >= mic[0][0] + q_start * 1000 - 300)
-    assert A.first_loud_after(tl["audio"], onset - 300, LOUD) is not None and any(
+    parts = A.barge_in_parts(run, LOUD)
+    onset = parts["onset"]
+    assert onset is not None and A.first_loud_after(tl["audio"], onset - 300, LOUD) is not None and any(
         v > LOUD for t, v in tl["audio"] if onset - 300 <= t <= onset), "the avatar was not speaking"
-    stopped = A.quiet_after(tl["audio"], onset, LOUD, hold_ms=400)
-    assert stopped is not None
-    page_now, mono = run["clock"]
-    decided = [page_now + (t - mono) * 1000 for t, kind, _ in run["source"]["events"] if kind == "interrupt"]
-    print(f"barge-in: the avatar went quiet {stopped - onset:.0f} ms after the interruption began (as heard); "
-          f"the agent interrupted after {decided[0] - onset:.0f} ms, silence {stopped - decided[0]:.0f} ms later"
-          if decided else "(no interrupt event)")
-    assert stopped - onset <= 300
+    print("barge-in, ms after the interruption's onset:", {k: v for k, v in parts.items() if k != "onset"})
+    stopped = parts["quiet_in_page"]
+    assert stopped is not None and parts["decided"] is not None, parts
+    assert stopped <= 300, parts
 
 
 def test_typed_chat_is_answered_with_speech_and_caption(run: dict[str, Any]) -> None:

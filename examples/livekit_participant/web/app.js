@@ -135,7 +135,9 @@ async function join() {
   banner("Connecting…");
   stats = stats || new AvatarStats({ mouth: params.get("mouth")?.split(",").map(Number) || null });
   await stats.start();
-  room = new Room({ adaptiveStream: false, dynacast: false });
+  // aec=0: no echo cancellation (headsets; a test's fake microphone that has no echo to cancel)
+  const capture = params.get("aec") === "0" ? { echoCancellation: false } : {};
+  room = new Room({ adaptiveStream: false, dynacast: false, audioCaptureDefaults: capture });
   room.on(RoomEvent.TrackSubscribed, onTrackSubscribed);
   room.on(RoomEvent.ParticipantAttributesChanged, onAttributes);
   room.on(RoomEvent.ParticipantConnected, (p) => {
