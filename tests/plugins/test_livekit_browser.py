@@ -124,13 +124,14 @@ def test_avatar_audio_plays_in_the_page(run: dict[str, Any]) -> None:
     assert tl["net"]["audioCodec"] == "opus"
 
 
-def _relay_fps(run: dict[str, Any]) -> float:
-    """Frames per second the relay received from the agent while the avatar spoke (its arrival times,
-    on this run's shared monotonic clock): below 24.5 the machine was too starved to send 25 fps."""
-    answers = _answers(run)
+def _relay_fps(run: dict[str, Any], spans: list[tuple[float, float]] | None = None) -> float:
+    """Frames per second the relay received from the agent in `spans` (page ms; default: while the
+    avatar spoke), from its arrival times on this run's shared monotonic clock: below 24.5 the
+    machine was too starved for the agent to send 25 fps."""
+    spans = _answers(run) if spans is None else spans
     page_now, mono = run["clock"]
     arrivals = [page_now + (t - mono) * 1000 for t in next(a for a in run["server"]["ava#0"]["arrivals"] if a)]
-    return sum(sum(1 for t in arrivals if a <= t <= b) for a, b in answers) * 1000 / sum(b - a for a, b in answers)
+    return sum(sum(1 for t in arrivals if a <= t <= b) for a, b in spans) * 1000 / sum(b - a for a, b in spans)
 
 
 def test_video_renders_at_24_fps(run: dict[str, Any]) -> None:
@@ -257,7 +258,12 @@ def test_page_reconnects_and_the_conversation_goes_on(rejoined: dict[str, Any]) 
     events = {kind: t for t, kind, _ in record["events"] if t > dropped}
     assert rejoined["reconnected"] and "reconnecting" in events and "reconnected" in events, record["events"]
     print(f"reconnected {events['reconnected'] - dropped:.0f} ms after the drop")
-    assert A.fps(tl["frames"], events["reconnected"] + 1000, tl["frames"][-1][0]) >= 20
+    after = (events["reconnected"] + 1000, tl["frames"][-1][0])
+    shown, sent = A.fps(tl["frames"], *after), _relay_fps(rejoined, [after])
+    print(f"after it: {shown:.1f} fps shown, {sent:.1f} fps received by the relay")
+    if shown < 20 and sent < 24:
+        pytest.xfail(f"a starved machine: the agent sent the relay {sent:.1f} fps after the rejoin (page {shown:.1f})")
+    assert shown >= 20
     answers = [c for c in record["captions"] if c["who"] != "you" and c["final"] and c["t"] > events["reconnected"]]
     assert answers, record["captions"]
     assert A.first_loud_after(tl["audio"], events["reconnected"], LOUD) is not None
