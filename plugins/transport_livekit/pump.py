@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 from livekit import rtc
@@ -39,8 +40,10 @@ SPEECH_BACKLOG = 4  # speech may queue up to this many times `queue_chunks` befo
 class MediaPump:
     """Bounded chunk queue + the pacing task of one LiveKit sink; `bind` the sources before `run`."""
 
-    def __init__(self, *, clock: Clock, queue_chunks: int, video_hold_ms: float) -> None:
+    def __init__(self, *, clock: Clock, queue_chunks: int, video_hold_ms: float,
+                 send_audio: Callable[[np.ndarray], Awaitable[None]] | None = None) -> None:
         self.clock = clock
+        self._send = send_audio or self.send_audio  # how a slice reaches the SDK (the sink may wrap it)
         self.queue_chunks = queue_chunks
         self.hold_s = video_hold_ms / 1000.0
         # queue_chunks bounds the backlog; speech may wait up to SPEECH_BACKLOG times that (see write)
@@ -139,7 +142,7 @@ class MediaPump:
                     pacer.ticks += 1
                 seg = audio[bounds[i] : bounds[i + 1]]
                 if len(seg):
-                    await self._send_audio(seg)
+                    await self._send(seg)
                     if cuts != self._cuts:  # cut while the SDK took this slice: it landed after the clear
                         self._clear_sdk_audio()
                         break
@@ -166,7 +169,8 @@ class MediaPump:
             self.first_frame_at = self.clock.now()
             self.first_frame_sent.set()
 
-    async def _send_audio(self, pcm: np.ndarray) -> None:
+    async def send_audio(self, pcm: np.ndarray) -> None:
+        """One slice of audio to the SDK's source; waits for room in its queue, at most 1 s."""
         assert self._audio is not None
         frame = rtc.AudioFrame(pcm.tobytes(), self.sample_rate, 1, len(pcm))
         try:  # the source drains in real time; a stall here must never wedge the pump

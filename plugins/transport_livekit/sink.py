@@ -25,6 +25,7 @@ import logging
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from typing import Any
 
+import numpy as np
 from livekit import rtc
 
 from agent.commands import loads_json
@@ -57,7 +58,8 @@ class LiveKitSink:
         self.width = self.height = self.fps = self.sample_rate = 0
         self._video_src: rtc.VideoSource | None = None
         self._audio_src: rtc.AudioSource | None = None
-        self.pump = MediaPump(clock=self.clock, queue_chunks=config.queue_chunks, video_hold_ms=config.video_hold_ms)
+        self.pump = MediaPump(clock=self.clock, queue_chunks=config.queue_chunks, video_hold_ms=config.video_hold_ms,
+                              send_audio=self._send_audio)
         n_in = max(1, int(config.input_queue_s * 100))  # ~10 ms frames
         self._audio_in: asyncio.Queue[AudioChunk | None] = asyncio.Queue(maxsize=n_in)
         self._text_in: asyncio.Queue[str | None] = asyncio.Queue(maxsize=64)
@@ -253,6 +255,15 @@ class LiveKitSink:
     def drop_queued_media(self) -> None:
         """Speech was cut (barge-in): the room hears silence now (see `MediaPump.drop_queued`)."""
         self.pump.drop_queued()
+
+    async def _send_audio(self, pcm: np.ndarray) -> None:
+        """One frame's audio slice to the SDK, for the pump (a subclass may count what it hands over)."""
+        await self.pump.send_audio(pcm)
+
+    @property
+    def audio_dropped(self) -> int:
+        """User audio dropped (the session read it too slowly) + slices the SDK did not take in 1 s."""
+        return self.mic_dropped + self.pump.audio_dropped
 
     @property
     def frames_sent(self) -> int:
