@@ -10,6 +10,10 @@ const P = window.preview = { // read by the tests and handy in the console
 };
 let ws = null, hello = null, audioCtx = null, base = null; // base: media pts -> clock time offset
 const frameQueue = []; // {pts, bitmap} sorted by pts
+const playing = new Set(); // scheduled audio sources, until they end
+let generation = 0; // moves on a flush: frames still decoding from before it are dropped
+P.flushes = 0;
+P.pending = () => ({ audio: playing.size, frames: frameQueue.length });
 
 function clockNow() { // seconds, on the audio clock when it runs, else wall time
   return audioCtx && audioCtx.state === "running" ? audioCtx.currentTime : performance.now() / 1000;
@@ -48,6 +52,7 @@ function onAudio(view, buf) {
   for (let i = 0; i < pcm.length; i++) ch[i] = pcm[i] / 32768;
   const src = audioCtx.createBufferSource();
   src.buffer = ab; src.connect(audioCtx.destination); src.start(when);
+  playing.add(src); src.onended = () => playing.delete(src);
   P.audioScheduled += 1;
 }
 
@@ -55,10 +60,22 @@ async function onVideo(view, buf) {
   const pts = view.getFloat64(8, true);
   P.framesReceived += 1;
   if (base === null) anchor(pts);
+  const gen = generation;
   const bitmap = await createImageBitmap(new Blob([new Uint8Array(buf, 16)], { type: "image/jpeg" }));
+  if (gen !== generation) { bitmap.close(); return; } // a frame of speech cut while it decoded
   frameQueue.push({ pts, bitmap });
   frameQueue.sort((a, b) => a.pts - b.pts);
   while (frameQueue.length > 100) frameQueue.shift().bitmap.close(); // never grow without bound
+}
+
+function flush() { // barge-in: the cut speech stops now, audio and frames together
+  P.flushed = { audio: playing.size, frames: frameQueue.length }; // what it dropped (tests)
+  for (const src of playing) { try { src.stop(); } catch (e) { /* not started yet */ } }
+  playing.clear();
+  while (frameQueue.length) frameQueue.shift().bitmap.close();
+  generation += 1;
+  base = null; // the next chunk re-anchors: no gap for the dropped media's time
+  P.flushes += 1;
 }
 
 function draw() { // show the newest frame whose time has come
@@ -91,6 +108,8 @@ function onJson(msg) {
   } else if (msg.type === "metrics") {
     P.metrics.push(msg); if (P.metrics.length > 120) P.metrics.shift();
     drawChart();
+  } else if (msg.type === "flush") {
+    flush();
   } else if (msg.type === "notice") {
     P.notices.push(msg.text); log("notice", msg.text);
   }

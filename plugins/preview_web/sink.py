@@ -5,8 +5,9 @@ stamped with their media pts (the page schedules audio with WebAudio and shows e
 audio clock reaches its pts, so picture and sound stay in sync), plus JSON state/transcript/metrics.
 `/stream.mjpg` serves the same frames as plain MJPEG (VLC, curl, an <img> tag) and `/frame.jpg` the
 latest one. Every client has a bounded queue: a slow browser loses frames (then audio), the sink never
-waits for it. Typed messages come out of `text()`; with `microphone: true` the browser microphone
-comes out of `audio()` as 16 kHz mono chunks.
+waits for it. On a barge-in (`drop_queued_media`) the browsers drop the media of the cut speech they
+have not played yet. Typed messages come out of `text()`; with `microphone: true` the browser
+microphone comes out of `audio()` as 16 kHz mono chunks.
 """
 
 from __future__ import annotations
@@ -65,6 +66,13 @@ class _Client:
         self.out.append(msg)
         self.ready.set()
 
+    def flush_media(self) -> int:
+        """Drop the audio and frames waiting here (JSON stays); returns how many were dropped."""
+        kept = [m for m in self.out if not isinstance(m, bytes)]
+        n = len(self.out) - len(kept)
+        self.out = deque(kept)
+        return n
+
     async def _drain(self) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError):
             while not self.ws.closed:
@@ -111,6 +119,7 @@ class PreviewSink:
         self._closed = False
         self.chunks_written = 0
         self.frames_sent = 0
+        self.media_flushed = 0  # audio/frame messages dropped from outboxes by drop_queued_media
 
     # --- Sink ----------------------------------------------------------------------------------
     async def start(self, *, width: int, height: int, fps: int, sample_rate: int) -> None:
@@ -169,6 +178,17 @@ class PreviewSink:
                         q.get_nowait()
                 q.put_nowait(jpeg)
         self.frames_sent += len(jpegs)
+
+    def drop_queued_media(self) -> None:
+        """Speech was cut (barge-in): every browser drops the audio and frames it has not played yet,
+        those waiting in its outbox here and those its page has scheduled (a `flush` message: the
+        page stops its scheduled audio, clears its frame queue and re-anchors on the next chunk), so
+        the cut is heard now, not after the page's lead and the outbox. Captions and state stay.
+        (`Interruptible`; the MJPEG stream carries no sound and is left as it is.)"""
+        msg = json.dumps({"type": "flush"})
+        for client in list(self._clients.values()):
+            self.media_flushed += client.flush_media()
+            client.offer(msg)
 
     async def aclose(self) -> None:
         """Close every websocket and MJPEG stream, stop the server, end `text()` and `audio()`."""

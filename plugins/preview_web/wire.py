@@ -7,8 +7,9 @@ Every binary message starts with a 16-byte header: u8 type, 3 reserved bytes, u3
 - type 2 AUDIO (server -> page): arg = sample rate, payload = mono int16 PCM.
 - type 3 MIC   (page -> server): arg = sample rate, payload = mono int16 PCM (pts: page clock).
 
-JSON text messages carry the rest: server -> page `hello`, `state`, `transcript`, `metrics`, `notice`;
-page -> server `{"type": "text", "text": "..."}`.
+JSON text messages carry the rest: server -> page `hello`, `state`, `transcript`, `metrics`, `notice`,
+`flush` (a barge-in: drop the audio and frames scheduled but not yet played); page -> server
+`{"type": "text", "text": "..."}`.
 """
 
 from __future__ import annotations

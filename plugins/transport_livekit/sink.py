@@ -12,17 +12,8 @@ job's `ctx.room`) is used as is: no URL or token is needed, the sink publishes i
 never leaves or rejoins it (its owner does); when that room is lost the inputs end, and so does the
 session.
 
-Pacing: the session's media loop calls `write()` on its media clock, one chunk (a few frames + their
-audio) per chunk period. A pump task spreads each chunk's frames at 1/fps and feeds each frame's
-audio slice right beside it; the frame is held until the audio queued before its slice has played,
-so audio and video leave together (measured at the receiver: within one frame). We do not use
-`rtc.AVSynchronizer`: its pacing reads `time.perf_counter` directly (no injected clock) and
-its video queue blocks the writer; the pump below is the same idea with a bounded, drop-oldest queue.
-
-Barge-in (`Interruptible.drop_queued_media`): the queued chunks, the rest of the chunk being sent and
-the SDK's AudioSource queue are dropped at once, audio and video together, and the pump re-anchors its
-pacing on the next chunk, so the listener hears silence one network hop later instead of after the
-~0.2-0.5 s of speech that was queued here.
+Media out (pacing, lip sync, catching up after a stall, dropping queued media on a barge-in through
+`Interruptible.drop_queued_media`) is the `MediaPump` (plugins/transport_livekit/pump.py).
 """
 
 from __future__ import annotations
@@ -40,18 +31,17 @@ from livekit import rtc
 from agent.commands import loads_json
 from agent.errors import ConfigError, TransportError
 from agent.frames import AudioChunk
-from flowact.audio import float_to_int16, int16_to_float, resample
-from flowact.clock import Clock, Pacer, RealClock
+from flowact.clock import Clock, RealClock
 from flowact.types import AgentState, VideoChunk
 from plugins.transport_livekit.config import LiveKitConfig
 from plugins.transport_livekit.credentials import resolve
 from plugins.transport_livekit.listener import MicListener
 from plugins.transport_livekit.publish import default_bitrate, publish_options
+from plugins.transport_livekit.pump import MediaPump
 
 __all__ = ["LiveKitSink", "chat_text", "default_bitrate"]
 
 log = logging.getLogger("plugins.transport_livekit")
-SPEECH_BACKLOG = 4  # speech may queue up to this many times `queue_chunks` before any of it is dropped
 
 
 class LiveKitSink:
@@ -68,9 +58,8 @@ class LiveKitSink:
         self.width = self.height = self.fps = self.sample_rate = 0
         self._video_src: rtc.VideoSource | None = None
         self._audio_src: rtc.AudioSource | None = None
-        # queue_chunks bounds the backlog; speech may wait up to SPEECH_BACKLOG times that (see write)
-        self._chunks: asyncio.Queue[VideoChunk] = asyncio.Queue(maxsize=config.queue_chunks * SPEECH_BACKLOG)
-        self._speech_queued = 0  # queued chunks that carry sound
+        self.pump = MediaPump(clock=self.clock, queue_chunks=config.queue_chunks, video_hold_ms=config.video_hold_ms,
+                              send_audio=self._send_audio)
         n_in = max(1, int(config.input_queue_s * 100))  # ~10 ms frames
         self._audio_in: asyncio.Queue[AudioChunk | None] = asyncio.Queue(maxsize=n_in)
         self._text_in: asyncio.Queue[str | None] = asyncio.Queue(maxsize=64)
@@ -85,15 +74,8 @@ class LiveKitSink:
                                 clock=self.clock, name=f"{config.room}-mic")
         self._segment = 0
         self._closed = False
-        self._cuts = 0  # drop_queued_media() calls: the pump abandons what it was sending when this moves
-        # counters (tests and telemetry)
-        self.frames_sent = 0
-        self.first_frame_at: float | None = None  # clock time the first video frame went to the SDK
-        self.first_frame_sent = asyncio.Event()
-        self.chunks_dropped = 0
-        self.chunks_skipped = 0  # silent chunks skipped to catch up with a backlog
-        self.chunks_flushed = 0  # chunks dropped by drop_queued_media (barge-in)
-        self.audio_dropped = 0
+        # counters (tests and telemetry); media counters are the pump's (see the properties below)
+        self.mic_dropped = 0  # user audio dropped because the session read it too slowly
         self.malformed_chat = 0
         self.connects = 0
         self.sdk_reconnects = 0
@@ -110,8 +92,9 @@ class LiveKitSink:
         # A small queue: the audio of one frame waits at most ~one frame (A/V alignment), and a
         # barge-in clears it anyway (drop_queued_media).
         self._audio_src = rtc.AudioSource(sample_rate, 1, queue_size_ms=max(50, 2000 // fps))
+        self.pump.bind(self._video_src, self._audio_src, fps=fps, sample_rate=sample_rate)
         await self._connect()  # the first join fails loudly (bad URL, token, permissions)
-        self._spawn("pump", self._pump())
+        self._spawn("pump", self.pump.run())
         self._spawn("supervisor", self._supervise() if self._handed is None else self._watch_handed())
         self._spawn("outbox", self._send_outbox())
 
@@ -119,7 +102,7 @@ class LiveKitSink:
         """Leave the room cleanly, end the input iterators, cancel and await every task."""
         if self._closed:
             return
-        self._closed = True
+        self._closed = self.pump.closed = True
         tasks = [*self._tasks.values(), *self._side]
         for t in tasks:
             t.cancel()
@@ -264,110 +247,50 @@ class LiveKitSink:
                     await self.clock.sleep(delay)
                     delay = min(delay * 2, cfg.reconnect_max_s)
 
-    # --- media out ---------------------------------------------------------------------------
+    # --- media out (the pump) -----------------------------------------------------------------
     async def write(self, chunk: VideoChunk) -> None:
-        """Queue one chunk; never blocks. A pump behind (a starved CPU) catches up on silence, never
-        on the answer: past `queue_chunks`, a silent chunk is dropped (the oldest when only silence
-        waits, else itself) and speech waits, up to SPEECH_BACKLOG times the bound (then the oldest
-        chunk goes). The audio source drains in real time, so only dropping shortens a backlog."""
-        if self._closed:
-            return
-        q, sound = self._chunks, _has_sound(chunk)
-        if not sound and q.qsize() >= self.config.queue_chunks:
-            self.chunks_dropped += 1
-            if self._speech_queued:  # speech waits in the backlog: skip this silence instead
-                return
-            self._take_oldest()
-        elif q.full():
-            self.chunks_dropped += 1
-            self._take_oldest()
-        q.put_nowait(chunk)
-        self._speech_queued += sound
-
-    def _take_oldest(self) -> VideoChunk:
-        chunk = self._chunks.get_nowait()
-        self._speech_queued -= _has_sound(chunk)
-        return chunk
+        """Queue one chunk for the pump; never blocks (see `MediaPump.write`)."""
+        self.pump.write(chunk)
 
     def drop_queued_media(self) -> None:
-        """Speech was cut (barge-in): drop every queued chunk, the rest of the chunk being sent and
-        the audio the SDK holds, so the room hears silence now. Audio and video go together (A/V
-        sync holds); the next chunk the session writes starts a fresh pacing anchor."""
-        self._cuts += 1
-        while not self._chunks.empty():
-            self._take_oldest()
-            self.chunks_flushed += 1
-        if self._audio_src is not None:
-            with contextlib.suppress(Exception):  # a closed source has nothing queued
-                self._audio_src.clear_queue()
-
-    async def _pump(self) -> None:
-        assert self._video_src is not None and self._audio_src is not None
-        period = 1.0 / self.fps
-        hold = self.config.video_hold_ms / 1000.0
-        pacer: Pacer | None = None  # anchored on the first frame; re-anchors when 4 frames behind
-        cuts = self._cuts
-        while True:
-            chunk = await self._chunks.get()
-            if cuts != self._cuts:  # media was dropped: pace from this chunk on, no catching up
-                cuts, pacer = self._cuts, None
-            self._speech_queued -= _has_sound(chunk)
-            # Audio leaves in real time, so a backlog (after a stall) would delay everything after it
-            # for good: catch up by skipping queued digital silence (idle, or speech cut by a barge-in).
-            while not self._chunks.empty() and not _has_sound(chunk):
-                self.chunks_skipped += 1
-                chunk = self._chunks.get_nowait()
-                self._speech_queued -= _has_sound(chunk)
-            frames = chunk.frames
-            audio = chunk.audio.astype(np.int16, copy=False)
-            if chunk.sample_rate != self.sample_rate and len(audio):
-                audio = float_to_int16(resample(int16_to_float(audio), chunk.sample_rate, self.sample_rate))
-            n = max(1, len(frames))
-            bounds = np.linspace(0, len(audio), n + 1).astype(int)
-            for i in range(n):
-                if cuts != self._cuts:  # dropped mid-chunk: its remaining frames and audio go too
-                    break
-                if pacer is None:
-                    pacer = Pacer(self.clock, period, max_lag_s=4 * period)
-                if self._chunks.empty():
-                    await pacer.wait()
-                else:  # a backlog is sent without waiting: spend this tick now
-                    if pacer.next_due < self.clock.now() - 4 * period:
-                        pacer.reanchor()
-                    pacer.ticks += 1
-                seg = audio[bounds[i] : bounds[i + 1]]
-                if len(seg):
-                    await self._send_audio(seg)
-                    # The slice starts playing once the audio queued before it has played: hold the
-                    # frame until then, so the picture leaves with its sound (A/V sync at the sender).
-                    lag = self._audio_src.queued_duration - len(seg) / self.sample_rate + hold
-                    if lag > 0.005:
-                        await self.clock.sleep(min(lag, 2 * period))
-                    if cuts != self._cuts:  # its audio was just cleared: the frame goes with it
-                        break
-                if i < len(frames):
-                    self._send_video(frames[i].image)
-
-    def _send_video(self, image: np.ndarray) -> None:
-        assert self._video_src is not None
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            log.warning("livekit: dropping a frame of shape %s %s (need HxWx3 uint8)", image.shape, image.dtype)
-            return
-        h, w = image.shape[:2]
-        frame = rtc.VideoFrame(w, h, rtc.VideoBufferType.RGB24, np.ascontiguousarray(image).tobytes())
-        self._video_src.capture_frame(frame)
-        self.frames_sent += 1
-        if self.first_frame_at is None:
-            self.first_frame_at = self.clock.now()
-            self.first_frame_sent.set()
+        """Speech was cut (barge-in): the room hears silence now (see `MediaPump.drop_queued`)."""
+        self.pump.drop_queued()
 
     async def _send_audio(self, pcm: np.ndarray) -> None:
-        assert self._audio_src is not None
-        frame = rtc.AudioFrame(pcm.tobytes(), self.sample_rate, 1, len(pcm))
-        try:  # the source drains in real time; a stall here must never wedge the pump
-            await asyncio.wait_for(self._audio_src.capture_frame(frame), 1.0)
-        except TimeoutError:
-            self.audio_dropped += 1
+        """One frame's audio slice to the SDK, for the pump (a subclass may count what it hands over)."""
+        await self.pump.send_audio(pcm)
+
+    @property
+    def audio_dropped(self) -> int:
+        """User audio dropped (the session read it too slowly) + slices the SDK did not take in 1 s."""
+        return self.mic_dropped + self.pump.audio_dropped
+
+    @property
+    def frames_sent(self) -> int:
+        return self.pump.frames_sent
+
+    @property
+    def first_frame_at(self) -> float | None:
+        """Clock time the first video frame went to the SDK."""
+        return self.pump.first_frame_at
+
+    @property
+    def first_frame_sent(self) -> asyncio.Event:
+        return self.pump.first_frame_sent
+
+    @property
+    def chunks_dropped(self) -> int:
+        return self.pump.chunks_dropped
+
+    @property
+    def chunks_skipped(self) -> int:
+        """Silent chunks skipped to catch up with a backlog."""
+        return self.pump.chunks_skipped
+
+    @property
+    def chunks_flushed(self) -> int:
+        """Chunks dropped by `drop_queued_media` (barge-in)."""
+        return self.pump.chunks_flushed
 
     # --- user audio in -----------------------------------------------------------------------
     def audio(self) -> AsyncIterator[AudioChunk]:
@@ -380,7 +303,7 @@ class LiveKitSink:
 
     def _on_mic(self, chunk: AudioChunk) -> None:
         if _put_drop_oldest(self._audio_in, chunk):
-            self.audio_dropped += 1
+            self.mic_dropped += 1
 
     # --- data in -----------------------------------------------------------------------------
     def text(self) -> AsyncIterator[str]:
@@ -497,11 +420,6 @@ def chat_text(data: bytes) -> str | None:
     except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
         return None
     return msg.strip() if isinstance(msg, str) else None
-
-
-def _has_sound(chunk: VideoChunk) -> bool:
-    """Any non-zero sample (idle and muted chunks are digital silence; a pause inside speech is not)."""
-    return bool(len(chunk.audio)) and bool(np.any(chunk.audio))
 
 
 def _put_drop_oldest(q: asyncio.Queue[Any], item: Any) -> bool:

@@ -124,6 +124,16 @@ def test_avatar_audio_plays_in_the_page(run: dict[str, Any]) -> None:
     assert tl["net"]["audioCodec"] == "opus"
 
 
+def _relay_fps(run: dict[str, Any], spans: list[tuple[float, float]] | None = None) -> float:
+    """Frames per second the relay received from the agent in `spans` (page ms; default: while the
+    avatar spoke), from its arrival times on this run's shared monotonic clock: below 24.5 the
+    machine was too starved for the agent to send 25 fps."""
+    spans = _answers(run) if spans is None else spans
+    page_now, mono = run["clock"]
+    arrivals = [page_now + (t - mono) * 1000 for t in next(a for a in run["server"]["ava#0"]["arrivals"] if a)]
+    return sum(sum(1 for t in arrivals if a <= t <= b) for a, b in spans) * 1000 / sum(b - a for a, b in spans)
+
+
 def test_video_renders_at_24_fps(run: dict[str, Any]) -> None:
     _, tl = _page(run)
     answers = _answers(run)
@@ -132,11 +142,8 @@ def test_video_renders_at_24_fps(run: dict[str, Any]) -> None:
     whole = A.fps(tl["frames"], tl["frames"][0][0], tl["frames"][-1][0])
     print(f"fps while speaking {shown:.1f} (per answer {[round(r, 1) for r in rates]}), whole run {whole:.1f}, "
           f"{tl['net']}")
-    # What the relay received in the same spans (its arrival times, on this run's shared monotonic clock):
-    # when the agent itself could not send 25 fps (a starved machine), the page is not what is measured.
-    page_now, mono = run["clock"]
-    arrivals = [page_now + (t - mono) * 1000 for t in next(a for a in run["server"]["ava#0"]["arrivals"] if a)]
-    sent = sum(sum(1 for t in arrivals if a <= t <= b) for a, b in answers) * 1000 / sum(b - a for a, b in answers)
+    # when the agent itself could not send 25 fps (a starved machine), the page is not what is measured
+    sent = _relay_fps(run)
     print(f"the relay received {sent:.1f} fps from the agent in the same spans")
     if shown < 24.0 and sent < 24.5:
         pytest.skip(f"machine too loaded: the agent sent the relay only {sent:.1f} fps (the page showed {shown:.1f})")
@@ -153,14 +160,18 @@ def test_mouth_moves_while_the_audio_is_loud(run: dict[str, Any]) -> None:
     assert m["speaking"] > 3 * m["idle"], m
 
 
-@pytest.mark.xfail(strict=False, reason="loaded 2-core runs: Chromium's playout offset median 0-99 ms audio-late "
-                   "(5 of 8 runs within 45 ms); picture-vs-sound lag 10-130 ms: issue 16's report")
 def test_av_offset_at_the_browser(run: dict[str, Any]) -> None:
     """Chromium's own A/V offset while the avatar speaks: the difference of the two tracks'
     `estimatedPlayoutTimestamp` (the sender time of what plays now), median of the once-a-second
     samples. BT.1359 detectability: at most 45 ms audio-late, 125 ms audio-early (audio late > 0).
     Also reported: the lag that lines the shown mouth region's brightness up with the heard audio
-    envelope, minus the same lag in what the agent handed its sink (the animation's own timing)."""
+    envelope, minus the same lag in what the agent handed its sink (the animation's own timing).
+
+    Chromium lines the two up itself (one media stream); what moved it outside the bounds in about
+    half the runs was the relay's audio re-clocking (a 0-80 ms offset per run, gone: audio packets
+    are forwarded as they arrive) and, on a starved machine, Chromium's audio jitter buffer swinging
+    by hundreds of ms faster than its lip sync follows. So: judged when the agent could send 25 fps
+    and the page's audio jitter buffer stayed under 150 ms; otherwise xfail with the numbers."""
     _, tl = _page(run)
     answers = _answers(run)
     page = A.av_offset_ms(tl["frames"], tl["audio"], answers)
@@ -173,30 +184,52 @@ def test_av_offset_at_the_browser(run: dict[str, Any]) -> None:
     lag = None if page["offset_ms"] is None or source["offset_ms"] is None else page["offset_ms"] - source["offset_ms"]
     print(f"A/V offset: Chromium's playout median {median:.0f} ms {sorted(stats)}; picture-vs-sound {lag} ms "
           f"(page lag {page['offset_ms']} r={page['r']}, source lag {source['offset_ms']} r={source['r']})")
-    assert abs(page["r"]) > 0.15, page  # the shown mouth follows the heard audio at all
+    jb = float(np.median([n["audioJitterBufferMs"] for t, n in tl["netHistory"] if n.get("audioJitterBufferMs")
+                          and any(a <= t <= b for a, b in answers)]))
+    sent = _relay_fps(run)
+    print(f"  the page's audio jitter buffer median {jb:.0f} ms; the agent sent the relay {sent:.1f} fps")
+    if (sent < 24.5 or jb > 150) and not (-125 <= median <= 45 and abs(page["r"]) > 0.15):
+        pytest.xfail(f"a starved machine (the agent sent {sent:.1f} fps, the page's audio jitter buffer {jb:.0f} ms): "
+                     f"Chromium's A/V offset median {median:.0f} ms, mouth/sound r={page['r']}, not judged on it")
     assert -125 <= median <= 45, stats
+    assert abs(page["r"]) > 0.15, page  # the shown mouth follows the heard audio at all
 
 
-@pytest.mark.xfail(strict=False, reason="loaded 2-core runs: 0.55-0.6 s from the interruption's onset to silence in "
-                   "the page when the agent decides in ~0.25 s (up to 1.9 s on a starved machine), then 0.32-0.44 s "
-                   "after the decision (it was 0.55-0.67 s before the sink dropped its queue on a barge-in): the "
-                   "relay's re-clocking (80-160 ms, a real SFU forwards packets) and Chromium's audio jitter buffer "
-                   "(90-200 ms median): issue 16's report")
 def test_barge_in_stops_the_avatar_within_300ms(run: dict[str, Any]) -> None:
+    """From the onset of the user's interruption (the page's own microphone record) to the avatar's
+    audio going quiet as heard in the page, with where the time went: the voice reaching the relay
+    and the agent, the agent's decision (VAD onset), its silence reaching the relay, then the page.
+
+    On any machine: the avatar stops, and the agent decides within 150 ms of hearing the voice (the
+    VAD's 120 ms run of voiced frames; both times are the agent's own). On a machine that is not
+    starved: its silence reaches the relay within 100 ms of the decision (the sink drops its queue
+    and the SDK's) and the page hears it within 300 ms of the onset. That end to end holds the two
+    receivers' jitter buffers (the agent's NetEq for the voice, Chromium's for the avatar), which a
+    starved CPU inflates (measured here at load 10-25: 100-1300 ms each, from ~20 ms and ~110-140 ms
+    at the start of a run); then the run cannot judge the 300 ms and says so (xfail, numbers)."""
     _, tl = _page(run)
-    mic = A.loud_spans(tl["mic"], LOUD)
-    q_start = run["wav_spans_s"][1][0] - run["wav_spans_s"][0][0]  # the interruption, after the question
-    onset = next(a for a, _ in mic if a >= mic[0][0] + q_start * 1000 - 300)
-    assert A.first_loud_after(tl["audio"], onset - 300, LOUD) is not None and any(
-        v > LOUD for t, v in tl["audio"] if onset - 300 <= t <= onset), "the avatar was not speaking"
-    stopped = A.quiet_after(tl["audio"], onset, LOUD, hold_ms=400)
-    assert stopped is not None
-    page_now, mono = run["clock"]
-    decided = [page_now + (t - mono) * 1000 for t, kind, _ in run["source"]["events"] if kind == "interrupt"]
-    print(f"barge-in: the avatar went quiet {stopped - onset:.0f} ms after the interruption began (as heard); "
-          f"the agent interrupted after {decided[0] - onset:.0f} ms, silence {stopped - decided[0]:.0f} ms later"
-          if decided else "(no interrupt event)")
-    assert stopped - onset <= 300
+    parts = A.barge_in_parts(run, LOUD)
+    onset = parts["onset"]
+    sent = _relay_fps(run)
+    jb_agent, jb_page = parts["agent_jitter_buffer"] or 0, parts["page_jitter_buffer"] or 0
+    starved = sent < 24.5 or jb_agent > 40 or jb_page > 120
+    speaking = onset is not None and any(v > LOUD for t, v in tl["audio"] if onset - 300 <= t <= onset)
+    if not speaking and starved:  # the answer came 7 s late: there was nothing to interrupt
+        pytest.xfail(f"a starved machine: the answer had not started when the user interrupted ({parts})")
+    assert speaking, ("the avatar was not speaking", parts)
+    print("barge-in, ms after the interruption's onset:", {k: v for k, v in parts.items() if k != "onset"},
+          f"(the agent sent {sent:.1f} fps)")
+    heard, decided, wire, stopped = (parts[k] for k in ("voice_at_agent", "decided", "quiet_at_relay", "quiet_in_page"))
+    assert heard is not None and decided is not None and wire is not None and stopped is not None, parts
+    assert decided - heard <= 150, parts
+    if starved:
+        if wire - decided <= 100 and stopped <= 300:
+            return
+        pytest.xfail(f"a starved machine (the agent sent the relay {sent:.1f} fps; jitter buffers {jb_agent} ms in "
+                     f"the agent, {jb_page} ms in the page): silence at the relay {wire - decided:.0f} ms after "
+                     f"the decision, {stopped:.0f} ms after the onset in the page; not judged on it")
+    assert wire - decided <= 100, parts
+    assert stopped <= 300, parts
 
 
 def test_typed_chat_is_answered_with_speech_and_caption(run: dict[str, Any]) -> None:
@@ -228,14 +261,23 @@ def test_page_reconnects_and_the_conversation_goes_on(rejoined: dict[str, Any]) 
     events = {kind: t for t, kind, _ in record["events"] if t > dropped}
     assert rejoined["reconnected"] and "reconnecting" in events and "reconnected" in events, record["events"]
     print(f"reconnected {events['reconnected'] - dropped:.0f} ms after the drop")
-    assert A.fps(tl["frames"], events["reconnected"] + 1000, tl["frames"][-1][0]) >= 20
+    after = (events["reconnected"] + 1000, tl["frames"][-1][0])
+    shown, sent = A.fps(tl["frames"], *after), _relay_fps(rejoined, [after])
+    print(f"after it: {shown:.1f} fps shown, {sent:.1f} fps received by the relay")
+    if shown < 20 and sent < 24:
+        pytest.xfail(f"a starved machine: the agent sent the relay {sent:.1f} fps after the rejoin (page {shown:.1f})")
+    assert shown >= 20
     answers = [c for c in record["captions"] if c["who"] != "you" and c["final"] and c["t"] > events["reconnected"]]
     assert answers, record["captions"]
     assert A.first_loud_after(tl["audio"], events["reconnected"], LOUD) is not None
 
 
-@pytest.mark.xfail(strict=False, reason="a chat line typed 1.4 s after the rejoin never reaches the relay's session "
-                   "of the rejoined page (2 of 3 runs; its data channel delivers nothing): not yet explained, "
-                   "livekit-client's v0 fallback after a full reconnect or the relay: issue 16's report")
 def test_chat_after_reconnect_is_answered(rejoined: dict[str, Any]) -> None:
-    assert rejoined["chat_answered"], rejoined["page"]["record"]["captions"][-6:]
+    """A chat line typed right after the page shows it reconnected is answered. livekit-client 2.23.0
+    announces a full reconnect ~2 s before its engine settles and keeps a reliable message sent in
+    that window for a resume replay that never comes (it was lost 2 of 3 times): the page holds chat
+    until the engine has settled."""
+    record = rejoined["page"]["record"]
+    back = next(t for t, kind, _ in record["events"] if kind == "reconnected" and t > rejoined["dropped_at"])
+    print(f"chat typed {rejoined['chat_sent_at'] - back:.0f} ms after the page showed it reconnected")
+    assert rejoined["chat_answered"], record["captions"][-6:]

@@ -246,7 +246,7 @@ async def test_write_never_blocks_and_drops_the_oldest_chunk() -> None:
     for k in range(10):  # not started: nothing drains the queue
         await sink.write(VideoChunk(k, k * 0.16, 25, (VideoFrame(k * 0.16, img),), np.zeros(10, np.int16), 24000))
     assert sink.chunks_dropped == 7
-    assert [sink._chunks.get_nowait().index for _ in range(3)] == [7, 8, 9]
+    assert [sink.pump.chunks.get_nowait().index for _ in range(3)] == [7, 8, 9]
     await sink.aclose()
 
 
@@ -271,12 +271,12 @@ async def test_a_pump_behind_catches_up_on_silence_never_on_speech() -> None:
     for k in range(10, 14):  # the silence after it is dropped while the speech waits
         await sink.write(chunk(k, False))
     assert sink.chunks_dropped == 4
-    assert [c.index for c in list(sink._chunks._queue)] == list(range(10))  # type: ignore[attr-defined]
+    assert [c.index for c in list(sink.pump.chunks._queue)] == list(range(10))  # type: ignore[attr-defined]
     for k in range(14, 20):  # 12 queued (the hard bound): only now does the oldest go
         await sink.write(chunk(k, True))
-    queued = [c.index for c in list(sink._chunks._queue)]  # type: ignore[attr-defined]
+    queued = [c.index for c in list(sink.pump.chunks._queue)]  # type: ignore[attr-defined]
     assert len(queued) == 12 and queued[0] == 4 and queued[-1] == 19 and sink.chunks_dropped == 8
-    assert sink._speech_queued == 12
+    assert sink.pump.speech_queued == 12
     await sink.aclose()
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from agent.config import parse_config
 from agent.errors import ConfigError, TransportError
-from agent.interfaces import AudioInput, Sink, TextInput
+from agent.interfaces import AudioInput, Interruptible, Sink, TextInput
 from agent.registry import load_plugin
 from agent.session import AgentSession
 from flowact.types import AgentState, VideoChunk, VideoFrame
@@ -193,6 +193,72 @@ async def test_slow_client_drops_frames_and_never_stalls_the_sink() -> None:
                     break
             assert AUDIO in got and VIDEO in got
             await ws.close()
+    finally:
+        await sink.aclose()
+
+
+async def test_a_barge_in_drops_the_media_queued_for_a_browser() -> None:
+    """`drop_queued_media` (Interruptible): the audio and frames waiting in a browser's outbox go, its
+    captions stay, and a `flush` tells the page to drop what it scheduled; what is written after the
+    cut reaches the browser after the flush."""
+    sink = await started(client_queue=64)
+    assert isinstance(sink, Interruptible)
+    try:
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(sink.url + "ws", max_msg_size=0)  # does not read for now
+            for _ in range(100):
+                if sink._clients:
+                    break
+                await asyncio.sleep(0.01)
+            client = next(iter(sink._clients.values()))
+            for i in range(12):  # incompressible frames: more than the socket buffers take
+                await sink.write(make_chunk(i, noise=True, width=640, height=480))
+            await sink.on_transcript("agent", "cut here", False)
+            queued = sum(isinstance(m, bytes) for m in client.out)
+            assert queued > 4, len(client.out)
+            sink.drop_queued_media()
+            assert sink.media_flushed == queued and not any(isinstance(m, bytes) for m in client.out)
+            assert [json.loads(m)["type"] for m in client.out][-2:] == ["transcript", "flush"]
+            await sink.write(make_chunk(100))
+            seen: list[str | int] = []
+            while True:  # the backlog the socket had taken, the caption, the flush, then chunk 100
+                msg = await ws.receive(timeout=5)
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    seen.append(json.loads(msg.data)["type"])
+                    continue
+                kind, arg, _ = HEADER.unpack_from(msg.data)
+                if "flush" in seen:
+                    assert kind == AUDIO or arg >= 100 * N, (kind, arg)  # nothing from before the cut
+                    seen.append(arg if kind == VIDEO else "audio")
+                    if kind == VIDEO and arg == 100 * N + N - 1:
+                        break
+            assert seen[seen.index("flush") + 1 :] == ["audio", *range(100 * N, 100 * N + N)]
+            await ws.close()
+    finally:
+        await sink.aclose()
+
+
+async def test_the_page_drops_the_speech_it_scheduled_on_a_barge_in(browser: Any) -> None:
+    """The page schedules audio ahead on its WebAudio clock: a `flush` stops it and clears the frames
+    waiting to be shown, and the next chunk plays at once (re-anchored, no gap for the dropped time)."""
+    sink = await started()
+    page = Page(browser)
+    try:
+        async with feeding(sink):
+            await asyncio.to_thread(browser.get, sink.url)
+            await page.until("return window.preview.audioScheduled > 5 && window.preview.frames > 10")
+        for i in range(1000, 1012):  # ~2 s of speech handed over at once (a sink ahead of playout)
+            await sink.write(make_chunk(i))
+        pending = await page.until("const p = window.preview.pending(); return p.audio >= 8 && p")
+        sink.drop_queued_media()
+        await page.until("const p = window.preview; return p.flushes === 1 && p.pending().audio === 0"
+                         " && p.pending().frames === 0", within=5)
+        dropped = await page.js("return window.preview.flushed")
+        assert dropped["audio"] >= 6 and dropped["frames"] >= 20, (pending, dropped)  # still ahead when cut
+        shown = await page.js("return window.preview.frames")
+        await sink.write(make_chunk(1012))
+        await page.until(f"return window.preview.frames > {shown} && window.preview.pending().audio <= 1", within=5)
+        print("scheduled before the flush", pending, "dropped by it", dropped)
     finally:
         await sink.aclose()
 

@@ -55,3 +55,20 @@ async def test_silero_onsets_and_ends_follow_the_speech(tmp_path: Path) -> None:
     assert abs(events[0].t - 1.0) < 0.35
     assert abs(events[2].t - (3.0 + dur)) < 0.35
     assert events[1].audio is not None and abs(events[1].audio.duration - dur) < 1.0
+
+
+async def test_the_barge_in_trigger_is_fast_and_ignores_short_bursts() -> None:
+    """The onset event is what interrupts a speaking agent: it comes ~min_speech_ms (120 ms) after the
+    voice starts, and a 60 ms burst (a click, a cough, a door) over the noise floor gives none."""
+    from tests.fixtures.speech import RATE, feed_vad, speech, with_silences
+
+    burst = (np.random.default_rng(1).normal(0, 3000, int(0.06 * RATE))).astype(np.int16)
+    pcm, spans = with_silences([1.0, burst, 1.0, speech("piper", "Can I change the delivery address instead?"), 1.0],
+                               noise=30.0)
+    events = await feed_vad(EnergyVAD(EnergyVADConfig(end_silence_ms=500), sample_rate=RATE), pcm)
+    assert [e.speaking for e in events] == [True, False], events
+    start = spans[1][0]  # the utterance (the burst is the first span)
+    assert 0.1 <= events[0].t - start <= 0.17, (events[0].t, start)
+    # the burst is loud enough to count: only the 120 ms run keeps it from interrupting
+    touchy = await feed_vad(EnergyVAD(EnergyVADConfig(end_silence_ms=500, min_speech_ms=40), sample_rate=RATE), pcm)
+    assert [e.speaking for e in touchy][:2] == [True, False] and touchy[0].t < spans[0][1] + 0.05, touchy

@@ -18,6 +18,23 @@ let room = null;
 let stats = null;
 let statsTimer = null;
 let micOn = false;
+let engineBusy = null; // { promise, resolve } while the connection is being re-established
+
+// livekit-client 2.23.0 announces Reconnected after a full reconnect while its engine still waits
+// (~2 s, minReconnectWait) with its reconnect flag set; a chat line sent then is kept for a resume
+// replay that a full reconnect never does, and is lost. So chat waits until the engine has settled.
+function watchEngine(engine) {
+  const busy = () => {
+    if (engineBusy) return;
+    let resolve;
+    const promise = new Promise((r) => { resolve = r; });
+    engineBusy = { promise, resolve };
+  };
+  // after the engine's own bookkeeping (it clears its flag right after these events)
+  const idle = () => setTimeout(() => { if (engineBusy) { engineBusy.resolve(); engineBusy = null; } }, 0);
+  engine.on("resuming", busy).on("restarting", busy);
+  engine.on("resumed", idle).on("restarted", idle).on("disconnected", idle).on("closing", idle);
+}
 
 function note(kind, detail = "") {
   record.events.push([performance.now(), kind, detail]);
@@ -135,7 +152,10 @@ async function join() {
   banner("Connecting…");
   stats = stats || new AvatarStats({ mouth: params.get("mouth")?.split(",").map(Number) || null });
   await stats.start();
-  room = new Room({ adaptiveStream: false, dynacast: false });
+  // aec=0: no echo cancellation (headsets; a test's fake microphone that has no echo to cancel)
+  const capture = params.get("aec") === "0" ? { echoCancellation: false } : {};
+  room = new Room({ adaptiveStream: false, dynacast: false, audioCaptureDefaults: capture });
+  watchEngine(room.engine);
   room.on(RoomEvent.TrackSubscribed, onTrackSubscribed);
   room.on(RoomEvent.ParticipantAttributesChanged, onAttributes);
   room.on(RoomEvent.ParticipantConnected, (p) => {
@@ -185,6 +205,7 @@ async function sendChat(ev) {
   if (!text || !room) return;
   $("text").value = "";
   await room.startAudio().catch(() => {});
+  if (engineBusy) await Promise.race([engineBusy.promise, new Promise((r) => setTimeout(r, 10000))]);
   await room.localParticipant.sendText(text, { topic: "lk.chat" });
   record.captions.push({ t: performance.now(), seg: "chat", who: "you", text, final: true });
   log("user", `you (chat): ${text}`);
