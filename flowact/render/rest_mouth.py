@@ -36,7 +36,7 @@ from flowact.reference import PortraitAnalysis
 from flowact.render.rig import JAW, LOWER_INNER_LIP, UPPER_INNER_LIP
 from flowact.types import UInt8Array
 
-__all__ = ["OPEN_GAP", "Interior", "RestMouth", "Unwind", "close_mouth", "smoothstep"]
+__all__ = ["OPEN_GAP", "Interior", "RestMouth", "Unwind", "close_mouth", "own_split", "smoothstep"]
 
 OPEN_GAP = 0.06  # inner-lip gap at the centre (eye distances) above which a reference is closed at rest
 UPPER_SHARE = 0.2  # the share of the gap the upper lip travels (the jaw does the rest)
@@ -85,6 +85,28 @@ def _inner_lips(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     up = lm[sorted(UPPER_INNER_LIP, key=lambda i: lm[i, 0]), :2]
     lo = lm[sorted((78, *LOWER_INNER_LIP, 308), key=lambda i: lm[i, 0]), :2]
     return up, lo
+
+
+def own_split(a: PortraitAnalysis) -> float:
+    """Where an open photo's mouth opens further, as a fraction of the way from its upper to its lower
+    inner lip: the darkest band of its interior's middle (between the upper and lower teeth, or under
+    the upper teeth of a smile), so the upper teeth stay with the upper jaw and the lower ones go down
+    with the chin. Kept within 0.35..0.85 of the gap."""
+    lm, s = a.landmarks, a.eye_distance
+    up, lo = _inner_lips(lm)
+    xl, xr = float(lm[78, 0]), float(lm[308, 0])
+    xs = np.linspace(xl + 0.3 * (xr - xl), xr - 0.3 * (xr - xl), 9)
+    uy, ly = np.interp(xs, up[:, 0], up[:, 1]), np.interp(xs, lo[:, 0], lo[:, 1])
+    if float(np.median(ly - uy)) < 0.04 * s:
+        return 0.5
+    ts = np.linspace(0.35, 0.85, 11)
+    luma = a.image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    ys = uy[None, :] + ts[:, None] * (ly - uy)[None, :]  # (t, x)
+    xi = np.clip(np.round(xs), 0, luma.shape[1] - 1).astype(np.intp)[None, :]
+    yi = np.clip(np.round(ys), 0, luma.shape[0] - 1).astype(np.intp)
+    rows = np.convolve(luma[yi, np.broadcast_to(xi, yi.shape)].mean(axis=1), np.ones(3) / 3, "same")
+    rows[0], rows[-1] = rows[1], rows[-2]  # the smoothing's ends see only two samples
+    return float(ts[int(np.argmin(rows))])
 
 
 def close_mouth(a: PortraitAnalysis) -> RestMouth:
