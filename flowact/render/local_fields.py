@@ -25,7 +25,10 @@ from flowact.render.rig import (
     Rig,
 )
 
-__all__ = ["LocalField", "eye_fields", "mouth_field", "seam_fraction", "MOUTH_FIELD_PARAMS", "TEETH_SHOW"]
+__all__ = [
+    "LipSeam", "LocalField", "eye_fields", "lip_seam", "mouth_field", "seam_fraction", "MOUTH_FIELD_PARAMS",
+    "TEETH_SHOW",
+]
 
 TEETH_SHOW = 0.06  # inner-lip gap (eye distances) above which the portrait's teeth already show
 MOUTH_FIELD_PARAMS = (
@@ -88,8 +91,33 @@ def seam_fraction(rig: Rig) -> float:
     return 0.8 if gap > TEETH_SHOW * rig.scale else 0.5
 
 
-def mouth_field(rig: Rig, width: int, height: int) -> LocalField:
-    """Lips and jaw: a field split along the line where the lips meet, so the mouth can open."""
+@dataclass(frozen=True, slots=True)
+class LipSeam:
+    """The line where the lips part (a `fraction` of the way from the upper to the lower inner lip), as
+    points riding with the upper inner lip (`upper`) and with the lower one (`lower`): equal at rest, the
+    gap between the lips once they move. `rows_u`, `rows_l`: the rig rows of those lip points."""
+
+    rows_u: np.ndarray
+    rows_l: np.ndarray
+    upper: np.ndarray  # (n, 2), sorted by x
+    lower: np.ndarray  # (m, 2), sorted by x
+
+
+def lip_seam(rig: Rig, fraction: float) -> LipSeam:
+    ix, pts = rig.index, rig.points
+    up = sorted(UPPER_INNER_LIP, key=lambda i: pts[ix[i], 0])
+    lo = sorted((78, *LOWER_INNER_LIP, 308), key=lambda i: pts[ix[i], 0])
+    rows_u, rows_l = np.array([ix[i] for i in up]), np.array([ix[i] for i in lo])
+    pu, pl = pts[rows_u], pts[rows_l]
+    f = fraction
+    upper = np.stack([pu[:, 0], (1 - f) * pu[:, 1] + f * np.interp(pu[:, 0], pl[:, 0], pl[:, 1])], axis=1)
+    lower = np.stack([pl[:, 0], (1 - f) * np.interp(pl[:, 0], pu[:, 0], pu[:, 1]) + f * pl[:, 1]], axis=1)
+    return LipSeam(rows_u, rows_l, upper.astype(np.float32), lower.astype(np.float32))
+
+
+def mouth_field(rig: Rig, width: int, height: int, fraction: float | None = None) -> LocalField:
+    """Lips and jaw: a field split along the line where the lips meet (`fraction` of the way from the
+    upper to the lower inner lip; `seam_fraction` by default), so the mouth can open."""
     s = rig.scale
     ix = rig.index
     pts = rig.points
@@ -115,7 +143,7 @@ def mouth_field(rig: Rig, width: int, height: int) -> LocalField:
     up = sorted((pts[ix[i], 0], pts[ix[i], 1]) for i in UPPER_INNER_LIP)
     lo = sorted((pts[ix[i], 0], pts[ix[i], 1]) for i in (78, *LOWER_INNER_LIP, 308))
     line_x = np.array([p[0] for p in up], np.float32)
-    f = seam_fraction(rig)
+    f = seam_fraction(rig) if fraction is None else fraction
     line_y = (1 - f) * np.array([p[1] for p in up]) + f * np.interp(line_x, [p[0] for p in lo], [p[1] for p in lo])
     ym = np.interp(px[0], line_x, line_y)[None, :]  # (1, w)
     beyond = np.maximum(line_x[0] - px[0], px[0] - line_x[-1]).clip(min=0)[None, :]

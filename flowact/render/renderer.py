@@ -31,12 +31,15 @@ from flowact.render.local_fields import (
     LIP_AND_JAW,
     MOUTH_FIELD_PARAMS,
     TEETH_SHOW,
+    LipSeam,
+    LocalField,
     eye_fields,
+    lip_seam,
     mouth_field,
     seam_fraction,
 )
-from flowact.render.rest_mouth import Interior, Unwind, close_mouth
-from flowact.render.rig import LOWER_INNER_LIP, UPPER_INNER_LIP, Rig, build_rig
+from flowact.render.rest_mouth import Interior, Unwind, close_mouth, own_split
+from flowact.render.rig import Rig, build_rig
 from flowact.types import FloatArray, UInt8Array
 
 __all__ = ["Renderer"]
@@ -105,6 +108,15 @@ class Renderer:
         self._lip_basis_flat = (self.rig.basis - coarse_basis).reshape(MOTION_DIM, -1)  # what the local fields do
         self._init_mouth()
         self._jaw_unwound = self._unwind_span()
+        # beyond the photo's own aperture, an open photo's mouth opens further from its own lips: a mouth
+        # field on the photo's landmarks, split inside its interior (rest_mouth.own_split), so its upper
+        # teeth stay with the upper jaw instead of dropping with the chin
+        self._photo: tuple[Rig, LocalField, LipSeam, np.ndarray] | None = None
+        if self._unwind is not None:
+            prig = build_rig(self.reference)
+            f = own_split(self.reference)
+            self._photo = (prig, mouth_field(prig, self.w, self.h, f), lip_seam(prig, f),
+                           prig.basis.reshape(MOTION_DIM, -1))
         self._lids = build_eyelids(self.rig, self.base)
         self._body = build_body(analysis, self._head_ellipse())
 
@@ -149,7 +161,7 @@ class Renderer:
         """One RGB frame (H, W, 3) for one motion row."""
         m, keep = self._effective(motion)
         disp_c = (m @ self.basis_flat).reshape(-1, 2)  # (C, 2)
-        map_x, map_y = self._maps(m, disp_c)
+        map_x, map_y = self._maps(m, disp_c, keep)
         rx0, ry0, rx1, ry1 = self.roi
         # the torso first (a new image when it moves), then the head warped on top of it
         src = self.base if self._body is None else self._body.apply(self.base, m)
@@ -158,7 +170,7 @@ class Renderer:
         if keep < 0.999:
             self._unwind_mouth(frame, map_x, map_y, keep)
         moved = self._moved(m, disp_c)
-        self._mouth(frame, m, disp_c, moved, own=keep >= 1.0)
+        self._mouth(frame, m, disp_c, moved, keep)
         for lid in self._lids:
             b = float(m[lid.param])
             if b >= 0.08:
@@ -179,10 +191,19 @@ class Renderer:
     def warp_maps(self, motion: FloatArray) -> tuple[np.ndarray, np.ndarray]:
         """The dense backward map over the head ROI (`self.roi`): output pixel -> source x, y (of the rest
         image; an open-mouth photo's own mouth, when the jaw opens, is then sampled from the photo)."""
-        m, _keep = self._effective(motion)
-        return self._maps(m, (m @ self.basis_flat).reshape(-1, 2))
+        m, keep = self._effective(motion)
+        return self._maps(m, (m @ self.basis_flat).reshape(-1, 2), keep)
 
-    def _maps(self, m: FloatArray, disp_c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _mouth_fields(self, keep: float) -> list[tuple[LocalField, float]]:
+        """The mouth field(s) and their weights: the rest image's while the rest closing stays, the
+        photo's own once it is undone (both, weighted, while it is being undone)."""
+        if self._photo is None or keep >= 1.0:
+            return [(self.mouth, 1.0)]
+        if keep <= 0.0:
+            return [(self._photo[1], 1.0)]
+        return [(self.mouth, keep), (self._photo[1], 1.0 - keep)]
+
+    def _maps(self, m: FloatArray, disp_c: np.ndarray, keep: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         nz = np.flatnonzero(np.abs(m[self._grid_params]) > 1e-5)
         d = np.zeros((len(self.grid), 2), np.float32)  # (G, 2)
         for k in nz:  # a few active parameters: axpy, not a (G, C) GEMM per frame
@@ -192,10 +213,12 @@ class Renderer:
         rx0, ry0, rx1, ry1 = self.roi
         dense = cv2.resize(d.reshape(gh, gw, 2), (rx1 - rx0, ry1 - ry0), interpolation=cv2.INTER_LINEAR)
         coarse = dense.copy()
-        for local in (self.mouth, *self.eyes):
+        for local, weight in (*self._mouth_fields(keep), *((e, 1.0) for e in self.eyes)):
             field = local.evaluate(m)
             if field is None:
                 continue
+            if weight < 1.0:
+                field *= np.float32(weight)
             # the local field rides on the head motion: it is sampled where the coarse field takes each
             # output pixel (d = coarse(X) + local(X - coarse(X))), so a nod or turn carries the lips'
             # split line and the eyelids along instead of leaving them behind
@@ -232,7 +255,10 @@ class Renderer:
         pts = self.rig.points
         # lip points move by their intended displacement (the local mouth field is split exactly between
         # the inner lips, so sampling it there would give half of it)
-        q = pts + disp_c + (m @ self._lip_basis_flat).reshape(-1, 2)
+        return self._land(pts + disp_c + (m @ self._lip_basis_flat).reshape(-1, 2), m)
+
+    def _land(self, q: np.ndarray, m: FloatArray) -> np.ndarray:
+        """Where content displaced to `q` by the face's own motion lands once the head motion is added."""
         x: np.ndarray = q
         for _ in range(2):
             weight, bulge = self._head_fields(x)
@@ -294,14 +320,7 @@ class Renderer:
         """The seam where the lips meet at rest (midway between the inner lip contours), as seen from the
         upper and from the lower lip; the portrait's lighting; whether its teeth already show."""
         ix, pts, s = self.rig.index, self.rig.points, self.rig.scale
-        up = sorted(UPPER_INNER_LIP, key=lambda i: pts[ix[i], 0])
-        lo = sorted((78, *LOWER_INNER_LIP, 308), key=lambda i: pts[ix[i], 0])
-        self._rows_u = np.array([ix[i] for i in up])
-        self._rows_l = np.array([ix[i] for i in lo])
-        pu, pl = pts[self._rows_u], pts[self._rows_l]
-        f = seam_fraction(self.rig)
-        self._seam_u = np.stack([pu[:, 0], (1 - f) * pu[:, 1] + f * np.interp(pu[:, 0], pl[:, 0], pl[:, 1])], axis=1)
-        self._seam_l = np.stack([pl[:, 0], (1 - f) * np.interp(pl[:, 0], pu[:, 0], pu[:, 1]) + f * pl[:, 1]], axis=1)
+        self._seam = lip_seam(self.rig, seam_fraction(self.rig))
         self._teeth_show = float(pts[ix[14], 1] - pts[ix[13], 1]) > TEETH_SHOW * s  # smiling portrait: real teeth
         nose = self.analysis.landmarks[4, :2]
         r = max(2, int(0.25 * s))
@@ -309,6 +328,12 @@ class Renderer:
         patch = self.base[max(0, ny - r) : ny + r, max(0, nx - 2 * r) : nx + 2 * r].astype(np.float32)
         luma = float(np.median(patch @ np.array([0.299, 0.587, 0.114], np.float32))) if patch.size else 170.0
         self._light = float(np.clip(luma / 175.0, 0.45, 1.1))
+        # the photo's darkest tone (its 0.5th percentile over the face): the cavity's shadow is never darker
+        # than the photo's own shadows (a faded or low-contrast photo has no black)
+        fx0, fy0, fx1, fy1 = (int(v) for v in self.analysis.face_box)
+        face = self.base[max(0, fy0) : fy1, max(0, fx0) : fx1].astype(np.float32)
+        face_luma = face @ np.array([0.299, 0.587, 0.114], np.float32)
+        self._floor = float(np.percentile(face_luma, 0.5)) if face.size else 0.0
         # a black-and-white photo gets a grey mouth interior (its skin has no colour to speak of)
         self._grey = bool(patch.size) and float(np.median(np.ptp(patch, axis=-1))) < 6.0
 
@@ -316,24 +341,34 @@ class Renderer:
         """Upper and lower edges (n, 2), sorted by x, of the gap between the lips (where the mouth
         interior is composited; equal at rest). For a photo whose mouth was open, the photo's own
         aperture comes back first and this is the gap opened beyond it."""
-        m, _keep = self._effective(motion)
-        return self._gap(m, (m @ self.basis_flat).reshape(-1, 2))
+        m, keep = self._effective(motion)
+        return self._gap(m, (m @ self.basis_flat).reshape(-1, 2), keep=keep)
 
-    def _gap(self, m: FloatArray, disp_c: np.ndarray, moved: np.ndarray | None = None
+    def _gap(self, m: FloatArray, disp_c: np.ndarray, moved: np.ndarray | None = None, keep: float = 1.0
              ) -> tuple[np.ndarray, np.ndarray]:
+        """The gap's edges (see `mouth_gap`): the rest seam moved with the lips; once the rest closing is
+        undone, the photo's own split line moved with its lips (in between, the two weighted)."""
         moved = self._moved(m, disp_c) if moved is None else moved
-        rest = self.rig.points
-        up = self._seam_u + (moved[self._rows_u] - rest[self._rows_u])
-        lo = self._seam_l + (moved[self._rows_l] - rest[self._rows_l])
-        return up, lo
+        sm, rest = self._seam, self.rig.points
+        up = sm.upper + (moved[sm.rows_u] - rest[sm.rows_u])
+        lo = sm.lower + (moved[sm.rows_l] - rest[sm.rows_l])
+        if self._photo is None or keep >= 1.0:
+            return up, lo
+        prig, _field, ps, basis = self._photo
+        rows = np.concatenate([ps.rows_u, ps.rows_l])
+        q = prig.points[rows] + (m @ basis).reshape(-1, 2)[rows]
+        pm = self._land(q, m) - prig.points[rows]
+        pu, pl = ps.upper + pm[: len(ps.rows_u)], ps.lower + pm[len(ps.rows_u) :]
+        return keep * up + (1 - keep) * pu, keep * lo + (1 - keep) * pl
 
-    def _mouth(self, frame: UInt8Array, m: FloatArray, disp_c: np.ndarray, moved: np.ndarray, own: bool = True
+    def _mouth(self, frame: UInt8Array, m: FloatArray, disp_c: np.ndarray, moved: np.ndarray, keep: float = 1.0
                ) -> None:
         """Composite the mouth interior into the gap that opened between the lips: a dark cavity shaded
         towards the corners, a tongue when wide open and (unless the portrait already shows its teeth,
-        which then move with the lips) an upper-teeth band with soft shading and incisor gaps. `own`:
-        paint the photo's own interior (off once the closing is undone: its teeth show already)."""
-        up, lo = self._gap(m, disp_c, moved)
+        which then move with the lips) an upper-teeth band with soft shading and incisor gaps. `keep`: how
+        much of the rest closing stays; the photo's own interior is painted only at 1 (once the closing is
+        undone its teeth show already)."""
+        up, lo = self._gap(m, disp_c, moved, keep)
         s = self.rig.scale
         cx = float(up[:, 0].mean())
         gap = float(np.interp(cx, lo[:, 0], lo[:, 1]) - np.interp(cx, up[:, 0], up[:, 1]))
@@ -366,8 +401,10 @@ class Renderer:
         tg = np.clip((yy - (ly - tongue_h)) / 2.0, 0.0, 1.0) * (tongue_h > 0.5)
         tongue = np.array([150, 68, 70], np.float32) * (0.55 + 0.45 * v[..., None]) * shade
         col += (tongue - col) * (tg[..., None] * 0.85)
+        if self._floor > 2.0:  # into the photo's own tonal range
+            col = np.float32(self._floor) + col * np.float32(1.0 - self._floor / 255.0)
         if self._interior is not None:
-            if own:
+            if keep >= 1.0:
                 self._own_interior(col, self._interior, xs, yy, uy, ly, left, right)
         elif not self._teeth_show:
             th = np.minimum(0.1 * s, 0.55 * o) * np.clip(1.0 - (tx / 0.9) ** 2, 0.0, 1.0) ** 0.5

@@ -3,8 +3,9 @@
 A portrait that laughs, talks or smiles with parted lips would otherwise stay open at rest (the
 renderer's zero motion is the photo). Here, once per portrait, the lips are brought together (to a
 relaxed parting of REST_GAP, where the photo's own interior shows as the line between them) with a
-warp that is the inverse of a jaw drop: the upper lip comes down a little, the lower lip, chin and
-jaw come up (fading out below the chin and towards the face's sides, so neck and background stay),
+warp that is the inverse of a jaw drop: the upper lip comes down a little, the lower lip comes up and
+the chin and jaw rise with it, less than the lip (CHIN_SHARE: as at rest, lips meet while the teeth
+stay a little apart; fading out below the chin and towards the face's sides, so neck and background stay),
 and the interior between the inner lips is skipped. The cheeks and eyes keep the photo's expression.
 The result is the renderer's rest image; its landmarks move with it, so everything downstream (rig,
 fields, mouth gap) sees a closed mouth.
@@ -17,12 +18,14 @@ under the upper lip and lower part over the lower lip (renderer._mouth).
 
 What this trades (bench/fidelity.py, dlib's descriptor): a closed mouth is a different expression to a
 face model. Real photos of one person smiling or laughing and with the mouth closed are 0.27-0.44
-apart, and the pressed-shut rest of an open-mouth photo was 0.25-0.32 from that photo; nearly all of
-it comes from the mouth region itself (not the lower face's warp, the chin's travel or dlib's
-landmark alignment), and it grows steadily with how far the lips close. So the upper lip, whose
-travel costs most, does a fifth of the closing; the lips stay a hair apart (no drawn seam line,
-which cost up to 0.04 on its own); and speech undoes the closing instead of opening a synthetic
-mouth on top of it.
+apart, and the pressed-shut rest of an open-mouth photo was 0.25-0.32 from that photo. It grows
+steadily with how far the lips close, and comes from the mouth itself and about as much from the
+chin's travel (`--explain`: the rest frame with only its mouth box, or all but its mouth box, is
+0.18-0.27 from the photo). So the upper lip, whose travel costs most, does a fifth of the closing; the
+chin rises 0.7 as far as the lower lip (a full rise shortened the face: rest distances of
+obama_speaking, obama_smile, astronaut 0.22-0.23 -> 0.19-0.20); the lips stay a hair apart (no drawn
+seam line, which cost up to 0.04 on its own); and speech undoes the closing instead of opening a
+synthetic mouth on top of it.
 """
 
 from __future__ import annotations
@@ -36,10 +39,11 @@ from flowact.reference import PortraitAnalysis
 from flowact.render.rig import JAW, LOWER_INNER_LIP, UPPER_INNER_LIP
 from flowact.types import UInt8Array
 
-__all__ = ["OPEN_GAP", "Interior", "RestMouth", "Unwind", "close_mouth", "smoothstep"]
+__all__ = ["OPEN_GAP", "Interior", "RestMouth", "Unwind", "close_mouth", "own_split", "smoothstep"]
 
 OPEN_GAP = 0.06  # inner-lip gap at the centre (eye distances) above which a reference is closed at rest
 UPPER_SHARE = 0.2  # the share of the gap the upper lip travels (the jaw does the rest)
+CHIN_SHARE = 0.7  # the chin rises this share of the lower lip's rise: lips meet, teeth stay apart (as at rest)
 REST_GAP = 0.03  # the lips stay this far apart at rest (eye distances; ~2 px at 854x480): relaxed, not pressed
 
 
@@ -87,6 +91,28 @@ def _inner_lips(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return up, lo
 
 
+def own_split(a: PortraitAnalysis) -> float:
+    """Where an open photo's mouth opens further, as a fraction of the way from its upper to its lower
+    inner lip: the darkest band of its interior's middle (between the upper and lower teeth, or under
+    the upper teeth of a smile), so the upper teeth stay with the upper jaw and the lower ones go down
+    with the chin. Kept within 0.35..0.85 of the gap."""
+    lm, s = a.landmarks, a.eye_distance
+    up, lo = _inner_lips(lm)
+    xl, xr = float(lm[78, 0]), float(lm[308, 0])
+    xs = np.linspace(xl + 0.3 * (xr - xl), xr - 0.3 * (xr - xl), 9)
+    uy, ly = np.interp(xs, up[:, 0], up[:, 1]), np.interp(xs, lo[:, 0], lo[:, 1])
+    if float(np.median(ly - uy)) < 0.04 * s:
+        return 0.5
+    ts = np.linspace(0.35, 0.85, 11)
+    luma = a.image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    ys = uy[None, :] + ts[:, None] * (ly - uy)[None, :]  # (t, x)
+    xi = np.clip(np.round(xs), 0, luma.shape[1] - 1).astype(np.intp)[None, :]
+    yi = np.clip(np.round(ys), 0, luma.shape[0] - 1).astype(np.intp)
+    rows = np.convolve(luma[yi, np.broadcast_to(xi, yi.shape)].mean(axis=1), np.ones(3) / 3, "same")
+    rows[0], rows[-1] = rows[1], rows[-2]  # the smoothing's ends see only two samples
+    return float(ts[int(np.argmin(rows))])
+
+
 def close_mouth(a: PortraitAnalysis) -> RestMouth:
     lm = a.landmarks
     s = a.eye_distance
@@ -117,7 +143,7 @@ def close_mouth(a: PortraitAnalysis) -> RestMouth:
     def lower_shift(x: np.ndarray, t: np.ndarray, y: np.ndarray) -> np.ndarray:
         """How far up the content at depth t below the seam (and height y) moves."""
         b = smoothstep(t / rb)
-        amount = (1 - UPPER_SHARE) * (gap(x) * (1 - b) + closure * g0 * jaw_profile(x) * b)
+        amount = (1 - UPPER_SHARE) * (gap(x) * (1 - b) + CHIN_SHARE * closure * g0 * jaw_profile(x) * b)
         out: np.ndarray = amount * (1 - smoothstep((y - chin_y + 0.1 * s) / fade))
         return out
 

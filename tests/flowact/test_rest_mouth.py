@@ -16,7 +16,7 @@ from flowact.generator import PortraitGenerator, PortraitGeneratorConfig
 from flowact.motion.params import MOTION_DIM, P
 from flowact.reference import PortraitAnalysis, analyze_portrait, detect_faces
 from flowact.render.renderer import Renderer
-from flowact.render.rest_mouth import OPEN_GAP
+from flowact.render.rest_mouth import OPEN_GAP, own_split
 from flowact.types import EXPRESSIONS, N_MELS, VISEMES, AgentState, ControlChunk
 from tests.fixtures.portraits import GRACE, OPEN_MOUTHS
 
@@ -93,6 +93,31 @@ def test_own_mouth_comes_back_when_speaking(name: str) -> None:
     teeth = a.image[int(lm[13, 1]) + 1 : int(lm[13, 1]) + 1 + max(2, int(0.04 * s)), xs].astype(np.float32).mean()
     skin = a.image[int(lm[152, 1] - 0.3 * s), xs].astype(np.float32).mean()
     assert teeth > 0.6 * skin, (teeth, skin)
+
+
+@pytest.mark.parametrize("name", ["astronaut", "obama_smile"])
+def test_wider_than_the_photo_the_upper_teeth_stay(name: str) -> None:
+    """Opening wider than the photo's own mouth splits the photo's mouth inside its interior, under its
+    upper teeth (rest_mouth.own_split): the upper teeth stay where the photo has them (with the upper
+    jaw; they used to drop with the chin), and the gap opens below them."""
+    a, r = _setup(name)
+    photo = r.reference
+    lm, s = photo.landmarks, photo.eye_distance
+    f = own_split(photo)
+    assert f >= 0.6, f  # both smiles show their upper teeth only
+    own = r.render(jaw(r._jaw_unwound)).astype(np.float32)  # the photo's own mouth, just undone
+    wide = r.render(jaw(r._jaw_unwound + 0.3)).astype(np.float32)
+    xl, xr = float(lm[78, 0]), float(lm[308, 0])
+    xs = slice(int(xl + 0.3 * (xr - xl)), int(xr - 0.3 * (xr - xl)))
+    ut, lt = float(lm[13, 1]), float(lm[14, 1])
+    teeth = slice(int(ut) + 1, int(ut + 0.7 * f * (lt - ut)))
+    moved = float(np.abs(wide[teeth, xs] - own[teeth, xs]).mean())
+    assert moved < 10, moved  # the same teeth in the same place
+    up, lo = r.mouth_gap(jaw(r._jaw_unwound + 0.3))
+    cx = (xl + xr) / 2
+    top = float(np.interp(cx, up[:, 0], up[:, 1]))
+    assert abs(top - (ut + f * (lt - ut))) < 0.05 * s, (top, ut, lt)  # the gap opens at the split
+    assert float(np.interp(cx, lo[:, 0], lo[:, 1])) - top > 0.1 * s
 
 
 @pytest.mark.parametrize("name", ["obama_speaking", "astronaut"])
