@@ -8,7 +8,8 @@ Parts (each one run of tests/fixtures/livekit_fleet_bench.py in a private networ
 `flowact-agent worker` against the LiveKit-protocol test server with the agent-worker service, 320x180
 at 25 fps):
 
-- `latency`: FLEET_ROOMS rooms dispatched one after another to a warm worker; p50/p95 of each mark from
+- `latency`: FLEET_ROOMS rooms dispatched one after another to a warm worker, the test server joining
+  the job as livekit-server does (`real_join`); p50/p95 of each mark from
   the room's creation: assignment sent, job started in its process, its `connect()` called, the join
   as the server saw it (signal websocket opened, join response sent, the client's publisher offer,
   its answer to the subscriber offer), room connected (the SDK's `connect()` returned), persona

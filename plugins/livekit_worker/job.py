@@ -3,8 +3,7 @@
 Prewarm (`prewarm`, livekit-agents' setup_fnc, in every idle process before a job arrives): the
 default persona's VAD, ASR and TTS are built and loaded, its generator is started on its portrait
 (face model loaded, portrait analysed, renderer built) and every allowed portrait is analysed for the
-persona's video size (cached on disk, so only the first process pays); the SDK's FFI and libwebrtc
-are started.
+persona's video size (cached on disk, so only the first process pays).
 The job (`run_job`): re-validate the dispatch metadata, connect to the job's room (the persona's
 config is read meanwhile), build the persona's `AgentSession` with the LiveKit transport on that
 already-connected room, reusing the prewarmed engines when the persona's sections match, and close it
@@ -96,7 +95,6 @@ def prewarm(worker_file: str, proc: JobProcess) -> None:
         except Exception as e:  # a bad portrait fails the jobs that ask for it, not the worker
             log.warning("prewarm: cannot analyse %s: %s", p, e)
     load_plugin("sink", "livekit")  # import the transport now, not on the job's loop
-    _warm_webrtc(cfg.session.width, cfg.session.height)
     proc.userdata["engines"] = engines
     log.info("prewarmed: %s, %d portraits", ", ".join(engines) or "no engines", len(portraits))
 
@@ -164,14 +162,6 @@ async def run_job(worker_file: str, ctx: JobContext) -> None:
     log.info("job %s timing: %s", ctx.job.id,
              ", ".join(f"{k} +{(v - marks['start']) * 1000:.0f} ms" for k, v in marks.items() if v),
              extra={**fields, "event": "job_timing", **{f"t_{k}": round(v, 4) for k, v in marks.items()}})
-
-
-def _warm_webrtc(width: int, height: int) -> None:
-    """Start the SDK's FFI and libwebrtc once (a video track made and dropped): the job's first
-    `connect()` then skips their one-time setup (~20-40 ms of the job's join, measured loaded)."""
-    source = rtc.VideoSource(width, height)
-    rtc.LocalVideoTrack.create_video_track("prewarm", source)
-    asyncio.run(source.aclose())
 
 
 @functools.cache
