@@ -8,9 +8,14 @@ Parts (each one run of tests/fixtures/livekit_fleet_bench.py in a private networ
 `flowact-agent worker` against the LiveKit-protocol test server with the agent-worker service, 320x180
 at 25 fps):
 
-- `latency`: FLEET_ROOMS rooms dispatched one after another to a warm worker; p50/p95 of each mark from
-  the room's creation: assignment sent, job started in its process, room connected, session started,
-  first frame rendered, first frame handed to the SDK, first frame decoded by the server.
+- `latency`: FLEET_ROOMS rooms dispatched one after another to a warm worker, the test server joining
+  the job as livekit-server does (`real_join`); p50/p95 of each mark from
+  the room's creation: assignment sent, job started in its process, its `connect()` called, the join
+  as the server saw it (signal websocket opened, join response sent, the client's publisher offer,
+  its answer to the subscriber offer), room connected (the SDK's `connect()` returned), persona
+  config read, first track added, the publisher offer with it and the server's answer, first frame
+  rendered, first frame handed to the SDK, the video track at the server, first frame decoded by
+  the server, session started.
 - `idle`, `remote`, `local`: rooms added one by one (up to FLEET_MAX, stopping at the first that
   stutters): frames written per room per second, late frames, frames decoded per room per second, CPU
   seconds of the job processes per session-second, RSS/USS per job process (with its children), and
@@ -39,8 +44,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 HERE = ROOT / "tests" / "fixtures"
 PARTS = ("latency", "idle", "remote", "local")
-MARKS = ("assigned", "start", "connected", "configured", "session_started", "first_rendered", "first_published",
-         "decoded")
+MARKS = ("assigned", "start", "connect", "signal_opened", "join_sent", "publisher_offer", "subscriber_answer",
+         "connected", "configured", "add_track", "track_offer", "track_answer", "first_rendered", "first_published",
+         "track_received", "decoded", "session_started")
 
 
 def run_part(name: str) -> dict[str, Any] | None:
@@ -68,11 +74,11 @@ def pct(xs: list[float], q: float) -> float:
 def print_latency(res: dict[str, Any]) -> None:
     rooms = res["rooms"]
     print(f"\ndispatch latency over {len(rooms)} rooms (seconds from the room's dispatch; warm worker)")
-    print(f"{'mark':<16} {'p50':>6} {'p95':>6} {'max':>6}")
+    print(f"{'mark':<18} {'p50':>6} {'p95':>6} {'max':>6}")
     for mark in MARKS:
         xs = [r[mark] for r in rooms if r.get(mark) is not None]
         if xs:
-            print(f"{mark:<16} {statistics.median(xs):6.3f} {pct(xs, 0.95):6.3f} {max(xs):6.3f}")
+            print(f"{mark:<18} {statistics.median(xs):6.3f} {pct(xs, 0.95):6.3f} {max(xs):6.3f}")
     print("decoded per room:", [r.get("decoded") for r in rooms])
 
 

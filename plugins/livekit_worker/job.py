@@ -115,7 +115,11 @@ async def run_job(worker_file: str, ctx: JobContext) -> None:
     configuring = asyncio.ensure_future(asyncio.to_thread(
         job_config, wcfg, settings, room=ctx.job.room.name, identity=ctx.token_claims().identity or wcfg.identity))
     try:
-        await ctx.connect()
+        # two peer connections (/rtc), as livekit-agents documents its default: the SDK would otherwise try
+        # single-PC /rtc/v1 first and, on a server without it, pay a second handshake; each attempt runs
+        # os_info's `lsb_release -a` + `getconf` (50-120 ms on a loaded Linux box)
+        marks["connect"] = clock.now()
+        await ctx.connect(single_peer_connection=False)
         marks["connected"] = clock.now()
     finally:
         cfg = await configuring

@@ -83,8 +83,19 @@ def test_metrics_and_health_endpoints(run: dict[str, Any]) -> None:
     assert s['flowact_worker_jobs_declined_total{reason="metadata.portrait"}'] == 4.0  # traversal, url, /, link
     assert s['flowact_worker_jobs_declined_total{reason="metadata"}'] == 1.0  # not JSON
     assert s["flowact_job_frames_total"] >= 100  # the job process's frames, counted at the worker's endpoint
-    assert s["flowact_job_turns_total"] >= 1  # the greeting
+    assert s["flowact_job_turns_total"] >= 2  # the greeting and the typed question's answer
     assert s["flowact_worker_load"] > 0 and s["flowact_worker_jobs_active"] == 1.0
+    assert s["flowact_worker_draining"] == 0.0 and s["flowact_job_errors_total"] == 0.0
+    assert "flowact_job_frames_dropped_total" in s and "flowact_job_frames_repeated_total" in s  # late frames
+    # the answer's per-turn latencies, one histogram per stage
+    for stage in ("seen", "heard", "llm_first_token", "tts_first_audio"):
+        assert s.get(f'flowact_turn_latency_seconds_count{{stage="{stage}"}}', 0.0) >= 1, (stage, sorted(s))
+    assert any(k.startswith("flowact_job_av_offset_ms{") for k in s), sorted(s)  # the sink's A/V offset, per job
+
+
+def test_a_typed_question_in_the_room_is_answered(run: dict[str, Any]) -> None:
+    t = _ok(run, "turn")
+    assert "Hello there." in t["transcripts"] and t["answer_s"] < 20
 
 
 def test_sigterm_drains_running_jobs_finish_no_new_ones(run: dict[str, Any]) -> None:
