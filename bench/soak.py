@@ -49,6 +49,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import inspect
 import json
 import os
 import random
@@ -60,12 +61,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agent.config import parse_config, read_yaml  # noqa: E402
+from bench.soak_memory import HeapTrace, arena_count, malloc_stats, rollup  # noqa: E402
 from bench.soak_parts import (  # noqa: E402
     AudioLedger,
     Faults,
@@ -73,9 +73,11 @@ from bench.soak_parts import (  # noqa: E402
     SyntheticMic,
     Watch,
     build_faulty,
+    fd_kinds,
     process_sample,
     thread_names,
 )
+from bench.soak_report import build_report, mp4_timing, plot, summary_line  # noqa: E402
 from flowact.clock import RealClock  # noqa: E402
 from flowact.types import AgentState  # noqa: E402
 
@@ -86,6 +88,17 @@ QUESTIONS = [
 BARGE = ["Wait, stop.", "Sorry, one more thing.", "Hold on."]
 FAULTS = ["tts_raise", "llm_kill_restart", "mqtt_broker_restart", "asr_raise", "sink_stall", "livekit_signal_drop"]
 AGENT_ID = "soak"
+# >= 200 turns an hour leaves <= 18 s a turn for the question (~2 s), the end of turn, the answer and
+# the user's pause: the soak's agent answers in one short sentence (4-6 s of speech), as a support
+# agent on a call does; `--no-persona` keeps the config's own prompt and answer length.
+PERSONA = (
+    "You are Ava, a friendly customer-support agent for an online shop, speaking through a video avatar. "
+    "Reply with exactly one short spoken sentence of at most fifteen words, and no lists. "
+    "Facts: order 1234 shipped on Monday and arrives tomorrow; a delivery address can be changed until the "
+    "parcel leaves the depot, in the account page under Orders; shipping takes two to four days; returns are "
+    "free within thirty days; the support line is open from nine to six, Monday to Friday."
+)
+PERSONA_TOKENS = 32
 
 
 class Soak:
@@ -99,7 +112,8 @@ class Soak:
         self.injected = {k: 0 for k in self.fault_kinds}
         self.survived = {k: 0 for k in self.fault_kinds}
         self.fault_log: list[dict[str, Any]] = []
-        self.barge = {"attempted": 0, "honoured": 0, "onset_to_interrupt_s": [], "stop_after_interrupt_s": []}
+        self.barge: dict[str, Any] = {"attempted": 0, "honoured": 0, "too_late": 0, "onset_to_interrupt_s": [],
+                                      "stop_after_interrupt_s": [], "log": []}
         self.asked = 0
         self.answered = 0
         self.fault_questions = {"asked": 0, "answered": 0}  # questions a fault was aimed at
@@ -107,6 +121,10 @@ class Soak:
         self.watch = Watch()
         self.room: Any = None  # LiveKit mode: bench.soak_room.RoomUser
         self._checks: list[tuple[float, dict[str, Any]]] = []
+        self.heap = HeapTrace(args.tracemalloc)
+        self.heap_top: list[dict[str, Any]] = []
+        self.fd_diff: dict[str, list[str]] = {}
+        self.opened = False  # the opening is over and the leak baseline was taken again after it
 
     # --- setup -------------------------------------------------------------------------------
     def build(self, broker: Any, server: Any) -> Any:
@@ -118,6 +136,9 @@ class Soak:
         raw = read_yaml(args.config)
         raw.pop("input", None)
         raw.pop("control", None)
+        if args.persona:  # the soak's caller: one short spoken sentence per answer (a support chat's cadence)
+            raw.setdefault("session", {})["system_prompt"] = PERSONA
+            raw.setdefault("llm", {})["max_tokens"] = PERSONA_TOKENS
         if server is None:
             raw["sink"] = {"type": "file", "path": args.output}
         else:
@@ -161,13 +182,19 @@ class Soak:
             self._checks = [(t, rec) for t, rec in self._checks if t > now]
             for rec in due:  # the last chunk of a turn is written shortly after its `turn` event
                 rec["lost"] = self.ledger.turn_done(int(rec["turn"]), rec["interrupted"])
-            snap = {"t": round(now - t0, 2), **process_sample(), "av_offset_ms": float(m.av_offset_ms),
+            snap = {"t": round(now - t0, 2), **process_sample(), **rollup(), **malloc_stats(),
+                    "av_offset_ms": float(m.av_offset_ms),
                     "fps": round(float(m.fps_measured), 2), "frames": float(m.frames_written),
                     "dropped": float(m.frames_dropped), "repeated": float(m.frames_repeated)}
             if self.room is not None:
                 snap.update(self.room.sample())
                 snap.update({"sink_chunks_dropped": float(self.sink.chunks_dropped),
                              "sink_audio_dropped": float(self.sink.audio_dropped)})
+            if len(self.samples) % 30 == 0:
+                snap["arenas"] = float(arena_count())
+                traced = self.heap.traced_mb()
+                if traced is not None:
+                    snap["traced_mb"] = traced
             self.samples.append(snap)
             await asyncio.sleep(1.0)
 
@@ -212,24 +239,38 @@ class Soak:
             await self.session.wait_idle(timeout=within_s)
 
     async def barge_in(self, delay_s: float) -> None:
-        """Talk over the answer `delay_s` after it started speaking."""
+        """Talk over the answer `delay_s` after it started speaking; the attempt's record (onset, the
+        agent's state then, the interrupt and the last speech after it) goes to `barge["log"]`."""
         w = self.watch
-        self.barge["attempted"] += 1
         await asyncio.sleep(delay_s)
-        n_onsets, n_int = len(self.mic.onsets), len(w.interrupts)
+        n_onsets = self.mic.n_onsets
         await self.mic.speak(self.rng.choice(BARGE))
-        await w.until(lambda: len(self.mic.onsets) > n_onsets, 10)
-        onset = self.mic.onsets[-1] if len(self.mic.onsets) > n_onsets else time.monotonic()
+        heard = await w.until(lambda: self.mic.n_onsets > n_onsets, 10)
+        onset = self.mic.onsets[-1] if heard else time.monotonic()
+        rec: dict[str, Any] = {"t": round(onset - self.t0, 2), "delay_s": round(delay_s, 2),
+                               "state_at_onset": str(w.state_at(onset))}
+        self.barge["log"].append(rec)
         await asyncio.sleep(2.5)
-        cut = next((i for i in list(w.interrupts)[n_int:] if onset - 0.1 <= i <= onset + 2.0), None)
-        if cut is None:
+        if w.state_at(onset) not in (AgentState.THINKING, AgentState.SPEAKING):
+            # the answer had played out before the user's voice began: nothing to barge into
+            rec["result"] = "answer over before onset"
+            self.barge["too_late"] += 1
             return
-        later = [a for a in w.audible if cut < a <= cut + 2.0]
-        stop = max(later) - cut if later else 0.0
-        self.barge["onset_to_interrupt_s"].append(round(cut - onset, 3))
+        self.barge["attempted"] += 1
+        cut = next(((t, why) for t, why in list(w.interrupts) if onset - 0.1 <= t <= onset + 2.0), None)
+        if cut is None:
+            rec["result"] = "no interrupt within 2 s"
+            return
+        later = [a for a in w.audible if cut[0] < a <= cut[0] + 2.0]
+        stop = max(later) - cut[0] if later else 0.0
+        rec.update({"reason": cut[1], "onset_to_interrupt_s": round(cut[0] - onset, 3), "stop_s": round(stop, 3)})
+        self.barge["onset_to_interrupt_s"].append(round(cut[0] - onset, 3))
         self.barge["stop_after_interrupt_s"].append(round(stop, 3))
         if stop <= 0.3:
             self.barge["honoured"] += 1
+            rec["result"] = "honoured"
+        else:
+            rec["result"] = "speech went on"
 
     async def barged_question(self, twice: bool) -> None:
         """A question whose answer the user talks over (once, or again over the next answer)."""
@@ -244,7 +285,7 @@ class Soak:
             self.progress("barged question: no answer to barge into")
             return
         first = self.rng.random() < 0.3  # right at the first speaking chunk
-        await self.barge_in(0.0 if first else self.rng.uniform(0.2, 3.0))
+        await self.barge_in(0.0 if first else self.rng.uniform(0.2, 2.0))  # within a one-sentence answer
         if twice and await w.until(lambda: w.state == AgentState.SPEAKING, 120):
             await self.barge_in(self.rng.uniform(0.0, 1.0))
         # the last barge-in is itself a question: its answer must come
@@ -335,6 +376,7 @@ class Soak:
 
             server = LiveKitTestServer(media_ip="127.0.0.1")
             await server.start()
+        self.heap.start()
         before_start = process_sample()
         session = self.build(broker, server)
         self.t0 = t0 = time.monotonic()
@@ -343,8 +385,8 @@ class Soak:
         warm: dict[str, float] | None = None
         warm_threads: list[str] = []
         warm_tasks: Counter[str] = Counter()
+        warm_fds: Counter[str] = Counter()
         self.new_tasks: list[str] = []
-        opened = False
         next_fault = 0.0  # after the opening, the first scheduled fault comes at once
         at_end: dict[str, float] = {}
         try:
@@ -372,14 +414,15 @@ class Soak:
                             how = {"command": "mqtt"}.get(action, action)
                             text = "Thanks for waiting, I am checking that." if how == "mqtt" else None
                             await self.ask(text or self.rng.choice(QUESTIONS), how)
-                        rebase = not opening and not opened and time.monotonic() < end - 120
+                        rebase = not opening and not self.opened and time.monotonic() < end - 120
                         if (warm is None and self.answered) or rebase:
                             # the leak baseline: engines loaded and a turn done, then again once every
                             # path (each fault, barge-ins, chat, commands) has run once (lazy pools)
-                            opened = opened or rebase
+                            self.opened = self.opened or rebase
                             gc.collect()
                             warm, warm_threads = process_sample(), thread_names()
-                            warm_tasks = task_names()
+                            warm_tasks, warm_fds = task_names(), fd_kinds()
+                            self.heap.mark()
                             warm["t"] = round(time.monotonic() - t0, 1)
                         await asyncio.sleep(self.rng.uniform(0.3, 2.0))
                     await self.idle()
@@ -393,6 +436,9 @@ class Soak:
                         at_end = process_sample()
                     end_threads = thread_names()
                     self.new_tasks = sorted((task_names() - warm_tasks).elements())
+                    self.fd_diff = {"new": sorted((fd_kinds() - warm_fds).elements()),
+                                    "gone": sorted((warm_fds - fd_kinds()).elements())}
+                    self.heap_top = self.heap.top()
                 finally:
                     sampler.cancel()
                     await asyncio.gather(sampler, return_exceptions=True)
@@ -410,126 +456,8 @@ class Soak:
             broker.stop()
         gc.collect()
         after_close = process_sample()
-        return self.report(before_start, warm or before_start, at_end, after_close, snapshot, extra,
+        return build_report(self, before_start, warm or before_start, at_end, after_close, snapshot, extra,
                            {"warm": warm_threads, "end": end_threads})
-
-    def report(self, before_start: dict[str, float], warm: dict[str, float], at_end: dict[str, float],
-               after_close: dict[str, float], snapshot: dict[str, Any], extra: dict[str, Any],
-               threads: dict[str, list[str]]) -> dict[str, Any]:
-        elapsed = time.monotonic() - self.t0
-        settle = min(300.0, 0.25 * elapsed)  # warm-up: engines, caches and allocator pools fill up
-        late = [x for x in self.samples if x["t"] >= settle]
-
-        def slope(key: str, since: float | None = None) -> float:
-            xs = late if since is None else [x for x in self.samples if x["t"] >= since]
-            if len(xs) < 10:
-                return 0.0
-            return float(np.polyfit([x["t"] / 3600 for x in xs], [x[key] for x in xs], 1)[0])
-
-        w = self.watch
-        lat = [r["first_audio"] for r in w.turns if r.get("first_audio") is not None and not r["interrupted"]]
-        new_threads = sorted(set(threads["end"]) - set(threads["warm"]))
-        return {
-            "minutes": round(elapsed / 60, 2), "transport": self.args.transport, "seed": self.args.seed,
-            "turns_answered": self.answered, "turns_attempted": self.asked, "turn_events": len(w.turns),
-            "turns_failed": len(w.failed), "fault_questions": self.fault_questions,
-            "barge_ins": self.barge, "faults": self.injected, "faults_survived": self.survived,
-            "fault_log": self.fault_log, "lost_samples": self.ledger.lost,
-            "lost_check": {"samples_compared": self.ledger.checked, "turns_checked": self.ledger.turns_checked,
-                           "lossy_turns": self.ledger.lossy_turns},
-            "max_av_offset_ms": max((abs(x["av_offset_ms"]) for x in self.samples), default=0.0),
-            "frames": {"written": snapshot.get("frames"), "dropped": snapshot.get("dropped"),
-                       "repeated": snapshot.get("repeated")},
-            "latency_first_audio_s": {"n": len(lat), "p50": float(np.median(lat)) if lat else None,
-                                      "p90": float(np.percentile(lat, 90)) if lat else None,
-                                      "max": max(lat, default=None)},
-            "rss_growth_mb_per_h": round(slope("rss_mb"), 2),
-            "rss_growth_second_half_mb_per_h": round(slope("rss_mb", elapsed / 2), 2),
-            "heap_blocks_growth_per_h": round(slope("heap_blocks")),
-            "settle_s": settle,
-            "leaked_tasks": int(at_end["tasks"] - warm["tasks"]),
-            "new_tasks": self.new_tasks,  # names of tasks running at the end that were not at the baseline
-            # threads Python only registers (`Dummy-N`: native threads, e.g. the LiveKit SDK's, that
-            # called into Python) are not ours to end; they are listed under new_threads
-            "leaked_threads": len(_own(threads["end"])) - len(_own(threads["warm"])),
-            "leaked_fds": int(at_end["fds"] - warm["fds"]),
-            "new_threads": new_threads,
-            "before_start": before_start, "warm": warm, "at_end": at_end, "after_close": after_close,
-            "mqtt": {"connections": self.control.connections, "accepted": self.control.accepted,
-                     "rejected": self.control.rejected},
-            "errors": {"count": w.n_errors, "last": list(w.errors)[-30:]},
-            "turns": [{**r, "t": round(r["wall"] - self.t0, 2)} for r in w.turns],
-            "events": list(w.log), "transcript": list(w.texts)[-60:],
-            "snapshot": snapshot, "transport_stats": extra, "samples": self.samples,
-        }
-
-
-def _own(names: list[str]) -> list[str]:
-    return [n for n in names if not n.startswith("Dummy-")]
-
-
-def mp4_timing(path: Path) -> dict[str, Any]:
-    """The recording's own A/V timing (packets demuxed, nothing decoded): where the audio track and
-    the video track end, and how many frames it holds. Drift over an hour shows here."""
-    import av
-
-    v_end = a_end = 0.0
-    frames = 0
-    with av.open(str(path)) as c:
-        vs, aud = c.streams.video[0], c.streams.audio[0]
-        fps = float(vs.average_rate or vs.guessed_rate or 25)
-        for pkt in c.demux(vs, aud):
-            if pkt.pts is None or pkt.time_base is None:
-                continue
-            t = float(pkt.pts * pkt.time_base)
-            if pkt.stream.type == "video":
-                frames += 1
-                v_end = max(v_end, t + 1.0 / fps)
-            else:
-                a_end = max(a_end, t + float((pkt.duration or 0) * pkt.time_base))
-    return {"video_end_s": round(v_end, 3), "audio_end_s": round(a_end, 3), "frames": frames,
-            "end_offset_ms": round((a_end - v_end) * 1000, 1)}
-
-
-def plot(report: dict[str, Any], path: Path) -> bool:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    xs = [s["t"] / 60 for s in report["samples"]]
-    fig, axes = plt.subplots(4, 1, figsize=(10, 10), sharex=True)
-    axes[0].plot(xs, [s["rss_mb"] for s in report["samples"]])
-    axes[0].set_ylabel("RSS (MB)")
-    axes[1].plot(xs, [s["av_offset_ms"] for s in report["samples"]])
-    axes[1].set_ylabel("A/V offset (ms)")
-    turns = [r for r in report["turns"] if r.get("first_audio") is not None and not r["interrupted"]]
-    axes[2].plot([r["t"] / 60 for r in turns], [r["first_audio"] for r in turns], "o", ms=3)
-    axes[2].set_ylabel("first audio after\nend of speech (s)")
-    axes[3].plot(xs, [s["fps"] for s in report["samples"]], label="written")
-    if report["samples"] and "rx_fps" in report["samples"][0]:
-        axes[3].plot(xs, [s["rx_fps"] for s in report["samples"]], label="received (LiveKit server)")
-        axes[3].legend()
-    axes[3].set_ylabel("fps")
-    axes[-1].set_xlabel("minutes")
-    for f in report["fault_log"]:
-        for ax in axes:
-            ax.axvline(f["t"] / 60, color="red" if not f["survived"] else "grey", lw=0.6, alpha=0.5)
-    fig.suptitle(f"soak {report['minutes']} min ({report['transport']}); grey/red lines: faults survived/not")
-    fig.tight_layout()
-    fig.savefig(path)
-    return True
-
-
-def summary_line(r: dict[str, Any]) -> str:
-    b, f, s = r["barge_ins"], r["faults"], r["faults_survived"]
-    return (f"soak minutes={r['minutes']:g} turns={r['turns_answered']}/{r['turns_attempted']} "
-            f"barge_ins={b['honoured']}/{b['attempted']} faults={sum(s.values())}/{sum(f.values())} "
-            f"lost_samples={r['lost_samples']} max_av_offset_ms={r['max_av_offset_ms']:.0f} "
-            f"rss_growth_mb_per_h={r['rss_growth_mb_per_h']} leaked_tasks={r['leaked_tasks']} "
-            f"leaked_threads={r['leaked_threads']} leaked_fds={r['leaked_fds']}")
 
 
 def _in_netns(argv: list[str]) -> int:
@@ -555,6 +483,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--fault-every-min", type=float, default=4.0,
                     help="after the opening, inject the next fault kind (round robin) this often")
+    ap.add_argument("--no-persona", dest="persona", action="store_false",
+                    help="keep the config's system prompt and max_tokens (default: the soak's one-sentence persona)")
+    ap.add_argument("--tracemalloc", action="store_true",
+                    help="trace the Python heap (slower): the report lists its top growth since the warm baseline")
     ap.add_argument("--opening", default=None,
                     help="actions to run first (then random ones): spoken, typed, barge, barge_twice, command, "
                     "fault:<kind>; default: every fault kind once, barge-ins, chat and a command")
@@ -568,8 +500,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def task_names() -> Counter[str]:
-    """The running asyncio tasks by name (what a leak is made of)."""
-    return Counter(t.get_name() for t in asyncio.all_tasks())
+    """The running asyncio tasks by name and coroutine (what a leak is made of: an SDK's unnamed
+    `Task-N` is told by the coroutine it runs)."""
+    out: Counter[str] = Counter()
+    for t in asyncio.all_tasks():
+        name = t.get_name()
+        if name.startswith("Task-"):
+            coro = t.get_coro()
+            code = coro.cr_code if inspect.iscoroutine(coro) else None
+            where = f"{code.co_filename.rsplit('site-packages/', 1)[-1]}:{code.co_qualname}" if code else repr(coro)
+            name = f"Task-N {where}"
+        out[name] += 1
+    return out
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -191,6 +191,7 @@ class SyntheticMic:
         self.voice = voice
         self._queue: asyncio.Queue[np.ndarray] = asyncio.Queue(maxsize=4)
         self.onsets: deque[float] = deque(maxlen=64)  # wall time of each utterance's first loud sample
+        self.n_onsets = 0  # onsets so far (the deque above is bounded: never count by its length)
         self.spoken = 0
 
     async def render(self, text: str) -> np.ndarray:
@@ -221,6 +222,7 @@ class SyntheticMic:
             await asyncio.sleep(max(0.0, t0 + sent / INPUT_RATE - time.monotonic()))
             if onset is not None and onset < n:
                 self.onsets.append(time.monotonic() + onset / INPUT_RATE)
+                self.n_onsets += 1
                 onset = None
             elif onset is not None:
                 onset -= n
@@ -240,12 +242,13 @@ class Watch(SessionObserver):
     failed: list[float] = field(default_factory=list)  # wall times of turns (or questions) lost to an error
     errors: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=100))
     n_errors: int = 0
-    interrupts: deque[float] = field(default_factory=lambda: deque(maxlen=200))
+    interrupts: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=200))  # (t, reason)
     audible: deque[float] = field(default_factory=lambda: deque(maxlen=4000))  # write times of speech chunks
     texts: deque[tuple[float, str, str]] = field(default_factory=lambda: deque(maxlen=200))  # (t, role, text)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     log: deque[tuple[float, str, str]] = field(default_factory=lambda: deque(maxlen=300))
     on_turn: Callable[[dict[str, Any]], None] | None = None
+    states: deque[tuple[float, AgentState]] = field(default_factory=lambda: deque(maxlen=400))  # (t, state)
 
     def on_event(self, kind: str, payload: Mapping[str, Any]) -> None:
         self.changed.set()
@@ -264,7 +267,7 @@ class Watch(SessionObserver):
                 self.failed.append(now)
             self.errors.append({"t": now, **payload})
         elif kind == "interrupt":
-            self.interrupts.append(now)
+            self.interrupts.append((now, str(payload.get("reason"))))
         elif kind == "transcript" and payload.get("final"):
             self.texts.append((now, str(payload.get("role")), str(payload.get("text"))[:200]))
 
@@ -275,6 +278,16 @@ class Watch(SessionObserver):
     def on_state(self, state: AgentState) -> None:
         self.changed.set()
         self.state = state
+        self.states.append((time.monotonic(), state))
+
+    def state_at(self, t: float) -> AgentState | None:
+        """The agent's state at wall time `t` (None: older than the kept history)."""
+        found = None
+        for when, state in self.states:
+            if when > t:
+                break
+            found = state
+        return found
 
     def on_video(self, chunk: VideoChunk) -> None:
         if len(chunk.audio) and int(np.abs(chunk.audio).max()) > AUDIBLE:
@@ -298,6 +311,16 @@ def process_sample() -> dict[str, float]:
         "threads": float(threading.active_count()), "tasks": float(len(asyncio.all_tasks())),
         "fds": float(len(os.listdir("/proc/self/fd"))),
     }
+
+
+def fd_kinds() -> Counter[str]:
+    """Open descriptors by kind (`socket`, `pipe`, `anon_inode:[eventfd]`, a file's path)."""
+    out: Counter[str] = Counter()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            out[target.split(":[", 1)[0] if target.startswith(("socket:", "pipe:")) else target] += 1
+    return out
 
 
 def thread_names() -> list[str]:
