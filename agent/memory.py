@@ -12,6 +12,7 @@ agent is idle: it walks every arena).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import ctypes.util
 import logging
@@ -20,11 +21,16 @@ from typing import Any
 
 from flowact.clock import Clock
 
-__all__ = ["limit_arenas", "trim", "trim_loop"]
+__all__ = ["limit_arenas", "malloc_stats", "trim", "trim_loop"]
 
 log = logging.getLogger("agent.memory")
 
 M_ARENA_MAX = -8  # mallopt parameter (malloc.h)
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                               "fsmblks", "uordblks", "fordblks", "keepcost")]
 
 
 def _glibc() -> Any:
@@ -32,6 +38,8 @@ def _glibc() -> Any:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
         libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        with contextlib.suppress(AttributeError):  # glibc >= 2.33
+            libc.mallinfo2.restype = _MallInfo2
         return libc
     except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
         return None
@@ -44,6 +52,20 @@ def limit_arenas(n: int) -> bool:
     """At most `n` malloc arenas for threads created from now on (glibc latches its limit once more
     than 8 arenas exist: call this early). True when set."""
     return _LIBC is not None and bool(_LIBC.mallopt(M_ARENA_MAX, n))
+
+
+def malloc_stats() -> dict[str, float]:
+    """glibc's view of the heap in MB ({} elsewhere): `malloc_used_mb` (handed out, the program's own),
+    `malloc_free_mb` (freed but kept inside the arenas), `malloc_mmap_mb` (large blocks mapped on their
+    own, part of the used), `malloc_arena_mb` (the arenas' size)."""
+    if _LIBC is None:
+        return {}
+    try:
+        m = _LIBC.mallinfo2()
+    except AttributeError:  # glibc < 2.33
+        return {}
+    return {"malloc_arena_mb": m.arena / 1e6, "malloc_used_mb": (m.uordblks + m.hblkhd) / 1e6,
+            "malloc_free_mb": m.fordblks / 1e6, "malloc_mmap_mb": m.hblkhd / 1e6}
 
 
 def trim() -> bool:

@@ -65,7 +65,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agent.config import parse_config, read_yaml  # noqa: E402
-from bench.soak_memory import HeapTrace, arena_count, malloc_stats, rollup  # noqa: E402
+from agent.memory import malloc_stats  # noqa: E402
+from bench.soak_memory import HeapTrace, arena_count, rollup  # noqa: E402
 from bench.soak_parts import (  # noqa: E402
     AudioLedger,
     Faults,

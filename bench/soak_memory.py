@@ -1,6 +1,6 @@
 """Where the soak's memory goes: the Python heap (tracemalloc, optional), anonymous RSS
-(/proc/self/smaps_rollup) and glibc's malloc (mallinfo2: bytes in arenas, in use, free inside
-them, mmapped; the number of arenas from malloc_info).
+(/proc/self/smaps_rollup) and glibc's malloc (`agent.memory.malloc_stats`: in use, free inside the
+arenas, mmapped; the number of arenas from malloc_info).
 
 `RSS - in use` is what the allocator holds without the program using it (fragmentation, arenas of
 threads, pages not returned); that is what steps up in one go when a new thread's arena fills.
@@ -17,34 +17,16 @@ import tracemalloc
 from typing import Any
 
 
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
-                 "fordblks", "keepcost")]
-
-
 def _libc() -> Any:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallinfo2.restype = _MallInfo2
         libc.fdopen.restype = ctypes.c_void_p
         return libc
-    except (OSError, AttributeError):  # not glibc, or glibc < 2.33
+    except (OSError, AttributeError):  # not glibc
         return None
 
 
 _LIBC = _libc()
-
-
-def malloc_stats() -> dict[str, float]:
-    """glibc's view in MB: `malloc_arena` (sbrk/heap bytes of all arenas), `malloc_used` (handed out),
-    `malloc_free` (free inside arenas), `malloc_mmap` (large blocks mmapped on their own)."""
-    if _LIBC is None:
-        return {}
-    m = _LIBC.mallinfo2()
-    mb = 1e6
-    return {"malloc_arena_mb": m.arena / mb, "malloc_used_mb": (m.uordblks + m.hblkhd) / mb,
-            "malloc_free_mb": m.fordblks / mb, "malloc_mmap_mb": m.hblkhd / mb}
 
 
 def arena_count() -> int:

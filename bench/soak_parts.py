@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from agent.config import PluginSpec
-from agent.frames import AudioChunk, SpeechChunk, Transcript, VideoChunk
+from agent.frames import AudioChunk, SpeechChunk, VideoChunk
 from agent.interfaces import SessionObserver
 from agent.turn_runner import LEAD_KEEP_S, ONSET_LEVEL
 from flowact.audio import float_to_int16, int16_to_float, resample
@@ -59,26 +59,25 @@ def build_faulty(spec: PluginSpec, kind: str, faults: Faults, ledger: AudioLedge
     each written chunk's audio (`handoff`: the LiveKit sink's audio as handed to the SDK)."""
     base = spec.cls
     ns: dict[str, Any] = {}
-    if kind == "tts":
-        async def _synthesize(self: Any, text: str) -> AsyncIterator[SpeechChunk]:
-            if faults.take("tts_raise"):
-                raise RuntimeError("soak: injected TTS failure")
-            async for chunk in base._synthesize(self, text):
-                yield chunk
 
+    def raising(method: Callable[[Any, Any], AsyncIterator[Any]], armed: str) -> Callable[..., AsyncIterator[Any]]:
+        """`method` (the engine's own call), raising once instead while `faults.<armed>` is set."""
+        async def call(self: Any, arg: Any) -> AsyncIterator[Any]:
+            if faults.take(armed):
+                raise RuntimeError(f"soak: injected {kind.upper()} failure")
+            async for item in method(self, arg):
+                yield item
+        return call
+
+    if kind == "tts":
         async def synthesize(self: Any, text: str) -> AsyncIterator[SpeechChunk]:
             async for chunk in base.synthesize(self, text):
                 if ledger is not None:
                     ledger.synthesized(chunk.audio)
                 yield chunk
-        ns = {"_synthesize": _synthesize, "synthesize": synthesize}
+        ns = {"_synthesize": raising(base._synthesize, "tts_raise"), "synthesize": synthesize}
     elif kind == "asr":
-        async def _transcribe(self: Any, audio: AudioChunk) -> AsyncIterator[Transcript]:
-            if faults.take("asr_raise"):
-                raise RuntimeError("soak: injected ASR failure")
-            async for t in base._transcribe(self, audio):
-                yield t
-        ns = {"_transcribe": _transcribe}
+        ns = {"_transcribe": raising(base._transcribe, "asr_raise")}
     elif kind == "sink":
         async def write(self: Any, chunk: VideoChunk) -> None:
             if faults.sink_stall_s:
