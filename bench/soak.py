@@ -29,18 +29,24 @@ threads, tasks and descriptors; at the end it writes `<out>.json` and `<out>.png
 Definitions: turns = questions answered without interruption / questions asked that the bench did
 not interrupt on purpose (spoken, typed, MQTT `say`); a barge-in is honoured when the agent's
 `interrupt` follows the user's voice onset within 2 s and no chunk with audible speech reaches the
-sink more than 300 ms after that interrupt (the onset -> interrupt time is reported apart);
+sink more than 300 ms after that interrupt (the onset -> interrupt time is reported apart; a user
+voice that began after the answer had played out is no barge-in: counted as `too_late`, each
+attempt's record is in `barge_ins.log`);
 lost_samples = synthesized samples of uninterrupted answers not found verbatim in the audio written
 to the sink (`soak_parts.AudioLedger`; LiveKit mode: the audio handed to the SDK, after the sink's
 own queue); max_av_offset_ms = the largest of the session's A/V offset sampled each second and, in
 file mode, the offset between the recording's audio and video track ends (demuxed after the run);
-rss_growth_mb_per_h = slope of RSS after the warm-up (first quarter, at most 5 min); leaked_* =
+rss_growth_mb_per_h = slope of RSS after the warm-up (the later of the first quarter, at most
+5 min, and the end of the opening, at most half the run; the same slope for the allocator's
+in-use and free memory and the RSS steps are in the JSON, see bench/soak_report.py); leaked_* =
 growth from the warm baseline (idle after the first answer, again after the opening when the run
 goes on) to the end (idle, before closing); `after_close` in the JSON is what remained after closing.
 The LiveKit mode runs the LiveKit-protocol test server in-process (tests/fixtures/livekit_server.py)
 inside `unshare -rn` (libwebrtc needs a non-loopback interface); the user's voice still enters
 through the local synthetic microphone there (the fixture user publishes a tone), chat goes through
-the room. Numbers on the shared 2-core machine are pessimistic.
+the room. The agent answers in one short sentence (`PERSONA`; `--no-persona` keeps the config's
+prompt): >= 200 turns an hour need <= 18 s a turn. `--tracemalloc` lists the Python heap's top
+growth since the baseline. Numbers on the shared 2-core machine are pessimistic.
 """
 
 from __future__ import annotations
@@ -49,12 +55,10 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import inspect
 import json
 import os
 import random
 import signal
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -66,7 +70,7 @@ sys.path.insert(0, str(ROOT))
 
 from agent.config import parse_config, read_yaml  # noqa: E402
 from agent.memory import malloc_stats  # noqa: E402
-from bench.soak_memory import HeapTrace, arena_count, rollup  # noqa: E402
+from bench.soak_memory import HeapTrace, Samples, arena_count, rollup  # noqa: E402
 from bench.soak_parts import (  # noqa: E402
     AudioLedger,
     Faults,
@@ -76,9 +80,11 @@ from bench.soak_parts import (  # noqa: E402
     build_faulty,
     fd_kinds,
     process_sample,
+    task_names,
     thread_names,
 )
 from bench.soak_report import build_report, mp4_timing, plot, summary_line  # noqa: E402
+from bench.soak_room import in_netns  # noqa: E402
 from flowact.clock import RealClock  # noqa: E402
 from flowact.types import AgentState  # noqa: E402
 
@@ -118,7 +124,7 @@ class Soak:
         self.asked = 0
         self.answered = 0
         self.fault_questions = {"asked": 0, "answered": 0}  # questions a fault was aimed at
-        self.samples: list[dict[str, float]] = []
+        self.samples = Samples()
         self.watch = Watch()
         self.room: Any = None  # LiveKit mode: bench.soak_room.RoomUser
         self._checks: list[tuple[float, dict[str, Any]]] = []
@@ -461,19 +467,6 @@ class Soak:
                            {"warm": warm_threads, "end": end_threads})
 
 
-def _in_netns(argv: list[str]) -> int:
-    """Re-run this script inside a private network namespace (LiveKit mode)."""
-    sys.path.insert(0, str(ROOT))
-    from tests.fixtures.livekit_netns import HERE, netns_available
-
-    reason = netns_available()
-    if reason is not None:
-        print(f"soak: LiveKit mode needs a private network namespace: {reason}", file=sys.stderr)
-        return 2
-    cmd = ["unshare", "-rn", "sh", str(HERE / "netns_run.sh"), "127.0.0.2", sys.executable, __file__, *argv]
-    return subprocess.call(cmd, env={**os.environ, "FLOWACT_SOAK_NETNS": "1", "PYTHONPATH": str(ROOT)})
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--minutes", type=float, default=60.0)
@@ -500,25 +493,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def task_names() -> Counter[str]:
-    """The running asyncio tasks by name and coroutine (what a leak is made of: an SDK's unnamed
-    `Task-N` is told by the coroutine it runs)."""
-    out: Counter[str] = Counter()
-    for t in asyncio.all_tasks():
-        name = t.get_name()
-        if name.startswith("Task-"):
-            coro = t.get_coro()
-            code = coro.cr_code if inspect.iscoroutine(coro) else None
-            where = f"{code.co_filename.rsplit('site-packages/', 1)[-1]}:{code.co_qualname}" if code else repr(coro)
-            name = f"Task-N {where}"
-        out[name] += 1
-    return out
-
-
 def main() -> None:
     args = parse_args()
     if args.transport == "livekit" and not os.environ.get("FLOWACT_SOAK_NETNS"):
-        sys.exit(_in_netns(sys.argv[1:]))
+        sys.exit(in_netns(__file__, sys.argv[1:]))
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     soak = Soak(args)
     report = asyncio.run(soak.run())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import os
 import sys
@@ -319,6 +320,21 @@ def fd_kinds() -> Counter[str]:
         with contextlib.suppress(OSError):
             target = os.readlink(f"/proc/self/fd/{fd}")
             out[target.split(":[", 1)[0] if target.startswith(("socket:", "pipe:")) else target] += 1
+    return out
+
+
+def task_names() -> Counter[str]:
+    """The running asyncio tasks by name and coroutine (what a leak is made of: an SDK's unnamed
+    `Task-N` is told by the coroutine it runs)."""
+    out: Counter[str] = Counter()
+    for t in asyncio.all_tasks():
+        name = t.get_name()
+        if name.startswith("Task-"):
+            coro = t.get_coro()
+            code = coro.cr_code if inspect.iscoroutine(coro) else None
+            where = f"{code.co_filename.rsplit('site-packages/', 1)[-1]}:{code.co_qualname}" if code else repr(coro)
+            name = f"Task-N {where}"
+        out[name] += 1
     return out
 
 

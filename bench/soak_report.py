@@ -27,7 +27,7 @@ def build_report(soak: Any, before_start: dict[str, float], warm: dict[str, floa
     elapsed = time.monotonic() - soak.t0
     opened = float(warm.get("t", 0.0)) if soak.opened else 0.0
     settle = max(min(300.0, 0.25 * elapsed), min(opened, 0.5 * elapsed))
-    samples: list[dict[str, float]] = soak.samples
+    samples: list[dict[str, float]] = soak.samples.rows()
     late = [x for x in samples if x["t"] >= settle]
 
     def slope(key: str, since: float | None = None) -> float:
