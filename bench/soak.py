@@ -267,8 +267,14 @@ class Soak:
         cut = next(((t, why) for t, why in list(w.interrupts) if onset - 0.1 <= t <= onset + 2.0), None)
         if cut is None:
             rec["result"] = "no interrupt within 2 s"
+            rec["interrupts_near"] = [(round(t - onset, 2), why) for t, why in w.interrupts if abs(t - onset) < 15]
+            rec["states_near"] = [(round(t - onset, 2), st.value) for t, st in w.states if abs(t - onset) < 15]
+            self.progress(f"barge-in not honoured: {rec}")
             return
-        later = [a for a in w.audible if cut[0] < a <= cut[0] + 2.0]
+        # the interrupted answer's speech after the cut, up to when the next answer (to the barge-in
+        # itself) starts speaking: a quick reply within 2 s is not the old answer going on
+        nxt = next((t for t, st in w.states if t > cut[0] and st == AgentState.SPEAKING), cut[0] + 2.0)
+        later = [a for a in w.audible if cut[0] < a < min(cut[0] + 2.0, nxt)]
         stop = max(later) - cut[0] if later else 0.0
         rec.update({"reason": cut[1], "onset_to_interrupt_s": round(cut[0] - onset, 3), "stop_s": round(stop, 3)})
         self.barge["onset_to_interrupt_s"].append(round(cut[0] - onset, 3))
@@ -278,6 +284,9 @@ class Soak:
             rec["result"] = "honoured"
         else:
             rec["result"] = "speech went on"
+        if rec["result"] != "honoured":
+            rec["audible_after"] = [round(a - cut[0], 2) for a in later][-10:]
+            self.progress(f"barge-in not honoured: {rec}")
 
     async def barged_question(self, twice: bool) -> None:
         """A question whose answer the user talks over (once, or again over the next answer)."""
