@@ -28,10 +28,12 @@ threads, tasks and descriptors; at the end it writes `<out>.json` and `<out>.png
 
 Definitions: turns = questions answered without interruption / questions asked that the bench did
 not interrupt on purpose (spoken, typed, MQTT `say`); a barge-in is honoured when the agent's
-`interrupt` follows the user's voice onset within 2 s and no chunk with audible speech reaches the
-sink more than 300 ms after that interrupt (the onset -> interrupt time is reported apart; a user
-voice that began after the answer had played out is no barge-in: counted as `too_late`, each
-attempt's record is in `barge_ins.log`);
+`interrupt` follows the user's voice onset within 2 s and no chunk with audible speech is handed to
+the sink more than 300 ms after that interrupt (LiveKit mode: to the SDK, after the sink's queue
+that a barge-in clears; when the sink finished writing it is reported too, `stop_written_s`: a sink
+behind on a starved CPU finishes late what it was given before the cut; the onset -> interrupt time
+is reported apart; a user voice that began after the answer had played out is no barge-in:
+`too_late`; each attempt's record is in `barge_ins.log`);
 lost_samples = synthesized samples of uninterrupted answers not found verbatim in the audio written
 to the sink (`soak_parts.AudioLedger`; LiveKit mode: the audio handed to the SDK, after the sink's
 own queue); max_av_offset_ms = the largest of the session's A/V offset sampled each second and, in
@@ -58,7 +60,6 @@ import gc
 import json
 import os
 import random
-import signal
 import sys
 import time
 from collections import Counter
@@ -70,6 +71,7 @@ sys.path.insert(0, str(ROOT))
 
 from agent.config import parse_config, read_yaml  # noqa: E402
 from agent.memory import malloc_stats  # noqa: E402
+from bench.soak_faults import QUESTIONS, FaultInjection  # noqa: E402
 from bench.soak_memory import HeapTrace, Samples, arena_count, rollup  # noqa: E402
 from bench.soak_parts import (  # noqa: E402
     AudioLedger,
@@ -88,10 +90,6 @@ from bench.soak_room import in_netns  # noqa: E402
 from flowact.clock import RealClock  # noqa: E402
 from flowact.types import AgentState  # noqa: E402
 
-QUESTIONS = [
-    "Where is my order one two three four?", "Can I change the delivery address?",
-    "How long does shipping take?", "Can you tell me more about returns?", "What are your opening hours?",
-]
 BARGE = ["Wait, stop.", "Sorry, one more thing.", "Hold on."]
 FAULTS = ["tts_raise", "llm_kill_restart", "mqtt_broker_restart", "asr_raise", "sink_stall", "livekit_signal_drop"]
 AGENT_ID = "soak"
@@ -108,7 +106,7 @@ PERSONA = (
 PERSONA_TOKENS = 32
 
 
-class Soak:
+class Soak(FaultInjection):
     """The run: the session, the user, the fault schedule and the counters."""
 
     def __init__(self, args: argparse.Namespace) -> None:
@@ -165,7 +163,7 @@ class Soak:
         tts = build_faulty(cfg.plugins["tts"], "tts", self.faults, self.ledger, sample_rate=s.sample_rate, clock=clock)
         asr = build_faulty(cfg.plugins["asr"], "asr", self.faults, clock=clock)
         sink = build_faulty(cfg.plugins["sink"], "sink", self.faults, self.ledger, clock=clock,
-                            handoff=server is not None)
+                            handoff=server is not None, heard=self.watch.handed)
         self.voice = EspeakTTS(EspeakTTS.Config(), sample_rate=16000)
         self.mic = SyntheticMic(self.voice)
         control = MqttControl(MqttControl.Config(host=broker.host, port=broker.port, agent=AGENT_ID,
@@ -276,6 +274,8 @@ class Soak:
         nxt = next((t for t, st in w.states if t > cut[0] and st == AgentState.SPEAKING), cut[0] + 2.0)
         later = [a for a in w.audible if cut[0] < a < min(cut[0] + 2.0, nxt)]
         stop = max(later) - cut[0] if later else 0.0
+        done = [a for a in w.written if cut[0] < a < min(cut[0] + 2.0, nxt)]
+        rec["stop_written_s"] = round(max(done) - cut[0], 3) if done else 0.0
         rec.update({"reason": cut[1], "onset_to_interrupt_s": round(cut[0] - onset, 3), "stop_s": round(stop, 3)})
         self.barge["onset_to_interrupt_s"].append(round(cut[0] - onset, 3))
         self.barge["stop_after_interrupt_s"].append(round(stop, 3))
@@ -313,68 +313,6 @@ class Soak:
         self.answered += ok
         what = 'answered' if ok else 'NOT answered'
         self.progress(f"barged question{' twice' if twice else ''}: last barge-in {what}")
-
-    # --- faults ------------------------------------------------------------------------------------
-    async def inject(self, kind: str) -> None:
-        """Inject one fault during a question; survived when its own check passes and the next
-        question is answered in full."""
-        self.injected[kind] += 1
-        t = time.monotonic()
-        check: dict[str, Any] = {}
-        ok = True
-        q = self.rng.choice(QUESTIONS)
-        if kind in ("tts_raise", "asr_raise", "sink_stall"):
-            if kind == "sink_stall":
-                self.faults.sink_stall_s = 2.0
-            else:
-                setattr(self.faults, kind, True)
-            await self.ask(q, sabotaged=True)  # answered or not: the fault is on its way
-            check["fired"] = dict(self.faults.fired)
-        elif kind == "llm_kill_restart":
-            ok = await self._kill_llm(q, check)
-        elif kind == "mqtt_broker_restart":
-            connections = self.control.connections
-            await asyncio.to_thread(self.broker.restart)
-            check["reconnected"] = await self.mqtt.wait_online(30)
-            check["connections"] = [connections, self.control.connections]
-            check["reconnect_s"] = round(time.monotonic() - t, 2)
-            ok = check["reconnected"] and await self.ask("Thank you for your patience.", "mqtt")
-            check["command_after"] = ok
-        elif kind == "livekit_signal_drop":
-            check.update(await self.room.drop())
-            ok = bool(check.get("media_again"))
-        answered = await self.ask(self.rng.choice(QUESTIONS), "typed" if kind == "livekit_signal_drop" else "spoken")
-        check["next_answered"] = answered
-        if ok and answered:
-            self.survived[kind] += 1
-        self.fault_log.append({"kind": kind, "t": round(t - self.t0, 1), "survived": ok and answered, **check})
-        self.progress(f"fault {kind}: {'survived' if ok and answered else 'NOT survived'} {check}")
-
-    async def _kill_llm(self, question: str, check: dict[str, Any]) -> bool:
-        from plugins.llm_openai import OpenAILLM
-
-        llm = self.session.c.llm
-        server = llm.server if isinstance(llm, OpenAILLM) else None
-        if server is None or server.proc is None:
-            check["skipped"] = "not a local llama.cpp server"
-            return False
-        self.fault_questions["asked"] += 1
-        before, failed = len(self.watch.turns), len(self.watch.failed)
-        await self.mic.speak(question)
-        check["thinking"] = await self.watch.until(lambda: self.watch.state == AgentState.THINKING, 30)
-        await asyncio.sleep(self.rng.uniform(0.0, 0.5))  # mid-stream: the reply is being generated
-        pid, restarts = server.proc.pid, llm.server_restarts
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)  # the server and anything it started
-        t = time.monotonic()
-        # the LLM plugin notices the dead server on its next attempt and starts it again
-        await self.watch.until(lambda: len(self.watch.turns) > before or len(self.watch.failed) > failed, 300)
-        check["turn_ended_s"] = round(time.monotonic() - t, 2)
-        check["restarted_by_agent"] = llm.server_restarts > restarts and server.proc is not None \
-            and server.proc.pid != pid
-        self.fault_questions["answered"] += len(self.watch.turns) > before and not self.watch.turns[-1]["interrupted"]
-        await self.idle()
-        return bool(check["restarted_by_agent"])
 
     # --- the run -------------------------------------------------------------------------------
     async def run(self) -> dict[str, Any]:

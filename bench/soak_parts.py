@@ -54,7 +54,7 @@ class Faults:
 
 
 def build_faulty(spec: PluginSpec, kind: str, faults: Faults, ledger: AudioLedger | None = None, *,
-                 handoff: bool = False, **context: Any) -> Any:
+                 handoff: bool = False, heard: Callable[[np.ndarray], None] | None = None, **context: Any) -> Any:
     """Build `spec`'s plugin as a subclass whose engine call raises (tts/asr) or whose write stalls
     (sink) once when armed; the TTS subclass reports each synthesized chunk to `ledger`, the sink
     each written chunk's audio (`handoff`: the LiveKit sink's audio as handed to the SDK)."""
@@ -87,6 +87,8 @@ def build_faulty(spec: PluginSpec, kind: str, faults: Faults, ledger: AudioLedge
                 await asyncio.sleep(stall)
             if ledger is not None and not handoff:
                 ledger.written(chunk.audio, chunk.sample_rate)
+            if heard is not None and not handoff:
+                heard(chunk.audio)
             await base.write(self, chunk)
         ns = {"write": write}
         if handoff:  # LiveKit: count what is handed to the SDK (after the sink's own queue), not write()
@@ -95,6 +97,8 @@ def build_faulty(spec: PluginSpec, kind: str, faults: Faults, ledger: AudioLedge
                 await base._send_audio(self, pcm)
                 if ledger is not None and self.audio_dropped == dropped:
                     ledger.written(pcm, self.sample_rate)
+                if heard is not None and self.audio_dropped == dropped:
+                    heard(pcm)
             ns["_send_audio"] = _send_audio
     cls = type(f"Soak{base.__name__}", (base,), ns)
     return cls(spec.config, **context)
@@ -243,7 +247,10 @@ class Watch(SessionObserver):
     errors: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=100))
     n_errors: int = 0
     interrupts: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=200))  # (t, reason)
-    audible: deque[float] = field(default_factory=lambda: deque(maxlen=4000))  # write times of speech chunks
+    # times speech reached the sink: handed to it (`handed`, the agent's decision; LiveKit: to the SDK)
+    # and its write done (`on_video`; a sink behind on a starved CPU finishes a write late)
+    audible: deque[float] = field(default_factory=lambda: deque(maxlen=4000))
+    written: deque[float] = field(default_factory=lambda: deque(maxlen=4000))
     texts: deque[tuple[float, str, str]] = field(default_factory=lambda: deque(maxlen=200))  # (t, role, text)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     log: deque[tuple[float, str, str]] = field(default_factory=lambda: deque(maxlen=300))
@@ -291,6 +298,11 @@ class Watch(SessionObserver):
 
     def on_video(self, chunk: VideoChunk) -> None:
         if len(chunk.audio) and int(np.abs(chunk.audio).max()) > AUDIBLE:
+            self.written.append(time.monotonic())
+
+    def handed(self, pcm: np.ndarray) -> None:
+        """The sink was handed this audio (called by the soak's sink subclass)."""
+        if len(pcm) and int(np.abs(pcm).max()) > AUDIBLE:
             self.audible.append(time.monotonic())
 
     async def until(self, pred: Callable[[], bool], within_s: float) -> bool:
