@@ -93,6 +93,7 @@ from flowact.types import AgentState  # noqa: E402
 BARGE = ["Wait, stop.", "Sorry, one more thing.", "Hold on."]
 FAULTS = ["tts_raise", "llm_kill_restart", "mqtt_broker_restart", "asr_raise", "sink_stall", "livekit_signal_drop"]
 AGENT_ID = "soak"
+PIPELINE = 8  # chunks between building a chunk and the sink writing it, with a margin (lead + queues)
 # >= 200 turns an hour leaves <= 18 s a turn for the question (~2 s), the end of turn, the answer and
 # the user's pause: the soak's agent answers in one short sentence (4-6 s of speech), as a support
 # agent on a call does; `--no-persona` keeps the config's own prompt and answer length.
@@ -125,7 +126,7 @@ class Soak(FaultInjection):
         self.samples = Samples()
         self.watch = Watch()
         self.room: Any = None  # LiveKit mode: bench.soak_room.RoomUser
-        self._checks: list[tuple[float, dict[str, Any]]] = []
+        self._checks: list[tuple[float, int, dict[str, Any]]] = []  # (not before, chunks written by then, turn)
         self.heap = HeapTrace(args.tracemalloc)
         self.heap_top: list[dict[str, Any]] = []
         self.fd_diff: dict[str, list[str]] = {}
@@ -175,7 +176,10 @@ class Soak(FaultInjection):
         self.session = AgentSession(cfg, clock=clock, components=Components(
             tts=tts, asr=asr, sink=sink, audio_input=self.mic, control=control))
         self.session.add_observer(self.watch)
-        self.watch.on_turn = lambda rec: self._checks.append((time.monotonic() + 2.0, rec))
+        # a turn ends when its last chunk is built: it is checked once the sink has written PIPELINE
+        # more chunks (the pipeline's depth; on a starved CPU the writer is seconds behind) and 2 s
+        self.watch.on_turn = lambda rec: self._checks.append(
+            (time.monotonic() + 2.0, self.watch.chunks + PIPELINE, rec))
         return self.session
 
     # --- background work ---------------------------------------------------------------------------
@@ -183,8 +187,9 @@ class Soak(FaultInjection):
         m = self.session.metrics
         while True:
             now = time.monotonic()
-            due = [rec for t, rec in self._checks if t <= now]
-            self._checks = [(t, rec) for t, rec in self._checks if t > now]
+            ready = [c for c in self._checks if c[0] <= now and c[1] <= self.watch.chunks]
+            self._checks = [c for c in self._checks if c not in ready]
+            due = [rec for _, _, rec in ready]
             for rec in due:  # the last chunk of a turn is written shortly after its `turn` event
                 rec["lost"] = self.ledger.turn_done(int(rec["turn"]), rec["interrupted"])
             snap = {"t": round(now - t0, 2), **process_sample(), **rollup(), **malloc_stats(),
@@ -396,7 +401,7 @@ class Soak(FaultInjection):
                 finally:
                     sampler.cancel()
                     await asyncio.gather(sampler, return_exceptions=True)
-                for _, rec in self._checks:
+                for _, _, rec in self._checks:
                     rec["lost"] = self.ledger.turn_done(int(rec["turn"]), rec["interrupted"])
                 snapshot = session.metrics.snapshot()
                 extra = self.room.summary() if self.room is not None else {}

@@ -251,6 +251,7 @@ class Watch(SessionObserver):
     # and its write done (`on_video`; a sink behind on a starved CPU finishes a write late)
     audible: deque[float] = field(default_factory=lambda: deque(maxlen=4000))
     written: deque[float] = field(default_factory=lambda: deque(maxlen=4000))
+    chunks: int = 0  # chunks written so far
     texts: deque[tuple[float, str, str]] = field(default_factory=lambda: deque(maxlen=200))  # (t, role, text)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     log: deque[tuple[float, str, str]] = field(default_factory=lambda: deque(maxlen=300))
@@ -297,6 +298,7 @@ class Watch(SessionObserver):
         return found
 
     def on_video(self, chunk: VideoChunk) -> None:
+        self.chunks += 1
         if len(chunk.audio) and int(np.abs(chunk.audio).max()) > AUDIBLE:
             self.written.append(time.monotonic())
 
