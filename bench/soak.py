@@ -137,6 +137,7 @@ class Soak(FaultInjection):
         from agent.session import AgentSession, Components
         from plugins.control_mqtt import MqttControl
         from plugins.tts_espeak import EspeakTTS
+        from plugins.vad_silero import SileroVAD
 
         args = self.args
         raw = read_yaml(args.config)
@@ -158,6 +159,8 @@ class Soak(FaultInjection):
                            "listen_to": "nobody"}
         cfg = parse_config(raw, source=args.config)
         self.cfg = cfg
+        vad = cfg.plugins["vad"].config
+        self.min_speech_s = vad.min_speech_ms / 1000 if isinstance(vad, SileroVAD.Config) else 0.15
         s = cfg.session
         clock = RealClock()
         self.ledger = AudioLedger(s.sample_rate, lambda: self.session.turn_count)
@@ -261,8 +264,10 @@ class Soak(FaultInjection):
                                "state_at_onset": str(w.state_at(onset))}
         self.barge["log"].append(rec)
         await asyncio.sleep(2.5)
-        if w.state_at(onset) not in (AgentState.THINKING, AgentState.SPEAKING):
-            # the answer had played out before the user's voice began: nothing to barge into
+        heard_at = onset + self.min_speech_s  # the VAD calls a voice speech only after this much of it
+        if w.state_at(heard_at) not in (AgentState.THINKING, AgentState.SPEAKING):
+            # the answer had played out before the user's voice could be told from a noise: nothing
+            # to barge into (seen: an answer's last chunk built 30 ms after the voice began)
             rec["result"] = "answer over before onset"
             self.barge["too_late"] += 1
             return
