@@ -89,6 +89,14 @@ class SessionConfig(BaseModel):
     late_frame_policy: str = Field("repeat", pattern="^(repeat|drop)$")
     realtime: bool = Field(True, description="pace output in wall time (False: as fast as possible)")
     idle_tail_s: float = Field(1.0, ge=0.0, description="idle video after the last turn (offline)")
+    malloc_arenas: int | None = Field(
+        2, ge=1, le=64, description="glibc malloc arenas for the process's threads (null: glibc's default, 8 per "
+        "core; each thread's arena keeps what it freed, so RSS creeps up in steps over a long session)",
+    )
+    malloc_trim_s: float = Field(
+        60.0, ge=0.0, description="give freed native memory back to the system this often, between turns "
+        "(glibc malloc_trim; 0: never)",
+    )
 
     @model_validator(mode="after")
     def _whole_chunks(self) -> SessionConfig:

@@ -47,6 +47,7 @@ from agent.interfaces import (
 )
 from agent.listening import Listener, apply_command, command_loop
 from agent.media import MediaLoop
+from agent.memory import limit_arenas, trim_loop
 from agent.metrics import SessionMetrics
 from flowact.clock import Clock, RealClock
 from flowact.control import ControlBuilder
@@ -161,6 +162,8 @@ class AgentSession:
         if self._started:
             return
         self._started = True
+        if self.cfg.malloc_arenas is not None:
+            limit_arenas(self.cfg.malloc_arenas)  # before the engines' threads allocate
         self._build()
         c = self.c
         assert c.generator is not None and c.sink is not None and c.tts is not None
@@ -212,6 +215,8 @@ class AgentSession:
         await self._warm_up()
         self._start_inputs()
         self.owner.spawn("telemetry", self._telemetry_loop())
+        if self.cfg.malloc_trim_s > 0:
+            self.owner.spawn("malloc-trim", trim_loop(self.clock, self.cfg.malloc_trim_s, self.wait_idle))
         greeting = self.services.greeting(self.cfg.greeting)  # a tutor opens with its lesson
         if greeting:
             await self.say(greeting)

@@ -28,19 +28,27 @@ threads, tasks and descriptors; at the end it writes `<out>.json` and `<out>.png
 
 Definitions: turns = questions answered without interruption / questions asked that the bench did
 not interrupt on purpose (spoken, typed, MQTT `say`); a barge-in is honoured when the agent's
-`interrupt` follows the user's voice onset within 2 s and no chunk with audible speech reaches the
-sink more than 300 ms after that interrupt (the onset -> interrupt time is reported apart);
+`interrupt` follows the user's voice onset within 2 s and no chunk with audible speech is handed to
+the sink more than 300 ms after that interrupt (LiveKit mode: to the SDK, after the sink's queue
+that a barge-in clears; when the sink finished writing it is reported too, `stop_written_s`: a sink
+behind on a starved CPU finishes late what it was given before the cut; the onset -> interrupt time
+is reported apart; a user voice that began after the answer had played out is no barge-in:
+`too_late`; each attempt's record is in `barge_ins.log`);
 lost_samples = synthesized samples of uninterrupted answers not found verbatim in the audio written
 to the sink (`soak_parts.AudioLedger`; LiveKit mode: the audio handed to the SDK, after the sink's
 own queue); max_av_offset_ms = the largest of the session's A/V offset sampled each second and, in
 file mode, the offset between the recording's audio and video track ends (demuxed after the run);
-rss_growth_mb_per_h = slope of RSS after the warm-up (first quarter, at most 5 min); leaked_* =
+rss_growth_mb_per_h = slope of RSS after the warm-up (the later of the first quarter, at most
+5 min, and the end of the opening, at most half the run; the same slope for the allocator's
+in-use and free memory and the RSS steps are in the JSON, see bench/soak_report.py); leaked_* =
 growth from the warm baseline (idle after the first answer, again after the opening when the run
 goes on) to the end (idle, before closing); `after_close` in the JSON is what remained after closing.
 The LiveKit mode runs the LiveKit-protocol test server in-process (tests/fixtures/livekit_server.py)
 inside `unshare -rn` (libwebrtc needs a non-loopback interface); the user's voice still enters
 through the local synthetic microphone there (the fixture user publishes a tone), chat goes through
-the room. Numbers on the shared 2-core machine are pessimistic.
+the room. The agent answers in one short sentence (`PERSONA`; `--no-persona` keeps the config's
+prompt): >= 200 turns an hour need <= 18 s a turn. `--tracemalloc` lists the Python heap's top
+growth since the baseline. Numbers on the shared 2-core machine are pessimistic.
 """
 
 from __future__ import annotations
@@ -52,20 +60,19 @@ import gc
 import json
 import os
 import random
-import signal
-import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agent.config import parse_config, read_yaml  # noqa: E402
+from agent.memory import malloc_stats  # noqa: E402
+from bench.soak_faults import QUESTIONS, FaultInjection  # noqa: E402
+from bench.soak_memory import HeapTrace, Samples, arena_count, rollup  # noqa: E402
 from bench.soak_parts import (  # noqa: E402
     AudioLedger,
     Faults,
@@ -73,22 +80,34 @@ from bench.soak_parts import (  # noqa: E402
     SyntheticMic,
     Watch,
     build_faulty,
+    fd_kinds,
     process_sample,
+    task_names,
     thread_names,
 )
+from bench.soak_report import build_report, mp4_timing, plot, summary_line  # noqa: E402
+from bench.soak_room import in_netns  # noqa: E402
 from flowact.clock import RealClock  # noqa: E402
 from flowact.types import AgentState  # noqa: E402
 
-QUESTIONS = [
-    "Where is my order one two three four?", "Can I change the delivery address?",
-    "How long does shipping take?", "Can you tell me more about returns?", "What are your opening hours?",
-]
 BARGE = ["Wait, stop.", "Sorry, one more thing.", "Hold on."]
 FAULTS = ["tts_raise", "llm_kill_restart", "mqtt_broker_restart", "asr_raise", "sink_stall", "livekit_signal_drop"]
 AGENT_ID = "soak"
+PIPELINE = 8  # chunks between building a chunk and the sink writing it, with a margin (lead + queues)
+# >= 200 turns an hour leaves <= 18 s a turn for the question (~2 s), the end of turn, the answer and
+# the user's pause: the soak's agent answers in one short sentence (4-6 s of speech), as a support
+# agent on a call does; `--no-persona` keeps the config's own prompt and answer length.
+PERSONA = (
+    "You are Ava, a friendly customer-support agent for an online shop, speaking through a video avatar. "
+    "Reply with exactly one short spoken sentence of at most fifteen words, and no lists. "
+    "Facts: order 1234 shipped on Monday and arrives tomorrow; a delivery address can be changed until the "
+    "parcel leaves the depot, in the account page under Orders; shipping takes two to four days; returns are "
+    "free within thirty days; the support line is open from nine to six, Monday to Friday."
+)
+PERSONA_TOKENS = 32
 
 
-class Soak:
+class Soak(FaultInjection):
     """The run: the session, the user, the fault schedule and the counters."""
 
     def __init__(self, args: argparse.Namespace) -> None:
@@ -99,25 +118,34 @@ class Soak:
         self.injected = {k: 0 for k in self.fault_kinds}
         self.survived = {k: 0 for k in self.fault_kinds}
         self.fault_log: list[dict[str, Any]] = []
-        self.barge = {"attempted": 0, "honoured": 0, "onset_to_interrupt_s": [], "stop_after_interrupt_s": []}
+        self.barge: dict[str, Any] = {"attempted": 0, "honoured": 0, "too_late": 0, "onset_to_interrupt_s": [],
+                                      "stop_after_interrupt_s": [], "log": []}
         self.asked = 0
         self.answered = 0
         self.fault_questions = {"asked": 0, "answered": 0}  # questions a fault was aimed at
-        self.samples: list[dict[str, float]] = []
+        self.samples = Samples()
         self.watch = Watch()
         self.room: Any = None  # LiveKit mode: bench.soak_room.RoomUser
-        self._checks: list[tuple[float, dict[str, Any]]] = []
+        self._checks: list[tuple[float, int, dict[str, Any]]] = []  # (not before, chunks written by then, turn)
+        self.heap = HeapTrace(args.tracemalloc)
+        self.heap_top: list[dict[str, Any]] = []
+        self.fd_diff: dict[str, list[str]] = {}
+        self.opened = False  # the opening is over and the leak baseline was taken again after it
 
     # --- setup -------------------------------------------------------------------------------
     def build(self, broker: Any, server: Any) -> Any:
         from agent.session import AgentSession, Components
         from plugins.control_mqtt import MqttControl
         from plugins.tts_espeak import EspeakTTS
+        from plugins.vad_silero import SileroVAD
 
         args = self.args
         raw = read_yaml(args.config)
         raw.pop("input", None)
         raw.pop("control", None)
+        if args.persona:  # the soak's caller: one short spoken sentence per answer (a support chat's cadence)
+            raw.setdefault("session", {})["system_prompt"] = PERSONA
+            raw.setdefault("llm", {})["max_tokens"] = PERSONA_TOKENS
         if server is None:
             raw["sink"] = {"type": "file", "path": args.output}
         else:
@@ -131,13 +159,15 @@ class Soak:
                            "listen_to": "nobody"}
         cfg = parse_config(raw, source=args.config)
         self.cfg = cfg
+        vad = cfg.plugins["vad"].config
+        self.min_speech_s = vad.min_speech_ms / 1000 if isinstance(vad, SileroVAD.Config) else 0.15
         s = cfg.session
         clock = RealClock()
         self.ledger = AudioLedger(s.sample_rate, lambda: self.session.turn_count)
         tts = build_faulty(cfg.plugins["tts"], "tts", self.faults, self.ledger, sample_rate=s.sample_rate, clock=clock)
         asr = build_faulty(cfg.plugins["asr"], "asr", self.faults, clock=clock)
         sink = build_faulty(cfg.plugins["sink"], "sink", self.faults, self.ledger, clock=clock,
-                            handoff=server is not None)
+                            handoff=server is not None, heard=self.watch.handed)
         self.voice = EspeakTTS(EspeakTTS.Config(), sample_rate=16000)
         self.mic = SyntheticMic(self.voice)
         control = MqttControl(MqttControl.Config(host=broker.host, port=broker.port, agent=AGENT_ID,
@@ -149,7 +179,10 @@ class Soak:
         self.session = AgentSession(cfg, clock=clock, components=Components(
             tts=tts, asr=asr, sink=sink, audio_input=self.mic, control=control))
         self.session.add_observer(self.watch)
-        self.watch.on_turn = lambda rec: self._checks.append((time.monotonic() + 2.0, rec))
+        # a turn ends when its last chunk is built: it is checked once the sink has written PIPELINE
+        # more chunks (the pipeline's depth; on a starved CPU the writer is seconds behind) and 2 s
+        self.watch.on_turn = lambda rec: self._checks.append(
+            (time.monotonic() + 2.0, self.watch.chunks + PIPELINE, rec))
         return self.session
 
     # --- background work ---------------------------------------------------------------------------
@@ -157,17 +190,24 @@ class Soak:
         m = self.session.metrics
         while True:
             now = time.monotonic()
-            due = [rec for t, rec in self._checks if t <= now]
-            self._checks = [(t, rec) for t, rec in self._checks if t > now]
+            ready = [c for c in self._checks if c[0] <= now and c[1] <= self.watch.chunks]
+            self._checks = [c for c in self._checks if c not in ready]
+            due = [rec for _, _, rec in ready]
             for rec in due:  # the last chunk of a turn is written shortly after its `turn` event
                 rec["lost"] = self.ledger.turn_done(int(rec["turn"]), rec["interrupted"])
-            snap = {"t": round(now - t0, 2), **process_sample(), "av_offset_ms": float(m.av_offset_ms),
+            snap = {"t": round(now - t0, 2), **process_sample(), **rollup(), **malloc_stats(),
+                    "av_offset_ms": float(m.av_offset_ms),
                     "fps": round(float(m.fps_measured), 2), "frames": float(m.frames_written),
                     "dropped": float(m.frames_dropped), "repeated": float(m.frames_repeated)}
             if self.room is not None:
                 snap.update(self.room.sample())
                 snap.update({"sink_chunks_dropped": float(self.sink.chunks_dropped),
                              "sink_audio_dropped": float(self.sink.audio_dropped)})
+            if len(self.samples) % 30 == 0:
+                snap["arenas"] = float(arena_count())
+                traced = self.heap.traced_mb()
+                if traced is not None:
+                    snap["traced_mb"] = traced
             self.samples.append(snap)
             await asyncio.sleep(1.0)
 
@@ -212,24 +252,51 @@ class Soak:
             await self.session.wait_idle(timeout=within_s)
 
     async def barge_in(self, delay_s: float) -> None:
-        """Talk over the answer `delay_s` after it started speaking."""
+        """Talk over the answer `delay_s` after it started speaking; the attempt's record (onset, the
+        agent's state then, the interrupt and the last speech after it) goes to `barge["log"]`."""
         w = self.watch
-        self.barge["attempted"] += 1
         await asyncio.sleep(delay_s)
-        n_onsets, n_int = len(self.mic.onsets), len(w.interrupts)
+        n_onsets = self.mic.n_onsets
         await self.mic.speak(self.rng.choice(BARGE))
-        await w.until(lambda: len(self.mic.onsets) > n_onsets, 10)
-        onset = self.mic.onsets[-1] if len(self.mic.onsets) > n_onsets else time.monotonic()
+        heard = await w.until(lambda: self.mic.n_onsets > n_onsets, 10)
+        onset = self.mic.onsets[-1] if heard else time.monotonic()
+        rec: dict[str, Any] = {"t": round(onset - self.t0, 2), "delay_s": round(delay_s, 2),
+                               "state_at_onset": str(w.state_at(onset))}
+        self.barge["log"].append(rec)
         await asyncio.sleep(2.5)
-        cut = next((i for i in list(w.interrupts)[n_int:] if onset - 0.1 <= i <= onset + 2.0), None)
-        if cut is None:
+        heard_at = onset + self.min_speech_s  # the VAD calls a voice speech only after this much of it
+        if w.state_at(heard_at) not in (AgentState.THINKING, AgentState.SPEAKING):
+            # the answer had played out before the user's voice could be told from a noise: nothing
+            # to barge into (seen: an answer's last chunk built 30 ms after the voice began)
+            rec["result"] = "answer over before onset"
+            self.barge["too_late"] += 1
             return
-        later = [a for a in w.audible if cut < a <= cut + 2.0]
-        stop = max(later) - cut if later else 0.0
-        self.barge["onset_to_interrupt_s"].append(round(cut - onset, 3))
+        self.barge["attempted"] += 1
+        cut = next(((t, why) for t, why in list(w.interrupts) if onset - 0.1 <= t <= onset + 2.0), None)
+        if cut is None:
+            rec["result"] = "no interrupt within 2 s"
+            rec["interrupts_near"] = [(round(t - onset, 2), why) for t, why in w.interrupts if abs(t - onset) < 15]
+            rec["states_near"] = [(round(t - onset, 2), st.value) for t, st in w.states if abs(t - onset) < 15]
+            self.progress(f"barge-in not honoured: {rec}")
+            return
+        # the interrupted answer's speech after the cut, up to when the next answer (to the barge-in
+        # itself) starts speaking: a quick reply within 2 s is not the old answer going on
+        nxt = next((t for t, st in w.states if t > cut[0] and st == AgentState.SPEAKING), cut[0] + 2.0)
+        later = [a for a in w.audible if cut[0] < a < min(cut[0] + 2.0, nxt)]
+        stop = max(later) - cut[0] if later else 0.0
+        done = [a for a in w.written if cut[0] < a < min(cut[0] + 2.0, nxt)]
+        rec["stop_written_s"] = round(max(done) - cut[0], 3) if done else 0.0
+        rec.update({"reason": cut[1], "onset_to_interrupt_s": round(cut[0] - onset, 3), "stop_s": round(stop, 3)})
+        self.barge["onset_to_interrupt_s"].append(round(cut[0] - onset, 3))
         self.barge["stop_after_interrupt_s"].append(round(stop, 3))
         if stop <= 0.3:
             self.barge["honoured"] += 1
+            rec["result"] = "honoured"
+        else:
+            rec["result"] = "speech went on"
+        if rec["result"] != "honoured":
+            rec["audible_after"] = [round(a - cut[0], 2) for a in later][-10:]
+            self.progress(f"barge-in not honoured: {rec}")
 
     async def barged_question(self, twice: bool) -> None:
         """A question whose answer the user talks over (once, or again over the next answer)."""
@@ -244,7 +311,7 @@ class Soak:
             self.progress("barged question: no answer to barge into")
             return
         first = self.rng.random() < 0.3  # right at the first speaking chunk
-        await self.barge_in(0.0 if first else self.rng.uniform(0.2, 3.0))
+        await self.barge_in(0.0 if first else self.rng.uniform(0.2, 2.0))  # within a one-sentence answer
         if twice and await w.until(lambda: w.state == AgentState.SPEAKING, 120):
             await self.barge_in(self.rng.uniform(0.0, 1.0))
         # the last barge-in is itself a question: its answer must come
@@ -256,68 +323,6 @@ class Soak:
         self.answered += ok
         what = 'answered' if ok else 'NOT answered'
         self.progress(f"barged question{' twice' if twice else ''}: last barge-in {what}")
-
-    # --- faults ------------------------------------------------------------------------------------
-    async def inject(self, kind: str) -> None:
-        """Inject one fault during a question; survived when its own check passes and the next
-        question is answered in full."""
-        self.injected[kind] += 1
-        t = time.monotonic()
-        check: dict[str, Any] = {}
-        ok = True
-        q = self.rng.choice(QUESTIONS)
-        if kind in ("tts_raise", "asr_raise", "sink_stall"):
-            if kind == "sink_stall":
-                self.faults.sink_stall_s = 2.0
-            else:
-                setattr(self.faults, kind, True)
-            await self.ask(q, sabotaged=True)  # answered or not: the fault is on its way
-            check["fired"] = dict(self.faults.fired)
-        elif kind == "llm_kill_restart":
-            ok = await self._kill_llm(q, check)
-        elif kind == "mqtt_broker_restart":
-            connections = self.control.connections
-            await asyncio.to_thread(self.broker.restart)
-            check["reconnected"] = await self.mqtt.wait_online(30)
-            check["connections"] = [connections, self.control.connections]
-            check["reconnect_s"] = round(time.monotonic() - t, 2)
-            ok = check["reconnected"] and await self.ask("Thank you for your patience.", "mqtt")
-            check["command_after"] = ok
-        elif kind == "livekit_signal_drop":
-            check.update(await self.room.drop())
-            ok = bool(check.get("media_again"))
-        answered = await self.ask(self.rng.choice(QUESTIONS), "typed" if kind == "livekit_signal_drop" else "spoken")
-        check["next_answered"] = answered
-        if ok and answered:
-            self.survived[kind] += 1
-        self.fault_log.append({"kind": kind, "t": round(t - self.t0, 1), "survived": ok and answered, **check})
-        self.progress(f"fault {kind}: {'survived' if ok and answered else 'NOT survived'} {check}")
-
-    async def _kill_llm(self, question: str, check: dict[str, Any]) -> bool:
-        from plugins.llm_openai import OpenAILLM
-
-        llm = self.session.c.llm
-        server = llm.server if isinstance(llm, OpenAILLM) else None
-        if server is None or server.proc is None:
-            check["skipped"] = "not a local llama.cpp server"
-            return False
-        self.fault_questions["asked"] += 1
-        before, failed = len(self.watch.turns), len(self.watch.failed)
-        await self.mic.speak(question)
-        check["thinking"] = await self.watch.until(lambda: self.watch.state == AgentState.THINKING, 30)
-        await asyncio.sleep(self.rng.uniform(0.0, 0.5))  # mid-stream: the reply is being generated
-        pid, restarts = server.proc.pid, llm.server_restarts
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)  # the server and anything it started
-        t = time.monotonic()
-        # the LLM plugin notices the dead server on its next attempt and starts it again
-        await self.watch.until(lambda: len(self.watch.turns) > before or len(self.watch.failed) > failed, 300)
-        check["turn_ended_s"] = round(time.monotonic() - t, 2)
-        check["restarted_by_agent"] = llm.server_restarts > restarts and server.proc is not None \
-            and server.proc.pid != pid
-        self.fault_questions["answered"] += len(self.watch.turns) > before and not self.watch.turns[-1]["interrupted"]
-        await self.idle()
-        return bool(check["restarted_by_agent"])
 
     # --- the run -------------------------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
@@ -335,6 +340,7 @@ class Soak:
 
             server = LiveKitTestServer(media_ip="127.0.0.1")
             await server.start()
+        self.heap.start()
         before_start = process_sample()
         session = self.build(broker, server)
         self.t0 = t0 = time.monotonic()
@@ -343,8 +349,8 @@ class Soak:
         warm: dict[str, float] | None = None
         warm_threads: list[str] = []
         warm_tasks: Counter[str] = Counter()
+        warm_fds: Counter[str] = Counter()
         self.new_tasks: list[str] = []
-        opened = False
         next_fault = 0.0  # after the opening, the first scheduled fault comes at once
         at_end: dict[str, float] = {}
         try:
@@ -372,14 +378,15 @@ class Soak:
                             how = {"command": "mqtt"}.get(action, action)
                             text = "Thanks for waiting, I am checking that." if how == "mqtt" else None
                             await self.ask(text or self.rng.choice(QUESTIONS), how)
-                        rebase = not opening and not opened and time.monotonic() < end - 120
+                        rebase = not opening and not self.opened and time.monotonic() < end - 120
                         if (warm is None and self.answered) or rebase:
                             # the leak baseline: engines loaded and a turn done, then again once every
                             # path (each fault, barge-ins, chat, commands) has run once (lazy pools)
-                            opened = opened or rebase
+                            self.opened = self.opened or rebase
                             gc.collect()
                             warm, warm_threads = process_sample(), thread_names()
-                            warm_tasks = task_names()
+                            warm_tasks, warm_fds = task_names(), fd_kinds()
+                            self.heap.mark()
                             warm["t"] = round(time.monotonic() - t0, 1)
                         await asyncio.sleep(self.rng.uniform(0.3, 2.0))
                     await self.idle()
@@ -393,10 +400,13 @@ class Soak:
                         at_end = process_sample()
                     end_threads = thread_names()
                     self.new_tasks = sorted((task_names() - warm_tasks).elements())
+                    self.fd_diff = {"new": sorted((fd_kinds() - warm_fds).elements()),
+                                    "gone": sorted((warm_fds - fd_kinds()).elements())}
+                    self.heap_top = self.heap.top()
                 finally:
                     sampler.cancel()
                     await asyncio.gather(sampler, return_exceptions=True)
-                for _, rec in self._checks:
+                for _, _, rec in self._checks:
                     rec["lost"] = self.ledger.turn_done(int(rec["turn"]), rec["interrupted"])
                 snapshot = session.metrics.snapshot()
                 extra = self.room.summary() if self.room is not None else {}
@@ -410,139 +420,8 @@ class Soak:
             broker.stop()
         gc.collect()
         after_close = process_sample()
-        return self.report(before_start, warm or before_start, at_end, after_close, snapshot, extra,
+        return build_report(self, before_start, warm or before_start, at_end, after_close, snapshot, extra,
                            {"warm": warm_threads, "end": end_threads})
-
-    def report(self, before_start: dict[str, float], warm: dict[str, float], at_end: dict[str, float],
-               after_close: dict[str, float], snapshot: dict[str, Any], extra: dict[str, Any],
-               threads: dict[str, list[str]]) -> dict[str, Any]:
-        elapsed = time.monotonic() - self.t0
-        settle = min(300.0, 0.25 * elapsed)  # warm-up: engines, caches and allocator pools fill up
-        late = [x for x in self.samples if x["t"] >= settle]
-
-        def slope(key: str, since: float | None = None) -> float:
-            xs = late if since is None else [x for x in self.samples if x["t"] >= since]
-            if len(xs) < 10:
-                return 0.0
-            return float(np.polyfit([x["t"] / 3600 for x in xs], [x[key] for x in xs], 1)[0])
-
-        w = self.watch
-        lat = [r["first_audio"] for r in w.turns if r.get("first_audio") is not None and not r["interrupted"]]
-        new_threads = sorted(set(threads["end"]) - set(threads["warm"]))
-        return {
-            "minutes": round(elapsed / 60, 2), "transport": self.args.transport, "seed": self.args.seed,
-            "turns_answered": self.answered, "turns_attempted": self.asked, "turn_events": len(w.turns),
-            "turns_failed": len(w.failed), "fault_questions": self.fault_questions,
-            "barge_ins": self.barge, "faults": self.injected, "faults_survived": self.survived,
-            "fault_log": self.fault_log, "lost_samples": self.ledger.lost,
-            "lost_check": {"samples_compared": self.ledger.checked, "turns_checked": self.ledger.turns_checked,
-                           "lossy_turns": self.ledger.lossy_turns},
-            "max_av_offset_ms": max((abs(x["av_offset_ms"]) for x in self.samples), default=0.0),
-            "frames": {"written": snapshot.get("frames"), "dropped": snapshot.get("dropped"),
-                       "repeated": snapshot.get("repeated")},
-            "latency_first_audio_s": {"n": len(lat), "p50": float(np.median(lat)) if lat else None,
-                                      "p90": float(np.percentile(lat, 90)) if lat else None,
-                                      "max": max(lat, default=None)},
-            "rss_growth_mb_per_h": round(slope("rss_mb"), 2),
-            "rss_growth_second_half_mb_per_h": round(slope("rss_mb", elapsed / 2), 2),
-            "heap_blocks_growth_per_h": round(slope("heap_blocks")),
-            "settle_s": settle,
-            "leaked_tasks": int(at_end["tasks"] - warm["tasks"]),
-            "new_tasks": self.new_tasks,  # names of tasks running at the end that were not at the baseline
-            # threads Python only registers (`Dummy-N`: native threads, e.g. the LiveKit SDK's, that
-            # called into Python) are not ours to end; they are listed under new_threads
-            "leaked_threads": len(_own(threads["end"])) - len(_own(threads["warm"])),
-            "leaked_fds": int(at_end["fds"] - warm["fds"]),
-            "new_threads": new_threads,
-            "before_start": before_start, "warm": warm, "at_end": at_end, "after_close": after_close,
-            "mqtt": {"connections": self.control.connections, "accepted": self.control.accepted,
-                     "rejected": self.control.rejected},
-            "errors": {"count": w.n_errors, "last": list(w.errors)[-30:]},
-            "turns": [{**r, "t": round(r["wall"] - self.t0, 2)} for r in w.turns],
-            "events": list(w.log), "transcript": list(w.texts)[-60:],
-            "snapshot": snapshot, "transport_stats": extra, "samples": self.samples,
-        }
-
-
-def _own(names: list[str]) -> list[str]:
-    return [n for n in names if not n.startswith("Dummy-")]
-
-
-def mp4_timing(path: Path) -> dict[str, Any]:
-    """The recording's own A/V timing (packets demuxed, nothing decoded): where the audio track and
-    the video track end, and how many frames it holds. Drift over an hour shows here."""
-    import av
-
-    v_end = a_end = 0.0
-    frames = 0
-    with av.open(str(path)) as c:
-        vs, aud = c.streams.video[0], c.streams.audio[0]
-        fps = float(vs.average_rate or vs.guessed_rate or 25)
-        for pkt in c.demux(vs, aud):
-            if pkt.pts is None or pkt.time_base is None:
-                continue
-            t = float(pkt.pts * pkt.time_base)
-            if pkt.stream.type == "video":
-                frames += 1
-                v_end = max(v_end, t + 1.0 / fps)
-            else:
-                a_end = max(a_end, t + float((pkt.duration or 0) * pkt.time_base))
-    return {"video_end_s": round(v_end, 3), "audio_end_s": round(a_end, 3), "frames": frames,
-            "end_offset_ms": round((a_end - v_end) * 1000, 1)}
-
-
-def plot(report: dict[str, Any], path: Path) -> bool:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    xs = [s["t"] / 60 for s in report["samples"]]
-    fig, axes = plt.subplots(4, 1, figsize=(10, 10), sharex=True)
-    axes[0].plot(xs, [s["rss_mb"] for s in report["samples"]])
-    axes[0].set_ylabel("RSS (MB)")
-    axes[1].plot(xs, [s["av_offset_ms"] for s in report["samples"]])
-    axes[1].set_ylabel("A/V offset (ms)")
-    turns = [r for r in report["turns"] if r.get("first_audio") is not None and not r["interrupted"]]
-    axes[2].plot([r["t"] / 60 for r in turns], [r["first_audio"] for r in turns], "o", ms=3)
-    axes[2].set_ylabel("first audio after\nend of speech (s)")
-    axes[3].plot(xs, [s["fps"] for s in report["samples"]], label="written")
-    if report["samples"] and "rx_fps" in report["samples"][0]:
-        axes[3].plot(xs, [s["rx_fps"] for s in report["samples"]], label="received (LiveKit server)")
-        axes[3].legend()
-    axes[3].set_ylabel("fps")
-    axes[-1].set_xlabel("minutes")
-    for f in report["fault_log"]:
-        for ax in axes:
-            ax.axvline(f["t"] / 60, color="red" if not f["survived"] else "grey", lw=0.6, alpha=0.5)
-    fig.suptitle(f"soak {report['minutes']} min ({report['transport']}); grey/red lines: faults survived/not")
-    fig.tight_layout()
-    fig.savefig(path)
-    return True
-
-
-def summary_line(r: dict[str, Any]) -> str:
-    b, f, s = r["barge_ins"], r["faults"], r["faults_survived"]
-    return (f"soak minutes={r['minutes']:g} turns={r['turns_answered']}/{r['turns_attempted']} "
-            f"barge_ins={b['honoured']}/{b['attempted']} faults={sum(s.values())}/{sum(f.values())} "
-            f"lost_samples={r['lost_samples']} max_av_offset_ms={r['max_av_offset_ms']:.0f} "
-            f"rss_growth_mb_per_h={r['rss_growth_mb_per_h']} leaked_tasks={r['leaked_tasks']} "
-            f"leaked_threads={r['leaked_threads']} leaked_fds={r['leaked_fds']}")
-
-
-def _in_netns(argv: list[str]) -> int:
-    """Re-run this script inside a private network namespace (LiveKit mode)."""
-    sys.path.insert(0, str(ROOT))
-    from tests.fixtures.livekit_netns import HERE, netns_available
-
-    reason = netns_available()
-    if reason is not None:
-        print(f"soak: LiveKit mode needs a private network namespace: {reason}", file=sys.stderr)
-        return 2
-    cmd = ["unshare", "-rn", "sh", str(HERE / "netns_run.sh"), "127.0.0.2", sys.executable, __file__, *argv]
-    return subprocess.call(cmd, env={**os.environ, "FLOWACT_SOAK_NETNS": "1", "PYTHONPATH": str(ROOT)})
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -555,6 +434,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--fault-every-min", type=float, default=4.0,
                     help="after the opening, inject the next fault kind (round robin) this often")
+    ap.add_argument("--no-persona", dest="persona", action="store_false",
+                    help="keep the config's system prompt and max_tokens (default: the soak's one-sentence persona)")
+    ap.add_argument("--tracemalloc", action="store_true",
+                    help="trace the Python heap (slower): the report lists its top growth since the warm baseline")
     ap.add_argument("--opening", default=None,
                     help="actions to run first (then random ones): spoken, typed, barge, barge_twice, command, "
                     "fault:<kind>; default: every fault kind once, barge-ins, chat and a command")
@@ -567,15 +450,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def task_names() -> Counter[str]:
-    """The running asyncio tasks by name (what a leak is made of)."""
-    return Counter(t.get_name() for t in asyncio.all_tasks())
-
-
 def main() -> None:
     args = parse_args()
     if args.transport == "livekit" and not os.environ.get("FLOWACT_SOAK_NETNS"):
-        sys.exit(_in_netns(sys.argv[1:]))
+        sys.exit(in_netns(__file__, sys.argv[1:]))
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     soak = Soak(args)
     report = asyncio.run(soak.run())

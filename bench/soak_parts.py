@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import os
 import sys
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from agent.config import PluginSpec
-from agent.frames import AudioChunk, SpeechChunk, Transcript, VideoChunk
+from agent.frames import AudioChunk, SpeechChunk, VideoChunk
 from agent.interfaces import SessionObserver
 from agent.turn_runner import LEAD_KEEP_S, ONSET_LEVEL
 from flowact.audio import float_to_int16, int16_to_float, resample
@@ -53,32 +54,31 @@ class Faults:
 
 
 def build_faulty(spec: PluginSpec, kind: str, faults: Faults, ledger: AudioLedger | None = None, *,
-                 handoff: bool = False, **context: Any) -> Any:
+                 handoff: bool = False, heard: Callable[[np.ndarray], None] | None = None, **context: Any) -> Any:
     """Build `spec`'s plugin as a subclass whose engine call raises (tts/asr) or whose write stalls
     (sink) once when armed; the TTS subclass reports each synthesized chunk to `ledger`, the sink
     each written chunk's audio (`handoff`: the LiveKit sink's audio as handed to the SDK)."""
     base = spec.cls
     ns: dict[str, Any] = {}
-    if kind == "tts":
-        async def _synthesize(self: Any, text: str) -> AsyncIterator[SpeechChunk]:
-            if faults.take("tts_raise"):
-                raise RuntimeError("soak: injected TTS failure")
-            async for chunk in base._synthesize(self, text):
-                yield chunk
 
+    def raising(method: Callable[[Any, Any], AsyncIterator[Any]], armed: str) -> Callable[..., AsyncIterator[Any]]:
+        """`method` (the engine's own call), raising once instead while `faults.<armed>` is set."""
+        async def call(self: Any, arg: Any) -> AsyncIterator[Any]:
+            if faults.take(armed):
+                raise RuntimeError(f"soak: injected {kind.upper()} failure")
+            async for item in method(self, arg):
+                yield item
+        return call
+
+    if kind == "tts":
         async def synthesize(self: Any, text: str) -> AsyncIterator[SpeechChunk]:
             async for chunk in base.synthesize(self, text):
                 if ledger is not None:
                     ledger.synthesized(chunk.audio)
                 yield chunk
-        ns = {"_synthesize": _synthesize, "synthesize": synthesize}
+        ns = {"_synthesize": raising(base._synthesize, "tts_raise"), "synthesize": synthesize}
     elif kind == "asr":
-        async def _transcribe(self: Any, audio: AudioChunk) -> AsyncIterator[Transcript]:
-            if faults.take("asr_raise"):
-                raise RuntimeError("soak: injected ASR failure")
-            async for t in base._transcribe(self, audio):
-                yield t
-        ns = {"_transcribe": _transcribe}
+        ns = {"_transcribe": raising(base._transcribe, "asr_raise")}
     elif kind == "sink":
         async def write(self: Any, chunk: VideoChunk) -> None:
             if faults.sink_stall_s:
@@ -87,6 +87,8 @@ def build_faulty(spec: PluginSpec, kind: str, faults: Faults, ledger: AudioLedge
                 await asyncio.sleep(stall)
             if ledger is not None and not handoff:
                 ledger.written(chunk.audio, chunk.sample_rate)
+            if heard is not None and not handoff:
+                heard(chunk.audio)
             await base.write(self, chunk)
         ns = {"write": write}
         if handoff:  # LiveKit: count what is handed to the SDK (after the sink's own queue), not write()
@@ -95,6 +97,8 @@ def build_faulty(spec: PluginSpec, kind: str, faults: Faults, ledger: AudioLedge
                 await base._send_audio(self, pcm)
                 if ledger is not None and self.audio_dropped == dropped:
                     ledger.written(pcm, self.sample_rate)
+                if heard is not None and self.audio_dropped == dropped:
+                    heard(pcm)
             ns["_send_audio"] = _send_audio
     cls = type(f"Soak{base.__name__}", (base,), ns)
     return cls(spec.config, **context)
@@ -191,6 +195,7 @@ class SyntheticMic:
         self.voice = voice
         self._queue: asyncio.Queue[np.ndarray] = asyncio.Queue(maxsize=4)
         self.onsets: deque[float] = deque(maxlen=64)  # wall time of each utterance's first loud sample
+        self.n_onsets = 0  # onsets so far (the deque above is bounded: never count by its length)
         self.spoken = 0
 
     async def render(self, text: str) -> np.ndarray:
@@ -221,6 +226,7 @@ class SyntheticMic:
             await asyncio.sleep(max(0.0, t0 + sent / INPUT_RATE - time.monotonic()))
             if onset is not None and onset < n:
                 self.onsets.append(time.monotonic() + onset / INPUT_RATE)
+                self.n_onsets += 1
                 onset = None
             elif onset is not None:
                 onset -= n
@@ -240,12 +246,17 @@ class Watch(SessionObserver):
     failed: list[float] = field(default_factory=list)  # wall times of turns (or questions) lost to an error
     errors: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=100))
     n_errors: int = 0
-    interrupts: deque[float] = field(default_factory=lambda: deque(maxlen=200))
-    audible: deque[float] = field(default_factory=lambda: deque(maxlen=4000))  # write times of speech chunks
+    interrupts: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=200))  # (t, reason)
+    # times speech reached the sink: handed to it (`handed`, the agent's decision; LiveKit: to the SDK)
+    # and its write done (`on_video`; a sink behind on a starved CPU finishes a write late)
+    audible: deque[float] = field(default_factory=lambda: deque(maxlen=4000))
+    written: deque[float] = field(default_factory=lambda: deque(maxlen=4000))
+    chunks: int = 0  # chunks written so far
     texts: deque[tuple[float, str, str]] = field(default_factory=lambda: deque(maxlen=200))  # (t, role, text)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     log: deque[tuple[float, str, str]] = field(default_factory=lambda: deque(maxlen=300))
     on_turn: Callable[[dict[str, Any]], None] | None = None
+    states: deque[tuple[float, AgentState]] = field(default_factory=lambda: deque(maxlen=400))  # (t, state)
 
     def on_event(self, kind: str, payload: Mapping[str, Any]) -> None:
         self.changed.set()
@@ -264,7 +275,7 @@ class Watch(SessionObserver):
                 self.failed.append(now)
             self.errors.append({"t": now, **payload})
         elif kind == "interrupt":
-            self.interrupts.append(now)
+            self.interrupts.append((now, str(payload.get("reason"))))
         elif kind == "transcript" and payload.get("final"):
             self.texts.append((now, str(payload.get("role")), str(payload.get("text"))[:200]))
 
@@ -275,9 +286,25 @@ class Watch(SessionObserver):
     def on_state(self, state: AgentState) -> None:
         self.changed.set()
         self.state = state
+        self.states.append((time.monotonic(), state))
+
+    def state_at(self, t: float) -> AgentState | None:
+        """The agent's state at wall time `t` (None: older than the kept history)."""
+        found = None
+        for when, state in self.states:
+            if when > t:
+                break
+            found = state
+        return found
 
     def on_video(self, chunk: VideoChunk) -> None:
+        self.chunks += 1
         if len(chunk.audio) and int(np.abs(chunk.audio).max()) > AUDIBLE:
+            self.written.append(time.monotonic())
+
+    def handed(self, pcm: np.ndarray) -> None:
+        """The sink was handed this audio (called by the soak's sink subclass)."""
+        if len(pcm) and int(np.abs(pcm).max()) > AUDIBLE:
             self.audible.append(time.monotonic())
 
     async def until(self, pred: Callable[[], bool], within_s: float) -> bool:
@@ -298,6 +325,31 @@ def process_sample() -> dict[str, float]:
         "threads": float(threading.active_count()), "tasks": float(len(asyncio.all_tasks())),
         "fds": float(len(os.listdir("/proc/self/fd"))),
     }
+
+
+def fd_kinds() -> Counter[str]:
+    """Open descriptors by kind (`socket`, `pipe`, `anon_inode:[eventfd]`, a file's path)."""
+    out: Counter[str] = Counter()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            out[target.split(":[", 1)[0] if target.startswith(("socket:", "pipe:")) else target] += 1
+    return out
+
+
+def task_names() -> Counter[str]:
+    """The running asyncio tasks by name and coroutine (what a leak is made of: an SDK's unnamed
+    `Task-N` is told by the coroutine it runs)."""
+    out: Counter[str] = Counter()
+    for t in asyncio.all_tasks():
+        name = t.get_name()
+        if name.startswith("Task-"):
+            coro = t.get_coro()
+            code = coro.cr_code if inspect.iscoroutine(coro) else None
+            where = f"{code.co_filename.rsplit('site-packages/', 1)[-1]}:{code.co_qualname}" if code else repr(coro)
+            name = f"Task-N {where}"
+        out[name] += 1
+    return out
 
 
 def thread_names() -> list[str]:

@@ -9,7 +9,11 @@ those lists each second (the bench's own memory must not grow).
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 KEEP = 50  # received frames/packets kept per list after each sample
@@ -93,3 +97,16 @@ class RoomUser:
         totals = [self._count(s) for s in self._sessions()]
         return {"room_sessions": len(totals), "rx_video_frames": sum(t[0] for t in totals),
                 "rx_audio_s": round(sum(t[1] for t in totals), 1), "drops": self.drops}
+
+
+def in_netns(script: str, argv: list[str]) -> int:
+    """Re-run `script` inside a private network namespace (LiveKit mode)."""
+    from tests.fixtures.livekit_netns import HERE, netns_available
+
+    reason = netns_available()
+    if reason is not None:
+        print(f"soak: LiveKit mode needs a private network namespace: {reason}", file=sys.stderr)
+        return 2
+    cmd = ["unshare", "-rn", "sh", str(HERE / "netns_run.sh"), "127.0.0.2", sys.executable, script, *argv]
+    root = str(Path(script).resolve().parent.parent)
+    return subprocess.call(cmd, env={**os.environ, "FLOWACT_SOAK_NETNS": "1", "PYTHONPATH": root})

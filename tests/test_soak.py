@@ -64,7 +64,8 @@ def test_short_soak_survives_every_fault(tmp_path: Path) -> None:
     assert_clean(r, FILE_FAULTS)
     mqtt = next(f for f in r["fault_log"] if f["kind"] == "mqtt_broker_restart")
     assert mqtt["reconnected"] and mqtt["command_after"] and mqtt["connections"][1] == mqtt["connections"][0] + 1
-    assert r["barge_ins"]["attempted"] == 2 and r["barge_ins"]["honoured"] == 2, r["barge_ins"]
+    b = r["barge_ins"]  # twice in a row; a voice that began after the answer had ended is no barge-in
+    assert b["attempted"] + b["too_late"] == 2 and b["attempted"] >= 1 and b["honoured"] == b["attempted"], b
     # the recording (fragmented MP4) decodes and is as long as the session
     from tests.fixtures.mp4 import audio_track
 
@@ -80,10 +81,12 @@ def test_soak_livekit_signal_drop(tmp_path: Path) -> None:
     drop = r["transport_stats"]["drops"][0]
     assert drop["media_again"], drop
     assert r["transport_stats"]["room_sessions"] >= 2
-    leaked = {k: r[k] for k in ("leaked_tasks", "leaked_fds", "leaked_threads", "new_tasks")}
+    leaked = {k: r[k] for k in ("leaked_tasks", "leaked_fds", "leaked_threads", "new_tasks", "fds_since_baseline")}
     if any(r[k] > 0 for k in ("leaked_tasks", "leaked_fds", "leaked_threads")):
-        # Seen after the merges: 1-2 more tasks or descriptors than before the drop, in some runs. One
-        # full reconnect cannot tell per-connection state from a leak (the hour-long LiveKit soak can):
-        # reported as an expected failure with the numbers until issue 17 settles it; the session is
-        # closed cleanly either way (after_close above).
+        # Seen before: 1-2 more tasks or descriptors than before the drop, in some runs, the new tasks
+        # "unnamed". Those were the LiveKit sink's own: its outbox made two unnamed helper tasks per
+        # message (a fresh Task-N name each time, so always "new"); it now waits on one event. Tasks
+        # are listed by coroutine and descriptors by kind, so what remains names its owner. One full
+        # reconnect cannot tell per-connection state from a leak (a long LiveKit soak can): an
+        # expected failure with the numbers; the session is closed cleanly either way (after_close).
         pytest.xfail(f"after a full reconnect: {leaked}")

@@ -65,7 +65,8 @@ class LiveKitSink:
         self._text_in: asyncio.Queue[str | None] = asyncio.Queue(maxsize=64)
         self._outbox: asyncio.Queue[tuple[str, str, dict[str, str]]] = asyncio.Queue(maxsize=64)
         self._state: AgentState | None = None
-        self._state_dirty = asyncio.Event()
+        self._state_dirty = False  # the room's state attribute is behind `_state`
+        self._wake = asyncio.Event()  # the outbox task has something to send (a message, the state)
         self._lost = asyncio.Event()
         self._connected = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -173,7 +174,7 @@ class LiveKitSink:
         self.connects += 1
         self._lost.clear()
         self._connected.set()
-        self._state_dirty.set()  # re-apply the agent state on the new connection
+        self._mark_state()  # re-apply the agent state on the new connection
         self._mic.catch_up()  # a user already in the room before we joined
         log.info("livekit: joined room %r as %r (connect #%d)", room.name or cfg.room,
                  room.local_participant.identity, self.connects)
@@ -217,7 +218,7 @@ class LiveKitSink:
     def _on_sdk_reconnected(self) -> None:
         self.sdk_reconnects += 1
         self._connected.set()
-        self._state_dirty.set()
+        self._mark_state()
 
     async def _supervise(self) -> None:
         """Rejoin with exponential backoff whenever the room is lost; sources stay the same."""
@@ -334,7 +335,11 @@ class LiveKitSink:
     # --- data out: state + transcripts ---------------------------------------------------------
     async def on_state(self, state: AgentState) -> None:
         self._state = state
-        self._state_dirty.set()
+        self._mark_state()
+
+    def _mark_state(self) -> None:
+        self._state_dirty = True
+        self._wake.set()
 
     async def on_metrics(self, payload: Mapping[str, Any]) -> None:
         """Metrics stay with the agent (logs, MQTT telemetry, the worker's /metrics): a room's
@@ -353,6 +358,7 @@ class LiveKitSink:
             self._segment += 1
         attrs = {"lk.segment_id": seg, "lk.transcription_final": str(final).lower(),
                  "lk.transcribed_track_id": track}
+        self._wake.set()
         if _put_drop_oldest(self._outbox, (self.config.transcription_topic, text, attrs)):
             log.warning("livekit: transcript outbox full, dropped the oldest")
 
@@ -368,6 +374,7 @@ class LiveKitSink:
         if topic is None:
             return
         text = json.dumps({"event": kind, **payload}, default=str, ensure_ascii=False)
+        self._wake.set()
         if _put_drop_oldest(self._outbox, (topic, text, {"flowact.event": kind})):
             log.warning("livekit: outbox full, dropped the oldest message for the %s event", kind)
 
@@ -380,28 +387,24 @@ class LiveKitSink:
         return ""
 
     async def _send_outbox(self) -> None:
-        """One task sends everything (state attribute, text streams), only while connected."""
+        """One task sends everything (state attribute, text streams), only while connected; it waits
+        on one event (no helper task per message: every task is named and owned)."""
         while True:
-            get = asyncio.ensure_future(self._outbox.get())
-            dirty = asyncio.ensure_future(self._state_dirty.wait())
-            try:
-                await asyncio.wait({get, dirty}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for f in (get, dirty):
-                    f.cancel()
-            item = get.result() if get.done() and not get.cancelled() else None
+            await self._wake.wait()
             await self._connected.wait()
             room = self.room
-            if room is None:
+            if room is None:  # a reconnect under way: `_connect` sets `_connected` again
+                self._connected.clear()
                 continue
+            self._wake.clear()
+            item = None if self._outbox.empty() else self._outbox.get_nowait()
             try:
-                if self._state_dirty.is_set() and self._state is not None:
-                    self._state_dirty.clear()
+                if self._state_dirty and self._state is not None:
+                    self._state_dirty = False
                     await asyncio.wait_for(
                         room.local_participant.set_attributes({self.config.state_attribute: self._state.value}), 5
                     )
-                elif self._state_dirty.is_set():
-                    self._state_dirty.clear()
+                self._state_dirty = self._state_dirty and self._state is not None
                 if item is not None:
                     topic, text, attrs = item
                     await asyncio.wait_for(
@@ -409,6 +412,8 @@ class LiveKitSink:
                     )
             except Exception as e:  # a lost message is logged, never fatal
                 log.warning("livekit: data send failed: %s: %s", type(e).__name__, e)
+            if not self._outbox.empty() or self._state_dirty:
+                self._wake.set()
 
 
 def chat_text(data: bytes) -> str | None:

@@ -82,3 +82,18 @@ async def test_piper_runs_on_the_configured_threads_with_its_alignments() -> Non
     chunks = await synth(tts, "Order 1234 left the depot.")
     assert chunks and len(chunks[0].phonemes) > 10
     await tts.aclose()
+
+
+async def test_piper_gives_a_long_sentence_memory_back() -> None:
+    """onnxruntime's arena kept the longest sentence's memory for good (RSS rose in steps over a long
+    session); piper's session runs without it."""
+    from agent.memory import malloc_stats
+
+    if not malloc_stats():
+        pytest.skip("glibc's mallinfo2 only")
+    tts = PiperTTS(sample_rate=24000)
+    await synth(tts, "Hello there.")
+    before = malloc_stats()["malloc_used_mb"]
+    await synth(tts, " ".join(["the quick brown fox jumps over the lazy dog"] * 10) + ".")
+    grown = malloc_stats()["malloc_used_mb"] - before
+    assert grown < 64, f"{grown:.0f} MB still in use after a 90-word sentence"  # with the arena: 1074 MB
