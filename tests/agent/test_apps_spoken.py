@@ -37,10 +37,12 @@ QUESTIONS = [  # (spoken line, what the answer must carry)
     ("I want to speak to a human, please.", r"colleague"),
 ]
 HANDOFF_AT = 9  # the last question asks for a person: the hand-off event carries the transcript so far
-# The goal is >= 9/10 with the shipped 0.5B model. Measured 7/10 twice on a shared 2-core box at load
-# 15-20 (every knowledge answer heard right carried its fact; the misses: tiny.en clipping the first
-# words or mishearing "refund", and one router slip), so the test holds the floor it met, not the goal.
-MIN_HITS = 7
+# The goal is >= 9/10 with the shipped 0.5B model. Before this wave's fixes: 7/10, 7/10, 8/10 on a
+# shared 2-core box at load 15-20 (tiny.en clipping first words, the model wording the return policy
+# without "30 days", a router slip). After them (Silero's pre-roll counted from the first voiced window,
+# knowledge quoted): 9/10 at load 25-30, the miss "if order four three two one" heard as "a 4.4321".
+# The floor is one below what that run met.
+MIN_HITS = 8
 
 
 Events = list[tuple[str, dict[str, Any]]]
