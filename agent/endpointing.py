@@ -1,8 +1,11 @@
 """End-of-turn detection shared by every VAD: per-frame voiced/unvoiced -> onset and end events.
 
 Onset after `min_speech_ms` of voiced frames (the barge-in trigger). The end of a turn carries the
-utterance audio (with a pre-roll so the first syllable is not clipped) and `last_voiced_t`, the
-end of the last voiced frame (the user's last word), on the same clock as `VadEvent.t`.
+utterance audio and `last_voiced_t`, the end of the last voiced frame (the user's last word), on the
+same clock as `VadEvent.t`. The audio starts `pre_roll_ms` before the first voiced frame of the run
+that made the onset (not before the onset decision, which comes `min_speech_ms` later): a soft first
+word the VAD scores unvoiced ("I" in "I don't know") or a word before a short gap stays in, and
+Whisper hears a little silence before the speech, as it was trained to.
 
 Two end-of-turn policies:
 - silence (default): the turn ends after `end_silence_ms` of unvoiced frames;
@@ -127,7 +130,8 @@ class Endpointer:
         self.threshold = policy.threshold if policy else 1.0
         self.voiced_lag_s = voiced_lag_s  # the voiced decision's delay (e.g. smoothing), taken off last_voiced_t
         self.early = self._frames(early_ms) if early_ms else 0  # silence frames before a pause event (0: none)
-        self._pre: deque[np.ndarray] = deque(maxlen=max(1, round(pre_roll_ms / 1000 / self.frame_s)))
+        # the onset's own voiced run plus `pre_roll_ms` before it
+        self._pre: deque[np.ndarray] = deque(maxlen=self.min_speech + round(pre_roll_ms / 1000 / self.frame_s))
         self._executor: ThreadPoolExecutor | None = None
         self._pending: Future[float] | None = None
         self.last_probability: float | None = None  # verdict of the last check (for logs and benches)

@@ -3,7 +3,8 @@
 Each stage is a coroutine the session runs as an owned task. Stages never touch turn state: they
 report `agent.events` values through `emit` (the conversation applies them) and transcripts
 through the fanout. The ASR of an utterance runs as its own task so the microphone keeps flowing;
-a newer utterance supersedes an older one still being transcribed.
+a newer utterance that ends while an older one is still being transcribed replaces that transcription
+with one of both together (`join_utterances`: the older one's words are not lost).
 
 Early transcription: a VAD pause event (the user has been quiet `early_asr_ms`) starts the ASR on
 the utterance so far while the end of turn is still being decided. If the end of turn that follows
@@ -19,6 +20,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+import numpy as np
 
 from agent.commands import (
     Command,
@@ -45,7 +48,7 @@ from agent.metrics import SessionMetrics
 from flowact.clock import Clock
 from flowact.control import ControlBuilder
 
-__all__ = ["Listener", "apply_command", "command_loop"]
+__all__ = ["Listener", "apply_command", "command_loop", "join_utterances"]
 
 log = logging.getLogger("agent.listening")
 
@@ -78,6 +81,7 @@ class Listener:
         self.notify = notify  # wakes the session's waiters when a transcription ends
         self.on_early_text = on_early_text  # an early transcript is ready and the end of turn is still out
         self.asr_task: asyncio.Task[None] | None = None
+        self._asr_audio: AudioChunk | None = None  # what asr_task transcribes
         self.early: tuple[tuple[float, float], asyncio.Task[str]] | None = None  # (speech key, transcription)
         self._stale: set[asyncio.Task[str]] = set()  # dropped early transcriptions, until they end
 
@@ -105,10 +109,20 @@ class Listener:
         last_word = None if event.last_voiced_t is None else t_end - max(0.0, event.t - event.last_voiced_t)
         self.emit(UserSpeechEnded(t_end, event.audio, last_voiced_t=last_word))
         if event.audio is not None and len(event.audio.samples) > 0 and self.asr is not None:
+            audio, early = event.audio, None
             if self.asr_task is not None and not self.asr_task.done():
+                # the user went on while the last turn's words were still being transcribed (a busy box):
+                # transcribe both parts as one, or the first part's words are lost with its cancelled task
                 self.asr_task.cancel()
-            early = self._take_early(event)
-            self.asr_task = asyncio.create_task(self._transcribe(event.audio, t_end, last_word, early), name="asr")
+                if self._asr_audio is not None:
+                    audio = join_utterances(self._asr_audio, event.audio)
+                if self.early is not None:
+                    self._drop(self.early[1])
+                    self.early = None
+            else:
+                early = self._take_early(event)
+            self._asr_audio = audio
+            self.asr_task = asyncio.create_task(self._transcribe(audio, t_end, last_word, early), name="asr")
             if self.notify is not None:
                 notify = self.notify
                 self.asr_task.add_done_callback(lambda _: notify())
@@ -212,6 +226,18 @@ class Listener:
                 self.typed(text.strip())
                 if sequential:  # scripted conversations: one line per finished reply
                     await wait_idle()
+
+
+def join_utterances(first: AudioChunk, then: AudioChunk, max_gap_s: float = 0.3) -> AudioChunk:
+    """Two utterances of one stream as one: `then` from where `first` ends (its pre-roll may reach back
+    into `first`); a gap between them becomes at most `max_gap_s` of silence."""
+    rate = first.sample_rate
+    if then.sample_rate != rate:
+        return then
+    end = first.pts + len(first.samples) / rate
+    skip = min(len(then.samples), max(0, round((end - then.pts) * rate)))
+    gap = np.zeros(max(0, min(round((then.pts - end) * rate), round(max_gap_s * rate))), first.samples.dtype)
+    return AudioChunk(np.concatenate([first.samples, gap, then.samples[skip:]]), rate, pts=first.pts)
 
 
 def _retrieve(task: asyncio.Task[str]) -> None:

@@ -21,6 +21,7 @@ from flowact.control.commands import loads_json
 
 __all__ = [
     "NONE",
+    "asks_for_person",
     "facts_message",
     "grounded",
     "normalize_spoken_numbers",
@@ -155,8 +156,22 @@ def parse_route(text: str, specs: Sequence[ToolSpec], call_id: str = "route_0") 
     return ToolCall(str(name), json.dumps(args, ensure_ascii=False), call_id)
 
 
-def grounded(call: ToolCall, user_texts: Sequence[str]) -> bool:
-    """Every string argument with digits must have its digits in what the user said (normalized)."""
+_PERSON = re.compile(
+    r"\b(human|person|people|someone|somebody|anyone|agent|representative|operator|staff|colleague|manager|"
+    r"supervisor|real|live)\b", re.I,
+)
+
+
+def asks_for_person(text: str) -> bool:
+    """Whether the user's words ask for a person (the router sent "can I exchange a shirt" to the hand-off)."""
+    return bool(_PERSON.search(text))
+
+
+def grounded(call: ToolCall, user_texts: Sequence[str], *, handoff: bool = False) -> bool:
+    """Every string argument with digits must have its digits in what the user said (normalized); a
+    hand-off (`handoff`) needs words asking for a person."""
+    if handoff and not any(asks_for_person(t) for t in user_texts):
+        return False
     try:
         args = loads_json(call.arguments or "{}")
     except json.JSONDecodeError:

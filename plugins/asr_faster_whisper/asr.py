@@ -123,7 +123,7 @@ class FasterWhisperASR(BaseASR):
         try:
             segments, _info = model.transcribe(
                 pcm, language=self.config.language, beam_size=self.config.beam_size, vad_filter=False,
-                condition_on_previous_text=False, without_timestamps=True,
+                condition_on_previous_text=False, without_timestamps=True, initial_prompt=self.config.initial_prompt,
             )
             return " ".join(s.text.strip() for s in segments).strip()  # iterating does the work
         except (RuntimeError, ValueError) as e:

@@ -31,8 +31,9 @@ class SpokenScriptInputConfig(BaseModel):
 
     path: str = Field(description="YAML list of user lines: strings or {text: ..., pause_s: ...}")
     voice: dict[str, Any] = Field(
-        default_factory=lambda: {"type": "piper", "length_scale": 1.1},
-        description="TTS plugin section for the user's voice",
+        default_factory=lambda: {"type": "piper", "length_scale": 1.1, "timeout_s": 300.0},
+        description="TTS plugin section for the user's voice (a generous timeout: nobody waits on it, and a "
+        "busy machine must slow the script down, not end it)",
     )
     chunk_ms: int = Field(20, ge=5, le=200)
     reply_timeout_s: float = Field(60.0, gt=0)

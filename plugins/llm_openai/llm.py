@@ -259,7 +259,10 @@ class OpenAILLM(BaseLLM):
         )
         text = resp.choices[0].message.content if resp.choices else ""
         call = parse_route(text or "", specs, call_id=f"route_{len(user_msgs)}")
-        if call is not None and not grounded(call, user_msgs[-1:]):  # said now, not a number of an earlier turn
+        tool = self.registry.get(call.name) if call is not None else None
+        handoff = tool is not None and tool.cfg.builtin == HANDOFF  # only when a person is asked for
+        # said now (not a number of an earlier turn)
+        if call is not None and not grounded(call, user_msgs[-1:], handoff=handoff):
             log.info("router picked %s(%s), not grounded in the user's words: no tool", call.name, call.arguments)
             return None
         log.info("router: %s", f"{call.name}({call.arguments})" if call else "none")

@@ -37,10 +37,12 @@ QUESTIONS = [  # (spoken line, what the answer must carry)
     ("I want to speak to a human, please.", r"colleague"),
 ]
 HANDOFF_AT = 9  # the last question asks for a person: the hand-off event carries the transcript so far
-# The goal is >= 9/10 with the shipped 0.5B model. Measured 7/10 twice on a shared 2-core box at load
-# 15-20 (every knowledge answer heard right carried its fact; the misses: tiny.en clipping the first
-# words or mishearing "refund", and one router slip), so the test holds the floor it met, not the goal.
-MIN_HITS = 7
+# The goal is >= 9/10 with the shipped 0.5B model. Before this wave's fixes: 7/10, 7/10, 8/10 on a
+# shared 2-core box at load 15-20 (tiny.en clipping first words, the model wording the return policy
+# without "30 days", a router slip). After them (Silero's pre-roll counted from the first voiced window,
+# knowledge quoted): 9/10 at load 25-30, the miss "if order four three two one" heard as "a 4.4321".
+# The floor is one below what that run met.
+MIN_HITS = 8
 
 
 Events = list[tuple[str, dict[str, Any]]]
@@ -54,9 +56,13 @@ async def converse(server: LlmServer, tmp_path: Path, lines: list[str]) -> tuple
         "input": {"type": "spoken_script", "path": str(script),
                   "reply_timeout_s": 900.0},  # a loaded box answers late: never speak over the answer
         "llm.local_server": None, "llm.base_url": server.base_url, "llm.temperature": 0.0,
-        "llm.tool_mode": "router",  # what `auto` picks on the local server (the fixture server is remote to the plugin)
+        # what `auto` picks on the local server (the fixture server is remote to the plugin): the router, and
+        # the knowledge base's sentences spoken as written (without it the 0.5B model worded the return
+        # policy and dropped its "30 days")
+        "llm.tool_mode": "router", "llm.quote_knowledge": "always",
         "llm.first_token_timeout_s": 180.0, "llm.timeout_s": 180.0,
-        "tts": {"type": "espeak"}, "sink": {"type": "null"},
+        "tts": {"type": "espeak", "timeout_s": 300.0}, "asr.timeout_s": 300.0,  # slow on a loaded box, not dead
+        "sink": {"type": "null"},
         "session.width": 320, "session.height": 180, "session.greeting": "",
         "knowledge.db": str(tmp_path / "kb.sqlite"), "record.db": str(tmp_path / "record.sqlite"),
     })
@@ -67,6 +73,8 @@ async def converse(server: LlmServer, tmp_path: Path, lines: list[str]) -> tuple
         def on_event(self, kind: str, payload: Mapping[str, Any]) -> None:
             if kind in ("transcript", "tool", "handoff"):
                 events.append((kind, dict(payload)))
+            if kind == "transcript" and payload.get("final"):  # live, for a run that times out
+                print(f"{payload['role']}: {payload['text']}", flush=True)
 
     session.add_observer(Recorder())
     async with session:

@@ -158,3 +158,22 @@ async def test_a_pause_hands_the_speech_so_far_to_early_asr_once_per_pause() -> 
 async def test_no_pause_events_without_early_ms() -> None:
     events = await run(make(), frames(0.5, 0.3) + frames(0.4, 1.0))
     assert not any(e.pause for e in events)
+
+
+async def test_the_utterance_starts_pre_roll_before_the_onsets_first_voiced_frame() -> None:
+    """A soft first word the VAD scores voiced too briefly for an onset ("I" in "I don't know"), a
+    short gap, then the run that makes the onset: the audio (the end's and the early pause's) reaches
+    `pre_roll_ms` before that run, so the soft word is in it."""
+    silent, soft = np.zeros(FRAME, np.int16), np.full(FRAME, 1000, np.int16)
+    seq = [(silent, False)] * 50 + [(soft, True)] * 3 + [(silent, False)] * 6  # 0.5 s quiet, "I", a gap
+    seq += frames(0.5, 1.0)
+    ep = Endpointer(sample_rate=RATE, frame_samples=FRAME, min_speech_ms=50, end_silence_ms=600,
+                    pre_roll_ms=100, early_ms=100)
+    events = await run(ep, seq)
+    assert [(e.speaking, e.pause) for e in events] == [(True, False), (True, True), (False, False)]
+    run_start = 0.59  # the voiced run that made the onset
+    for ev in events[1:]:
+        assert ev.audio is not None
+        assert abs(ev.audio.pts - (run_start - 0.1)) < 1e-6  # 100 ms before the run, not before the onset
+        assert np.count_nonzero(ev.audio.samples == 1000) == 3 * FRAME  # the soft word is in
+        assert len(ev.audio.samples) == round((ev.t - ev.audio.pts) * RATE)  # and nothing is missing

@@ -143,3 +143,40 @@ async def test_an_early_transcript_ready_before_the_end_of_turn_is_reported_once
     await listener.asr_task
     assert len(reported) == 1 and listener.metrics.early_asr == {"used": 1, "dropped": 1}
     await listener.aclose()
+
+
+class BusyASR(CountingASR):
+    """The real tiny.en on a busy box: each transcription takes at least `delay_s` longer."""
+
+    def __init__(self, delay_s: float) -> None:
+        super().__init__()
+        self.delay_s = delay_s
+
+    def _run(self, pcm: np.ndarray) -> str:
+        time.sleep(self.delay_s)
+        return super()._run(pcm)
+
+
+async def test_an_utterance_ending_while_the_last_is_transcribed_is_heard_with_it() -> None:
+    """A turn ended at a pause ("Could you look"), the user went on ("up order five six seven eight")
+    and that ended too before the first transcription did: one message with both parts' words."""
+    first, then = speech("piper", "Could you look"), speech("piper", "up order five six seven eight.")
+    quiet = np.zeros(RATE // 2, np.int16)
+    a = AudioChunk(np.concatenate([quiet, first, quiet]), RATE, pts=1.0)
+    b_pts = a.pts + len(a.samples) / RATE - 0.4  # its pre-roll reaches back into the first
+    b = AudioChunk(np.concatenate([quiet[: int(0.4 * RATE)], then, quiet]), RATE, pts=b_pts)
+    events: list[SessionEvent] = []
+    clock = RealClock()
+    asr = BusyASR(delay_s=1.0)
+    await asr.start()
+    listener = Listener(emit=events.append, fanout=Fanout(TaskOwner()), clock=clock,
+                        metrics=SessionMetrics(clock, fps=25), builder_audio=lambda _: None, asr=asr)
+    listener.on_vad(VadEvent(speaking=False, t=b_pts, audio=a, last_voiced_t=b_pts - 0.4))
+    await asyncio.sleep(0.2)  # the first transcription is under way
+    listener.on_vad(VadEvent(speaking=False, t=b_pts + b.duration, audio=b, last_voiced_t=b_pts + b.duration - 0.5))
+    assert listener.asr_task is not None
+    await listener.asr_task
+    await listener.aclose()
+    said = [e.text for e in events if isinstance(e, UserMessage)]
+    assert len(said) == 1 and {"could", "look"} <= words(said[0]) and "5678" in re.sub(r"\D", "", said[0]), said
+    assert abs(asr.calls[-1][1] - (a.duration + b.duration - 0.4)) < 0.01  # the overlap was not heard twice

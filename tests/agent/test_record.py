@@ -7,11 +7,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from agent.record import SessionRecorder, handoff_event, read_transcript, sessions_command, transcript_command
+from agent.record import SessionRecorder, connect, handoff_event, read_transcript, sessions_command, transcript_command
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,6 +75,55 @@ def test_the_record_survives_kill_9_after_a_turn(tmp_path: Path) -> None:
     assert [x["text"] for x in data["lines"]] == ["Where is my order 1234?", "Order 1234 shipped on Monday."]
     assert data["tools"][0]["result"] == "shipped" and data["turns"][0]["turn"] == 1
     assert data["ended"] is None  # killed: the session was never closed
+
+
+SESSION_YAML = """
+session: {portrait: %s, greeting: "", width: 320, height: 180}
+input: {type: stdin}
+llm:
+  type: scripted
+  rules: [{match: "1234", reply: "Order 1234 shipped on Monday."}]
+tts: {type: espeak}
+generator: {type: portrait, motion: procedural}
+sink: {type: "null"}
+record: {db: %s}
+"""
+
+
+def test_a_running_session_killed_after_a_turn_keeps_the_turn(tmp_path: Path) -> None:
+    """`flowact-agent run` (typed, the record on), killed with SIGKILL after its first answer while it
+    waits for the next line: the record already holds the whole turn."""
+    db = tmp_path / "record.sqlite"
+    cfg = tmp_path / "bot.yaml"
+    cfg.write_text(SESSION_YAML % (ROOT / "examples" / "assets" / "grace_hopper.jpg", db))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(cfg)], cwd=tmp_path,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True)
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write("Where is my order 1234?\n")
+        proc.stdin.flush()  # stdin stays open: the session waits for the next line
+        deadline = time.monotonic() + 240  # a loaded box starts the session slowly
+        data: dict[str, object] = {}
+        while time.monotonic() < deadline and proc.poll() is None:
+            ids = [r[0] for r in connect(db).execute("SELECT id FROM sessions")] if db.exists() else []
+            data = read_transcript(db, ids[0]) if ids else {}
+            if data.get("turns"):
+                break
+            time.sleep(0.5)
+        assert data.get("turns"), (proc.poll(), data)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == -signal.SIGKILL
+    ids = [r[0] for r in connect(db).execute("SELECT id FROM sessions")]
+    kept = read_transcript(db, ids[0])
+    assert [(x["role"], x["text"]) for x in kept["lines"]] == [
+        ("user", "Where is my order 1234?"), ("agent", "Order 1234 shipped on Monday.")]
+    assert kept["turns"][0]["turn"] == 1 and kept["ended"] is None  # killed: never closed
 
 
 def test_transcript_log_shows_the_live_conversation_with_tools_and_handoffs() -> None:

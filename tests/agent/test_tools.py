@@ -117,7 +117,7 @@ async def test_http_tool_get_and_post_with_secret_headers_from_env(
     monkeypatch.setenv("SHOP_TOKEN", "Bearer s3cret")
     params = {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]}
     reg = ToolRegistry.from_config([
-        ToolConfig(name="get_order", description="Order status.", parameters=params, timeout_s=2.0,
+        ToolConfig(name="get_order", description="Order status.", parameters=params, timeout_s=4.0,  # < 6 s "slow"
                    http=HttpToolConfig(url=order_api, headers_env={"Authorization": "SHOP_TOKEN"}),
                    speak="result", say="Order {order_id} is {status} and arrives {eta}."),
         ToolConfig(name="post_order", description="Order status.", parameters=params,
@@ -164,3 +164,10 @@ def test_router_parsing_and_grounding() -> None:
     assert not grounded(c, ["hello there"])
     assert not grounded(c, ["my order is 5678"])
     assert normalize_spoken_numbers("it's 5 6 7 8, or two") == "it's 5678, or two"
+    hand = [Tool(ToolConfig(name="handoff", builtin="handoff")).spec]
+    handoff = parse_route('{"tool": "handoff", "arguments": {}}', hand)
+    assert handoff is not None
+    for asked in ["I want to speak to a human, please.", "Can I talk to someone?", "get me a real person"]:
+        assert grounded(handoff, [asked], handoff=True), asked
+    for slip in ["Can I exchange a shirt for another size?", "How long does a refund take?"]:
+        assert not grounded(handoff, [slip], handoff=True), slip
