@@ -66,10 +66,11 @@ class FaultInjection:
             connections = self.control.connections
             await asyncio.to_thread(self.broker.restart)
             check["reconnected"] = await self.mqtt.wait_online(30)
-            check["connections"] = [connections, self.control.connections]
             check["reconnect_s"] = round(time.monotonic() - t, 2)
             ok = check["reconnected"] and await self.ask("Thank you for your patience.", "mqtt")
             check["command_after"] = ok
+            # read after the command went through: the soak's own client can be back before the agent's
+            check["connections"] = [connections, self.control.connections]
         elif kind == "livekit_signal_drop":
             check.update(await self.room.drop())
             ok = bool(check.get("media_again"))
