@@ -20,7 +20,7 @@ from agent.interfaces import ChatMessage
 from flowact.types import AgentState
 from plugins.llm_scripted import ScriptedLLM, ScriptedLLMConfig
 from plugins.tts_espeak import EspeakTTS, EspeakTTSConfig
-from tests.fixtures.session_parts import make_session
+from tests.fixtures.session_parts import make_session, user_texts
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -39,8 +39,7 @@ async def test_false_early_end_gives_one_answer_to_the_whole_question() -> None:
         session._emit(UserSpeechEnded(now()))
         session._emit(UserMessage("1234", t_end=now()))
         await session.wait_idle(timeout=60)
-    user_texts = [next(m.content for m in reversed(call) if m.role == "user") for call in llm.calls]
-    assert user_texts == ["my order number is", "my order number is 1234"]
+    assert user_texts(llm) == ["my order number is", "my order number is 1234"]
     interrupts = [p for _, k, p in rec.events if k == "interrupt"]
     assert [p["reason"] for p in interrupts] == ["continued"]
     assert session.metrics.barge_ins == 0  # going on is not a barge-in
@@ -159,8 +158,7 @@ async def test_transcript_of_a_pause_while_the_user_goes_on_waits_for_the_rest()
         session._emit(UserSpeechEnded(now()))
         session._emit(UserMessage("number 1234 has not arrived", t_end=now()))
         await session.wait_idle(timeout=60)
-    user_texts = [next(m.content for m in reversed(call) if m.role == "user") for call in llm.calls]
-    assert user_texts == ["hello, my order number 1234 has not arrived"]
+    assert user_texts(llm) == ["hello, my order number 1234 has not arrived"]
     assert session.turn_count == 1
 
 

@@ -20,7 +20,7 @@ from agent.session import AgentSession
 from agent.tools import ToolStatus
 from flowact.types import AgentState
 from plugins.llm_scripted import ScriptedLLM, ScriptedLLMConfig
-from tests.fixtures.session_parts import Recorder, make_session
+from tests.fixtures.session_parts import Recorder, make_session, user_texts
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -28,10 +28,6 @@ pytestmark = pytest.mark.timeout(120)
 def _conv(session: AgentSession) -> Conversation:
     assert session._conversation is not None
     return session._conversation
-
-
-def _user_texts(llm: ScriptedLLM) -> list[str]:
-    return [next(m.content for m in reversed(call) if m.role == "user") for call in llm.calls]
 
 
 def _agent_lines(rec: Recorder) -> list[str]:
@@ -66,7 +62,7 @@ async def test_the_end_of_turn_adopts_the_early_answer() -> None:
         session._emit(UserSpeechEnded(now()))
         session._emit(UserMessage("where is order 1234", t_end=now(), t_final=now(), last_word=now() - 0.3))
         await session.wait_idle(timeout=60)
-    assert _user_texts(llm) == ["where is order 1234"]  # asked once
+    assert user_texts(llm) == ["where is order 1234"]  # asked once
     assert session.metrics.early_answers == {"adopted": 1, "cancelled": 0}
     assert _agent_lines(rec) == ["Order 1234 arrives tomorrow, before noon."]
     (row,) = session.metrics.turn_table()
@@ -95,7 +91,7 @@ async def test_the_user_going_on_cancels_the_early_answer() -> None:
         session._emit(UserSpeechEnded(now()))
         session._emit(UserMessage("my order number is 1234", t_end=now()))
         await session.wait_idle(timeout=60)
-    assert _user_texts(llm) == ["my order number is", "my order number is 1234"]
+    assert user_texts(llm) == ["my order number is", "my order number is 1234"]
     assert _agent_lines(rec) == ["Order 1234 arrives tomorrow."]  # one answer, to the whole question
     assert session.metrics.early_answers == {"adopted": 0, "cancelled": 1}
     assert session.turn_count == 1
@@ -114,7 +110,7 @@ async def test_another_final_transcript_answers_afresh() -> None:
         session._emit(UserSpeechEnded(now()))
         session._emit(UserMessage("where is my order 1234", t_end=now()))
         await session.wait_idle(timeout=60)
-    assert _user_texts(llm) == ["where is my order", "where is my order 1234"]
+    assert user_texts(llm) == ["where is my order", "where is my order 1234"]
     assert _agent_lines(rec) == ["Order 1234 arrives tomorrow."]
     assert session.turn_count == 1
 
