@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -270,11 +270,12 @@ class AgentSession:
         for source in (c.audio_input, c.text_input):
             if isinstance(source, SessionBound):
                 source.bind_session(self)
-        if c.audio_input is not None:
-            self.owner.spawn("audio-input", self._input_done(listener.audio_loop(c.audio_input), primary=True))
-        if c.text_input is not None:
-            primary = c.audio_input is None
-            self.owner.spawn("text-input", self._input_done(listener.text_loop(c.text_input, self.wait_idle), primary))
+        audio, text = c.audio_input, c.text_input
+        if audio is not None:
+            self.owner.spawn("audio-input", self._input_done(lambda: listener.audio_loop(audio), primary=True))
+        if text is not None:
+            stage = self._input_done(lambda: listener.text_loop(text, self.wait_idle), primary=audio is None)
+            self.owner.spawn("text-input", stage)
         if c.audio_input is None and c.text_input is None:
             self._inputs_done.set()
         if c.control is not None:
@@ -295,10 +296,11 @@ class AgentSession:
             messages = self.history.messages(self.cfg.system_prompt, text)
             self._prefill_task = self.owner.spawn("llm-prefill", llm.warmup(messages))
 
-    async def _input_done(self, coro: Any, primary: bool) -> None:
-        """Run an input stage; the session's input is done when its primary input ends."""
+    async def _input_done(self, stage: Callable[[], Coroutine[Any, Any, None]], primary: bool) -> None:
+        """Run an input stage; the session's input is done when its primary input ends. The stage's
+        coroutine is made here, so a session closed before the task starts leaves none unawaited."""
         try:
-            await coro
+            await stage()
         finally:
             if primary:
                 self._inputs_done.set()
