@@ -52,6 +52,7 @@ class FaultInjection:
         t = time.monotonic()
         check: dict[str, Any] = {}
         ok = True
+        killed: tuple[int, int] | None = None  # llm_kill_restart: the killed server's pid, restart count
         q = self.rng.choice(QUESTIONS)
         if kind in ("tts_raise", "asr_raise", "sink_stall"):
             if kind == "sink_stall":
@@ -61,7 +62,7 @@ class FaultInjection:
             await self.ask(q, sabotaged=True)  # answered or not: the fault is on its way
             check["fired"] = dict(self.faults.fired)
         elif kind == "llm_kill_restart":
-            ok = await self._kill_llm(q, check)
+            killed = await self._kill_llm(q, check)
         elif kind == "mqtt_broker_restart":
             connections = self.control.connections
             await asyncio.to_thread(self.broker.restart)
@@ -76,19 +77,26 @@ class FaultInjection:
             ok = bool(check.get("media_again"))
         answered = await self.ask(self.rng.choice(QUESTIONS), "typed" if kind == "livekit_signal_drop" else "spoken")
         check["next_answered"] = answered
+        if kind == "llm_kill_restart":  # judged after the next question: see `_kill_llm`
+            ok = killed is not None and self._llm_restarted(*killed)
+            check["restarted_by_agent"] = ok
         if ok and answered:
             self.survived[kind] += 1
         self.fault_log.append({"kind": kind, "t": round(t - self.t0, 1), "survived": ok and answered, **check})
         self.progress(f"fault {kind}: {'survived' if ok and answered else 'NOT survived'} {check}")
 
-    async def _kill_llm(self, question: str, check: dict[str, Any]) -> bool:
+    async def _kill_llm(self, question: str, check: dict[str, Any]) -> tuple[int, int] | None:
+        """Kill the llama.cpp server while a question is answered; returns (its pid, the plugin's
+        restart count) then, or None without a local server. The plugin notices a dead server on its
+        next call: in this turn when the kill came mid-stream, else on the next question's (a short
+        answer can be generated in full before the kill lands), so the restart is judged after that."""
         from plugins.llm_openai import OpenAILLM
 
         llm = self.session.c.llm
         server = llm.server if isinstance(llm, OpenAILLM) else None
         if server is None or server.proc is None:
             check["skipped"] = "not a local llama.cpp server"
-            return False
+            return None
         self.fault_questions["asked"] += 1
         before, failed = len(self.watch.turns), len(self.watch.failed)
         await self.mic.speak(question)
@@ -101,8 +109,13 @@ class FaultInjection:
         # the LLM plugin notices the dead server on its next attempt and starts it again
         await self.watch.until(lambda: len(self.watch.turns) > before or len(self.watch.failed) > failed, 300)
         check["turn_ended_s"] = round(time.monotonic() - t, 2)
-        check["restarted_by_agent"] = llm.server_restarts > restarts and server.proc is not None \
-            and server.proc.pid != pid
+        check["restarted_in_turn"] = self._llm_restarted(pid, restarts)
         self.fault_questions["answered"] += len(self.watch.turns) > before and not self.watch.turns[-1]["interrupted"]
         await self.idle()
-        return bool(check["restarted_by_agent"])
+        return pid, restarts
+
+    def _llm_restarted(self, pid: int, restarts: int) -> bool:
+        """The LLM plugin started a new server since the one with `pid` was killed."""
+        llm = self.session.c.llm
+        server = llm.server
+        return bool(llm.server_restarts > restarts and server.proc is not None and server.proc.pid != pid)
