@@ -245,9 +245,12 @@ class Renderer:
             sy = self.Y[win] - sub[..., 1] - local.y0
             pending.append((ly0 - ry0, ly1 - ry0, lx0 - rx0, lx1 - rx0, field, sx, sy))
         for y0, y1, x0, x1, field, sx, sy in pending:
-            moved: np.ndarray = cv2.remap(field, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                                          borderValue=0)
-            dense[y0:y1, x0:x1] += moved
+            # one plane at a time: OpenCV 5 remaps 1-channel float images ~3x faster than 2-channel ones
+            # (and at exact, not 1/32-pixel, coordinates)
+            moved = [cv2.remap(plane, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+                     for plane in cv2.split(field)]
+            merged: np.ndarray = cv2.merge(moved)
+            dense[y0:y1, x0:x1] += merged
         xy: np.ndarray = np.subtract(self.XY, dense, out=dense)
         return xy
 
