@@ -48,7 +48,7 @@ class Body:
     def lift(self, m: FloatArray) -> np.ndarray | None:
         """The upward displacement field for a motion row, or None when it is below a tenth of a pixel."""
         inhale = max(float(m[P["breath"]]), 0.0) ** 2  # lungs fill in the upper half of the cycle, smoothly
-        shrug = float(np.clip(m[P["shoulder_raise"]], 0.0, 1.0))
+        shrug = min(max(float(m[P["shoulder_raise"]]), 0.0), 1.0)
         roll = float(m[P["head_roll"]])
         b_max, s_max, t_max = self.reach
         if inhale * b_max + shrug * s_max + abs(roll) * t_max < 0.1:
