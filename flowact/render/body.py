@@ -82,7 +82,7 @@ class Body:
             return src
         map_y = np.add(self.Y, d, out=d)
         warped = cv2.remap(self.rgba, self.X, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        alpha = np.multiply(warped[:, :, 3], np.float32(1 / 255), dtype=np.float32)
+        alpha = np.multiply(cv2.extractChannel(warped, 3), np.float32(1 / 255), dtype=np.float32)
         out = src.copy()
         cv2.blendLinear(warped, self.rgba, alpha, 1.0 - alpha, dst=out[self.y0 : self.y1, self.x0 : self.x1])
         return out
