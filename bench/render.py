@@ -251,9 +251,14 @@ def main() -> None:
     ap.add_argument("--max-sessions", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=4.0)
     a = ap.parse_args()
+    import av
+    import cv2
+
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
-          "(shared by other engineers' jobs: every number here is lower than on an idle box)")
+          "(shared by other engineers' jobs: every number here is lower than on an idle box); "
+          f"OpenCV {cv2.__version__} (remap speed per channel count differs between 4.x and 5.x), "
+          f"PyAV {av.__version__}")
     for p in PORTRAITS:
         _renderer(p)  # fill the bench's analysis cache
     t = throughput(a.frames)
