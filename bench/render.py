@@ -64,7 +64,9 @@ def motion_rows(n: int, seed: int = 0) -> np.ndarray:
 
 
 class Encoder:
-    """In-memory H.264 (libx264 ultrafast, zerolatency, one thread), RGB -> I420 by OpenCV."""
+    """In-memory H.264 (libx264 ultrafast, zerolatency, one thread), RGB -> I420 by OpenCV, handed to the
+    encoder without a copy (`from_numpy_buffer`: OpenCV's I420 layout is yuv420p's; the same bitstream
+    as `from_ndarray`, 0.2-0.3 ms a frame less)."""
 
     def __init__(self) -> None:
         import av
@@ -82,7 +84,7 @@ class Encoder:
         import cv2
 
         i420: np.ndarray = np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), dtype=np.uint8)
-        frame = av.VideoFrame.from_ndarray(i420, format="yuv420p")
+        frame = av.VideoFrame.from_numpy_buffer(i420, format="yuv420p")
         frame.pts = self.n
         self.n += 1
         size = 0
@@ -249,9 +251,14 @@ def main() -> None:
     ap.add_argument("--max-sessions", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=4.0)
     a = ap.parse_args()
+    import av
+    import cv2
+
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
-          "(shared by other engineers' jobs: every number here is lower than on an idle box)")
+          "(shared by other engineers' jobs: every number here is lower than on an idle box); "
+          f"OpenCV {cv2.__version__} (remap speed per channel count differs between 4.x and 5.x), "
+          f"PyAV {av.__version__}")
     for p in PORTRAITS:
         _renderer(p)  # fill the bench's analysis cache
     t = throughput(a.frames)
