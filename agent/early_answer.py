@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from dataclasses import dataclass
 
 from agent.turn_runner import TurnResult, TurnRunner
@@ -36,10 +37,12 @@ class EarlyAnswer:
     text: str
     runner: TurnRunner
     task: asyncio.Task[TurnResult | None]
+    begun: float = 0.0  # session clock (for logs)
 
     def matches(self, text: str) -> bool:
-        """The end of turn's transcript is the one this answer was begun for."""
-        return " ".join(text.split()) == " ".join(self.text.split())
+        """The end of turn's transcript has the words this answer was begun for (case and
+        punctuation aside: "Where is it?" is "where is it"; a word more or less is another question)."""
+        return _words(text) == _words(self.text)
 
     async def adopt(self, turn: int) -> TurnResult | None:
         """Make the held answer `turn`'s and run it to its end (None: answer the turn afresh)."""
@@ -65,6 +68,10 @@ class EarlyAnswer:
     async def aclose(self) -> None:
         self.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[\w']+", text.lower())
 
 
 def _retrieve(task: asyncio.Task[TurnResult | None]) -> None:
