@@ -159,11 +159,16 @@ class Listener:
     def _take_early(self, event: VadEvent) -> asyncio.Task[str] | None:
         """The early transcription of this end of turn's speech (same start and last voiced frame)."""
         early, self.early = self.early, None
+        after = event.t - (event.last_voiced_t or event.t)  # the endpoint's wait after the last word
         if early is None:
+            log.debug("end of turn %.3f s after the last word: no early transcription", after)
             return None
         if event.audio is not None and early[0] == (event.audio.pts, event.last_voiced_t) and not early[1].cancelled():
             self.metrics.early_asr["used"] += 1
+            state = "ready" if early[1].done() else "still running"
+            log.debug("end of turn %.3f s after the last word: early transcript %s", after, state)
             return early[1]
+        log.debug("end of turn: the early transcription was of other speech")
         self._drop(early[1])
         return None
 

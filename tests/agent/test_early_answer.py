@@ -175,3 +175,48 @@ async def test_a_tool_of_an_early_answer_waits_for_the_turn() -> None:
         await session.wait_idle(timeout=60)
     assert len(llm.tool_ran_at) == 1 and llm.tool_ran_at[0] >= adopted_at
     assert _agent_lines(rec) == ["It shipped on Monday."]
+
+
+async def test_after_a_false_early_end_the_whole_question_adopts_its_early_answer() -> None:
+    """The turn for "my order number is" was cancelled as the user went on; the early transcript
+    of the rest begins the answer to the whole question, which the end of turn then adopts."""
+    session, rec = make_session(reply="Order 1234 arrives tomorrow.", first_token_s=1.5)
+    async with session:
+        llm = session.c.llm
+        assert isinstance(llm, ScriptedLLM)
+        now = session.clock.now
+        session._emit(UserMessage("my order number is", t_end=now(), last_word=now() - 0.3))
+        await asyncio.sleep(0.3)
+        session._emit(UserSpeechStarted(now()))  # goes on: the turn is cancelled as "continued"
+        session._prefill("1234")  # the rest's early transcript, its end of turn still out
+        early = _conv(session)._early
+        assert early is not None
+        await _held_audio(session)
+        session._emit(UserSpeechEnded(now()))
+        session._emit(UserMessage("1234", t_end=now()))
+        await session.wait_idle(timeout=60)
+    assert user_texts(llm) == ["my order number is", "my order number is 1234"]  # the whole, once
+    assert session.metrics.early_answers == {"adopted": 1, "cancelled": 0}
+    assert _agent_lines(rec) == ["Order 1234 arrives tomorrow."]
+    assert list(session.history) == [("my order number is 1234", "Order 1234 arrives tomorrow.")]
+
+
+async def test_the_same_words_adopt_whatever_the_case_and_punctuation() -> None:
+    session, rec = make_session(reply="It arrives tomorrow.", first_token_s=0.05)
+    async with session:
+        llm = session.c.llm
+        assert isinstance(llm, ScriptedLLM)
+        now = session.clock.now
+        session._prefill("where is my order")
+        await _held_audio(session)
+        session._emit(UserMessage("Where is my order?", t_end=now()))
+        await session.wait_idle(timeout=60)
+        assert session.metrics.early_answers == {"adopted": 1, "cancelled": 0}
+        session._prefill("Where is my order")
+        await _held_audio(session)
+        session._emit(UserMessage("Where is my order, please?", t_end=now()))  # a word more: another question
+        await session.wait_idle(timeout=60)
+    assert session.metrics.early_answers == {"adopted": 1, "cancelled": 1}
+    assert user_texts(llm) == ["where is my order", "Where is my order", "Where is my order, please?"]
+    assert _agent_lines(rec) == ["It arrives tomorrow.", "It arrives tomorrow."]
+    assert session.turn_count == 2
