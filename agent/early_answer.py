@@ -5,10 +5,16 @@ listener may already have the utterance's transcript (`agent.listening`, early t
 conversation then starts the real answer at once, held (`TurnRunner(held=True)`): the LLM writes and
 TTS synthesizes the first clause, but nothing is spoken, no tool runs and no turn exists yet.
 
-* The end of turn brings the same transcript: the turn adopts the held runner (`adopt`), so its
-  first audio is ready or nearly so, and the LLM is asked once.
-* Anything else (the user goes on, another transcript, a typed line, `say`, an interrupt, close)
-  cancels it (`cancel`): its LLM stream and TTS stop, nothing of it was queued; one answer, never two.
+* The end of turn brings the same words (case and punctuation aside): the turn adopts the held
+  runner (`adopt`), so its first audio is ready or nearly so, and the LLM is asked once. A pause the
+  end-of-turn model judged incomplete keeps it held for as long as that wait lasts.
+* Anything else cancels it (`cancel`): the user's voice going on after the pause (the VAD's resume
+  event, at the first voiced frame: a held answer to unfinished words never holds the LLM while the
+  user speaks), another transcript, a typed line, `say`, an interrupt, close. Its LLM stream and TTS
+  stop, nothing of it was queued; one answer, never two.
+
+After a false early end (a turn cancelled because the user went on), the early answer is begun for
+the whole question (the first part and the rest), as the turn will be.
 
 Only one early answer exists at a time. It is not begun while a turn runs (the LLM is busy and the
 user is barging in), nor when preparing the turn has side effects (a tutor grades the answer).
