@@ -29,6 +29,7 @@ from agent.events import (
     SpeechWritten,
     UserMessage,
     UserSpeechEnded,
+    UserSpeechResumed,
     UserSpeechStarted,
 )
 from agent.fanout import Fanout
@@ -133,8 +134,9 @@ class Conversation:
     # --- events ----------------------------------------------------------------------------------
     def handle(self, event: SessionEvent) -> None:
         """Apply one event (synchronously, in order), then wake every waiter."""
-        if isinstance(event, UserSpeechStarted | SayRequested | InterruptRequested):
-            self._drop_early()  # the user goes on (or the app takes over): the early answer is not wanted
+        if isinstance(event, UserSpeechStarted | UserSpeechResumed | SayRequested | InterruptRequested):
+            # the user goes on (or the app takes over): the early answer is not wanted
+            self._drop_early(type(event).__name__)
         if isinstance(event, UserSpeechStarted):
             self._execute(self.turns.on_user_speech_start(continues=self._continues(event.t)))
         elif isinstance(event, UserSpeechEnded):
@@ -208,7 +210,7 @@ class Conversation:
         self._carry = ""
         if self.turns.user_speaking and not event.typed and text.strip():
             self._carry = text  # the user already went on talking: wait for the whole question
-            self._drop_early()
+            self._drop_early("the user went on")
             return
         actions = self.turns.on_user_message(text)
         for action in actions:
@@ -221,7 +223,7 @@ class Conversation:
         self._execute(actions)  # a cancelled earlier turn says its own pending line first
         start = next((a for a in actions if isinstance(a, StartTurn)), None)
         if start is None:
-            self._drop_early()
+            self._drop_early("no turn")
         if start is not None and not event.typed:
             # the final spoken line is said once the question is settled (its answer starts, or the
             # turn ends any way but "continued"); typed lines were said when typed
@@ -275,12 +277,15 @@ class Conversation:
             return False
         if self.services is not None and self.services.tutor is not None:
             return False
+        if self._carry:  # the rest of a question the user went on with: the turn will answer it whole
+            text = f"{self._carry} {text}".strip()
         if self._early is not None and self._early.matches(text):
             return True
-        self._drop_early()
+        self._drop_early("another early transcript")
         runner = self._new_runner(0, held=True)
         task = asyncio.create_task(self._answer(runner, text), name="early-answer")
-        self._early = EarlyAnswer(text, runner, task)
+        self._early = EarlyAnswer(text, runner, task, begun=self.clock.now())
+        log.debug("early answer begun for %r", text)
         return True
 
     def _take_early(self, start: StartTurn) -> EarlyAnswer | None:
@@ -289,12 +294,17 @@ class Conversation:
         if early is not None and start.use_llm and early.matches(start.text) and not early.task.done():
             self._early = None
             self.metrics.early_answers["adopted"] += 1
+            log.debug("early answer adopted by turn %d, %.3f s after it began", start.turn,
+                      self.clock.now() - early.begun)
             return early
-        self._drop_early()
+        if early is not None:
+            why = "done" if early.task.done() else "a say" if not start.use_llm else f"final {start.text!r}"
+            self._drop_early(why)
         return None
 
-    def _drop_early(self) -> None:
+    def _drop_early(self, reason: str) -> None:
         if self._early is not None:
+            log.debug("early answer for %r cancelled: %s", self._early.text, reason)
             self._early.cancel()
             self._early = None
             self.metrics.early_answers["cancelled"] += 1

@@ -20,7 +20,9 @@ Early transcription: with `early_ms`, `early_ms` of silence after a voiced frame
 yield a pause event (`VadEvent(speaking=True, pause=True)`) carrying the utterance so far and its
 `last_voiced_t`: the ASR can start on it while the end of turn is still being decided. The end
 event that follows with the same `last_voiced_t` carries the same speech (plus silence); a different
-one means the user went on.
+one means the user went on. A voiced frame after a pause event yields a resume event
+(`VadEvent(speaking=True, resumed=True)`, not an onset) at once, so whatever was begun on that pause
+(a transcript, a held answer) is dropped then, not only at the next pause or the end.
 
 Utterances are capped at `max_utterance_s`. No I/O, bounded memory.
 """
@@ -198,7 +200,9 @@ class Endpointer:
         self.t += self.frame_s
         if self.speaking:
             self._utt.append(frame)
+            resumed = False
             if voiced:
+                resumed = bool(self.early) and self._silent_run >= self.early  # a pause event was out
                 self._silent_run = 0
                 self._last_voiced = self.t
                 self._drop_check()
@@ -207,6 +211,8 @@ class Endpointer:
             reason = self._end_reason()
             if reason:
                 return self._end(reason)
+            if resumed:
+                return VadEvent(speaking=True, t=self.t, resumed=True)
             if self.early and self._silent_run == self.early:
                 audio, last = self._audio(), self._last_word()
                 return VadEvent(speaking=True, t=self.t, audio=audio, last_voiced_t=last, pause=True)

@@ -21,6 +21,7 @@ __all__ = [
     "SpeechWritten",
     "UserMessage",
     "UserSpeechEnded",
+    "UserSpeechResumed",
     "UserSpeechStarted",
 ]
 
@@ -28,6 +29,14 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class UserSpeechStarted:
     """Voice onset of the user (may barge in)."""
+
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class UserSpeechResumed:
+    """The user's voice went on after a pause inside the turn (not an onset): what was begun on the
+    pause (an early transcript, an early answer) is for words the user had not finished."""
 
     t: float
 
@@ -95,5 +104,6 @@ class SpeechWritten:
 
 MediaEvent = SpeechStarted | SpeechDrained | SpeechWritten
 SessionEvent = (
-    UserSpeechStarted | UserSpeechEnded | UserMessage | SayRequested | InterruptRequested | MediaEvent
+    UserSpeechStarted | UserSpeechResumed | UserSpeechEnded | UserMessage | SayRequested | InterruptRequested
+    | MediaEvent
 )

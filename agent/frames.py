@@ -44,13 +44,15 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class VadEvent:
     """Voice-activity edge: `speaking=True` at onset (barge-in trigger), False at end of turn; with
-    `pause`, a pause inside the turn (see `agent.endpointing`: early transcription), not an edge."""
+    `pause`, a pause inside the turn (see `agent.endpointing`: early transcription), not an edge; with
+    `resumed`, the voice went on after such a pause (its early transcript is stale), not an onset."""
 
     speaking: bool
     t: float
     audio: AudioChunk | None = None  # the whole utterance on end of turn
     last_voiced_t: float | None = None  # end of turn: end of the user's last voiced frame (same clock as t)
     pause: bool = False  # speaking=True: not an onset but a pause (audio so far, for early ASR)
+    resumed: bool = False  # speaking=True: not an onset but the voice going on after a pause event
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,11 @@ with one of both together (`join_utterances`: the older one's words are not lost
 Early transcription: a VAD pause event (the user has been quiet `early_asr_ms`) starts the ASR on
 the utterance so far while the end of turn is still being decided. If the end of turn that follows
 has the same last voiced frame, that transcript is the turn's (the ASR cost overlaps the endpoint
-wait); if the user went on, it is dropped. A newer pause drops a running one too. A dropped one runs
-out in its thread (Whisper cannot be stopped mid-call), silently; while it runs, a further pause is
-left to the end of turn, so at most one dropped, one early and one final transcription run at once.
+wait); if the user went on (the VAD's resume event, `UserSpeechResumed` for the conversation), it is
+dropped at once and never reported. A newer pause drops a running one too. A dropped one runs out in
+its thread (Whisper cannot be stopped mid-call), silently; a pause while two early transcriptions
+(dropped or not) still run is left to the end of turn, so at most two early and one final
+transcription run at once.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from agent.events import (
     SessionEvent,
     UserMessage,
     UserSpeechEnded,
+    UserSpeechResumed,
     UserSpeechStarted,
 )
 from agent.fanout import Fanout
@@ -101,6 +104,12 @@ class Listener:
         if event.pause:
             self._start_early(event)
             return
+        if event.resumed:
+            if self.early is not None:  # the user went on: that transcript is of unfinished words
+                self._drop(self.early[1])
+                self.early = None
+            self.emit(UserSpeechResumed(self.clock.now()))
+            return
         if event.speaking:
             self.emit(UserSpeechStarted(self.clock.now()))
             return
@@ -131,7 +140,8 @@ class Listener:
         """A pause: transcribe the utterance so far (see the module doc for the bound)."""
         if self.asr is None or event.audio is None or not len(event.audio.samples) or event.last_voiced_t is None:
             return
-        if self._stale:
+        running = len(self._stale) + (self.early is not None and not self.early[1].done())
+        if running >= 2:
             return  # bounded (module doc)
         if self.early is not None:
             self._drop(self.early[1])
@@ -149,11 +159,16 @@ class Listener:
     def _take_early(self, event: VadEvent) -> asyncio.Task[str] | None:
         """The early transcription of this end of turn's speech (same start and last voiced frame)."""
         early, self.early = self.early, None
+        after = event.t - (event.last_voiced_t or event.t)  # the endpoint's wait after the last word
         if early is None:
+            log.debug("end of turn %.3f s after the last word: no early transcription", after)
             return None
         if event.audio is not None and early[0] == (event.audio.pts, event.last_voiced_t) and not early[1].cancelled():
             self.metrics.early_asr["used"] += 1
+            state = "ready" if early[1].done() else "still running"
+            log.debug("end of turn %.3f s after the last word: early transcript %s", after, state)
             return early[1]
+        log.debug("end of turn: the early transcription was of other speech")
         self._drop(early[1])
         return None
 

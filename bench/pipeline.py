@@ -90,6 +90,12 @@ def summary(rows: list[dict[str, Any]], dropped: int) -> str:
 
 
 async def main(args: argparse.Namespace) -> int:
+    if args.log_early:  # each early answer's fate and the end of turn against the early transcript
+        import logging
+
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+        for name in ("agent.conversation", "agent.listening"):
+            logging.getLogger(name).setLevel(logging.DEBUG)
     base = parse_sets(args.set)
     variants = {"": base} if not args.ab else {"A": base, "B": {**base, **parse_sets(args.ab)}}
     rows: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
@@ -133,4 +139,7 @@ if __name__ == "__main__":
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     ap.add_argument("--ab", action="append", default=[], metavar="KEY=VALUE",
                     help="B variant's overrides: sessions alternate A (as configured) and B")
+    ap.add_argument("--log-early", action="store_true",
+                    help="log each early answer (begun, adopted, cancelled and why) and each end of turn's "
+                    "early transcript (ready, still running, of other speech)")
     sys.exit(asyncio.run(main(ap.parse_args())))

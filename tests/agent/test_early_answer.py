@@ -46,6 +46,17 @@ async def _held_audio(session: AgentSession) -> None:
     raise AssertionError("the held early answer synthesized nothing in 30 s")
 
 
+async def _early_then_final(session: AgentSession, early: str, final: str) -> None:
+    """An early transcript begins a held answer (its first audio synthesized), then the end of turn
+    brings `final`; until the turn is over."""
+    now = session.clock.now
+    session._prefill(early)
+    await _held_audio(session)
+    session._emit(UserSpeechEnded(now()))
+    session._emit(UserMessage(final, t_end=now()))
+    await session.wait_idle(timeout=60)
+
+
 async def test_the_end_of_turn_adopts_the_early_answer() -> None:
     session, rec = make_session(reply="[smile] Order 1234 arrives tomorrow, before noon.", first_token_s=0.05)
     async with session:
@@ -104,12 +115,7 @@ async def test_another_final_transcript_answers_afresh() -> None:
     async with session:
         llm = session.c.llm
         assert isinstance(llm, ScriptedLLM)
-        now = session.clock.now
-        session._prefill("where is my order")
-        await _held_audio(session)
-        session._emit(UserSpeechEnded(now()))
-        session._emit(UserMessage("where is my order 1234", t_end=now()))
-        await session.wait_idle(timeout=60)
+        await _early_then_final(session, "where is my order", "where is my order 1234")
     assert user_texts(llm) == ["where is my order", "where is my order 1234"]
     assert _agent_lines(rec) == ["Order 1234 arrives tomorrow."]
     assert session.turn_count == 1
@@ -175,3 +181,35 @@ async def test_a_tool_of_an_early_answer_waits_for_the_turn() -> None:
         await session.wait_idle(timeout=60)
     assert len(llm.tool_ran_at) == 1 and llm.tool_ran_at[0] >= adopted_at
     assert _agent_lines(rec) == ["It shipped on Monday."]
+
+
+async def test_after_a_false_early_end_the_whole_question_adopts_its_early_answer() -> None:
+    """The turn for "my order number is" was cancelled as the user went on; the early transcript
+    of the rest begins the answer to the whole question, which the end of turn then adopts."""
+    session, rec = make_session(reply="Order 1234 arrives tomorrow.", first_token_s=1.5)
+    async with session:
+        llm = session.c.llm
+        assert isinstance(llm, ScriptedLLM)
+        now = session.clock.now
+        session._emit(UserMessage("my order number is", t_end=now(), last_word=now() - 0.3))
+        await asyncio.sleep(0.3)
+        session._emit(UserSpeechStarted(now()))  # goes on: the turn is cancelled as "continued"
+        await _early_then_final(session, "1234", "1234")  # the rest: early transcript, then its end of turn
+    assert user_texts(llm) == ["my order number is", "my order number is 1234"]  # the whole, once
+    assert session.metrics.early_answers == {"adopted": 1, "cancelled": 0}
+    assert _agent_lines(rec) == ["Order 1234 arrives tomorrow."]
+    assert list(session.history) == [("my order number is 1234", "Order 1234 arrives tomorrow.")]
+
+
+async def test_the_same_words_adopt_whatever_the_case_and_punctuation() -> None:
+    session, rec = make_session(reply="It arrives tomorrow.", first_token_s=0.05)
+    async with session:
+        llm = session.c.llm
+        assert isinstance(llm, ScriptedLLM)
+        await _early_then_final(session, "where is my order", "Where is my order?")
+        assert session.metrics.early_answers == {"adopted": 1, "cancelled": 0}
+        await _early_then_final(session, "Where is my order", "Where is my order, please?")  # a word more
+    assert session.metrics.early_answers == {"adopted": 1, "cancelled": 1}
+    assert user_texts(llm) == ["where is my order", "Where is my order", "Where is my order, please?"]
+    assert _agent_lines(rec) == ["It arrives tomorrow.", "It arrives tomorrow."]
+    assert session.turn_count == 2

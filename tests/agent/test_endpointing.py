@@ -144,8 +144,11 @@ async def test_a_hanging_model_delays_the_feed_once_and_the_turn_still_ends() ->
 async def test_a_pause_hands_the_speech_so_far_to_early_asr_once_per_pause() -> None:
     ep = make(CompletionPolicy(Verdict(0.1), pause_ms=200, max_silence_ms=1500), early_ms=100)
     events = await run(ep, frames(0.5, 0.3) + frames(0.4, 2.0))  # goes on after a pause, then stops
-    assert [(e.speaking, e.pause) for e in events] == [(True, False), (True, True), (True, True), (False, False)]
-    first, second, end = events[1:]
+    kinds = [(e.speaking, e.pause, e.resumed) for e in events]
+    assert kinds == [(True, False, False), (True, True, False), (True, False, True), (True, True, False),
+                     (False, False, False)]
+    first, resumed, second, end = events[1:]
+    assert abs(resumed.t - 0.81) < 0.011  # at the first voiced frame after the pause, not at the next pause
     assert first.audio is not None and second.audio is not None and end.audio is not None
     assert first.audio.pts == second.audio.pts == end.audio.pts  # one utterance
     assert first.last_voiced_t is not None and abs(first.t - first.last_voiced_t - 0.1) < 0.011
@@ -157,7 +160,17 @@ async def test_a_pause_hands_the_speech_so_far_to_early_asr_once_per_pause() -> 
 
 async def test_no_pause_events_without_early_ms() -> None:
     events = await run(make(), frames(0.5, 0.3) + frames(0.4, 1.0))
-    assert not any(e.pause for e in events)
+    assert not any(e.pause or e.resumed for e in events)
+
+
+async def test_a_gap_shorter_than_early_ms_is_no_pause_and_no_resume() -> None:
+    """A short gap between words (a stop consonant) yields nothing; only a pause that made a pause
+    event is followed by a resume event when the voice goes on."""
+    ep = make(early_ms=100)
+    events = await run(ep, frames(0.3, 0.05) + frames(0.3, 0.15) + frames(0.3, 1.0))
+    assert [(e.speaking, e.pause, e.resumed) for e in events] == [
+        (True, False, False), (True, True, False), (True, False, True), (True, True, False), (False, False, False),
+    ]
 
 
 async def test_the_utterance_starts_pre_roll_before_the_onsets_first_voiced_frame() -> None:
