@@ -415,7 +415,9 @@ class Renderer:
             if keep >= 1.0:
                 self._own_interior(col, self._interior, xs, yy, uy, ly, left, right)
         elif not self._teeth_show:
-            teeth, tm = upper_teeth(xs, yy, uy, ly, (left + right) / 2, tx, s)
+            # centred on the face's midline (the upper lip's middle), off the gap's centre on a turned face
+            mid = float(np.clip(moved[self.rig.index[13], 0], left, right))
+            teeth, tm = upper_teeth(xs, yy, uy, ly, mid, tx, s)
             col += (teeth * self._light - col) * tm[..., None]
         if self._grey:
             col = np.repeat(col @ np.array([[0.299], [0.587], [0.114]], np.float32), 3, axis=-1)
