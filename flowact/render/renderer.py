@@ -120,10 +120,10 @@ class Renderer:
             self._photo = (prig, mouth_field(prig, self.w, self.h, f), lip_seam(prig, f),
                            prig.basis.reshape(MOTION_DIM, -1))
         self._lids = build_eyelids(self.rig, self.base)
-        # a turned face is turned less further: the warp has only the photo's view, and its far cheek is
-        # already foreshortened (head_yaw + turns to the viewer's right, the photo's yaw + is turned to the
-        # viewer's left: a negative head_yaw turns it further); within FRONTAL_YAW of frontal,
-        # a photo turns as far either way
+        # a turned face is turned less further (and an open mouth opened less beyond the photo's own, see
+        # _effective): the warp has only the photo's view, and its far cheek is already foreshortened
+        # (head_yaw + turns to the viewer's right, the photo's yaw + is turned to the viewer's left: a
+        # negative head_yaw turns it further); within FRONTAL_YAW of frontal a photo turns as far either way
         self._photo_yaw = face_pose(self.reference.landmarks)[0]
         self._further = float(np.clip(1.0 - max(0.0, abs(self._photo_yaw) - FRONTAL_YAW) / (MAX_YAW - FRONTAL_YAW),
                                       0.2, 1.0))
@@ -285,7 +285,12 @@ class Renderer:
 
     def _effective(self, motion: FloatArray) -> tuple[FloatArray, float]:
         """The motion the fields apply and how much of the rest closing stays (1: all, 0: the photo's
-        own mouth). jaw_open first undoes the closing; only the rest of it drops the jaw further."""
+        own mouth). jaw_open first undoes the closing; only the rest of it drops the jaw further, and
+        on a turned photo less so (by the same factor as a further turn): beyond an open photo's own
+        mouth the warp invents a wider one on a face caught mid-speech, which on a turned face cost
+        its likeness most (bench/fidelity.py, the turned Einstein: its wide frames 0.27-0.31 from the
+        photo at full rate, identity mean 0.202 -> 0.195). A closed photo's opening is all invented
+        and keeps its full range (it must read as speech)."""
         m = np.asarray(motion, dtype=np.float32)
         yaw = float(m[P["head_yaw"]])
         if yaw * self._photo_yaw < 0.0:  # turning further than the photo: scaled down (see __init__)
@@ -296,7 +301,7 @@ class Renderer:
             return m, 1.0
         span = self._jaw_unwound
         m = m.copy()
-        m[P["jaw_open"]] = max(0.0, jaw - span)
+        m[P["jaw_open"]] = max(0.0, jaw - span) * self._further
         return m, max(0.0, 1.0 - jaw / span)
 
     def _unwind_mouth(self, frame: UInt8Array, map_x: np.ndarray, map_y: np.ndarray, keep: float) -> None:
@@ -347,11 +352,6 @@ class Renderer:
         face = self.base[max(0, fy0) : fy1, max(0, fx0) : fx1].astype(np.float32)
         face_luma = face @ np.array([0.299, 0.587, 0.114], np.float32)
         self._floor = float(np.percentile(face_luma, 0.5)) if face.size else 0.0
-        # and, when the photo shows its own mouth interior, never darker than that interior's dark parts:
-        # a wider opening continues the photo's own lighting (a lit interior opened into a black hole
-        # read as a different face: bench/fidelity.py, the turned Einstein's wide frames 0.27 -> 0.25)
-        if self._interior is not None:
-            self._floor = max(self._floor, self._interior.dark_tone())
         # a black-and-white photo gets a grey mouth interior (its skin has no colour to speak of)
         self._grey = bool(patch.size) and float(np.median(np.ptp(patch, axis=-1))) < 6.0
 

@@ -57,15 +57,6 @@ class Interior:
     upper: np.ndarray
     lower: np.ndarray
 
-    def dark_tone(self, percentile: float = 1.0) -> float:
-        """The luma (0..255) of the interior's darkest parts (a low percentile between the lips)."""
-        luma = self.image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-        vals = [luma[int(np.ceil(u)) : int(np.floor(lo)) + 1, int(x)]
-                for x, u, lo in zip(self.xs, self.upper, self.lower, strict=True)
-                if 0 <= int(x) < luma.shape[1]]
-        flat = np.concatenate(vals) if vals else np.zeros(0, np.float32)
-        return float(np.percentile(flat, percentile)) if flat.size else 0.0
-
 
 @dataclass(frozen=True, slots=True)
 class Unwind:
