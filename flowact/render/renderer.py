@@ -6,8 +6,8 @@ over the head region, plus a smooth head-pose field (zero on the region's border
 where the head motion takes each pixel, so they ride along; one `cv2.remap` warps the portrait.
 A portrait whose mouth is open in the photo rests with its lips closed (render/rest_mouth.py); as the
 jaw opens, that closing is undone first, so the photo's own mouth comes back up to its own aperture.
-A mouth interior (cavity shaded to the corners, tongue, and an upper-teeth band unless the portrait
-already shows its own teeth) is composited only into the gap that opened between the lips, and
+A mouth interior (cavity shaded to the corners, tongue, and a row of upper teeth unless the portrait
+already shows its own: render/mouth_interior.py) is composited only into the gap that opened between the lips, and
 closing eyelids are composited from the portrait's own under-eye skin (glasses-safe).
 The torso rises with breathing, a shrug and a head tilt (render/body.py), composited by the person's
 mask; everywhere else outside the head region the frame is the reference itself: the background never
@@ -383,7 +383,7 @@ class Renderer:
                ) -> None:
         """Composite the mouth interior into the gap that opened between the lips: a dark cavity shaded
         towards the corners, a tongue when wide open and (unless the portrait already shows its teeth,
-        which then move with the lips) an upper-teeth band with soft shading and incisor gaps. `keep`: how
+        which then move with the lips) a row of shaded upper teeth (render/mouth_interior.py). `keep`: how
         much of the rest closing stays; the photo's own interior is painted only at 1 (once the closing is
         undone its teeth show already)."""
         up, lo = self._gap(m, disp_c, moved, keep)
