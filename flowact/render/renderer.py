@@ -7,8 +7,8 @@ where the head motion takes each pixel, so they ride along; one `cv2.remap` warp
 A portrait whose mouth is open in the photo rests with its lips closed (render/rest_mouth.py); as the
 jaw opens, that closing is undone first, so the photo's own mouth comes back up to its own aperture.
 A mouth interior (cavity shaded to the corners, tongue, and a row of upper teeth unless the portrait
-already shows its own: render/mouth_interior.py) is composited only into the gap that opened between the lips, and
-closing eyelids are composited from the portrait's own under-eye skin (glasses-safe).
+already shows its own: render/mouth_interior.py) is composited only into the gap that opened between
+the lips, and closing eyelids are composited from the portrait's own under-eye skin (glasses-safe).
 The torso rises with breathing, a shrug and a head tilt (render/body.py), composited by the person's
 mask; everywhere else outside the head region the frame is the reference itself: the background never
 moves.
