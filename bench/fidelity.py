@@ -2,13 +2,16 @@
 landmarks and 128-d face descriptor (CC0 models from `face_recognition_models`, run by the prebuilt
 `dlib-bin` wheel) and BRISQUE (the `brisque` package's SVR model), all offline. One row per portrait.
 
-Run: .venv/bin/python bench/fidelity.py [--minutes 10] [--dir FOLDER ...] [--only NAME ...] [--explain]
+Run: .venv/bin/python bench/fidelity.py [--minutes 10] [--head] [--dir FOLDER ...] [--only NAME ...] [--explain]
 
 Per portrait: the real PortraitGenerator (procedural motion) animates espeak-ng speech (the project's
-engine plugin) with pauses between sentences, at 854x480, 25 fps.
+engine plugin) with pauses between sentences, at 854x480, 25 fps; with `--head`, also the head pose,
+blinks and gaze the control builder adds (`ProceduralDynamics`), else the face's own motion alone.
 - identity: dlib descriptor distance of rendered frames to the reference's (the framed portrait):
   mean and max over frames spread across a stream of `--minutes` (the speech repeats; only the
-  scored frames are rendered: the renderer is stateless per frame), and first vs last frame
+  scored frames are rendered, the motion model steps through the rest: the renderer is stateless per
+  frame, and no frame is kept once scored), first vs last frame's descriptors (`1st-lst`), and for
+  streams of 2 minutes or more the mean over the first minute and over the last (`min 1`, `last`)
   (dlib calls < 0.6 the same person). Goal: mean <= 0.2, max <= 0.4.
 - lip sync: Pearson r between the inner-lip aperture (dlib landmarks) of every frame and the audio
   envelope (RMS per frame), at lag 0 and at the best lag within +-200 ms. Goal: r >= 0.5 at |lag| <= 40 ms.
@@ -59,6 +62,8 @@ class Row:
     id_mean: float = float("nan")
     id_max: float = float("nan")
     id_first_last: float = float("nan")
+    id_first_min: float = float("nan")  # identity mean over the stream's first minute (streams >= 2 min)
+    id_last_min: float = float("nan")  # and over its last minute
     r0: float = float("nan")
     best_r: float = float("nan")
     best_lag_ms: float = float("nan")
@@ -170,10 +175,12 @@ async def speech() -> np.ndarray:
     return np.concatenate(parts).astype(np.int16)
 
 
-def controls(pcm: np.ndarray, start_index: int = 0) -> tuple[list[Any], np.ndarray]:
+def controls(pcm: np.ndarray, start_index: int = 0, head: bool = False) -> tuple[list[Any], np.ndarray]:
     """ControlChunks (5 frames each) for the speech: features and visemes from the audio alone; and
-    the per-frame envelope."""
+    the per-frame envelope. `head`: head pose, blinks and gaze as the control builder writes them
+    (`ProceduralDynamics`, seeded); else none (the face's own motion alone)."""
     from flowact.audio import frame_features, int16_to_float
+    from flowact.motion.procedural import ProceduralDynamics
     from flowact.motion.visemes import visemes_from_audio
     from flowact.types import EXPRESSIONS, AgentState, ControlChunk
 
@@ -182,15 +189,19 @@ def controls(pcm: np.ndarray, start_index: int = 0) -> tuple[list[Any], np.ndarr
     mel, energy = frame_features(int16_to_float(pcm[: n * hop]), SR, FPS, n)
     vis = visemes_from_audio(mel, energy)
     out = []
+    dyn = ProceduralDynamics(FPS, seed=1)
     for k in range(n // 5):
         sl = slice(5 * k, 5 * k + 5)
         talking = bool(energy[sl].max() > 0.05)
+        state = AgentState.SPEAKING if talking else AgentState.LISTENING
+        pose, blink, gaze = dyn.step(5, energy[sl], state)
+        if not head:
+            pose, blink, gaze = np.zeros_like(pose), np.zeros_like(blink), np.zeros_like(gaze)
         out.append(ControlChunk(
             index=start_index + k, pts=(start_index + k) * 5 / FPS, fps=FPS, n_frames=5, sample_rate=SR,
             audio=pcm[5 * k * hop : (5 * k + 5) * hop], mel=mel[sl], energy=energy[sl], visemes=vis[sl],
-            expressions=np.zeros((5, len(EXPRESSIONS)), np.float32), head_pose=np.zeros((5, 3), np.float32),
-            blink=np.zeros(5, np.float32), gaze=np.zeros((5, 2), np.float32),
-            state=AgentState.SPEAKING if talking else AgentState.LISTENING,
+            expressions=np.zeros((5, len(EXPRESSIONS)), np.float32), head_pose=pose, blink=blink, gaze=gaze,
+            state=state,
         ))
     return out, energy
 
@@ -207,7 +218,23 @@ def lag_corr(a: np.ndarray, e: np.ndarray, max_lag: int = 5) -> tuple[float, flo
     return r0, best[0], best[1]
 
 
-async def score(name: str, path: Path, pcm: np.ndarray, minutes: float, scorer: Scorer) -> Row:
+def _stream_plan(total: int, per_minute: int) -> dict[int, str]:
+    """Which chunks of a `total`-chunk stream to render and score: `per_minute` spread over the first
+    minute ("first"), as many over the last ("last"), about 40 spread over the whole ("spread")."""
+    minute = 60 * FPS // 5
+    every = max(1, total // 40)
+    plan = {k: "spread" for k in (*range(0, total, every), total - 1) if k >= 0}
+    if total >= 2 * minute:
+        for k in np.linspace(0, minute - 1, per_minute).astype(int):
+            plan[int(k)] = "first"
+        for k in np.linspace(total - minute, total - 1, per_minute).astype(int):
+            plan[int(k)] = "last"
+    return plan
+
+
+async def score(name: str, path: Path, pcm: np.ndarray, minutes: float, scorer: Scorer, head: bool = False) -> Row:
+    """One portrait's row. Frames are scored as they are rendered and dropped (a 10-minute stream keeps
+    only descriptors and numbers)."""
     from flowact.errors import PortraitError
     from flowact.generator import PortraitGenerator, PortraitGeneratorConfig
 
@@ -225,37 +252,53 @@ async def score(name: str, path: Path, pcm: np.ndarray, minutes: float, scorer: 
         return row
     ref_id = scorer.identity(ref_img)
     row.brisque_ref = scorer.quality(ref_img)
-    chunks, energy = controls(pcm)
-    frames: list[np.ndarray] = []
+    chunks, energy = controls(pcm, head=head)
+    ap_list: list[float] = []
+    first_pass: list[tuple[np.ndarray, float]] = []  # (descriptor, BRISQUE) of a few frames, for --minutes 0
     for c in chunks:  # the first pass: every frame, for lip sync and rest/speech
-        frames.extend(f.image for f in (await gen.render_chunk(c)).frames)
-    ap = np.array([inner_aperture(scorer.landmarks(f)) for f in frames])
+        for f in (await gen.render_chunk(c)).frames:
+            ap_list.append(inner_aperture(scorer.landmarks(f.image)))
+            if len(ap_list) % 15 == 1:
+                q = scorer.quality(f.image) if len(first_pass) < 5 else np.nan
+                first_pass.append((scorer.identity(f.image), q))
+    ap = np.array(ap_list)
     env = energy[: len(ap)]
     row.r0, row.best_r, lag = lag_corr(ap, env)
     row.best_lag_ms = lag * 1000 / FPS
     talking = np.convolve((env > 0.05).astype(np.float32), np.ones(9, np.float32), "same") > 0  # +-160 ms
     row.rest, row.speech = float(ap[~talking].mean()), float(ap[env > 0.2].mean())
-    # identity over a long stream: repeat the speech; render and score ~40 frames spread over it
+    # identity over a long stream: repeat the speech; render and score the planned frames, step the
+    # motion model through the others (the renderer is stateless per frame)
     total = int(minutes * 60 * FPS / 5)
-    every = max(1, total // 40)
-    ids, scored = [], []
+    plan = _stream_plan(total, per_minute=20)
+    dist: dict[str, list[float]] = {"spread": [], "first": [], "last": []}
+    ends: list[np.ndarray] = []  # descriptors of the stream's first and last scored frame
+    quality: list[float] = []
     idx = len(chunks)
     for k in range(total):
         c = chunks[k % len(chunks)]
         c = dataclasses.replace(c, index=idx, pts=idx * 5 / FPS)
         idx += 1
-        if k % every == 0 or k == total - 1:
-            img = (await gen.render_chunk(c)).frames[2].image
-            ids.append(float(np.linalg.norm(scorer.identity(img) - ref_id)))
-            scored.append(img)
-        else:
+        if k not in plan:
             gen.motion.step(c)
-    if not scored:  # --minutes 0: the speech pass alone
-        scored = frames[:: max(1, len(frames) // 20)]
-        ids = [float(np.linalg.norm(scorer.identity(f) - ref_id)) for f in scored]
+            continue
+        img = (await gen.render_chunk(c)).frames[2].image
+        desc = scorer.identity(img)
+        dist[plan[k]].append(float(np.linalg.norm(desc - ref_id)))
+        if not ends or k == total - 1:
+            ends = [ends[0], desc] if ends else [desc]
+        if plan[k] == "spread" and len(dist["spread"]) % 8 == 1:
+            quality.append(scorer.quality(img))
+    if total == 0:  # --minutes 0: the speech pass alone
+        dist["spread"] = [float(np.linalg.norm(d - ref_id)) for d, _ in first_pass]
+        ends = [first_pass[0][0], first_pass[-1][0]]
+        quality = [q for _, q in first_pass if not np.isnan(q)]
+    ids = dist["spread"] + dist["first"] + dist["last"]
     row.id_mean, row.id_max = float(np.mean(ids)), float(np.max(ids))
-    row.id_first_last = float(np.linalg.norm(scorer.identity(scored[0]) - scorer.identity(scored[-1])))
-    row.brisque = float(np.mean([scorer.quality(f) for f in scored[:: max(1, len(scored) // 5)]]))
+    row.id_first_last = float(np.linalg.norm(ends[0] - ends[-1]))
+    if dist["first"]:
+        row.id_first_min, row.id_last_min = float(np.mean(dist["first"])), float(np.mean(dist["last"]))
+    row.brisque = float(np.mean(quality))
     await gen.aclose()
     return row
 
@@ -337,6 +380,7 @@ def main() -> None:
     ap.add_argument("--dir", action="append", default=[], help="another folder of portraits (repeatable)")
     ap.add_argument("--only", action="append", default=[], help="score only these portrait names")
     ap.add_argument("--explain", action="store_true", help="what drives the identity distance of open mouths")
+    ap.add_argument("--head", action="store_true", help="with the procedural head pose, blinks and gaze")
     a = ap.parse_args()
     import cv2
 
@@ -348,21 +392,22 @@ def main() -> None:
     scorer = Scorer()
     todo = {k: v for k, v in portraits(a.dir).items() if not a.only or k in a.only}
     print(f"{len(todo)} portraits, {len(pcm) / SR:.1f} s of espeak speech with {PAUSE_S} s pauses, identity over "
-          f"{a.minutes:g} min; load average {os.getloadavg()[0]:.1f}")
-    head = (f"{'portrait':26s} {'id mean':>7s} {'id max':>6s} {'1st-lst':>7s} {'r lag0':>6s} {'best r':>6s} "
-            f"{'lag ms':>6s} {'rest':>5s} {'speech':>6s} {'BRISQUE':>7s} {'(ref)':>6s}")
+          f"{a.minutes:g} min{', head motion' if a.head else ''}; load average {os.getloadavg()[0]:.1f}")
+    head = (f"{'portrait':26s} {'id mean':>7s} {'id max':>6s} {'1st-lst':>7s} {'min 1':>5s} {'last':>5s} "
+            f"{'r lag0':>6s} {'best r':>6s} {'lag ms':>6s} {'rest':>5s} {'speech':>6s} {'BRISQUE':>7s} {'(ref)':>6s}")
     print(head)
     fails = 0
     for name, path in todo.items():
         t = time.perf_counter()
-        row = asyncio.run(score(name, path, pcm, a.minutes, scorer))
+        row = asyncio.run(score(name, path, pcm, a.minutes, scorer, head=a.head))
         if row.refused:
             print(f"{name:26s} refused: {row.refused}")
             continue
         ok = (row.id_mean <= 0.2 and row.id_max <= 0.4 and row.best_r >= 0.5 and abs(row.best_lag_ms) <= 40
               and row.rest <= 0.5 * row.speech)
         fails += not ok
-        print(f"{name:26s} {row.id_mean:7.3f} {row.id_max:6.3f} {row.id_first_last:7.3f} {row.r0:6.2f} "
+        print(f"{name:26s} {row.id_mean:7.3f} {row.id_max:6.3f} {row.id_first_last:7.3f} {row.id_first_min:5.3f} "
+              f"{row.id_last_min:5.3f} {row.r0:6.2f} "
               f"{row.best_r:6.2f} {row.best_lag_ms:6.0f} {row.rest:5.3f} {row.speech:6.3f} {row.brisque:7.1f} "
               f"{row.brisque_ref:6.1f}  {'ok' if ok else 'MISSES A GOAL'}  ({time.perf_counter() - t:.0f} s)",
               flush=True)

@@ -6,9 +6,9 @@ over the head region, plus a smooth head-pose field (zero on the region's border
 where the head motion takes each pixel, so they ride along; one `cv2.remap` warps the portrait.
 A portrait whose mouth is open in the photo rests with its lips closed (render/rest_mouth.py); as the
 jaw opens, that closing is undone first, so the photo's own mouth comes back up to its own aperture.
-A mouth interior (cavity shaded to the corners, tongue, and an upper-teeth band unless the portrait
-already shows its own teeth) is composited only into the gap that opened between the lips, and
-closing eyelids are composited from the portrait's own under-eye skin (glasses-safe).
+A mouth interior (cavity shaded to the corners, tongue, and a row of upper teeth unless the portrait
+already shows its own: render/mouth_interior.py) is composited only into the gap that opened between
+the lips, and closing eyelids are composited from the portrait's own under-eye skin (glasses-safe).
 The torso rises with breathing, a shrug and a head tilt (render/body.py), composited by the person's
 mask; everywhere else outside the head region the frame is the reference itself: the background never
 moves.
@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from flowact.motion.params import MOTION_DIM, MotionChunk, P
-from flowact.reference import PortraitAnalysis
+from flowact.reference import MAX_YAW, PortraitAnalysis, face_pose
 from flowact.render.body import build_body
 from flowact.render.eyelids import build_eyelids, draw_eyelid
 from flowact.render.local_fields import (
@@ -38,6 +38,7 @@ from flowact.render.local_fields import (
     mouth_field,
     seam_fraction,
 )
+from flowact.render.mouth_interior import cavity, upper_teeth
 from flowact.render.rest_mouth import Interior, Unwind, close_mouth, own_split
 from flowact.render.rig import Rig, build_rig
 from flowact.types import FloatArray, UInt8Array
@@ -46,6 +47,7 @@ __all__ = ["Renderer"]
 
 GRID_STEP = 6  # coarse grid spacing in pixels
 PRIOR = 0.08  # weight of "no displacement" in the interpolation (locality)
+FRONTAL_YAW = 5.0  # degrees: a photo turned less than this turns as far either way
 HEAD_R0, HEAD_R1 = 0.75, 1.55  # head-pose weight: 1 inside r0, smoothly 0 at r1 (ellipse radii units)
 
 
@@ -121,6 +123,13 @@ class Renderer:
             self._photo = (prig, mouth_field(prig, self.w, self.h, f), lip_seam(prig, f),
                            prig.basis.reshape(MOTION_DIM, -1))
         self._lids = build_eyelids(self.rig, self.base)
+        # a turned face is turned less further (and an open mouth opened less beyond the photo's own, see
+        # _effective): the warp has only the photo's view, and its far cheek is already foreshortened
+        # (head_yaw + turns to the viewer's right, the photo's yaw + is turned to the viewer's left: a
+        # negative head_yaw turns it further); within FRONTAL_YAW of frontal a photo turns as far either way
+        self._photo_yaw = face_pose(self.reference.landmarks)[0]
+        self._further = float(np.clip(1.0 - max(0.0, abs(self._photo_yaw) - FRONTAL_YAW) / (MAX_YAW - FRONTAL_YAW),
+                                      0.2, 1.0))
         self._body = build_body(analysis, self._head_ellipse())
 
     # --- fields ---------------------------------------------------------------------------------
@@ -287,14 +296,23 @@ class Renderer:
 
     def _effective(self, motion: FloatArray) -> tuple[FloatArray, float]:
         """The motion the fields apply and how much of the rest closing stays (1: all, 0: the photo's
-        own mouth). jaw_open first undoes the closing; only the rest of it drops the jaw further."""
+        own mouth). jaw_open first undoes the closing; only the rest of it drops the jaw further, and
+        on a turned photo less so (by the same factor as a further turn): beyond an open photo's own
+        mouth the warp invents a wider one on a face caught mid-speech, which on a turned face cost
+        its likeness most (bench/fidelity.py, the turned Einstein: its wide frames 0.27-0.31 from the
+        photo at full rate, identity mean 0.202 -> 0.195). A closed photo's opening is all invented
+        and keeps its full range (it must read as speech)."""
         m = np.asarray(motion, dtype=np.float32)
+        yaw = float(m[P["head_yaw"]])
+        if yaw * self._photo_yaw < 0.0:  # turning further than the photo: scaled down (see __init__)
+            m = m.copy()
+            m[P["head_yaw"]] = yaw * self._further
         jaw = float(m[P["jaw_open"]])
         if self._unwind is None or jaw <= 0.0:
             return m, 1.0
         span = self._jaw_unwound
         m = m.copy()
-        m[P["jaw_open"]] = max(0.0, jaw - span)
+        m[P["jaw_open"]] = max(0.0, jaw - span) * self._further
         return m, max(0.0, 1.0 - jaw / span)
 
     def _unwind_mouth(self, frame: UInt8Array, map_x: np.ndarray, map_y: np.ndarray, keep: float) -> None:
@@ -376,7 +394,7 @@ class Renderer:
                ) -> None:
         """Composite the mouth interior into the gap that opened between the lips: a dark cavity shaded
         towards the corners, a tongue when wide open and (unless the portrait already shows its teeth,
-        which then move with the lips) an upper-teeth band with soft shading and incisor gaps. `keep`: how
+        which then move with the lips) a row of shaded upper teeth (render/mouth_interior.py). `keep`: how
         much of the rest closing stays; the photo's own interior is painted only at 1 (once the closing is
         undone its teeth show already)."""
         up, lo = self._gap(m, disp_c, moved, keep)
@@ -398,37 +416,19 @@ class Renderer:
         left, right = max(up[0, 0], lo[0, 0]), min(up[-1, 0], lo[-1, 0])
         inside_x = ((xs >= left) & (xs <= right)).astype(np.float32)[None, :]
         yy = np.arange(y0, y1, dtype=np.float32)[:, None]  # (h, 1)
-        o = np.maximum(ly - uy, 1e-3)
         mask = np.clip((yy - uy) / 1.2 + 0.5, 0, 1) * np.clip((ly - yy) / 1.2 + 0.5, 0, 1) * inside_x
-        v = np.clip((yy - uy) / o, 0.0, 1.0)  # 0 at the upper edge .. 1 at the lower edge
         half = max(1.0, (right - left) / 2)
         tx = np.clip((xs - (left + right) / 2) / half, -1.0, 1.0)[None, :]
-        across = np.sqrt(1.0 - tx * tx)  # 1 in the middle, 0 at the corners
-        shade = (0.35 + 0.65 * across)[..., None]
-        top, bottom = np.array([22, 8, 10], np.float32), np.array([78, 30, 32], np.float32)
-        col = (top + (bottom - top) * v[..., None] ** 1.5) * shade
-        # tongue: a soft mound rising from the lower edge when the mouth is open enough
-        tongue_h = np.clip(o - 0.1 * s, 0.0, 0.16 * s) * np.clip(1.0 - (tx / 0.75) ** 2, 0.0, 1.0)
-        tg = np.clip((yy - (ly - tongue_h)) / 2.0, 0.0, 1.0) * (tongue_h > 0.5)
-        tongue = np.array([150, 68, 70], np.float32) * (0.55 + 0.45 * v[..., None]) * shade
-        col += (tongue - col) * (tg[..., None] * 0.85)
+        col = cavity(yy, uy, ly, tx, s)
         if self._floor > 2.0:  # into the photo's own tonal range
             col = np.float32(self._floor) + col * np.float32(1.0 - self._floor / 255.0)
         if self._interior is not None:
             if keep >= 1.0:
                 self._own_interior(col, self._interior, xs, yy, uy, ly, left, right)
         elif not self._teeth_show:
-            th = np.minimum(0.1 * s, 0.55 * o) * np.clip(1.0 - (tx / 0.9) ** 2, 0.0, 1.0) ** 0.5
-            dy = yy - uy
-            tm = np.clip((th - dy) / 1.3 + 0.5, 0.0, 1.0) * (th > 0.6)
-            depth = np.clip(dy / np.maximum(th, 1.0), 0.0, 1.0)
-            teeth = np.array([208, 199, 186], np.float32) * (0.55 + 0.45 * across[..., None])
-            teeth = teeth * (1.0 - 0.28 * depth[..., None] ** 2) * (0.82 + 0.18 * np.clip(dy / 2.0, 0, 1))[..., None]
-            gaps = np.zeros_like(xs)
-            w_inc = 0.11 * s
-            for k in (-2, -1, 0, 1, 2):
-                gaps += np.exp(-(((xs - (left + right) / 2 - k * w_inc) / 0.7) ** 2)) * (0.16 + 0.04 * abs(k))
-            teeth = teeth * (1.0 - gaps[None, :, None] * depth[..., None] ** 0.5)
+            # centred on the face's midline (the upper lip's middle), off the gap's centre on a turned face
+            mid = float(np.clip(moved[self.rig.index[13], 0], left, right))
+            teeth, tm = upper_teeth(xs, yy, uy, ly, mid, tx, s)
             col += (teeth * self._light - col) * tm[..., None]
         if self._grey:
             col = np.repeat(col @ np.array([[0.299], [0.587], [0.114]], np.float32), 3, axis=-1)

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("dlib")
 pytest.importorskip("brisque")
 
-from bench.fidelity import Scorer, inner_aperture, lag_corr  # noqa: E402
+from bench.fidelity import Scorer, _stream_plan, inner_aperture, lag_corr  # noqa: E402
 from flowact.motion.params import MOTION_DIM, P  # noqa: E402
 from flowact.reference import analyze_portrait  # noqa: E402
 from flowact.render.renderer import Renderer  # noqa: E402
@@ -65,3 +65,17 @@ def test_brisque_ranks_a_blurred_face_worse() -> None:
     sc = _scorer()
     assert sc.find(img)
     assert sc.quality(cv2.GaussianBlur(img, (0, 0), 3)) > sc.quality(img) + 10
+
+
+def test_stream_plan_scores_the_first_and_last_minute() -> None:
+    """A 10-minute stream (chunks of 5 frames at 25 fps) is scored on 20 frames of its first minute, 20
+    of its last and about 40 spread over it; a 1-minute stream only on the spread ones."""
+    chunks_per_minute = 60 * 25 // 5
+    plan = _stream_plan(10 * chunks_per_minute, per_minute=20)
+    first = [k for k, v in plan.items() if v == "first"]
+    last = [k for k, v in plan.items() if v == "last"]
+    assert len(first) == 20 and max(first) < chunks_per_minute, first
+    assert len(last) == 20 and min(last) >= 9 * chunks_per_minute and max(last) == 10 * chunks_per_minute - 1, last
+    assert 30 <= sum(v == "spread" for v in plan.values()) <= 45
+    short = _stream_plan(chunks_per_minute, per_minute=20)
+    assert set(short.values()) == {"spread"} and max(short) == chunks_per_minute - 1

@@ -1,0 +1,87 @@
+"""The invented mouth interior: a cavity with a tongue, and a row of upper teeth for portraits that
+show none of their own. Painted by the renderer (`Renderer._mouth`) into the gap that opened between
+the lips, on the small box around it; everything here is per-pixel arithmetic on that box.
+
+The teeth are the skull's, not the lips': their widths come from the face's scale (eye distance
+`s`), centred on the gap, and do not stretch when the lips widen. Each tooth is a separate, rounded
+shape (central incisors widest, then laterals, canines, premolars, projected around the dental
+arch), shaded as a cylinder, in the upper lip's shadow at the top, slightly translucent at its
+incisal edge, with a dark line and an open embrasure between neighbours, and fading into the
+cavity's shadow towards the corners (the buccal corridor). The cavity is darkest at the back and
+corners and lighter towards the lower lip, where the tongue rises when the mouth is open enough.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["TOOTH_EDGES", "cavity", "upper_teeth"]
+
+# boundaries between the upper teeth, in eye distances from the midline as seen from the front:
+# central incisor, lateral incisor, canine, two premolars (widths 8.5, 6.5, 7.5, 7, 6.5 mm around an
+# arch of radius 24 mm, projected: x = R sin(arc / R); an eye distance is about 63 mm)
+_ARC_MM = np.cumsum([0.0, 8.5, 6.5, 7.5, 7.0, 6.5])
+TOOTH_EDGES = (24.0 * np.sin(np.minimum(_ARC_MM / 24.0, np.pi / 2)) / 63.0).astype(np.float32)
+_LENGTH = np.array([1.0, 0.86, 0.92, 0.72, 0.62], np.float32)  # visible length per tooth, of the central's
+_ENAMEL = np.array([214.0, 205.0, 190.0], np.float32)  # lit enamel (sRGB), before the portrait's light
+_BACK = np.array([16.0, 5.0, 7.0], np.float32)  # the cavity's back, in shadow
+_FRONT = np.array([74.0, 28.0, 31.0], np.float32)  # towards the lower lip (the floor of the mouth)
+_TONGUE = np.array([152.0, 70.0, 72.0], np.float32)
+
+
+def cavity(yy: np.ndarray, uy: np.ndarray, ly: np.ndarray, tx: np.ndarray, s: float) -> np.ndarray:
+    """The cavity and tongue colour (h, w, 3) float32 over the box: rows `yy` (h, 1), the gap's upper
+    and lower edge `uy`, `ly` (1, w), `tx` (1, w) -1..1 from the left to the right corner."""
+    o = np.maximum(ly - uy, 1e-3)
+    v = np.clip((yy - uy) / o, 0.0, 1.0)  # 0 at the upper edge .. 1 at the lower edge
+    across = np.sqrt(1.0 - tx * tx)  # 1 in the middle, 0 at the corners
+    # darkest at the back (just under the upper teeth) and into the corners; the lower lip's inside and
+    # the floor of the mouth catch some light
+    depth = np.clip(1.0 - 4.0 * v * (1.0 - v), 0.0, 1.0)  # 0 in the middle of the gap, 1 at its edges
+    light = (0.3 + 0.7 * across**0.7) * (0.75 + 0.25 * depth)
+    col = (_BACK + (_FRONT - _BACK) * v[..., None] ** 1.5) * light[..., None]
+    # the tongue: a soft mound rising from the lower edge when the mouth is open enough, lit on its top,
+    # with a faint groove down its middle
+    tongue_h = np.clip(o - 0.1 * s, 0.0, 0.16 * s) * np.clip(1.0 - (tx / 0.75) ** 2, 0.0, 1.0)
+    top = ly - tongue_h
+    tg = np.clip((yy - top) / 2.0, 0.0, 1.0) * (tongue_h > 0.5)
+    lit = np.clip(1.0 - (yy - top) / np.maximum(tongue_h, 1.0), 0.0, 1.0)  # its top faces the light
+    groove = 1.0 - 0.12 * np.exp(-((tx / 0.08) ** 2))
+    tongue = _TONGUE * ((0.5 + 0.35 * lit + 0.15 * v) * (0.4 + 0.6 * across) * groove)[..., None]
+    col += (tongue - col) * (tg[..., None] * 0.85)
+    out: np.ndarray = col.astype(np.float32)
+    return out
+
+
+def upper_teeth(xs: np.ndarray, yy: np.ndarray, uy: np.ndarray, ly: np.ndarray, mid: float, tx: np.ndarray,
+                s: float) -> tuple[np.ndarray, np.ndarray]:
+    """The upper teeth over the box: (colour (h, w, 3) float32, coverage (h, w) 0..1). `xs` (w,) the
+    columns, `mid` the gap's centre x; the rest as for `cavity`. The colour is lit enamel at the
+    portrait's neutral light (the caller scales it)."""
+    o = np.maximum(ly - uy, 1e-3)
+    d = np.abs(xs - mid)[None, :] / s  # eye distances from the midline
+    k = np.clip(np.searchsorted(TOOTH_EDGES, d, side="right") - 1, 0, len(_LENGTH) - 1)
+    lo, hi = TOOTH_EDGES[k], TOOTH_EDGES[k + 1]
+    u = np.clip((d - lo) / np.maximum(hi - lo, 1e-6), 0.0, 1.0)  # across this tooth, 0..1
+    q = 2.0 * u - 1.0
+    round_ = np.sqrt(np.clip(1.0 - q * q, 0.0, 1.0))  # 1 at the tooth's middle, 0 at its sides
+    # the central incisors show up to a tenth of an eye distance, less while the mouth is barely open
+    th = np.minimum(0.11 * s, 0.6 * o) * _LENGTH[k] * (d < TOOTH_EDGES[-1])
+    edge = uy + th * (0.84 + 0.16 * round_)  # the incisal edge, rounded at each tooth's corners
+    dy = yy - uy
+    # further teeth turn away from the light into the corners' shadow (the buccal corridor): they fade
+    # into the cavity
+    across = np.sqrt(np.clip(1.0 - tx * tx, 0.0, 1.0))
+    fade = (1.0 - 0.6 * np.clip(d / TOOTH_EDGES[-1], 0.0, 1.0) ** 2) * np.clip(across / 0.35, 0.0, 1.0)
+    cover = np.clip((edge - yy) / 1.1 + 0.5, 0.0, 1.0) * (th > 0.6) * fade
+    t = np.clip(dy / np.maximum(th, 1.0), 0.0, 1.0)  # 0 under the lip .. 1 at the incisal edge
+    shade = (0.8 + 0.2 * round_)  # each tooth a cylinder
+    shade = shade * (0.62 + 0.38 * np.clip(dy / np.maximum(0.35 * th, 1.0), 0.0, 1.0))  # the upper lip's shadow
+    shade = shade * (1.0 - 0.14 * np.clip((t - 0.72) / 0.28, 0.0, 1.0))  # translucent incisal edge
+    shade = shade * (1.0 - 0.35 * np.clip(d / TOOTH_EDGES[-1], 0.0, 1.0) ** 1.5)
+    # the line between neighbours (about a pixel at 480p), opening into a dark notch at the incisal edge
+    px = np.minimum(u, 1.0 - u) * (hi - lo) * s  # pixels to the nearest boundary
+    line = np.exp(-((px / 0.55) ** 2)) * (0.2 + 0.3 * t)
+    shade = shade * (1.0 - line)
+    col = _ENAMEL * shade[..., None]
+    return col.astype(np.float32), cover.astype(np.float32)

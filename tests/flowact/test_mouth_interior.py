@@ -1,0 +1,124 @@
+"""The invented mouth interior (render/mouth_interior.py) on real closed-mouth portraits, measured on the
+rendered pixels: separate upper teeth with shading (not a flat band), a darker cavity below them, all in
+a plausible tonal range; and a turned photo is turned less further than towards the camera, and its
+open mouth opened less beyond the photo's own (renderer's FRONTAL_YAW rule)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import pytest
+
+from flowact.motion.params import MOTION_DIM, P
+from flowact.reference import analyze_portrait, face_pose
+from flowact.render.renderer import Renderer
+from tests.fixtures.portraits import ALL_PORTRAITS
+
+CLOSED = ("grace", "franck")  # lips closed in the photo: the teeth are invented
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+@cache
+def _renderer(name: str) -> Renderer:
+    return Renderer(analyze_portrait(ALL_PORTRAITS[name], cache_dir=None))
+
+
+def _motion(**kw: float) -> np.ndarray:
+    m = np.zeros(MOTION_DIM, np.float32)
+    for k, v in kw.items():
+        m[P[k]] = v
+    return m
+
+
+def _open(r: Renderer) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A mouth open for speech: (luma frame, x columns across the gap, its upper and lower edge there)."""
+    m = _motion(jaw_open=0.7, mouth_wide=0.15)
+    luma = r.render(m).astype(np.float32) @ LUMA
+    up, lo = r.mouth_gap(m)
+    left, right = max(up[0, 0], lo[0, 0]), min(up[-1, 0], lo[-1, 0])
+    xs = np.arange(int(np.ceil(left)), int(np.floor(right)) + 1)
+    return luma, xs, np.interp(xs, up[:, 0], up[:, 1]), np.interp(xs, lo[:, 0], lo[:, 1])
+
+
+@pytest.mark.parametrize("name", CLOSED)
+def test_invented_teeth_are_separate_shaded_teeth(name: str) -> None:
+    r = _renderer(name)
+    assert r._interior is None and not r._teeth_show  # the teeth here are the invented ones
+    s = r.rig.scale
+    luma, xs, uy, ly = _open(r)
+    mid = (xs[0] + xs[-1]) / 2
+    central = np.abs(xs - mid) < 0.3 * s
+    # a row through the middle of the upper teeth: dark lines between bright teeth, not a flat band
+    row = np.array([luma[int(round(u + 0.045 * s)), x] for x, u in zip(xs, uy, strict=True)])[central]
+    smooth = np.convolve(row, np.ones(5) / 5, "same")[2:-2]
+    dips = row[2:-2] - smooth
+    at = np.flatnonzero((dips[1:-1] < dips[:-2]) & (dips[1:-1] < dips[2:]) & (dips[1:-1] < -4.0)) + 3
+    assert 3 <= len(at) <= 9, (len(at), np.round(row))  # between teeth (incisors, laterals, canines), not noise
+    # and they sit around an arch: the central incisors (midline to the next line) look wider than the
+    # laterals beside them, not a row of equal blocks
+    x_at = xs[central][at] - mid
+    centre = int(np.argmin(np.abs(x_at)))
+    assert abs(x_at[centre]) < 2.0, x_at  # the line between the central incisors is on the midline
+    for step in (1, -1):
+        k1, k2 = centre + step, centre + 2 * step
+        if 0 <= k2 < len(x_at):
+            incisor, lateral = abs(x_at[k1] - x_at[centre]), abs(x_at[k2] - x_at[k1])
+            assert incisor > 1.2 * lateral, (incisor, lateral, x_at)
+    # the teeth are lit in front and turn into shadow towards the corners
+    side = (np.abs(xs - mid) > 0.3 * s) & (np.abs(xs - mid) < 0.37 * s)
+    front = float(row[np.abs(xs[central] - mid) < 0.12 * s].mean())
+    if side.any():
+        far = float(np.mean([luma[int(round(u + 0.03 * s)), x] for x, u in zip(xs[side], uy[side], strict=True)]))
+        assert far < front - 15, (far, front)
+    # down the middle: the teeth under the lip's shadow, brighter below it, then the darker cavity
+    cx = int(round(mid))
+    u, lo = float(np.interp(cx, xs, uy)), float(np.interp(cx, xs, ly))
+    col = luma[int(np.ceil(u)) : int(lo), cx - 1 : cx + 2].mean(axis=1)
+    tooth_len = max(3, int(0.06 * s))
+    teeth, cavity = float(col[:tooth_len].max()), float(col[len(col) // 2 : len(col) - 2].mean())
+    assert col[0] < teeth - 5, np.round(col)  # shadow of the upper lip on the teeth
+    assert teeth > cavity + 60, (teeth, cavity)
+    # plausible tones: teeth short of pure white and not brighter than the photo's light skin allows,
+    # the cavity dark but not a black hole in the middle
+    skin = float(np.percentile(r.base[int(lo) + 3 : int(lo) + 10, xs[0] : xs[-1]] @ LUMA, 90))
+    assert 120 < teeth < min(245.0, 1.4 * skin), (teeth, skin)
+    assert 5 < cavity < 0.5 * skin, (cavity, skin)
+
+
+def test_a_turned_photo_turns_further_less_than_back() -> None:
+    """A photo turned ~22 degrees turns less further than back towards the camera; a frontal one turns
+    the same both ways."""
+    for name, turned in (("einstein_turned", True), ("grace", False)):
+        r = _renderer(name)
+        yaw0 = face_pose(r.reference.landmarks)[0]
+        assert (abs(yaw0) > 15) == turned, yaw0
+        nose = r.rig.index[4]
+        rest = r.displaced_points(_motion())[nose, 0]
+        toward = abs(r.displaced_points(_motion(head_yaw=float(np.sign(yaw0)) * 8.0))[nose, 0] - rest)
+        further = abs(r.displaced_points(_motion(head_yaw=-float(np.sign(yaw0)) * 8.0))[nose, 0] - rest)
+        if turned:
+            assert further < 0.6 * toward, (further, toward)
+        else:
+            assert abs(further - toward) < 0.1 * toward, (further, toward)
+
+
+def test_a_turned_open_photo_opens_less_beyond_its_own_mouth() -> None:
+    """The turned Einstein speaks with his mouth open: opened wider than the photo, the new gap is
+    the turned-photo share (renderer._further, < 0.6 at ~22 degrees) of a frontal photo's."""
+    r = _renderer("einstein_turned")
+
+    def gap_at_centre() -> float:
+        up, lo = r.mouth_gap(_motion(jaw_open=1.0))
+        cx = float(up[:, 0].mean())
+        return float(np.interp(cx, lo[:, 0], lo[:, 1]) - np.interp(cx, up[:, 0], up[:, 1]))
+
+    turned = gap_at_centre()
+    share = r._further
+    try:
+        r._further = 1.0
+        frontal = gap_at_centre()
+    finally:
+        r._further = share
+    assert share < 0.6 and frontal > 3.0, (share, frontal)
+    assert turned < 0.7 * frontal, (turned, frontal)
