@@ -146,11 +146,6 @@ class Soak(FaultInjection):
         if args.persona:  # the soak's caller: one short spoken sentence per answer (a support chat's cadence)
             raw.setdefault("session", {})["system_prompt"] = PERSONA
             raw.setdefault("llm", {})["max_tokens"] = PERSONA_TOKENS
-        # The audio ledger tags each synthesized chunk with the session's current turn; an early answer
-        # (session.early_answer) is synthesized, held, before its turn exists (and may be cancelled), so
-        # its chunks would be booked to the previous turn and read as lost. Until the ledger can follow a
-        # held answer to the turn that adopts it, the soak runs without early answers.
-        raw.setdefault("session", {})["early_answer"] = False
         if server is None:
             raw["sink"] = {"type": "file", "path": args.output}
         else:

@@ -73,9 +73,13 @@ def build_faulty(spec: PluginSpec, kind: str, faults: Faults, ledger: AudioLedge
     if kind == "tts":
         async def synthesize(self: Any, text: str) -> AsyncIterator[SpeechChunk]:
             async for chunk in base.synthesize(self, text):
+                # booked once the caller has taken it: the turn runner asks for the next chunk (or
+                # ends the stream) only after it queued this one in the builder as its turn's, a
+                # held early answer only after `release(turn)`. A stream closed here instead
+                # (GeneratorExit) was cancelled: a barge-in, or a held answer no turn adopted.
+                yield chunk
                 if ledger is not None:
                     ledger.synthesized(chunk.audio)
-                yield chunk
         ns = {"_synthesize": raising(base._synthesize, "tts_raise"), "synthesize": synthesize}
     elif kind == "asr":
         ns = {"_transcribe": raising(base._transcribe, "asr_raise")}
@@ -110,12 +114,15 @@ def build_faulty(spec: PluginSpec, kind: str, faults: Faults, ledger: AudioLedge
 class AudioLedger:
     """Every synthesized chunk of a turn must reach the sink sample for sample.
 
-    The TTS subclass hands in each chunk it returns (tagged with the session's current turn); the
-    sink subclass hands in every chunk's audio. Once a turn has ended (plus a grace for the last
-    chunk in flight) its chunks are looked up in the written stream by content: the first 256
-    samples from the chunk's first loud sample are searched, then every sample of the chunk is
-    compared. `lost` = synthesized samples of uninterrupted turns not found verbatim. Memory is
-    bounded: at most `keep_s` of written audio is kept.
+    The TTS subclass hands in each chunk once the turn runner has taken it, tagged with the
+    session's current turn then: a held early answer (`agent.early_answer`) is taken only after the
+    turn that adopts it began, so its audio is booked to that turn, and a cancelled one's chunks are
+    never taken (never meant to be heard: not booked). The sink subclass hands in every chunk's
+    audio. Once a turn has ended (plus a grace for the last chunk in flight) its chunks are looked
+    up in the written stream by content: the first 256 samples from the chunk's first loud sample
+    are searched, then every sample of the chunk is compared. `lost` = synthesized samples of
+    uninterrupted turns not found verbatim. Memory is bounded: at most `keep_s` of written audio is
+    kept.
     """
 
     def __init__(self, sample_rate: int, current_turn: Callable[[], int], keep_s: float = 120.0) -> None:
@@ -130,6 +137,7 @@ class AudioLedger:
         self.lossy_turns: list[dict[str, int]] = []
 
     def synthesized(self, audio: AudioChunk) -> None:
+        """A chunk the turn runner took for the current turn (see the class docstring)."""
         pcm = audio.samples
         turn = self.current_turn()
         if turn not in self.pending:  # the turn runner plays a turn's first word without the engine's lead-in

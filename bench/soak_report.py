@@ -49,6 +49,7 @@ def build_report(soak: Any, before_start: dict[str, float], warm: dict[str, floa
         "fault_log": soak.fault_log, "lost_samples": soak.ledger.lost,
         "lost_check": {"samples_compared": soak.ledger.checked, "turns_checked": soak.ledger.turns_checked,
                        "lossy_turns": soak.ledger.lossy_turns},
+        "early_answers": snapshot.get("early_answers"),  # begun before the end of turn: adopted / cancelled
         "max_av_offset_ms": max((abs(x["av_offset_ms"]) for x in samples), default=0.0),
         "frames": {"written": snapshot.get("frames"), "dropped": snapshot.get("dropped"),
                    "repeated": snapshot.get("repeated")},
