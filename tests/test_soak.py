@@ -66,11 +66,15 @@ def test_short_soak_survives_every_fault(tmp_path: Path) -> None:
     assert mqtt["reconnected"] and mqtt["command_after"] and mqtt["connections"][1] == mqtt["connections"][0] + 1
     b = r["barge_ins"]  # twice in a row; a voice that began after the answer had ended is no barge-in
     assert b["attempted"] + b["too_late"] == 2 and b["attempted"] >= 1 and b["honoured"] == b["attempted"], b
-    # the recording (fragmented MP4) decodes and is as long as the session
+    # the recording (fragmented MP4) decodes and holds every chunk the session wrote (its media
+    # timeline: frames shown or dropped; a starved box re-anchors that timeline on long stalls, so it
+    # can be minutes shorter than the wall clock: seen 214 s of 318 s at load 17-20)
     from tests.fixtures.mp4 import audio_track
 
     pcm, sr = audio_track(tmp_path / "soak.mp4")
-    assert len(pcm) / sr >= 0.9 * r["minutes"] * 60 - 30
+    f = r["frames"]  # counted just before closing: the idle face may add a few chunks after
+    assert -0.5 <= len(pcm) / sr - (f["written"] + f["dropped"]) / f["fps"] <= 2.0, (len(pcm) / sr, f)
+    assert len(pcm) / sr >= 0.4 * r["minutes"] * 60 - 30
 
 
 @pytest.mark.livekit
