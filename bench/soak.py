@@ -93,6 +93,8 @@ from flowact.types import AgentState  # noqa: E402
 BARGE = ["Wait, stop.", "Sorry, one more thing.", "Hold on."]
 FAULTS = ["tts_raise", "llm_kill_restart", "mqtt_broker_restart", "asr_raise", "sink_stall", "livekit_signal_drop"]
 AGENT_ID = "soak"
+BARGE_WINDOW_S = 4.1  # a barge-in is judged after this long: the interrupt within 2 s, then 2 s of the old answer
+BARGE_LAST_S = 0.6  # the user's voice (mic block, lead-in, the VAD's min_speech) needs this much answer left
 PIPELINE = 8  # chunks between building a chunk and the sink writing it, with a margin (lead + queues)
 # >= 200 turns an hour leaves <= 18 s a turn for the question (~2 s), the end of turn, the answer and
 # the user's pause: the soak's agent answers in one short sentence (4-6 s of speech), as a support
@@ -251,11 +253,19 @@ class Soak(FaultInjection):
         with contextlib.suppress(TimeoutError):
             await self.session.wait_idle(timeout=within_s)
 
-    async def barge_in(self, delay_s: float) -> None:
-        """Talk over the answer `delay_s` after it started speaking; the attempt's record (onset, the
-        agent's state then, the interrupt and the last speech after it) goes to `barge["log"]`."""
+    async def barge_in(self, delay_s: float) -> asyncio.Task[None]:
+        """Talk over the answer `delay_s` after it started speaking, or sooner when the speech the agent
+        has queued is about to run out (a voice after the answer is no barge-in); the attempt's record
+        (onset, the agent's state then, the interrupt and the last speech after it) goes to
+        `barge["log"]`, judged by the returned task once the window after the user's onset is over
+        (`judge_barge`; the user goes on meanwhile)."""
         w = self.watch
-        await asyncio.sleep(delay_s)
+        t = time.monotonic()
+        for _ in range(round(delay_s / 0.05)):  # polled: the builder signals no level of its queue
+            if self.session.builder.speech_pending_s <= BARGE_LAST_S:
+                break
+            await asyncio.sleep(0.05)
+        delay_s = time.monotonic() - t
         n_onsets = self.mic.n_onsets
         await self.mic.speak(self.rng.choice(BARGE))
         heard = await w.until(lambda: self.mic.n_onsets > n_onsets, 10)
@@ -263,16 +273,24 @@ class Soak(FaultInjection):
         rec: dict[str, Any] = {"t": round(onset - self.t0, 2), "delay_s": round(delay_s, 2),
                                "state_at_onset": str(w.state_at(onset))}
         self.barge["log"].append(rec)
-        await asyncio.sleep(2.5)
+        return asyncio.create_task(self.judge_barge(rec, onset), name="soak-barge-judge")
+
+    async def judge_barge(self, rec: dict[str, Any], onset: float) -> None:
+        """Judge one barge-in attempt once its window is over: the interrupt within 2 s of the onset,
+        then audible speech of the old answer within 2 s of the interrupt."""
+        w = self.watch
+        await asyncio.sleep(max(0.0, onset + BARGE_WINDOW_S - time.monotonic()))
+        cut = next(((t, why) for t, why in list(w.interrupts) if onset - 0.1 <= t <= onset + 2.0), None)
         heard_at = onset + self.min_speech_s  # the VAD calls a voice speech only after this much of it
-        if w.state_at(heard_at) not in (AgentState.THINKING, AgentState.SPEAKING):
+        if cut is None and w.state_at(heard_at) not in (AgentState.THINKING, AgentState.SPEAKING):
             # the answer had played out before the user's voice could be told from a noise: nothing
-            # to barge into (seen: an answer's last chunk built 30 ms after the voice began)
+            # to barge into (seen: an answer's last chunk built 30 ms after the voice began). An
+            # interrupt is the agent's own word that there was (seen 145 ms after the mic's onset
+            # time, before `heard_at`: not too late)
             rec["result"] = "answer over before onset"
             self.barge["too_late"] += 1
             return
         self.barge["attempted"] += 1
-        cut = next(((t, why) for t, why in list(w.interrupts) if onset - 0.1 <= t <= onset + 2.0), None)
         if cut is None:
             rec["result"] = "no interrupt within 2 s"
             rec["interrupts_near"] = [(round(t - onset, 2), why) for t, why in w.interrupts if abs(t - onset) < 15]
@@ -311,15 +329,19 @@ class Soak(FaultInjection):
             self.progress("barged question: no answer to barge into")
             return
         first = self.rng.random() < 0.3  # right at the first speaking chunk
-        await self.barge_in(0.0 if first else self.rng.uniform(0.2, 2.0))  # within a one-sentence answer
-        if twice and await w.until(lambda: w.state == AgentState.SPEAKING, 120):
-            await self.barge_in(self.rng.uniform(0.0, 1.0))
+        judges = [await self.barge_in(0.0 if first else self.rng.uniform(0.2, 2.0))]  # within a one-sentence answer
+        if twice:
+            # the old answer stops (or had ended), then the answer to the barge-in starts speaking
+            await w.until(lambda: w.state != AgentState.SPEAKING, 5)
+            if await w.until(lambda: w.state == AgentState.SPEAKING, 120):
+                judges.append(await self.barge_in(self.rng.uniform(0.0, 1.0)))
         # the last barge-in is itself a question: its answer must come
         self.asked += 1
         n, ended = len(w.turns), w.ended()
         await w.until(lambda: w.ended() > ended and w.state != AgentState.SPEAKING, 300)
         ok = len(w.turns) > n and not w.turns[-1]["interrupted"]
         await self.idle()
+        await asyncio.gather(*judges)
         self.answered += ok
         what = 'answered' if ok else 'NOT answered'
         self.progress(f"barged question{' twice' if twice else ''}: last barge-in {what}")
