@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import inspect
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -335,13 +337,35 @@ def process_sample() -> dict[str, float]:
     }
 
 
+def _socket_protocols() -> dict[str, str]:
+    """Socket inode -> its protocol (`tcp`, `udp6`, `unix`, ...), from /proc/net."""
+    out: dict[str, str] = {}
+    for proto, col in (("tcp", 9), ("tcp6", 9), ("udp", 9), ("udp6", 9), ("unix", 6), ("netlink", -1)):
+        with contextlib.suppress(OSError):
+            with open(f"/proc/net/{proto}") as f:
+                for line in f.read().splitlines()[1:]:
+                    cols = line.split()
+                    if len(cols) > max(col, 0):
+                        out[cols[col]] = proto
+    return out
+
+
 def fd_kinds() -> Counter[str]:
-    """Open descriptors by kind (`socket`, `pipe`, `anon_inode:[eventfd]`, a file's path)."""
+    """Open descriptors by kind: `pipe`, `anon_inode:[eventfd]`, a file's path, or a socket by protocol
+    and owner: `socket:udp (python)` is held by a Python socket object (asyncio, aiortc, the MQTT
+    client), `socket:udp (native)` by native code only (libwebrtc in the LiveKit SDK's FFI library)."""
+    protocols = _socket_protocols()
+    python = {o.fileno() for o in gc.get_objects() if isinstance(o, socket.socket)}
     out: Counter[str] = Counter()
     for fd in os.listdir("/proc/self/fd"):
         with contextlib.suppress(OSError):
             target = os.readlink(f"/proc/self/fd/{fd}")
-            out[target.split(":[", 1)[0] if target.startswith(("socket:", "pipe:")) else target] += 1
+            if target.startswith("socket:["):
+                owner = "python" if int(fd) in python else "native"
+                target = f"socket:{protocols.get(target[8:-1], '?')} ({owner})"
+            elif target.startswith("pipe:"):
+                target = "pipe"
+            out[target] += 1
     return out
 
 
