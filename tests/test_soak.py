@@ -86,11 +86,10 @@ def test_soak_livekit_signal_drop(tmp_path: Path) -> None:
     assert drop["media_again"], drop
     assert r["transport_stats"]["room_sessions"] >= 2
     leaked = {k: r[k] for k in ("leaked_tasks", "leaked_fds", "leaked_threads", "new_tasks", "fds_since_baseline")}
-    if any(r[k] > 0 for k in ("leaked_tasks", "leaked_fds", "leaked_threads")):
-        # Seen before: 1-2 more tasks or descriptors than before the drop, in some runs, the new tasks
-        # "unnamed". Those were the LiveKit sink's own: its outbox made two unnamed helper tasks per
-        # message (a fresh Task-N name each time, so always "new"); it now waits on one event. Tasks
-        # are listed by coroutine and descriptors by kind, so what remains names its owner. One full
-        # reconnect cannot tell per-connection state from a leak (a long LiveKit soak can): an
-        # expected failure with the numbers; the session is closed cleanly either way (after_close).
-        pytest.xfail(f"after a full reconnect: {leaked}")
+    # Tasks are listed by coroutine and descriptors by kind, so what remains names its owner. The one
+    # descriptor a rejoin can leave is a UDP socket of libwebrtc (native, in the SDK's FFI library):
+    # it opens 2 or 3 per connection; bounded, not one per rejoin (test_soak_livekit_fds.py).
+    assert r["leaked_tasks"] <= 0 and r["leaked_threads"] <= 0, leaked
+    grown = r["fds_since_baseline"]["new"]  # kinds counted more often than at the baseline, once per extra
+    assert r["leaked_fds"] <= 1 and len(grown) <= 1, leaked
+    assert set(grown) <= {"socket:udp (native)", "socket:udp6 (native)"}, leaked
