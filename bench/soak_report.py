@@ -66,6 +66,12 @@ def build_report(soak: Any, before_start: dict[str, float], warm: dict[str, floa
         # RSS in each window of two trim periods) is the robust reading, given beside it, not instead
         "rss_floor_growth_mb_per_h": floor_slope(late, "rss_mb", 2 * max(60.0, soak.cfg.session.malloc_trim_s)),
         "settle_s": round(settle, 1),
+        "rss_after_warmup_mb": _percentiles([x["rss_mb"] for x in late]),
+        # --trim-at-turn-end: the bench's malloc_trim after each answered turn (the session's own off)
+        "bench_trims": {"n": len(soak.trims), "cpu_s_total": round(sum(c for c, _, _ in soak.trims), 3),
+                        "cpu_ms": _percentiles([1000 * c for c, _, _ in soak.trims]),
+                        "wall_ms": _percentiles([1000 * w for _, w, _ in soak.trims]),
+                        "released_mb": _percentiles([r for _, _, r in soak.trims])} if soak.trims else None,
         "memory_growth_mb_per_h": {k: slope(k) for k in
                                    ("anon_mb", "malloc_used_mb", "malloc_free_mb", "malloc_mmap_mb", "traced_mb")},
         "heap_blocks_growth_per_h": round(slope("heap_blocks")),
@@ -87,6 +93,14 @@ def build_report(soak: Any, before_start: dict[str, float], warm: dict[str, floa
         "events": list(w.log), "transcript": list(w.texts)[-60:],
         "snapshot": snapshot, "transport_stats": extra, "samples": samples,
     }
+
+
+def _percentiles(xs: list[float]) -> dict[str, float] | None:
+    if not xs:
+        return None
+    p = np.percentile(xs, [5, 50, 95])
+    return {"p5": round(float(p[0]), 1), "p50": round(float(p[1]), 1), "p95": round(float(p[2]), 1),
+            "max": round(float(max(xs)), 1)}
 
 
 def floor_slope(samples: list[dict[str, float]], key: str, window_s: float) -> float | None:
