@@ -142,6 +142,7 @@ class Soak(FaultInjection, BargeIns):
         self.heap_top: list[dict[str, Any]] = []
         self.fd_diff: dict[str, list[str]] = {}
         self.trims: list[tuple[float, float, float]] = []  # --trim-at-turn-end: (cpu s, wall s, MB released)
+        self.post_trim: list[dict[str, float]] = []  # and RSS right after each trim
         self.opened = False  # the opening is over and the leak baseline was taken again after it
 
     # --- setup -------------------------------------------------------------------------------
@@ -235,7 +236,9 @@ class Soak(FaultInjection, BargeIns):
             await self.idle()
             before = process_sample()["rss_mb"]
             cpu_s, wall_s = await asyncio.to_thread(timed_trim)
-            self.trims.append((cpu_s, wall_s, before - process_sample()["rss_mb"]))
+            after = process_sample()["rss_mb"]
+            self.trims.append((cpu_s, wall_s, before - after))
+            self.post_trim.append({"t": round(time.monotonic() - self.t0, 2), "rss_mb": after})
 
     # --- user actions --------------------------------------------------------------------------
     async def ask(self, text: str, how: str = "spoken", within_s: float = 300.0, *, sabotaged: bool = False) -> bool:

@@ -35,10 +35,7 @@ def build_report(soak: Any, before_start: dict[str, float], warm: dict[str, floa
 
     def slope(key: str, since: float | None = None) -> float:
         xs = late if since is None else [x for x in samples if x["t"] >= since]
-        xs = [x for x in xs if key in x]
-        if len(xs) < 10:
-            return 0.0
-        return round(float(np.polyfit([x["t"] / 3600 for x in xs], [x[key] for x in xs], 1)[0]), 2)
+        return slope_of(xs, key, least=10) or 0.0
 
     w = soak.watch
     lat = [r["first_audio"] for r in w.turns if r.get("first_audio") is not None and not r["interrupted"]]
@@ -71,7 +68,10 @@ def build_report(soak: Any, before_start: dict[str, float], warm: dict[str, floa
         "bench_trims": {"n": len(soak.trims), "cpu_s_total": round(sum(c for c, _, _ in soak.trims), 3),
                         "cpu_ms": _percentiles([1000 * c for c, _, _ in soak.trims]),
                         "wall_ms": _percentiles([1000 * w for _, w, _ in soak.trims]),
-                        "released_mb": _percentiles([r for _, _, r in soak.trims])} if soak.trims else None,
+                        "released_mb": _percentiles([r for _, _, r in soak.trims]),
+                        # the slope of RSS right after each of those trims (after the warm-up): the post-trim floor
+                        "rss_post_trim_growth_mb_per_h": slope_of([x for x in soak.post_trim if x["t"] >= settle],
+                                                                   "rss_mb")} if soak.trims else None,
         "memory_growth_mb_per_h": {k: slope(k) for k in
                                    ("anon_mb", "malloc_used_mb", "malloc_free_mb", "malloc_mmap_mb", "traced_mb")},
         "heap_blocks_growth_per_h": round(slope("heap_blocks")),
@@ -95,6 +95,14 @@ def build_report(soak: Any, before_start: dict[str, float], warm: dict[str, floa
     }
 
 
+def slope_of(xs: list[dict[str, float]], key: str, least: int = 3) -> float | None:
+    """MB (or units) per hour: the least-squares slope of `key` over `xs` (None: fewer than `least`)."""
+    xs = [x for x in xs if key in x]
+    if len(xs) < least:
+        return None
+    return round(float(np.polyfit([x["t"] / 3600 for x in xs], [x[key] for x in xs], 1)[0]), 2)
+
+
 def _percentiles(xs: list[float]) -> dict[str, float] | None:
     if not xs:
         return None
@@ -116,9 +124,7 @@ def floor_slope(samples: list[dict[str, float]], key: str, window_s: float) -> f
         if k not in lows or x[key] < lows[k][key]:
             lows[k] = x
     whole = [lows[k] for k in sorted(lows) if (k + 1) * window_s <= xs[-1]["t"] - t0]
-    if len(whole) < 3:
-        return None
-    return round(float(np.polyfit([x["t"] / 3600 for x in whole], [x[key] for x in whole], 1)[0]), 2)
+    return slope_of(whole, key)
 
 
 def rss_steps(samples: list[dict[str, float]], log: Any, t0: float) -> list[dict[str, Any]]:
