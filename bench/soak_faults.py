@@ -76,10 +76,24 @@ class FaultInjection:
             ok = bool(check.get("media_again"))
         answered = await self.ask(self.rng.choice(QUESTIONS), "typed" if kind == "livekit_signal_drop" else "spoken")
         check["next_answered"] = answered
+        if kind == "llm_kill_restart" and not ok and "skipped" not in check:
+            # the killed turn's answer can be whole before the kill (an early answer, held until the end
+            # of turn, wrote it): the plugin then starts the server again on the next question's call
+            ok = check["restarted_by_agent"] = self._llm_restarted(check)
+            check["restarted_on_next_question"] = ok
         if ok and answered:
             self.survived[kind] += 1
         self.fault_log.append({"kind": kind, "t": round(t - self.t0, 1), "survived": ok and answered, **check})
         self.progress(f"fault {kind}: {'survived' if ok and answered else 'NOT survived'} {check}")
+
+    def _llm_restarted(self, check: dict[str, Any]) -> bool:
+        """The LLM plugin started its llama.cpp server again (a new process) since the kill."""
+        from plugins.llm_openai import OpenAILLM
+
+        llm = self.session.c.llm
+        server = llm.server if isinstance(llm, OpenAILLM) else None
+        return server is not None and llm.server_restarts > check["restarts_before"] \
+            and server.proc is not None and server.proc.pid != check["killed_pid"]
 
     async def _kill_llm(self, question: str, check: dict[str, Any]) -> bool:
         from plugins.llm_openai import OpenAILLM
@@ -93,7 +107,7 @@ class FaultInjection:
         before, failed = len(self.watch.turns), len(self.watch.failed)
         await self.mic.speak(question)
         check["thinking"] = await self.watch.until(lambda: self.watch.state == AgentState.THINKING, 30)
-        await asyncio.sleep(self.rng.uniform(0.0, 0.5))  # mid-stream: the reply is being generated
+        await asyncio.sleep(self.rng.uniform(0.0, 0.5))  # mid-stream (an early answer may be written already)
         pid, restarts = server.proc.pid, llm.server_restarts
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)  # the server and anything it started
@@ -101,8 +115,8 @@ class FaultInjection:
         # the LLM plugin notices the dead server on its next attempt and starts it again
         await self.watch.until(lambda: len(self.watch.turns) > before or len(self.watch.failed) > failed, 300)
         check["turn_ended_s"] = round(time.monotonic() - t, 2)
-        check["restarted_by_agent"] = llm.server_restarts > restarts and server.proc is not None \
-            and server.proc.pid != pid
+        check.update({"killed_pid": pid, "restarts_before": restarts})
+        check["restarted_by_agent"] = self._llm_restarted(check)
         self.fault_questions["answered"] += len(self.watch.turns) > before and not self.watch.turns[-1]["interrupted"]
         await self.idle()
         return bool(check["restarted_by_agent"])

@@ -327,10 +327,12 @@ class Watch(SessionObserver):
 
 
 def process_sample() -> dict[str, float]:
-    """RSS, Python heap blocks, threads, asyncio tasks and open descriptors of this process."""
+    """RSS, Python heap blocks, threads, asyncio tasks, open descriptors and CPU seconds (user +
+    system, all threads) of this process."""
     with open("/proc/self/statm") as f:
         rss_pages = int(f.read().split()[1])
-    return {
+    cpu = os.times()
+    return {"cpu_s": cpu.user + cpu.system,
         "rss_mb": rss_pages * os.sysconf("SC_PAGE_SIZE") / 1e6, "heap_blocks": float(sys.getallocatedblocks()),
         "threads": float(threading.active_count()), "tasks": float(len(asyncio.all_tasks())),
         "fds": float(len(os.listdir("/proc/self/fd"))),

@@ -64,6 +64,7 @@ def build_report(soak: Any, before_start: dict[str, float], warm: dict[str, floa
         "rss_floor_growth_mb_per_h": floor_slope(late, "rss_mb", 2 * max(60.0, soak.cfg.session.malloc_trim_s)),
         "settle_s": round(settle, 1),
         "rss_after_warmup_mb": _percentiles([x["rss_mb"] for x in late]),
+        "cpu_s_per_min_after_warmup": round(slope("cpu_s") / 60, 1),  # this process, all its threads
         # --trim-at-turn-end: the bench's malloc_trim after each answered turn (the session's own off)
         "bench_trims": {"n": len(soak.trims), "cpu_s_total": round(sum(c for c, _, _ in soak.trims), 3),
                         "cpu_ms": _percentiles([1000 * c for c, _, _ in soak.trims]),
