@@ -93,6 +93,11 @@ class SessionConfig(BaseModel):
         2, ge=1, le=64, description="glibc malloc arenas for the process's threads (null: glibc's default, 8 per "
         "core; each thread's arena keeps what it freed, so RSS creeps up in steps over a long session)",
     )
+    malloc_mmap_threshold_kb: int | None = Field(
+        None, ge=64, le=32768, description="glibc: blocks this large or larger are mapped on their own and "
+        "returned to the system when freed, and an arena's free top beyond 4x this is returned at once (null: "
+        "glibc's dynamic thresholds, which keep a turn's large buffers, ~100 MB, until the next trim)",
+    )
     malloc_trim_s: float = Field(
         60.0, ge=0.0, description="give freed native memory back to the system this often, between turns "
         "(glibc malloc_trim; 0: never)",

@@ -3,10 +3,14 @@
 glibc's malloc gives every thread that allocates its own arena (up to 8 per core), and keeps what is
 freed inside them: a session's many threads (the default executor's `to_thread` calls, the renderer,
 the encoder, Whisper, ONNX) each hold freed frames and buffers, and RSS rises in one-off steps as
-another arena fills and stays full. Two settings keep it flat (glibc only; elsewhere they do
-nothing): fewer arenas (`limit_arenas`, set before the session's threads start allocating) and
-giving the free pages back from time to time (`trim`, `malloc_trim(0)`, run in a thread while the
-agent is idle: it walks every arena).
+another arena fills and stays full. Three settings keep it flat (glibc only; elsewhere they do
+nothing): fewer arenas (`limit_arenas`, set before the session's threads start allocating), fixed
+release thresholds (`release_thresholds`: large blocks get their own mapping, unmapped when freed,
+and an arena's free top is returned at once; glibc otherwise raises its mmap threshold to the
+largest block freed so far, up to 32 MB, and keeps every later block of that size in the arenas: a
+turn's ~100 MB of audio, mel and frame buffers stayed there until the next trim) and giving the free
+pages back from time to time (`trim`, `malloc_trim(0)`, run in a thread while the agent is idle: it
+walks every arena).
 """
 
 from __future__ import annotations
@@ -21,11 +25,11 @@ from typing import Any
 
 from flowact.clock import Clock
 
-__all__ = ["limit_arenas", "malloc_stats", "trim", "trim_loop"]
+__all__ = ["limit_arenas", "malloc_stats", "release_thresholds", "trim", "trim_loop"]
 
 log = logging.getLogger("agent.memory")
 
-M_ARENA_MAX = -8  # mallopt parameter (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8  # mallopt parameters (malloc.h)
 
 
 class _MallInfo2(ctypes.Structure):
@@ -52,6 +56,15 @@ def limit_arenas(n: int) -> bool:
     """At most `n` malloc arenas for threads created from now on (glibc latches its limit once more
     than 8 arenas exist: call this early). True when set."""
     return _LIBC is not None and bool(_LIBC.mallopt(M_ARENA_MAX, n))
+
+
+def release_thresholds(mmap_bytes: int, trim_bytes: int) -> bool:
+    """Blocks of `mmap_bytes` or more are mapped on their own (unmapped when freed) and an arena's
+    free top above `trim_bytes` is returned when it grows past it; both fixed (glibc's dynamic
+    threshold stops). True when set."""
+    if _LIBC is None:
+        return False
+    return bool(_LIBC.mallopt(M_MMAP_THRESHOLD, mmap_bytes)) and bool(_LIBC.mallopt(M_TRIM_THRESHOLD, trim_bytes))
 
 
 def malloc_stats() -> dict[str, float]:

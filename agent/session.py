@@ -47,7 +47,7 @@ from agent.interfaces import (
 )
 from agent.listening import Listener, apply_command, command_loop
 from agent.media import MediaLoop
-from agent.memory import limit_arenas, trim_loop
+from agent.memory import limit_arenas, release_thresholds, trim_loop
 from agent.metrics import SessionMetrics
 from flowact.clock import Clock, RealClock
 from flowact.control import ControlBuilder
@@ -164,6 +164,9 @@ class AgentSession:
         self._started = True
         if self.cfg.malloc_arenas is not None:
             limit_arenas(self.cfg.malloc_arenas)  # before the engines' threads allocate
+        if self.cfg.malloc_mmap_threshold_kb is not None:
+            kb = self.cfg.malloc_mmap_threshold_kb
+            release_thresholds(kb * 1024, 4 * kb * 1024)
         self._build()
         c = self.c
         assert c.generator is not None and c.sink is not None and c.tts is not None

@@ -29,11 +29,12 @@ threads, tasks and descriptors; at the end it writes `<out>.json` and `<out>.png
 Definitions: turns = questions answered without interruption / questions asked that the bench did
 not interrupt on purpose (spoken, typed, MQTT `say`); a barge-in is honoured when the agent's
 `interrupt` follows the user's voice onset within 2 s and no chunk with audible speech is handed to
-the sink more than 300 ms after that interrupt (LiveKit mode: to the SDK, after the sink's queue
+the sink more than 300 ms after that interrupt (judged once that window is over, while the user goes
+on) (LiveKit mode: to the SDK, after the sink's queue
 that a barge-in clears; when the sink finished writing it is reported too, `stop_written_s`: a sink
 behind on a starved CPU finishes late what it was given before the cut; the onset -> interrupt time
 is reported apart; a user voice that began after the answer had played out is no barge-in:
-`too_late`; each attempt's record is in `barge_ins.log`);
+`too_late`, unless the agent interrupted it; each attempt's record is in `barge_ins.log`);
 lost_samples = synthesized samples of uninterrupted answers not found verbatim in the audio written
 to the sink (`soak_parts.AudioLedger`; LiveKit mode: the audio handed to the SDK, after the sink's
 own queue); max_av_offset_ms = the largest of the session's A/V offset sampled each second and, in
@@ -47,8 +48,12 @@ The LiveKit mode runs the LiveKit-protocol test server in-process (tests/fixture
 inside `unshare -rn` (libwebrtc needs a non-loopback interface); the user's voice still enters
 through the local synthetic microphone there (the fixture user publishes a tone), chat goes through
 the room. The agent answers in one short sentence (`PERSONA`; `--no-persona` keeps the config's
-prompt): >= 200 turns an hour need <= 18 s a turn. `--tracemalloc` lists the Python heap's top
-growth since the baseline. Numbers on the shared 2-core machine are pessimistic.
+prompt): >= 200 turns an hour need <= 18 s a turn. The session runs its config's defaults otherwise
+(early answers on: the ledger books a held answer's audio to the turn that adopts it; `early_answers`
+in the JSON). `--tracemalloc` lists the Python heap's top growth since the baseline;
+`--trim-at-turn-end` (an experiment) has the bench trim the native heap after every answered turn
+instead of the session's periodic trim, and reports each trim's cost (`bench_trims`). Numbers on the
+shared 2-core machine are pessimistic.
 """
 
 from __future__ import annotations
@@ -70,7 +75,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agent.config import parse_config, read_yaml  # noqa: E402
-from agent.memory import malloc_stats  # noqa: E402
+from agent.memory import malloc_stats, trim  # noqa: E402
+from bench.soak_barge import BargeIns  # noqa: E402
 from bench.soak_faults import QUESTIONS, FaultInjection  # noqa: E402
 from bench.soak_memory import HeapTrace, Samples, arena_count, rollup  # noqa: E402
 from bench.soak_parts import (  # noqa: E402
@@ -88,9 +94,7 @@ from bench.soak_parts import (  # noqa: E402
 from bench.soak_report import build_report, mp4_timing, plot, summary_line  # noqa: E402
 from bench.soak_room import in_netns  # noqa: E402
 from flowact.clock import RealClock  # noqa: E402
-from flowact.types import AgentState  # noqa: E402
 
-BARGE = ["Wait, stop.", "Sorry, one more thing.", "Hold on."]
 FAULTS = ["tts_raise", "llm_kill_restart", "mqtt_broker_restart", "asr_raise", "sink_stall", "livekit_signal_drop"]
 AGENT_ID = "soak"
 PIPELINE = 8  # chunks between building a chunk and the sink writing it, with a margin (lead + queues)
@@ -107,7 +111,14 @@ PERSONA = (
 PERSONA_TOKENS = 32
 
 
-class Soak(FaultInjection):
+def timed_trim() -> tuple[float, float]:
+    """`agent.memory.trim()` (blocking: run it in a thread): (its thread CPU time, its wall time) in s."""
+    cpu, wall = time.thread_time(), time.perf_counter()
+    trim()
+    return time.thread_time() - cpu, time.perf_counter() - wall
+
+
+class Soak(FaultInjection, BargeIns):
     """The run: the session, the user, the fault schedule and the counters."""
 
     def __init__(self, args: argparse.Namespace) -> None:
@@ -130,6 +141,8 @@ class Soak(FaultInjection):
         self.heap = HeapTrace(args.tracemalloc)
         self.heap_top: list[dict[str, Any]] = []
         self.fd_diff: dict[str, list[str]] = {}
+        self.trims: list[tuple[float, float, float]] = []  # --trim-at-turn-end: (cpu s, wall s, MB released)
+        self.post_trim: list[dict[str, float]] = []  # and RSS right after each trim
         self.opened = False  # the opening is over and the leak baseline was taken again after it
 
     # --- setup -------------------------------------------------------------------------------
@@ -146,11 +159,8 @@ class Soak(FaultInjection):
         if args.persona:  # the soak's caller: one short spoken sentence per answer (a support chat's cadence)
             raw.setdefault("session", {})["system_prompt"] = PERSONA
             raw.setdefault("llm", {})["max_tokens"] = PERSONA_TOKENS
-        # The audio ledger tags each synthesized chunk with the session's current turn; an early answer
-        # (session.early_answer) is synthesized, held, before its turn exists (and may be cancelled), so
-        # its chunks would be booked to the previous turn and read as lost. Until the ledger can follow a
-        # held answer to the turn that adopts it, the soak runs without early answers.
-        raw.setdefault("session", {})["early_answer"] = False
+        if args.trim_at_turn_end:  # the bench trims instead (`trimmer`)
+            raw.setdefault("session", {})["malloc_trim_s"] = 0
         if server is None:
             raw["sink"] = {"type": "file", "path": args.output}
         else:
@@ -216,6 +226,20 @@ class Soak(FaultInjection):
             self.samples.append(snap)
             await asyncio.sleep(1.0)
 
+    async def trimmer(self) -> None:
+        """`--trim-at-turn-end`: malloc_trim(0) in a thread once the agent idles after each answered
+        turn; each trim's thread CPU time, wall time and the RSS it released go to `trims`."""
+        seen = 0
+        while True:
+            await self.watch.until(lambda n=seen: len(self.watch.turns) > n, 3600)
+            seen = len(self.watch.turns)
+            await self.idle()
+            before = process_sample()["rss_mb"]
+            cpu_s, wall_s = await asyncio.to_thread(timed_trim)
+            after = process_sample()["rss_mb"]
+            self.trims.append((cpu_s, wall_s, before - after))
+            self.post_trim.append({"t": round(time.monotonic() - self.t0, 2), "rss_mb": after})
+
     # --- user actions --------------------------------------------------------------------------
     async def ask(self, text: str, how: str = "spoken", within_s: float = 300.0, *, sabotaged: bool = False) -> bool:
         """Ask one question and wait for its turn to end (answered, interrupted or failed) and the
@@ -256,79 +280,6 @@ class Soak(FaultInjection):
         with contextlib.suppress(TimeoutError):
             await self.session.wait_idle(timeout=within_s)
 
-    async def barge_in(self, delay_s: float) -> None:
-        """Talk over the answer `delay_s` after it started speaking; the attempt's record (onset, the
-        agent's state then, the interrupt and the last speech after it) goes to `barge["log"]`."""
-        w = self.watch
-        await asyncio.sleep(delay_s)
-        n_onsets = self.mic.n_onsets
-        await self.mic.speak(self.rng.choice(BARGE))
-        heard = await w.until(lambda: self.mic.n_onsets > n_onsets, 10)
-        onset = self.mic.onsets[-1] if heard else time.monotonic()
-        rec: dict[str, Any] = {"t": round(onset - self.t0, 2), "delay_s": round(delay_s, 2),
-                               "state_at_onset": str(w.state_at(onset))}
-        self.barge["log"].append(rec)
-        await asyncio.sleep(2.5)
-        heard_at = onset + self.min_speech_s  # the VAD calls a voice speech only after this much of it
-        if w.state_at(heard_at) not in (AgentState.THINKING, AgentState.SPEAKING):
-            # the answer had played out before the user's voice could be told from a noise: nothing
-            # to barge into (seen: an answer's last chunk built 30 ms after the voice began)
-            rec["result"] = "answer over before onset"
-            self.barge["too_late"] += 1
-            return
-        self.barge["attempted"] += 1
-        cut = next(((t, why) for t, why in list(w.interrupts) if onset - 0.1 <= t <= onset + 2.0), None)
-        if cut is None:
-            rec["result"] = "no interrupt within 2 s"
-            rec["interrupts_near"] = [(round(t - onset, 2), why) for t, why in w.interrupts if abs(t - onset) < 15]
-            rec["states_near"] = [(round(t - onset, 2), st.value) for t, st in w.states if abs(t - onset) < 15]
-            self.progress(f"barge-in not honoured: {rec}")
-            return
-        # the interrupted answer's speech after the cut, up to when the next answer (to the barge-in
-        # itself) starts speaking: a quick reply within 2 s is not the old answer going on
-        nxt = next((t for t, st in w.states if t > cut[0] and st == AgentState.SPEAKING), cut[0] + 2.0)
-        later = [a for a in w.audible if cut[0] < a < min(cut[0] + 2.0, nxt)]
-        stop = max(later) - cut[0] if later else 0.0
-        done = [a for a in w.written if cut[0] < a < min(cut[0] + 2.0, nxt)]
-        rec["stop_written_s"] = round(max(done) - cut[0], 3) if done else 0.0
-        rec.update({"reason": cut[1], "onset_to_interrupt_s": round(cut[0] - onset, 3), "stop_s": round(stop, 3)})
-        self.barge["onset_to_interrupt_s"].append(round(cut[0] - onset, 3))
-        self.barge["stop_after_interrupt_s"].append(round(stop, 3))
-        if stop <= 0.3:
-            self.barge["honoured"] += 1
-            rec["result"] = "honoured"
-        else:
-            rec["result"] = "speech went on"
-        if rec["result"] != "honoured":
-            rec["audible_after"] = [round(a - cut[0], 2) for a in later][-10:]
-            self.progress(f"barge-in not honoured: {rec}")
-
-    async def barged_question(self, twice: bool) -> None:
-        """A question whose answer the user talks over (once, or again over the next answer)."""
-        w = self.watch
-        ended = w.ended()
-        await self.mic.speak(self.rng.choice(QUESTIONS))
-        if not await w.until(lambda: w.state == AgentState.SPEAKING or w.ended() > ended, 240) \
-                or w.state != AgentState.SPEAKING:
-            self.asked += 1  # never spoke: an unanswered question
-            await w.until(lambda: w.ended() > ended, 30)
-            await self.idle()
-            self.progress("barged question: no answer to barge into")
-            return
-        first = self.rng.random() < 0.3  # right at the first speaking chunk
-        await self.barge_in(0.0 if first else self.rng.uniform(0.2, 2.0))  # within a one-sentence answer
-        if twice and await w.until(lambda: w.state == AgentState.SPEAKING, 120):
-            await self.barge_in(self.rng.uniform(0.0, 1.0))
-        # the last barge-in is itself a question: its answer must come
-        self.asked += 1
-        n, ended = len(w.turns), w.ended()
-        await w.until(lambda: w.ended() > ended and w.state != AgentState.SPEAKING, 300)
-        ok = len(w.turns) > n and not w.turns[-1]["interrupted"]
-        await self.idle()
-        self.answered += ok
-        what = 'answered' if ok else 'NOT answered'
-        self.progress(f"barged question{' twice' if twice else ''}: last barge-in {what}")
-
     # --- the run -------------------------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
         from tests.fixtures.mosquitto import Mosquitto
@@ -364,6 +315,7 @@ class Soak(FaultInjection):
                     self.room = RoomUser(server, "ava")
                     await self.room.join()
                 sampler = asyncio.create_task(self.sampler(t0), name="soak-sampler")
+                trimmer = asyncio.create_task(self.trimmer(), name="soak-trimmer") if args.trim_at_turn_end else None
                 try:
                     step = 0
                     while opening or time.monotonic() < end:  # the opening always runs in full
@@ -409,8 +361,10 @@ class Soak(FaultInjection):
                                     "gone": sorted((warm_fds - fd_kinds()).elements())}
                     self.heap_top = self.heap.top()
                 finally:
-                    sampler.cancel()
-                    await asyncio.gather(sampler, return_exceptions=True)
+                    background = [t for t in (sampler, trimmer) if t is not None]
+                    for task in background:
+                        task.cancel()
+                    await asyncio.gather(*background, return_exceptions=True)
                 for _, _, rec in self._checks:
                     rec["lost"] = self.ledger.turn_done(int(rec["turn"]), rec["interrupted"])
                 snapshot = session.metrics.snapshot()
@@ -441,6 +395,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="after the opening, inject the next fault kind (round robin) this often")
     ap.add_argument("--no-persona", dest="persona", action="store_false",
                     help="keep the config's system prompt and max_tokens (default: the soak's one-sentence persona)")
+    ap.add_argument("--trim-at-turn-end", action="store_true",
+                    help="experiment: the bench calls malloc_trim(0) after every answered turn (the session's own "
+                    "periodic trim off) and reports each trim's CPU time and the RSS it released")
     ap.add_argument("--tracemalloc", action="store_true",
                     help="trace the Python heap (slower): the report lists its top growth since the warm baseline")
     ap.add_argument("--opening", default=None,

@@ -52,7 +52,6 @@ class FaultInjection:
         t = time.monotonic()
         check: dict[str, Any] = {}
         ok = True
-        killed: tuple[int, int] | None = None  # llm_kill_restart: the killed server's pid, restart count
         q = self.rng.choice(QUESTIONS)
         if kind in ("tts_raise", "asr_raise", "sink_stall"):
             if kind == "sink_stall":
@@ -62,7 +61,7 @@ class FaultInjection:
             await self.ask(q, sabotaged=True)  # answered or not: the fault is on its way
             check["fired"] = dict(self.faults.fired)
         elif kind == "llm_kill_restart":
-            killed = await self._kill_llm(q, check)
+            ok = await self._kill_llm(q, check)
         elif kind == "mqtt_broker_restart":
             connections = self.control.connections
             await asyncio.to_thread(self.broker.restart)
@@ -77,31 +76,38 @@ class FaultInjection:
             ok = bool(check.get("media_again"))
         answered = await self.ask(self.rng.choice(QUESTIONS), "typed" if kind == "livekit_signal_drop" else "spoken")
         check["next_answered"] = answered
-        if kind == "llm_kill_restart":  # judged after the next question: see `_kill_llm`
-            ok = killed is not None and self._llm_restarted(*killed)
-            check["restarted_by_agent"] = ok
+        if kind == "llm_kill_restart" and not ok and "skipped" not in check:
+            # the killed turn's answer can be whole before the kill (an early answer, held until the end
+            # of turn, wrote it): the plugin then starts the server again on the next question's call
+            ok = check["restarted_by_agent"] = self._llm_restarted(check)
+            check["restarted_on_next_question"] = ok
         if ok and answered:
             self.survived[kind] += 1
         self.fault_log.append({"kind": kind, "t": round(t - self.t0, 1), "survived": ok and answered, **check})
         self.progress(f"fault {kind}: {'survived' if ok and answered else 'NOT survived'} {check}")
 
-    async def _kill_llm(self, question: str, check: dict[str, Any]) -> tuple[int, int] | None:
-        """Kill the llama.cpp server while a question is answered; returns (its pid, the plugin's
-        restart count) then, or None without a local server. The plugin notices a dead server on its
-        next call: in this turn when the kill came mid-stream, else on the next question's (a short
-        answer can be generated in full before the kill lands), so the restart is judged after that."""
+    def _llm_restarted(self, check: dict[str, Any]) -> bool:
+        """The LLM plugin started its llama.cpp server again (a new process) since the kill."""
+        from plugins.llm_openai import OpenAILLM
+
+        llm = self.session.c.llm
+        server = llm.server if isinstance(llm, OpenAILLM) else None
+        return server is not None and llm.server_restarts > check["restarts_before"] \
+            and server.proc is not None and server.proc.pid != check["killed_pid"]
+
+    async def _kill_llm(self, question: str, check: dict[str, Any]) -> bool:
         from plugins.llm_openai import OpenAILLM
 
         llm = self.session.c.llm
         server = llm.server if isinstance(llm, OpenAILLM) else None
         if server is None or server.proc is None:
             check["skipped"] = "not a local llama.cpp server"
-            return None
+            return False
         self.fault_questions["asked"] += 1
         before, failed = len(self.watch.turns), len(self.watch.failed)
         await self.mic.speak(question)
         check["thinking"] = await self.watch.until(lambda: self.watch.state == AgentState.THINKING, 30)
-        await asyncio.sleep(self.rng.uniform(0.0, 0.5))  # mid-stream: the reply is being generated
+        await asyncio.sleep(self.rng.uniform(0.0, 0.5))  # mid-stream (an early answer may be written already)
         pid, restarts = server.proc.pid, llm.server_restarts
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)  # the server and anything it started
@@ -109,13 +115,8 @@ class FaultInjection:
         # the LLM plugin notices the dead server on its next attempt and starts it again
         await self.watch.until(lambda: len(self.watch.turns) > before or len(self.watch.failed) > failed, 300)
         check["turn_ended_s"] = round(time.monotonic() - t, 2)
-        check["restarted_in_turn"] = self._llm_restarted(pid, restarts)
+        check.update({"killed_pid": pid, "restarts_before": restarts})
+        check["restarted_by_agent"] = self._llm_restarted(check)
         self.fault_questions["answered"] += len(self.watch.turns) > before and not self.watch.turns[-1]["interrupted"]
         await self.idle()
-        return pid, restarts
-
-    def _llm_restarted(self, pid: int, restarts: int) -> bool:
-        """The LLM plugin started a new server since the one with `pid` was killed."""
-        llm = self.session.c.llm
-        server = llm.server
-        return bool(llm.server_restarts > restarts and server.proc is not None and server.proc.pid != pid)
+        return bool(check["restarted_by_agent"])

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import inspect
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -73,9 +75,13 @@ def build_faulty(spec: PluginSpec, kind: str, faults: Faults, ledger: AudioLedge
     if kind == "tts":
         async def synthesize(self: Any, text: str) -> AsyncIterator[SpeechChunk]:
             async for chunk in base.synthesize(self, text):
+                # booked once the caller has taken it: the turn runner asks for the next chunk (or
+                # ends the stream) only after it queued this one in the builder as its turn's, a
+                # held early answer only after `release(turn)`. A stream closed here instead
+                # (GeneratorExit) was cancelled: a barge-in, or a held answer no turn adopted.
+                yield chunk
                 if ledger is not None:
                     ledger.synthesized(chunk.audio)
-                yield chunk
         ns = {"_synthesize": raising(base._synthesize, "tts_raise"), "synthesize": synthesize}
     elif kind == "asr":
         ns = {"_transcribe": raising(base._transcribe, "asr_raise")}
@@ -110,12 +116,15 @@ def build_faulty(spec: PluginSpec, kind: str, faults: Faults, ledger: AudioLedge
 class AudioLedger:
     """Every synthesized chunk of a turn must reach the sink sample for sample.
 
-    The TTS subclass hands in each chunk it returns (tagged with the session's current turn); the
-    sink subclass hands in every chunk's audio. Once a turn has ended (plus a grace for the last
-    chunk in flight) its chunks are looked up in the written stream by content: the first 256
-    samples from the chunk's first loud sample are searched, then every sample of the chunk is
-    compared. `lost` = synthesized samples of uninterrupted turns not found verbatim. Memory is
-    bounded: at most `keep_s` of written audio is kept.
+    The TTS subclass hands in each chunk once the turn runner has taken it, tagged with the
+    session's current turn then: a held early answer (`agent.early_answer`) is taken only after the
+    turn that adopts it began, so its audio is booked to that turn, and a cancelled one's chunks are
+    never taken (never meant to be heard: not booked). The sink subclass hands in every chunk's
+    audio. Once a turn has ended (plus a grace for the last chunk in flight) its chunks are looked
+    up in the written stream by content: the first 256 samples from the chunk's first loud sample
+    are searched, then every sample of the chunk is compared. `lost` = synthesized samples of
+    uninterrupted turns not found verbatim. Memory is bounded: at most `keep_s` of written audio is
+    kept.
     """
 
     def __init__(self, sample_rate: int, current_turn: Callable[[], int], keep_s: float = 120.0) -> None:
@@ -130,6 +139,7 @@ class AudioLedger:
         self.lossy_turns: list[dict[str, int]] = []
 
     def synthesized(self, audio: AudioChunk) -> None:
+        """A chunk the turn runner took for the current turn (see the class docstring)."""
         pcm = audio.samples
         turn = self.current_turn()
         if turn not in self.pending:  # the turn runner plays a turn's first word without the engine's lead-in
@@ -317,23 +327,47 @@ class Watch(SessionObserver):
 
 
 def process_sample() -> dict[str, float]:
-    """RSS, Python heap blocks, threads, asyncio tasks and open descriptors of this process."""
+    """RSS, Python heap blocks, threads, asyncio tasks, open descriptors and CPU seconds (user +
+    system, all threads) of this process."""
     with open("/proc/self/statm") as f:
         rss_pages = int(f.read().split()[1])
-    return {
+    cpu = os.times()
+    return {"cpu_s": cpu.user + cpu.system,
         "rss_mb": rss_pages * os.sysconf("SC_PAGE_SIZE") / 1e6, "heap_blocks": float(sys.getallocatedblocks()),
         "threads": float(threading.active_count()), "tasks": float(len(asyncio.all_tasks())),
         "fds": float(len(os.listdir("/proc/self/fd"))),
     }
 
 
+def _socket_protocols() -> dict[str, str]:
+    """Socket inode -> its protocol (`tcp`, `udp6`, `unix`, ...), from /proc/net."""
+    out: dict[str, str] = {}
+    for proto, col in (("tcp", 9), ("tcp6", 9), ("udp", 9), ("udp6", 9), ("unix", 6), ("netlink", -1)):
+        with contextlib.suppress(OSError):
+            with open(f"/proc/net/{proto}") as f:
+                for line in f.read().splitlines()[1:]:
+                    cols = line.split()
+                    if len(cols) > max(col, 0):
+                        out[cols[col]] = proto
+    return out
+
+
 def fd_kinds() -> Counter[str]:
-    """Open descriptors by kind (`socket`, `pipe`, `anon_inode:[eventfd]`, a file's path)."""
+    """Open descriptors by kind: `pipe`, `anon_inode:[eventfd]`, a file's path, or a socket by protocol
+    and owner: `socket:udp (python)` is held by a Python socket object (asyncio, aiortc, the MQTT
+    client), `socket:udp (native)` by native code only (libwebrtc in the LiveKit SDK's FFI library)."""
+    protocols = _socket_protocols()
+    python = {o.fileno() for o in gc.get_objects() if isinstance(o, socket.socket)}
     out: Counter[str] = Counter()
     for fd in os.listdir("/proc/self/fd"):
         with contextlib.suppress(OSError):
             target = os.readlink(f"/proc/self/fd/{fd}")
-            out[target.split(":[", 1)[0] if target.startswith(("socket:", "pipe:")) else target] += 1
+            if target.startswith("socket:["):
+                owner = "python" if int(fd) in python else "native"
+                target = f"socket:{protocols.get(target[8:-1], '?')} ({owner})"
+            elif target.startswith("pipe:"):
+                target = "pipe"
+            out[target] += 1
     return out
 
 

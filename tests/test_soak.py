@@ -66,11 +66,15 @@ def test_short_soak_survives_every_fault(tmp_path: Path) -> None:
     assert mqtt["reconnected"] and mqtt["command_after"] and mqtt["connections"][1] == mqtt["connections"][0] + 1
     b = r["barge_ins"]  # twice in a row; a voice that began after the answer had ended is no barge-in
     assert b["attempted"] + b["too_late"] == 2 and b["attempted"] >= 1 and b["honoured"] == b["attempted"], b
-    # the recording (fragmented MP4) decodes and is as long as the session
+    # the recording (fragmented MP4) decodes and holds every chunk the session wrote (its media
+    # timeline: frames shown or dropped; a starved box re-anchors that timeline on long stalls, so it
+    # can be minutes shorter than the wall clock: seen 214 s of 318 s at load 17-20)
     from tests.fixtures.mp4 import audio_track
 
     pcm, sr = audio_track(tmp_path / "soak.mp4")
-    assert len(pcm) / sr >= 0.9 * r["minutes"] * 60 - 30
+    f = r["frames"]  # counted just before closing: the idle face may add a few chunks after
+    assert -0.5 <= len(pcm) / sr - (f["written"] + f["dropped"]) / f["fps"] <= 2.0, (len(pcm) / sr, f)
+    assert len(pcm) / sr >= 0.4 * r["minutes"] * 60 - 30
 
 
 @pytest.mark.livekit
@@ -82,11 +86,10 @@ def test_soak_livekit_signal_drop(tmp_path: Path) -> None:
     assert drop["media_again"], drop
     assert r["transport_stats"]["room_sessions"] >= 2
     leaked = {k: r[k] for k in ("leaked_tasks", "leaked_fds", "leaked_threads", "new_tasks", "fds_since_baseline")}
-    if any(r[k] > 0 for k in ("leaked_tasks", "leaked_fds", "leaked_threads")):
-        # Seen before: 1-2 more tasks or descriptors than before the drop, in some runs, the new tasks
-        # "unnamed". Those were the LiveKit sink's own: its outbox made two unnamed helper tasks per
-        # message (a fresh Task-N name each time, so always "new"); it now waits on one event. Tasks
-        # are listed by coroutine and descriptors by kind, so what remains names its owner. One full
-        # reconnect cannot tell per-connection state from a leak (a long LiveKit soak can): an
-        # expected failure with the numbers; the session is closed cleanly either way (after_close).
-        pytest.xfail(f"after a full reconnect: {leaked}")
+    # Tasks are listed by coroutine and descriptors by kind, so what remains names its owner. The one
+    # descriptor a rejoin can leave is a UDP socket of libwebrtc (native, in the SDK's FFI library):
+    # it opens 2 or 3 per connection; bounded, not one per rejoin (test_soak_livekit_fds.py).
+    assert r["leaked_tasks"] <= 0 and r["leaked_threads"] <= 0, leaked
+    grown = r["fds_since_baseline"]["new"]  # kinds counted more often than at the baseline, once per extra
+    assert r["leaked_fds"] <= 1 and len(grown) <= 1, leaked
+    assert set(grown) <= {"socket:udp (native)", "socket:udp6 (native)"}, leaked
