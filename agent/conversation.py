@@ -34,7 +34,7 @@ from agent.events import (
 )
 from agent.fanout import Fanout
 from agent.history import ConversationHistory
-from agent.interfaces import LLM, TTS, Generator
+from agent.interfaces import LLM, TTS, Generator, Warmable
 from agent.metrics import SessionMetrics
 from agent.tools import ToolStatus
 from agent.turn_runner import TurnResult, TurnRunner
@@ -269,6 +269,14 @@ class Conversation:
         self.fanout.event("turn", record)
         self._execute(self.turns.on_turn_finished(turn))
 
+    def _reprime(self) -> None:
+        """The history dropped its oldest block: have the LLM evaluate the new prompt prefix now,
+        while the answer plays, rather than on the next question (agent.history)."""
+        llm = self.llm
+        if isinstance(llm, Warmable):
+            messages = self.history.messages(self.system_prompt, "")[:-1]
+            self.fanout.owner.schedule("llm-reprime", llm.warmup(messages), quiet=True)
+
     # --- early answers (agent.early_answer) -----------------------------------------------------
     def answer_early(self, text: str) -> bool:
         """An early transcript while the end of turn is still out: begin its answer, held. Not while
@@ -349,7 +357,8 @@ class Conversation:
                     assert result is not None  # a runner that is not held always answers
                 # as the LLM wrote it (intent tags kept): the next turn's prompt shares its prefix
                 # with what the LLM server has cached, and the model sees how it used its tags
-                self.history.append(action.text, result.reply_text)
+                if self.history.append(action.text, result.reply_text):
+                    self._reprime()
             else:
                 result = await runner.run_text(action.text)
             tm = self.metrics.turn(action.turn)
@@ -361,7 +370,8 @@ class Conversation:
             self._maybe_finish(action.turn)
         except asyncio.CancelledError:
             if action.use_llm and runner.result.spoken_text and action.turn != self._continued_turn:
-                self.history.append(action.text, runner.result.spoken_text + " ...")
+                if self.history.append(action.text, runner.result.spoken_text + " ..."):
+                    self._reprime()  # while the user is still talking over it
             raise
         except FlowActError as e:
             log.error("turn %d failed: %s", action.turn, e)

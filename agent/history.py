@@ -1,8 +1,15 @@
 """The conversation the LLM remembers: whole exchanges, bounded by turns and by characters.
 
 One place bounds the prompt (and the memory): the session keeps a `ConversationHistory` and asks
-it for the messages of each turn. The oldest exchange (user line + reply) is dropped first, so
+it for the messages of each turn. The oldest exchanges (user line + reply) are dropped first, so
 the remembered conversation always starts with a user message.
+
+Past a bound, the oldest exchanges go **in a block**, down to half the bounds, not one per turn: a
+local LLM (llama.cpp) reuses the prompt prefix it evaluated last time, and a window sliding by one
+exchange changes the prompt right after the system prompt on every turn, so every turn re-reads
+the whole history (measured, Qwen2.5-0.5B on one thread with 8 short exchanges: first token 3.5 s
+a turn instead of 0.4-0.6 s). Dropping half at once keeps the prefix for the next turns;
+`append` says when it dropped, so the caller can re-prime the cache while nobody waits.
 """
 
 from __future__ import annotations
@@ -16,7 +23,9 @@ __all__ = ["ConversationHistory"]
 
 
 class ConversationHistory:
-    """Past exchanges, at most `max_turns` of them and `max_chars` characters of text in all."""
+    """Past exchanges, at most `max_turns` of them and `max_chars` characters of text in all; past
+    either bound, the oldest are dropped down to half of both (at least the newest exchange is kept
+    when it fits the bounds on its own)."""
 
     def __init__(self, max_turns: int = 8, max_chars: int = 6000) -> None:
         if max_turns < 0 or max_chars < 0:
@@ -38,14 +47,24 @@ class ConversationHistory:
     def chars(self) -> int:
         return self._chars
 
-    def append(self, user: str, reply: str) -> None:
-        """Remember one exchange, then drop the oldest ones beyond the bounds."""
+    def append(self, user: str, reply: str) -> bool:
+        """Remember one exchange; past a bound, drop the oldest down to half the bounds. True when
+        exchanges were dropped (the prompt's beginning changed)."""
         turn = (user, reply.strip())
         self._turns.append(turn)
         self._chars += len(turn[0]) + len(turn[1])
-        while self._turns and (len(self._turns) > self.max_turns or self._chars > self.max_chars):
-            old_user, old_reply = self._turns.popleft()
-            self._chars -= len(old_user) + len(old_reply)
+        if len(self._turns) <= self.max_turns and self._chars <= self.max_chars:
+            return False
+        keep_turns, keep_chars = max(1, self.max_turns // 2), self.max_chars // 2
+        while len(self._turns) > 1 and (len(self._turns) > keep_turns or self._chars > keep_chars):
+            self._drop_oldest()
+        if len(self._turns) > self.max_turns or self._chars > self.max_chars:
+            self._drop_oldest()  # the newest alone is beyond a bound (or max_turns is 0)
+        return True
+
+    def _drop_oldest(self) -> None:
+        old_user, old_reply = self._turns.popleft()
+        self._chars -= len(old_user) + len(old_reply)
 
     def clear(self) -> None:
         self._turns.clear()

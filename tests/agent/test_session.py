@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
 
 from agent.frames import VadEvent
+from agent.interfaces import ChatMessage
+from agent.session import AgentSession, Components
 from flowact.types import AgentState
-from tests.fixtures.session_parts import StallingSink, make_session
+from plugins.llm_scripted import ScriptedLLM, ScriptedLLMConfig
+from plugins.sink_file import NullSink
+from tests.fixtures.session_parts import StallingSink, make_session, session_config
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -154,8 +159,41 @@ async def test_history_is_bounded() -> None:
         for i in range(5):
             await session.user_text(f"question {i}")
             await session.wait_idle(timeout=30)
-    assert len(session.history) == 2  # exchanges
+    assert 1 <= len(session.history) <= 2  # exchanges (past the bound, dropped down to half of it)
     assert list(session.history)[-1][0] == "question 4"
+
+
+class PrimingLLM(ScriptedLLM):
+    """The scripted LLM, noting each prompt prefix it is asked to evaluate ahead of a turn."""
+
+    def __init__(self, config: ScriptedLLMConfig) -> None:
+        super().__init__(config)
+        self.primed: list[list[str]] = []
+
+    async def warmup(self, messages: Sequence[ChatMessage]) -> None:
+        self.primed.append([m.content for m in messages])
+
+
+async def test_a_dropped_history_block_is_evaluated_before_the_next_question() -> None:
+    """Past the history bound the oldest exchanges go in a block, and the LLM is asked at once to
+    evaluate the new prompt prefix (system prompt + what is kept), not on the next question."""
+    llm = PrimingLLM(ScriptedLLMConfig(replies=["Sure."], first_token_s=0.0))
+    session = AgentSession(session_config(history_turns=4, system_prompt="Be brief."),
+                           components=Components(llm=llm, sink=NullSink()))
+    async with session:
+        at_start = list(llm.primed)  # the session's own warm-up (the system prompt)
+        for i in range(5):
+            await session.user_text(f"question {i}")
+            await session.wait_idle(timeout=30)
+            if i < 4:
+                assert llm.primed == at_start  # within the bound: the cached prefix still holds
+        for _ in range(100):  # the priming runs in the background
+            if len(llm.primed) > len(at_start):
+                break
+            await asyncio.sleep(0.02)
+    kept = [q for q, _ in session.history]
+    assert kept == ["question 3", "question 4"]  # down to half of 4
+    assert llm.primed[len(at_start):] == [["Be brief.", "question 3", "Sure.", "question 4", "Sure."]]
 
 
 async def test_emotion_command_with_duration_returns_to_neutral() -> None:
