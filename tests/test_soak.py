@@ -46,8 +46,8 @@ def run_soak(tmp_path: Path, opening: list[str], *, transport: str = "file", tim
 
 
 def assert_clean(r: dict[str, Any], faults: list[str], *, leaks: bool = True) -> None:
-    why = json.dumps({k: r.get(k) for k in ("fault_log", "errors", "lost_check", "barge_ins", "new_tasks")},
-                     default=str)[:3000]
+    why = json.dumps({k: r.get(k) for k in ("fds_since_baseline", "new_tasks", "fault_log", "errors", "lost_check",
+                                                "barge_ins")}, default=str)[:3000]
     assert {k: n for k, n in r["faults"].items() if n} == {k: 1 for k in faults}, why
     assert r["faults_survived"] == r["faults"], why
     assert r["turns_answered"] == r["turns_attempted"] > 0, why

@@ -87,7 +87,8 @@ class OpenAILLM(BaseLLM):
 
             base = self.server.base_url if self.server is not None else self.config.base_url
             key = os.environ.get(self.config.api_key_env) or "not-needed-for-local"
-            self._client = AsyncOpenAI(base_url=base, api_key=key, timeout=self.config.timeout_s, max_retries=0)
+            self._client = AsyncOpenAI(base_url=base, api_key=key, timeout=self.config.timeout_s, max_retries=0,
+                                       http_client=_one_idle_connection_client())
         return self._client
 
     def map_error(self, exc: BaseException) -> EngineError:
@@ -352,3 +353,16 @@ def _retrieve(task: asyncio.Task[None]) -> None:
     """A failed restart is reported by the attempt that awaits it; never as 'exception never retrieved'."""
     if not task.cancelled():
         task.exception()
+
+
+def _one_idle_connection_client() -> Any:
+    """openai's default HTTP client keeping at most one idle connection (its default keeps up to 100):
+    one session asks one thing at a time; a request that overlapped another (the history's cache
+    re-prime beside an answer) closes its connection when done instead of leaving it open for the
+    rest of the session. Built on whichever HTTP library the installed openai uses (httpx, httpx2)."""
+    import sys
+
+    from openai import DefaultAsyncHttpxClient
+
+    http = sys.modules[DefaultAsyncHttpxClient.__mro__[1].__module__.split(".")[0]]
+    return DefaultAsyncHttpxClient(limits=http.Limits(max_connections=8, max_keepalive_connections=1))

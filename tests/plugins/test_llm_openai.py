@@ -86,6 +86,36 @@ async def test_cancel_mid_stream_closes_the_http_stream_at_once(llm_server: LlmS
     await llm.aclose()
 
 
+async def test_overlapping_requests_leave_at_most_one_idle_connection(llm_server: LlmServer) -> None:
+    """A session's requests may overlap (the history's cache re-prime, a plain completion, beside an
+    answer): once they are done, one keep-alive connection to the server stays open, not one per
+    request that ever overlapped (openai's default client keeps up to 100)."""
+    import asyncio
+    from urllib.parse import urlsplit
+
+    import psutil
+
+    port = urlsplit(llm_server.base_url).port
+    llm = make_llm(llm_server, first_token_timeout_s=SLOW, intent_tags=False, max_tokens=4)
+    client = llm._make_client()  # the plugin's own client, as its warmup (the re-prime) uses it
+
+    def open_to_server() -> int:
+        return sum(1 for c in psutil.Process().net_connections(kind="tcp")
+                   if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED)
+
+    async def complete(n: int) -> str:
+        r = await client.chat.completions.create(
+            model=llm.config.model, max_tokens=2, messages=[{"role": "user", "content": f"Say {n}."}])
+        return str(r.choices[0].message.content)
+
+    for _ in range(2):
+        done = await asyncio.gather(*(complete(n) for n in range(3)))
+        assert len(done) == 3
+        assert open_to_server() <= 1
+    await llm.aclose()
+    assert open_to_server() == 0
+
+
 async def test_first_token_timeout_is_a_clear_retryable_error(llm_server: LlmServer) -> None:
     llm = make_llm(llm_server, first_token_timeout_s=0.001, retries=1, backoff_s=0.01)
     t0 = time.monotonic()
