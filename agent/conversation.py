@@ -128,6 +128,7 @@ class Conversation:
         self._continued_turn = 0
         self.answered_turn = 0  # newest turn whose answer played out (not cancelled)
         self._user_line: tuple[int, str] | None = None  # a spoken question not yet said as final
+        self._agent_line: str | None = None  # its answer, whole before the question settled: said after it
         self.early_answer = early_answer
         self._early: EarlyAnswer | None = None  # an answer begun before the end of turn (one at most)
 
@@ -250,6 +251,7 @@ class Conversation:
         if action.reason == "continued" and self._spoken is not None:
             self._carry, self._continued_turn = self._spoken[1], action.turn
             self._user_line = None  # said later, whole, with the rest of the question
+            self._agent_line = None  # its answer was never heard
         else:
             self._settle_user_line()
         if action.reason == "barge-in":
@@ -365,8 +367,9 @@ class Conversation:
             tm.speech_s = result.speech_s
             if result.active_first >= 0:
                 tm.speech_span_s = (result.active_last - result.active_first) / self.builder.sample_rate
+            tm.speech_gaps_s = result.gap_samples / self.builder.sample_rate
             self._spoken_turn = action.turn
-            self.fanout.transcript("agent", result.spoken_text.strip(), True)
+            self._say_agent_line(result.spoken_text.strip())
             self._maybe_finish(action.turn)
         except asyncio.CancelledError:
             if action.use_llm and runner.result.spoken_text and action.turn != self._continued_turn:
@@ -384,10 +387,22 @@ class Conversation:
             self.notify()
 
     def _settle_user_line(self) -> None:
-        """Say the pending spoken question as the final user line (once)."""
+        """Say the pending spoken question as the final user line (once), then its answer if that was
+        whole first."""
         if self._user_line is not None:
             self.fanout.transcript("user", self._user_line[1], True)
             self._user_line = None
+        if self._agent_line is not None:
+            self.fanout.transcript("agent", self._agent_line, True)
+            self._agent_line = None
+
+    def _say_agent_line(self, text: str) -> None:
+        """The answer's final line, after its question: a short answer is whole (all its speech
+        queued) before the first of it plays, which is when a spoken question settles."""
+        if self._user_line is None:
+            self.fanout.transcript("agent", text, True)
+        else:
+            self._agent_line = text
 
     def _on_tool(self, turn: int, status: ToolStatus) -> None:
         """A tool the LLM runs: a thinking face while it works, `tool` / `handoff` events when done."""

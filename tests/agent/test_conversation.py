@@ -48,6 +48,21 @@ async def test_false_early_end_gives_one_answer_to_the_whole_question() -> None:
     assert list(session.history) == [("my order number is 1234", "Order 1234 arrives tomorrow.")]
 
 
+async def test_a_short_answer_is_said_after_its_spoken_question() -> None:
+    """A one-word answer is whole (all its speech queued) before the first of it plays, which is when
+    a spoken question settles: the transcript still says the question first (the demo's record read
+    agent, user, agent, user on a loaded box)."""
+    session, rec = make_session(reply="Yes.", first_token_s=0.01)
+    async with session:
+        now = session.clock.now
+        for question in ("is my order on its way", "and the other one"):
+            session._emit(UserMessage(question, t_end=now()))
+            await session.wait_idle(timeout=60)
+    lines = [(p["role"], p["text"]) for _, k, p in rec.events if k == "transcript" and p.get("final")]
+    assert lines == [("user", "is my order on its way"), ("agent", "Yes."),
+                     ("user", "and the other one"), ("agent", "Yes.")], lines
+
+
 async def test_onset_while_speaking_is_still_a_barge_in() -> None:
     session, rec = make_session(first_token_s=0.05)
     async with session:
