@@ -43,6 +43,7 @@ class TurnMetrics:
     interrupted: bool = False
     speech_s: float = 0.0  # synthesized speech queued for this turn
     speech_span_s: float = 0.0  # first to last audible sample of that speech
+    speech_gaps_s: float = 0.0  # silence played inside that speech while synthesis fell behind (stutter)
 
     def mark(self, stage: str, t: float) -> None:
         self.marks.setdefault(stage, t)
@@ -168,7 +169,8 @@ class SessionMetrics:
     def turn_table(self) -> list[dict[str, Any]]:
         return [
             {"turn": t.turn, "interrupted": t.interrupted, "speech_s": round(t.speech_s, 4),
-             "speech_span_s": round(t.speech_span_s, 4), **t.latencies()}
+             "speech_span_s": round(t.speech_span_s, 4), "speech_gaps_s": round(t.speech_gaps_s, 4),
+             **t.latencies()}
             for t in self.turns
         ]
 

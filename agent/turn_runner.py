@@ -54,6 +54,7 @@ class TurnResult:
     active_first: int = -1  # first/last sample above ACTIVE_LEVEL in the turn's concatenated speech
     active_last: int = -1
     samples: int = 0
+    gap_samples: int = 0  # silence played inside the answer while its next speech was still being synthesized
     tags: list[IntentTag] = field(default_factory=list)
 
 
@@ -265,6 +266,8 @@ class TurnRunner:
         if speech.audio.sample_rate != rate:  # engines should already deliver the session rate
             pcm = resample(int16_to_float(speech.audio.samples), speech.audio.sample_rate, rate)
             speech = replace(speech, audio=AudioChunk(float_to_int16(pcm), rate, speech.audio.pts))
+        if self.result.samples and self.builder.speech_pending_s == 0.0:  # the answer so far has played out
+            self.result.gap_samples += self.builder.dry_samples
         self.builder.push_speech(speech)
         self.result.speech_s += speech.audio.duration
         loud = np.flatnonzero(np.abs(speech.audio.samples.astype(np.int32)) > ACTIVE_LEVEL)

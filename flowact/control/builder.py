@@ -104,6 +104,7 @@ class ControlBuilder:
         self._interrupt = False
         self._index = 0
         self._speaking = False
+        self._dry = 0  # silent samples emitted since the queued speech ran out (0 while speech is queued)
         self._ctx = int(round(sample_rate / fps))  # one frame of audio context each side for the features
         self._tail = np.zeros(self._ctx, np.int16)
         self._silent_mel, self._silent_energy = frame_features(np.zeros(self.samples_per_chunk, np.float32),
@@ -133,6 +134,7 @@ class ControlBuilder:
         timed = sorted(((self._tag_time(speech, tag, seg, dur), tag) for tag in speech.tags), key=lambda x: x[0])
         seg.tags.extend(timed)
         self._segments.append(seg)
+        self._dry = 0
         self._pending += n
 
     def _tag_time(self, speech: SpeechChunk, tag: IntentTag, seg: _Segment, dur: float) -> float:
@@ -182,6 +184,13 @@ class ControlBuilder:
         self._state = AgentState.LISTENING
 
     @property
+    def dry_samples(self) -> int:
+        """Silent samples the timeline has played since the queued speech ran out (0 while speech is
+        queued): read before pushing a turn's next speech, the gap a listener heard inside the answer
+        because synthesis fell behind the timeline."""
+        return self._dry
+
+    @property
     def speech_pending_s(self) -> float:
         """Seconds of queued speech not yet emitted."""
         return self._pending / self.sample_rate
@@ -220,6 +229,7 @@ class ControlBuilder:
                 self._segments.popleft()
         self._pending -= filled
         self._speaking = filled > 0
+        self._dry = 0 if self._segments else self._dry + need - filled
         while self._immediate:
             self._apply_tag(*self._immediate.popleft(), frame=0, events=events)
         mel, energy = self._features(audio)

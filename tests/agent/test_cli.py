@@ -146,7 +146,9 @@ def test_demo_mp4_is_written_offline_and_in_sync(tmp_path: Path) -> None:
     spans = audible_spans(audio, sr)
     assert len(spans) == 2
     for (a, b), t in zip(spans, turns, strict=True):
-        assert abs((b - a) - t["speech_span_s"]) <= 1 / fps, (spans, turns)  # each answer whole, in sync
+        # each answer whole, in sync: its span in the file is its speech plus any silence played inside it
+        # while synthesis fell behind (a starved machine)
+        assert abs((b - a) - t["speech_span_s"] - t["speech_gaps_s"]) <= 1 / fps, (spans, turns)
     assert_mouth_follows_speech(frames, audio, sr, fps)
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from agent.frames import AudioChunk, PhonemeTiming, SpeechChunk, WordTiming
-from agent.turn_runner import trim_lead
+from agent.metrics import SessionMetrics
+from agent.turn_runner import TurnRunner, trim_lead
+from flowact.clock import FakeClock
+from flowact.control import ControlBuilder
 
 
 def test_trim_lead_cuts_the_engine_lead_in_and_moves_the_timings() -> None:
@@ -22,3 +25,28 @@ def test_trim_lead_cuts_the_engine_lead_in_and_moves_the_timings() -> None:
         ("_", 0.0, 0.005), ("h", 0.005, 0.05), ("i", 0.055, 0.055)]
     assert [(w.start, round(w.duration, 3)) for w in out.words] == [(0.0, 0.11)]
     assert trim_lead(out) == out  # nothing more to cut
+
+
+
+def test_silence_played_inside_an_answer_is_counted_as_its_gap() -> None:
+    """Synthesis that falls behind the timeline leaves silence inside the answer: the turn's
+    `gap_samples` (-> `speech_gaps_s`) is that silence, so the answer's span in the recording is its
+    speech span plus its gaps."""
+    rate = 24000
+    builder = ControlBuilder(fps=25, sample_rate=rate)
+    n = builder.samples_per_chunk
+    clock = FakeClock()
+    runner = TurnRunner(turn=1, builder=builder, tts=None, clock=clock, metrics=SessionMetrics(clock, fps=25))  # type: ignore[arg-type]
+
+    def piece(samples: int) -> SpeechChunk:
+        return SpeechChunk(AudioChunk(np.full(samples, 5000, np.int16), rate), "word")
+
+    builder.next_chunk()  # idle before the answer: not part of it
+    runner._push(piece(n))
+    builder.next_chunk()
+    runner._push(piece(n // 2))  # queued before the first ran out: no gap
+    assert runner.result.gap_samples == 0
+    for _ in range(3):
+        builder.next_chunk()  # the half chunk, then silence: n // 2 + 2 n samples
+    runner._push(piece(n))
+    assert runner.result.gap_samples == n // 2 + 2 * n

@@ -286,3 +286,22 @@ def test_timed_emotion_replaced_by_another_emotion_does_not_expire_it() -> None:
     concerned = np.concatenate([c.expressions for c in chunks])[:, EXPRESSIONS.index("concerned")]
     assert concerned[49] > 0.95 and concerned[55] < concerned[49] and concerned[-1] < 0.05
     assert [e.name for c in chunks for e in c.events] == ["nod"]
+
+
+def test_dry_samples_count_the_silence_played_since_the_queued_speech_ran_out() -> None:
+    b = ControlBuilder(fps=FPS, sample_rate=SR)
+    n = b.samples_per_chunk
+    b.push_speech(speech(1.5 * n / SR))
+    drain(b, 1)
+    assert b.dry_samples == 0  # speech still queued
+    drain(b, 1)
+    assert b.dry_samples == n // 2  # the speech ended half-way through this chunk
+    drain(b, 2)
+    assert b.dry_samples == n // 2 + 2 * n
+    b.push_speech(speech(0.1))
+    assert b.dry_samples == 0
+    b.push_speech(speech(2 * n / SR))
+    drain(b, 1)
+    b.interrupt()
+    drain(b, 1)
+    assert b.dry_samples == n  # after a barge-in, counted from the next chunk
