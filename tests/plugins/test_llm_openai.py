@@ -108,12 +108,13 @@ async def test_overlapping_requests_leave_at_most_one_idle_connection(llm_server
             model=llm.config.model, max_tokens=2, messages=[{"role": "user", "content": f"Say {n}."}])
         return str(r.choices[0].message.content)
 
+    before = open_to_server()  # other tests' clients in this process may still hold one
     for _ in range(2):
         done = await asyncio.gather(*(complete(n) for n in range(3)))
         assert len(done) == 3
-        assert open_to_server() <= 1
+        assert open_to_server() - before <= 1
     await llm.aclose()
-    assert open_to_server() == 0
+    assert open_to_server() <= before
 
 
 async def test_first_token_timeout_is_a_clear_retryable_error(llm_server: LlmServer) -> None:
