@@ -177,10 +177,7 @@ def _next_bracket(s: str, i: int) -> int:
 
 
 def prompt_snippet() -> str:
-    """Instructions that teach an LLM the tag vocabulary (append to the system prompt). The example is
-    a true reply on a topic support and tutoring sessions rarely touch: small models copy an example
-    that fits any question (Qwen2.5 0.5B answered 5 of 32 varied questions with "Sure, I can help
-    with that.", the example before; 0 of 32 with this one: 8 questions x 4 at temperature 0.7)."""
+    """Instructions that teach an LLM the tag vocabulary (append to the system prompt)."""
     emo = ", ".join(f"[{e}]" for e in EMOTIONS)
     ges = "; ".join(f"[{g}] {VOCABULARY[g]}" for g in GESTURES)
     return (
@@ -191,8 +188,7 @@ def prompt_snippet() -> str:
         "An optional intensity from 0 to 1 follows a colon: [smile:0.6], [concerned:0.4]. "
         "Put a tag right before the words it belongs to, use at most one or two per sentence, only "
         "these names, and no other square brackets. Always answer in words: a tag is never a reply "
-        "on its own. Example (the tags in a reply about the planet Mars): [smile] Mars is a cold desert. "
-        "[nod] Its days last about as long as ours."
+        "on its own. Example: [smile] Sure, I can help with that."
     )
 
 
