@@ -94,12 +94,11 @@ class SessionConfig(BaseModel):
         "core; each thread's arena keeps what it freed, so RSS creeps up in steps over a long session)",
     )
     malloc_mmap_threshold_kb: int | None = Field(
-        8192, ge=64, le=32768, description="glibc: blocks this large or larger are mapped on their own and "
+        None, ge=64, le=32768, description="glibc: blocks this large or larger are mapped on their own and "
         "returned to the system when freed, and an arena's free top beyond 4x this is returned at once (null: "
-        "glibc's dynamic thresholds, which keep a turn's large buffers, ~100 MB, until the next trim). The "
-        "default, measured over an hour's soak against null: RSS p5-p95 691-785 MB against 714-879, free "
-        "memory kept by the allocator +2.8 MB/h against +69, the same CPU (25.7 s a minute against 26.7); "
-        "at 1024 every frame-sized buffer was a fresh mapping and rendering slowed",
+        "glibc's dynamic thresholds, which keep a turn's large buffers, ~100 MB, until the next trim). 8192, "
+        "measured over an hour's soak against null: RSS p5-p95 691-785 MB against 714-879, the same CPU; at "
+        "1024 every frame-sized buffer was a fresh mapping and rendering slowed",
     )
     malloc_trim_s: float = Field(
         60.0, ge=0.0, description="give freed native memory back to the system this often, between turns "

@@ -340,9 +340,7 @@ def process_sample() -> dict[str, float]:
 
 
 def _socket_protocols() -> dict[str, str]:
-    """Socket inode -> its protocol (`tcp`, `udp6`, `unix`, ...), from /proc/net; a TCP socket also by
-    its peer's port (`tcp to :8080`; `tcp listening`), so a connection pool that holds one more
-    keep-alive connection to a server is told from a socket nobody closes."""
+    """Socket inode -> its protocol (`tcp`, `udp6`, `unix`, ...), from /proc/net."""
     out: dict[str, str] = {}
     for proto, col in (("tcp", 9), ("tcp6", 9), ("udp", 9), ("udp6", 9), ("unix", 6), ("netlink", -1)):
         with contextlib.suppress(OSError):
@@ -351,9 +349,6 @@ def _socket_protocols() -> dict[str, str]:
                     cols = line.split()
                     if len(cols) > max(col, 0):
                         out[cols[col]] = proto
-                        if proto.startswith("tcp"):
-                            port = int(cols[2].rsplit(":", 1)[1], 16)
-                            out[cols[col]] = f"{proto} to :{port}" if port else f"{proto} listening"
     return out
 
 
