@@ -123,8 +123,11 @@ class Renderer:
             self._photo = (prig, mouth_field(prig, self.w, self.h, f), lip_seam(prig, f),
                            prig.basis.reshape(MOTION_DIM, -1))
         self._lids = build_eyelids(self.rig, self.base)
-        # a turned face is turned less further (and an open mouth opened less beyond the photo's own, see
-        # _effective): the warp has only the photo's view, and its far cheek is already foreshortened
+        # a turned face is turned less further, nodded and tilted less (and an open mouth opened less
+        # beyond the photo's own, see _effective): the warp has only the photo's view, and its far cheek
+        # is already foreshortened (bench/fidelity.py --head, the turned Einstein, 22 degrees: identity
+        # 0.208 -> 0.195, lip sync r 0.43 -> 0.57 with pitch and roll scaled too; dlib's landmarks and
+        # descriptor read a rolled or nodded turned face worst)
         # (head_yaw + turns to the viewer's right, the photo's yaw + is turned to the viewer's left: a
         # negative head_yaw turns it further); within FRONTAL_YAW of frontal a photo turns as far either way
         self._photo_yaw = face_pose(self.reference.landmarks)[0]
@@ -304,9 +307,12 @@ class Renderer:
         and keeps its full range (it must read as speech)."""
         m = np.asarray(motion, dtype=np.float32)
         yaw = float(m[P["head_yaw"]])
-        if yaw * self._photo_yaw < 0.0:  # turning further than the photo: scaled down (see __init__)
+        if self._further < 1.0:  # a turned photo: turning further, nodding, tilting scaled down (see __init__)
             m = m.copy()
-            m[P["head_yaw"]] = yaw * self._further
+            if yaw * self._photo_yaw < 0.0:
+                m[P["head_yaw"]] = yaw * self._further
+            m[P["head_roll"]] *= self._further
+            m[P["head_pitch"]] *= self._further
         jaw = float(m[P["jaw_open"]])
         if self._unwind is None or jaw <= 0.0:
             return m, 1.0

@@ -103,6 +103,28 @@ def test_a_turned_photo_turns_further_less_than_back() -> None:
             assert abs(further - toward) < 0.1 * toward, (further, toward)
 
 
+def test_a_turned_photo_nods_and_tilts_less() -> None:
+    """A photo turned ~22 degrees nods and tilts by the turned-photo share of a frontal photo's (its
+    chin moves that much less); a frontal one as far as asked."""
+    for name, turned in (("einstein_turned", True), ("grace", False)):
+        r = _renderer(name)
+        chin = r.rig.index[152]
+        rest = r.displaced_points(_motion())[chin]
+        for param, axis in (("head_pitch", 1), ("head_roll", 0)):
+            moved = abs(float(r.displaced_points(_motion(**{param: 6.0}))[chin, axis] - rest[axis]))
+            share = r._further
+            try:
+                r._further = 1.0
+                full = abs(float(r.displaced_points(_motion(**{param: 6.0}))[chin, axis] - rest[axis]))
+            finally:
+                r._further = share
+            assert full > 1.0, (name, param, full)
+            if turned:
+                assert share < 0.6 and abs(moved - share * full) < 0.15 * full, (param, moved, full, share)
+            else:
+                assert share == 1.0 and moved == full, (param, moved, full)
+
+
 def test_a_turned_open_photo_opens_less_beyond_its_own_mouth() -> None:
     """The turned Einstein speaks with his mouth open: opened wider than the photo, the new gap is
     the turned-photo share (renderer._further, < 0.6 at ~22 degrees) of a frontal photo's."""

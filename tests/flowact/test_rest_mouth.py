@@ -9,6 +9,7 @@ import asyncio
 from functools import cache
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -124,7 +125,9 @@ def test_wider_than_the_photo_the_upper_teeth_stay(name: str) -> None:
 def test_undoing_the_closing_starts_from_the_rest_frame(name: str) -> None:
     """The first step of opening (the closing undone by a hair, redrawn from the photo) continues the
     rest frame without a jump but for the lips parting by a hair, also with the head turned and
-    nodded (the redrawn patch follows the head)."""
+    nodded (the redrawn patch follows the head). The parting is a line one or two pixels thin along
+    the seam, as long as the mouth is wide; a 3x3 erosion of the difference removes it and keeps any
+    area that jumped (a patch redrawn 2 px off reads 29-40 here, the real step 2-3)."""
     a, r = _setup(name)
     m = jaw(0.0)
     m[P["head_yaw"]], m[P["head_pitch"]] = 20.0, 10.0
@@ -133,8 +136,8 @@ def test_undoing_the_closing_starts_from_the_rest_frame(name: str) -> None:
     step = r.render(m).astype(np.float32)
     (cx, cy), s = a.landmarks[13, :2], a.eye_distance
     box = (slice(int(cy - 0.6 * s), int(cy + 0.6 * s)), slice(int(cx - s), int(cx + s)))  # the mouth, turned
-    d = np.abs(step - rest)[box].max(axis=-1)
-    assert np.percentile(d, 99.5) < 15, np.percentile(d, 99.5)
+    d = cv2.erode(np.abs(step - rest).max(axis=-1), np.ones((3, 3), np.uint8))[box]
+    assert np.percentile(d, 99.5) < 8, np.percentile(d, 99.5)
 
 
 def _control(i: int, speaking: bool, n: int = 5) -> ControlChunk:
