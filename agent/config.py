@@ -61,7 +61,11 @@ class SessionConfig(BaseModel):
     portrait: str = "examples/assets/grace_hopper.jpg"
     face: int | tuple[float, float, float, float] | None = Field(
         None, description="which face of a group photo to animate: an index (left to right, as the refusal "
-        "lists them) or a box (x, y, w, h in pixels); passed to the generator as its `face`",
+        "lists them) or a box [x0, y0, x1, y1] in the photo's pixels; passed to the generator as its `face`",
+    )
+    isolate_face: bool = Field(
+        False, description="a group photo: show the chosen person alone (the other heads left out of the "
+        "frame or out of focus); passed to the generator as its `isolate_face`",
     )
     system_prompt: str = (
         "You are a friendly, concise assistant speaking through a video avatar. "

@@ -124,7 +124,7 @@ class AgentSession:
                 continue
             spec = self.config.plugin(kind)
             if spec is not None:
-                if kind == "generator" and self.cfg.face is not None:
+                if kind == "generator" and (self.cfg.face is not None or self.cfg.isolate_face):
                     spec = self._with_face(spec)
                 setattr(self.c, f.name, spec.build(**ctx.get(kind, {})))
         inp = self.c.audio_input
@@ -144,10 +144,18 @@ class AgentSession:
             raise ConfigError(f"{self.config.source}: audio input needs `vad:` and `asr:` sections")
 
     def _with_face(self, spec: PluginSpec) -> PluginSpec:
-        """`session.face` picks the face of a group photo: handed to the generator's own `face`."""
-        if "face" not in type(spec.config).model_fields:
-            raise ConfigError(f"{self.config.source}: session.face: generator {spec.name!r} cannot choose a face")
-        config = spec.config.model_copy(update={"face": self.cfg.face})
+        """`session.face` picks the face of a group photo, `session.isolate_face` shows that person alone:
+        handed to the generator's own `face` and `isolate_face`."""
+        update: dict[str, object] = {}
+        for key in ("face", "isolate_face"):
+            value = getattr(self.cfg, key)
+            if value is None or value is False:
+                continue
+            if key not in type(spec.config).model_fields:
+                raise ConfigError(f"{self.config.source}: session.{key}: generator {spec.name!r} cannot "
+                                  f"{'choose a face' if key == 'face' else 'isolate a face'}")
+            update[key] = value
+        config = spec.config.model_copy(update=update)
         return PluginSpec(kind=spec.kind, name=spec.name, cls=spec.cls, config=config)
 
     # --- lifecycle -----------------------------------------------------------------------------

@@ -13,10 +13,16 @@ A similarity transform puts the face at a standard size and place (eyes level, e
 - `fit`: show the whole photo inside the frame (no crop, face smaller if need be), the rest filled as in
   `fill`. (An output whose size follows the portrait is a session setting: choose width/height with
   the photo's aspect ratio and every mode shows it edge to edge.)
+
+Isolating one person of a group photo (`avoid`/`hide`: the other people's heads, source boxes): `fill`
+and `crop` then zoom the face up to ISOLATE_ZOOM and move it sideways up to ISOLATE_SHIFT to leave
+those heads out of the frame (the least zoom that does), and the heads still in view are blurred out
+of focus, feathered, like a portrait lens's background, so no frozen face stares beside the animated one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,6 +38,9 @@ FACE_HEIGHT = 0.42  # forehead-to-chin, fraction of the output height
 EYE_Y = 0.40  # eye midpoint height, fraction of the output height
 MAX_ZOOM = 1.25  # `fill` may enlarge the face this much to avoid a fill
 SHIFT_X, SHIFT_UP, SHIFT_DOWN = 0.10, 0.06, 0.04  # how far `fill` may move the eyes (fractions of W / H)
+ISOLATE_ZOOM, ISOLATE_SHIFT = 1.5, 0.22  # how far isolating one person may zoom and move the eyes sideways
+INTRUDES = 0.08  # another head showing more than this fraction of its box in the frame is "in view"
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +59,29 @@ def _cover_box(scale: float, cos: float, sin: float, w: int, h: int, out_w: int,
     return bw / 2, (w - 1) - bw / 2, bh / 2, (h - 1) - bh / 2
 
 
+def _placed(m: np.ndarray, box: Box) -> Box:
+    """A source box's bounding box in the output, through the similarity `m`."""
+    x0, y0, x1, y1 = box
+    pts = np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], np.float64) @ np.asarray(m[:, :2], np.float64).T + m[:, 2]
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
+
+
+def in_view(m: np.ndarray, box: Box, out_w: int, out_h: int) -> float:
+    """The fraction of a source box that the output frame shows, through the similarity `m`."""
+    x0, y0, x1, y1 = _placed(m, box)
+    area = max((x1 - x0) * (y1 - y0), 1e-6)
+    iw = max(0.0, min(x1, out_w) - max(x0, 0.0))
+    ih = max(0.0, min(y1, out_h) - max(y0, 0.0))
+    return iw * ih / area
+
+
 def plan_framing(centre: np.ndarray, angle: float, face_h: float, src_w: int, src_h: int,
-                 out_w: int, out_h: int, mode: FramingMode = "fill") -> Framing:
+                 out_w: int, out_h: int, mode: FramingMode = "fill", avoid: Sequence[Box] = ()) -> Framing:
     """The source -> output similarity for a face whose eye midpoint is `centre` (source pixels), whose
-    eye line makes `angle` radians with the horizontal and whose forehead-to-chin length is `face_h`."""
+    eye line makes `angle` radians with the horizontal and whose forehead-to-chin length is `face_h`.
+    `avoid`: other people's heads (source boxes) to leave out of the frame where zooming and moving
+    the face sideways within the isolating limits can (not in `fit`, which shows the whole photo)."""
     cos, sin = float(np.cos(-angle)), float(np.sin(-angle))
     rot = np.array([[cos, -sin], [sin, cos]])
     s0 = FACE_HEIGHT * out_h / max(face_h, 1.0)
@@ -105,10 +133,43 @@ def plan_framing(centre: np.ndarray, angle: float, face_h: float, src_w: int, sr
                 break
         # else: no zoom (a part zoom would cost headroom and barely narrow the fill)
         fc, _ = clamp(scale, limit_shift=True)
-    eyes = eyes_for(scale, fc)
-    t = eyes - scale * rot @ centre
-    m = np.hstack([scale * rot, t[:, None]]).astype(np.float32)
+    def matrix(scale: float, fc: np.ndarray) -> np.ndarray:
+        t = eyes_for(scale, fc) - scale * rot @ centre
+        return np.hstack([scale * rot, t[:, None]]).astype(np.float32)
+
+    def covering(scale: float, eyes: np.ndarray) -> np.ndarray:
+        """The eyes placed at `eyes`, then moved as little as covering the frame needs (where it can)."""
+        x_lo, x_hi, y_lo, y_hi = _cover_box(scale, cos, sin, src_w, src_h, out_w, out_h)
+        fc = centre_for(scale, eyes)
+        if x_lo <= x_hi:
+            fc[0] = np.clip(fc[0], x_lo, x_hi)
+        if y_lo <= y_hi:
+            fc[1] = np.clip(fc[1], y_lo, y_hi)
+        return matrix(scale, fc)
+
+    m = matrix(scale, fc)
+    if avoid and mode != "fit" and max(in_view(m, b, out_w, out_h) for b in avoid) > INTRUDES:
+        m = _isolating(avoid, out_w, out_h, scale, eyes_for(scale, fc), covering)
     return Framing(matrix=m, covered=_coverage(m, src_w, src_h, out_w, out_h))
+
+
+def _isolating(avoid: Sequence[Box], out_w: int, out_h: int, scale: float, eyes: np.ndarray,
+               place: Callable[[float, np.ndarray], np.ndarray]) -> np.ndarray:
+    """The framing (from `place(scale, eyes)`) with the least zoom, then the least sideways move, that
+    leaves every head in `avoid` out of view; if none does, the one that shows the least of them."""
+    best: tuple[float, float, float] | None = None
+    best_m = place(scale, eyes)
+    shifts = sorted(np.linspace(-ISOLATE_SHIFT, ISOLATE_SHIFT, 23) * out_w, key=abs)
+    for z in np.linspace(1.0, ISOLATE_ZOOM, 11):
+        for dx in shifts:
+            m = place(scale * float(z), eyes + (dx, 0.0))
+            shown = max(in_view(m, b, out_w, out_h) for b in avoid)
+            if shown <= INTRUDES:
+                return m
+            key = (shown, float(z), abs(float(dx)))
+            if best is None or key < best:
+                best, best_m = key, m
+    return best_m
 
 
 def _coverage(m: np.ndarray, src_w: int, src_h: int, out_w: int, out_h: int) -> float:
@@ -131,13 +192,44 @@ def _photo_mask(m: np.ndarray, src_w: int, src_h: int, out_w: int, out_h: int, f
                                      borderMode=cv2.BORDER_CONSTANT, borderValue=0))
 
 
-def frame_portrait(img: UInt8Array, framing: Framing, out_w: int, out_h: int) -> UInt8Array:
+def frame_portrait(img: UInt8Array, framing: Framing, out_w: int, out_h: int, hide: Sequence[Box] = ()) -> UInt8Array:
     """Warp the photo into the frame; fill what it does not cover with its own blurred, darkened
-    mirror extension, feathered into the photo's edge."""
+    mirror extension, feathered into the photo's edge; blur the heads in `hide` (source boxes) that
+    show in the frame out of focus."""
     m = framing.matrix
-    framed = cv2.warpAffine(img, m, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
-    if framing.covered >= 0.9999:
-        return np.ascontiguousarray(framed)
+    framed: UInt8Array = np.asarray(cv2.warpAffine(img, m, (out_w, out_h), flags=cv2.INTER_LINEAR,
+                                                   borderMode=cv2.BORDER_REFLECT_101), np.uint8)
+    if framing.covered < 0.9999:
+        framed = _backdrop(img, framed, m, out_w, out_h)
+    for box in hide:
+        if in_view(m, box, out_w, out_h) > 0.0:
+            _defocus(framed, _placed(m, box))
+    return np.ascontiguousarray(framed)
+
+
+def _defocus(frame: UInt8Array, box: Box) -> None:
+    """Blur an elliptical region around an output box in place (a head out of focus: sigma an eighth of
+    the head's size, too soft to read a face from), feathered over a tenth of its radius."""
+    x0, y0, x1, y1 = box
+    cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, 0.6 * (x1 - x0), 0.6 * (y1 - y0)
+    sigma = max(2.0, 0.125 * max(x1 - x0, y1 - y0))
+    h, w = frame.shape[:2]
+    pad = 3 * sigma
+    bx0, by0 = max(0, int(cx - rx - pad)), max(0, int(cy - ry - pad))
+    bx1, by1 = min(w, int(cx + rx + pad) + 1), min(h, int(cy + ry + pad) + 1)
+    if bx1 <= bx0 or by1 <= by0:
+        return
+    roi = frame[by0:by1, bx0:bx1].astype(np.float32)
+    soft = cv2.GaussianBlur(roi, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT_101)
+    yy, xx = np.mgrid[by0:by1, bx0:bx1].astype(np.float32)
+    d = np.sqrt(((xx - cx) / max(rx, 1.0)) ** 2 + ((yy - cy) / max(ry, 1.0)) ** 2)
+    a = np.clip((1.1 - d) / 0.2, 0.0, 1.0)[..., None]
+    a = a * a * (3 - 2 * a)
+    frame[by0:by1, bx0:bx1] = np.clip(roi + (soft - roi) * a, 0, 255).astype(np.uint8)
+
+
+def _backdrop(img: UInt8Array, framed: UInt8Array, m: np.ndarray, out_w: int, out_h: int) -> UInt8Array:
+    """`framed` with what the photo does not cover filled by its blurred, darkened mirror extension."""
     src_h, src_w = img.shape[:2]
     scale = float(np.hypot(m[0, 0], m[0, 1]))
     feather = max(2, int(0.03 * min(out_w, out_h) / scale))  # source px, so the ramp is ~3% of the frame

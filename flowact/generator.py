@@ -42,6 +42,10 @@ class PortraitGeneratorConfig(BaseModel):
         None, description="which face to animate: an index (left to right, as the refusal lists them) or a box "
         "[x0, y0, x1, y1] in the photo's pixels",
     )
+    isolate_face: bool = Field(
+        False, description="a group photo: frame the chosen face's person alone (zoom up to 1.5x and move "
+        "sideways to leave the other heads out of the frame, blur those still in view out of focus)",
+    )
     framing: FramingMode = Field(
         "fill", description="fill: crop around the person where the photo allows, else a blurred, darkened "
         "extension of its background; crop: always cover the frame; fit: show the whole photo",
@@ -103,7 +107,7 @@ class PortraitGenerator:
         return analyze_portrait(
             reference, width=self.width, height=self.height,
             on_multiple_faces=self.config.on_multiple_faces, face=self.config.face, framing=self.config.framing,
-            cache_dir=self.config.cache_dir,
+            isolate=self.config.isolate_face, cache_dir=self.config.cache_dir,
         )
 
     def _render(self, control: ControlChunk) -> VideoChunk:

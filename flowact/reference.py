@@ -261,6 +261,13 @@ def _box(f: np.ndarray) -> tuple[float, float, float, float]:
     return float(f[:, 0].min()), float(f[:, 1].min()), float(f[:, 0].max()), float(f[:, 1].max())
 
 
+def _head_box(f: np.ndarray) -> tuple[float, float, float, float]:
+    """A face's head with its hair (the landmark box widened a third each side, raised half its height)."""
+    x0, y0, x1, y1 = _box(f)
+    w, h = x1 - x0, y1 - y0
+    return x0 - 0.33 * w, y0 - 0.5 * h, x1 + 0.33 * w, y1 + 0.1 * h
+
+
 def _overlap(f: np.ndarray, box: np.ndarray | tuple[float, float, float, float]) -> float:
     """The fraction of face `f`'s landmark box inside `box` (another face's landmarks, or x0, y0, x1, y1)."""
     fx0, fy0, fx1, fy1 = _box(f)
@@ -370,17 +377,20 @@ def analyze_portrait(
     on_multiple_faces: Literal["largest", "refuse"] = "refuse",
     face: FaceChoice = None,
     framing: FramingMode = "fill",
+    isolate: bool = False,
     cache_dir: str | Path | None = None,
 ) -> PortraitAnalysis:
     """Load, validate and frame a portrait; results are cached on disk by image hash + size + choices.
 
     Several faces: a clearly dominant one (the others < 70% of its height) is taken; faces of comparable
     size are refused with a list of them unless `face` picks one (index left to right, or a box in the
-    photo's pixels) or `on_multiple_faces="largest"`. `framing`: see flowact.framing."""
+    photo's pixels) or `on_multiple_faces="largest"`. `framing`: see flowact.framing. `isolate`: frame
+    the chosen person alone, the other people's heads left out of the frame or out of focus (a group
+    photo's other faces would otherwise stay frozen beside the animated one)."""
     name = str(source) if isinstance(source, str | Path) else "<portrait>"
     img = load_image(source)
     digest = hashlib.sha256(img.tobytes() + str(img.shape).encode()).hexdigest()[:24]
-    choice = hashlib.sha256(f"{face}-{on_multiple_faces}".encode()).hexdigest()[:8]
+    choice = hashlib.sha256(f"{face}-{on_multiple_faces}-{isolate}".encode()).hexdigest()[:8]
     key = f"v{CACHE_VERSION}-{digest}-{width}x{height}-{framing}-{choice}"
     cache = Path(cache_dir).expanduser() if cache_dir else None
     if cache is not None:
@@ -400,9 +410,11 @@ def analyze_portrait(
     _check_face(lm, name)
     le, re = _eye_centres(lm)
     angle = float(np.arctan2(re[1] - le[1], re[0] - le[0]))
-    plan = plan_framing((le + re) / 2, angle, _face_size(lm), img.shape[1], img.shape[0], width, height, framing)
+    others = [_head_box(f) for f in faces if f is not lm] if isolate else []
+    plan = plan_framing((le + re) / 2, angle, _face_size(lm), img.shape[1], img.shape[0], width, height, framing,
+                        avoid=others)
     m = plan.matrix
-    framed = frame_portrait(img, plan, width, height)
+    framed = frame_portrait(img, plan, width, height, hide=others)
     scale = float(np.hypot(m[0, 0], m[0, 1]))
     pts = np.empty_like(lm)
     pts[:, :2] = lm[:, :2] @ m[:, :2].T + m[:, 2]

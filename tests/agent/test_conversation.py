@@ -154,7 +154,13 @@ async def test_session_face_picks_the_person_in_a_group_photo(tmp_path: Path) ->
         await session._media.wait_written(3)  # type: ignore[union-attr]
         gen = session.c.generator
         assert gen is not None and gen.config.face == 1  # type: ignore[attr-defined]
+        assert gen.config.isolate_face is False  # type: ignore[attr-defined]
     assert session.metrics.frames_written >= 12
+    alone, _ = make_session(portrait=str(photo), face=1, isolate_face=True)
+    async with alone:
+        await alone._media.wait_written(3)  # type: ignore[union-attr]
+        gen = alone.c.generator
+        assert gen is not None and gen.config.isolate_face is True  # type: ignore[attr-defined]
 
 
 async def test_transcript_of_a_pause_while_the_user_goes_on_waits_for_the_rest() -> None:

@@ -47,3 +47,17 @@ async def test_framing_passes_through(group_file: Path) -> None:
         frames[mode] = g.analysis.image
         await g.aclose()
     assert not np.array_equal(frames["fill"], frames["fit"]) and not np.array_equal(frames["crop"], frames["fit"])
+
+
+async def test_isolate_face_passes_through(tmp_path: Path) -> None:
+    """`isolate_face` reaches the analysis: the chosen person of a close group is framed alone."""
+    p = tmp_path / "close.png"
+    Image.fromarray(group(2, keep=0.5)).save(p)
+    images = {}
+    for iso in (False, True):
+        g = PortraitGenerator(PortraitGeneratorConfig(cache_dir=None, face=0, isolate_face=iso))
+        await g.start(p)
+        assert g.analysis is not None
+        images[iso] = g.analysis.image
+        await g.aclose()
+    assert not np.array_equal(images[False], images[True])

@@ -138,6 +138,32 @@ def test_a_face_is_chosen_by_index_or_box() -> None:
         analyze_portrait(img, face=(0.0, 0.0, 60.0, 60.0))
 
 
+@pytest.mark.parametrize(("n", "face", "keep"), [(2, 0, 0.5), (4, 2, 0.5), (3, 1, 0.36)])
+def test_isolate_shows_the_chosen_person_alone(n: int, face: int, keep: float) -> None:
+    """People standing close: the chosen face's neighbours show beside it in the usual framing; with
+    `isolate` the frame zooms (at most 1.5x) and moves to leave them out, and heads still in view are
+    blurred out of focus: a face detector then finds only the chosen face, and it is the chosen one.
+    At 0.36 the hair touches: no framing leaves the neighbours out, so their heads are defocused."""
+    img = group(n, keep)
+    plain = analyze_portrait(img, face=face)
+    alone = analyze_portrait(img, face=face, isolate=True)
+    assert len(ref.find_faces(plain.image)) >= 2  # the neighbours show without isolating
+    seen = ref.find_faces(alone.image)
+    assert len(seen) == 1, [ref._box(f) for f in seen]
+    assert np.abs(seen[0][:, :2] - alone.landmarks[:, :2]).mean() < 0.05 * alone.eye_distance
+    assert plain.eye_distance * 0.99 <= alone.eye_distance <= plain.eye_distance * 1.51
+    x0, y0, x1, y1 = alone.face_box
+    assert x0 >= 0 and y0 >= 0 and x1 <= alone.image.shape[1] and y1 <= alone.image.shape[0]
+    other = [GRACE, ASTRONAUT][face % 2]  # left to right: astronaut, Grace, both again mirrored
+    got = _face_crop(alone)  # the chosen face, sharp: like itself framed as usual, unlike the other person
+    assert np.abs(got - _face_crop(plain)).mean() < 0.6 * np.abs(got - _face_crop(analyze_portrait(other))).mean()
+
+
+def test_isolate_changes_nothing_for_a_single_face() -> None:
+    plain, alone = analyze_portrait(GRACE), analyze_portrait(GRACE, isolate=True)
+    np.testing.assert_array_equal(plain.image, alone.image)
+
+
 def test_face_choice_in_a_downscaled_photo() -> None:
     """Positions are reported and chosen in the photo's own pixels, even when it is analysed smaller."""
     import cv2
