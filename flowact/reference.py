@@ -43,10 +43,10 @@ MAX_YAW = 35.0  # degrees a head may be turned to the side
 MAX_PITCH = 25.0  # degrees a head may be tilted up or down (beyond the usual slight downward look)
 PITCH_BASELINE = 8.0  # MediaPipe's forehead-chin depth angle of a face looking straight at the camera
 COMPARABLE = 0.7  # another face at least this fraction of the largest face's size is "comparable"
-CACHE_VERSION = 4
+CACHE_VERSION = 5
 FaceChoice = int | tuple[float, float, float, float] | None  # index (left to right) or box in photo pixels
 _MESH_LOCK = threading.Lock()
-_MESHES: dict[int, Any] = {}  # max_faces -> mediapipe FaceMesh (static-image mode); -1 -> SelfieSegmentation
+_MESHES: dict[int, Any] = {}  # max_faces -> FaceMesh (static images); -1 SelfieSegmentation; -2 FaceDetection
 
 # MediaPipe face-mesh landmark indices used here.
 LEFT_EYE = (33, 133)
@@ -210,15 +210,37 @@ def warm_up() -> None:
     on this CPU, once per process), so the first new portrait of a long-running process is analysed
     in ~0.1 s."""
     detect_faces(np.zeros((64, 64, 3), np.uint8))
+    far_faces(np.zeros((64, 64, 3), np.uint8))
     segment_person(np.zeros((64, 64, 3), np.uint8))
+
+
+def far_faces(img: UInt8Array) -> list[tuple[int, int, int, int]]:
+    """Boxes (x0, y0, x1, y1) of faces MediaPipe's full-range detector sees (the model for faces up to
+    5 m away, shipped in the same wheel): small faces in a large photo, which the face mesh's own
+    short-range detector misses. Thread-safe (the face mesh's lock)."""
+    h, w = img.shape[:2]
+    with _MESH_LOCK, _quiet_native_stderr():
+        det = _MESHES.get(-2)
+        if det is None:
+            mp = _import_mediapipe()
+            det = _MESHES[-2] = mp.solutions.face_detection.FaceDetection(model_selection=1,
+                                                                          min_detection_confidence=0.5)
+        found = det.process(np.ascontiguousarray(img)).detections or []
+    boxes = []
+    for d in found:
+        b = d.location_data.relative_bounding_box
+        boxes.append((int(b.xmin * w), int(b.ymin * h), int((b.xmin + b.width) * w), int((b.ymin + b.height) * h)))
+    return boxes
 
 
 def find_faces(img: UInt8Array) -> list[np.ndarray]:
     """`detect_faces`, plus a second look where MediaPipe's detector cannot see. It looks at the image
     at 128x128, so in a wide picture or a group it misses faces: a wide or tall image is searched again
     in overlapping square windows along its long side; if the faces found are small for the image (or
-    none), in half-size windows too; and each strip beside the largest face wide enough to hold another
-    face of that size is searched on its own (no extra pass for an ordinary head-and-shoulders portrait)."""
+    none), in half-size windows too, and in a window 2.5 times the size of each face the full-range
+    detector sees (`far_faces`: a person at a lectern in a large photo); and each strip beside the
+    largest face wide enough to hold another face of that size is searched on its own (no extra pass
+    for an ordinary head-and-shoulders portrait)."""
     faces = detect_faces(img)
     h, w = img.shape[:2]
     side = min(h, w)
@@ -226,6 +248,12 @@ def find_faces(img: UInt8Array) -> list[np.ndarray]:
         _search(img, faces, _windows(w, h, side))
     if not faces or max(_face_size(f) for f in faces) < 0.2 * side:
         _search(img, faces, _windows(w, h, side // 2))
+        around = []
+        for x0, y0, x1, y1 in far_faces(img):
+            cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, 1.25 * max(x1 - x0, y1 - y0)
+            around.append((max(0, int(cx - half)), max(0, int(cy - half)),
+                           min(w, int(cx + half)), min(h, int(cy + half))))
+        _search(img, faces, around)
     if faces:
         f = max(faces, key=_face_size)
         fx0, fy0, fx1, fy1 = _box(f)

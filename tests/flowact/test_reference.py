@@ -18,6 +18,7 @@ from flowact.reference import analyze_portrait, load_image
 from flowact.render.renderer import Renderer
 from tests.fixtures.portraits import (
     ASTRONAUT,
+    EINSTEIN_FULL,
     EINSTEIN_TURNED,
     GRACE,
     animated_gif,
@@ -176,6 +177,22 @@ def test_face_choice_in_a_downscaled_photo() -> None:
     assert abs(xs[0] - 3 * 224) < 60
     box = (3 * img.shape[1] / 2, 0.0, 3.0 * img.shape[1], 3.0 * img.shape[0])
     assert _is(analyze_portrait(big, face=box), GRACE, ASTRONAUT)
+
+
+def test_a_small_face_in_a_large_photo_is_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole Einstein photo (a person at a lectern, his face ~1/8 of the picture's height): the face
+    mesh's own detector misses it even in windows; the full-range detector finds it, and the face is
+    framed where it is (its crop's eye distance and pose)."""
+    a = analyze_portrait(EINSTEIN_FULL, cache_dir=None)
+    crop = analyze_portrait(EINSTEIN_TURNED, cache_dir=None)
+    assert a.faces_found == 1
+    assert abs(ref.face_pose(a.landmarks)[0] - ref.face_pose(crop.landmarks)[0]) < 5
+    x0, y0, x1, y1 = ref._box(ref.find_faces(ref.load_image(EINSTEIN_FULL))[0])
+    h, w = rgb(EINSTEIN_FULL).shape[:2]
+    assert 0.35 * w < (x0 + x1) / 2 < 0.6 * w and 0.25 * h < (y0 + y1) / 2 < 0.45 * h  # his head, upper middle
+    monkeypatch.setattr(ref, "far_faces", lambda _img: [])
+    with pytest.raises(PortraitError, match="no face found"):
+        analyze_portrait(EINSTEIN_FULL, cache_dir=None)
 
 
 def test_face_too_small() -> None:
