@@ -156,7 +156,8 @@ def plan_framing(centre: np.ndarray, angle: float, face_h: float, src_w: int, sr
 def _isolating(avoid: Sequence[Box], out_w: int, out_h: int, scale: float, eyes: np.ndarray,
                place: Callable[[float, np.ndarray], np.ndarray]) -> np.ndarray:
     """The framing (from `place(scale, eyes)`) with the least zoom, then the least sideways move, that
-    leaves every head in `avoid` out of view; if none does, the one that shows the least of them."""
+    leaves every head in `avoid` out of view; if none does, the best trade of what shows of them
+    against zoom (a third of a head's box shown weighs as much as zooming 1.5x: the rest is blurred)."""
     best: tuple[float, float, float] | None = None
     best_m = place(scale, eyes)
     shifts = sorted(np.linspace(-ISOLATE_SHIFT, ISOLATE_SHIFT, 23) * out_w, key=abs)
@@ -166,7 +167,7 @@ def _isolating(avoid: Sequence[Box], out_w: int, out_h: int, scale: float, eyes:
             shown = max(in_view(m, b, out_w, out_h) for b in avoid)
             if shown <= INTRUDES:
                 return m
-            key = (shown, float(z), abs(float(dx)))
+            key = (shown + 0.66 * (float(z) - 1.0), float(z), abs(float(dx)))
             if best is None or key < best:
                 best, best_m = key, m
     return best_m
@@ -208,10 +209,10 @@ def frame_portrait(img: UInt8Array, framing: Framing, out_w: int, out_h: int, hi
 
 
 def _defocus(frame: UInt8Array, box: Box) -> None:
-    """Blur an elliptical region around an output box in place (a head out of focus: sigma an eighth of
-    the head's size, too soft to read a face from), feathered over a tenth of its radius."""
+    """Blur the ellipse inscribed in an output box in place (a head out of focus: sigma an eighth of
+    the head's size, too soft to read a face from), feathered over a tenth of its radius either side."""
     x0, y0, x1, y1 = box
-    cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, 0.6 * (x1 - x0), 0.6 * (y1 - y0)
+    cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, 0.5 * (x1 - x0), 0.5 * (y1 - y0)
     sigma = max(2.0, 0.125 * max(x1 - x0, y1 - y0))
     h, w = frame.shape[:2]
     pad = 3 * sigma

@@ -271,7 +271,8 @@ def find_faces(img: UInt8Array) -> list[np.ndarray]:
 
 
 def _search(img: UInt8Array, faces: list[np.ndarray], windows: list[tuple[int, int, int, int]]) -> None:
-    """Detect in each window; add the faces not seen before and not cut by the window's inner edges."""
+    """Detect in each window; add the faces not seen before, not cut by the window's inner edges and
+    found again in a window of their own (`_confirmed`)."""
     h, w = img.shape[:2]
     for x0, y0, x1, y1 in windows:
         for g in detect_faces(np.ascontiguousarray(img[y0:y1, x0:x1])):
@@ -281,8 +282,26 @@ def _search(img: UInt8Array, faces: list[np.ndarray], windows: list[tuple[int, i
             gx0, gy0, gx1, gy1 = _box(g)
             cut = (gx0 < x0 + 2 and x0 > 0) or (gx1 > x1 - 2 and x1 < w) or (gy0 < y0 + 2 and y0 > 0) or (
                 gy1 > y1 - 2 and y1 < h)
-            if not cut and all(_overlap(g, o) < 0.2 for o in faces):
+            if not cut and all(_overlap(g, o) < 0.2 for o in faces) and _confirmed(img, g):
                 faces.append(g)
+
+
+def _confirmed(img: UInt8Array, g: np.ndarray) -> bool:
+    """Whether the face mesh finds face `g` again in a square 2.5 times its size around it: a real face
+    is found at any framing; what one window's framing made look like a face (a hand with a tattoo in
+    a group photo) is not."""
+    h, w = img.shape[:2]
+    x0, y0, x1, y1 = _box(g)
+    cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, 1.25 * max(x1 - x0, y1 - y0)
+    X0, Y0 = max(0, int(cx - half)), max(0, int(cy - half))
+    again = detect_faces(np.ascontiguousarray(img[Y0 : min(h, int(cy + half)), X0 : min(w, int(cx + half))]))
+    for f in again:
+        f = f.copy()
+        f[:, 0] += X0
+        f[:, 1] += Y0
+        if _overlap(g, f) > 0.5:
+            return True
+    return False
 
 
 def _box(f: np.ndarray) -> tuple[float, float, float, float]:

@@ -195,6 +195,19 @@ def test_a_small_face_in_a_large_photo_is_found(monkeypatch: pytest.MonkeyPatch)
         analyze_portrait(EINSTEIN_FULL, cache_dir=None)
 
 
+def test_a_window_face_must_be_found_again_in_its_own_window() -> None:
+    """The window search keeps a face only if the mesh finds it again in a square around it (a false
+    face one window's framing produced, like a tattooed hand in a group photo, is not found again):
+    Grace's real face is; her landmarks moved onto the clothes below her face are not."""
+    img = ref._downscale(rgb(GRACE))
+    lm = ref.detect_faces(img)[0]
+    assert ref._confirmed(img, lm)
+    x0, y0, x1, y1 = ref._box(lm)
+    moved = lm.copy()
+    moved[:, 1] += img.shape[0] - 1 - y1  # down onto the uniform, the bottom edge
+    assert not ref._confirmed(img, moved)
+
+
 def test_face_too_small() -> None:
     with pytest.raises(PortraitError, match="the face is too small"):
         analyze_portrait(tiny_face())
