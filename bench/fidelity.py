@@ -124,11 +124,25 @@ class Scorer:
         pad = max(r.width(), r.height())
         x0, y0 = max(0, r.left() - pad), max(0, r.top() - pad)
         x1, y1 = min(img.shape[1], r.right() + pad), min(img.shape[0], r.bottom() + pad)
-        found = self.detector(np.ascontiguousarray(img[y0:y1, x0:x1]), 0)
-        if found:
-            f = max(found, key=lambda q: q.area())
-            self.rect = dlib.rectangle(f.left() + x0, f.top() + y0, f.right() + x0, f.bottom() + y0)
+        found = [dlib.rectangle(f.left() + x0, f.top() + y0, f.right() + x0, f.bottom() + y0)
+                 for f in self.detector(np.ascontiguousarray(img[y0:y1, x0:x1]), 0)]
+        f = self._same_face(found)
+        if f is not None:
+            self.rect = f
         return self.rect
+
+    def _same_face(self, found: list[Any]) -> Any:
+        """Of the faces detected in a frame, the one that is the tracked face (the box overlapping the
+        last one most, at least 30% IoU), or None: another person beside the portrait's face (a group
+        photo's neighbour at the frame's edge) is never scored in its place."""
+        r = self.rect
+
+        def iou(q: Any) -> float:
+            inter = q.intersect(r).area() if q.intersect(r).width() > 0 and q.intersect(r).height() > 0 else 0
+            return float(inter) / float(q.area() + r.area() - inter)
+
+        best = max(found, key=iou, default=None)
+        return best if best is not None and iou(best) >= 0.3 else None
 
     def landmarks(self, img: np.ndarray) -> np.ndarray:
         s = self.shape(img, self.track(img))
@@ -136,9 +150,9 @@ class Scorer:
 
     def identity(self, img: np.ndarray) -> np.ndarray:
         """The 128-d descriptor, from a full detection (as for the reference: the descriptor is
-        sensitive to the box, so every scored image is boxed the same way)."""
-        faces = self.detector(img, 1) if self.hog else []
-        rect = max(faces, key=lambda r: r.area()) if faces else self.rect
+        sensitive to the box, so every scored image is boxed the same way) of the tracked face."""
+        faces = list(self.detector(img, 1)) if self.hog else []
+        rect = self._same_face(faces) or self.rect
         return np.array(self.descriptor.compute_face_descriptor(img, self.shape(img, rect)), np.float32)
 
     def floor(self, ref: np.ndarray, ref_id: np.ndarray) -> float:

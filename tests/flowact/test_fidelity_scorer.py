@@ -79,3 +79,23 @@ def test_stream_plan_scores_the_first_and_last_minute() -> None:
     assert 30 <= sum(v == "spread" for v in plan.values()) <= 45
     short = _stream_plan(chunks_per_minute, per_minute=20)
     assert set(short.values()) == {"spread"} and max(short) == chunks_per_minute - 1
+
+
+def test_the_scorer_keeps_to_the_portraits_face_beside_a_larger_one() -> None:
+    """A frame with another, larger face beside the tracked one (a group photo's neighbour): the
+    descriptor and the landmarks are the tracked face's, not the largest face's."""
+    grace, astro = rgb(ALL_PORTRAITS["grace"]), rgb(ALL_PORTRAITS["astronaut"])
+    astro = cv2.resize(astro, (astro.shape[1] * 5 // 2, astro.shape[0] * 5 // 2), interpolation=cv2.INTER_LINEAR)
+    h = max(grace.shape[0], astro.shape[0])
+    alone = np.full((h, grace.shape[1] + astro.shape[1], 3), 128, np.uint8)
+    alone[: grace.shape[0], : grace.shape[1]] = grace
+    both = alone.copy()
+    both[: astro.shape[0], grace.shape[1] :] = astro
+    sc = _scorer()
+    assert sc.find(alone)
+    mine = sc.identity(alone)
+    assert float(np.linalg.norm(sc.identity(both) - mine)) < 0.1
+    lm = sc.landmarks(both)
+    assert float(lm[:, 0].max()) < grace.shape[1]  # Grace's landmarks, left of the astronaut
+    faces = list(sc.detector(both, 1))
+    assert len(faces) == 2 and max(faces, key=lambda r: r.area()).left() > grace.shape[1]  # the larger: hers
