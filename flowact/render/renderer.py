@@ -55,8 +55,8 @@ class Renderer:
     """Renders frames of one analysed portrait. Stateless per frame (no drift over hours)."""
 
     def __init__(self, analysis: PortraitAnalysis) -> None:
-        self.reference = analysis  # the portrait as analysed
         rest = close_mouth(analysis)
+        self.reference = rest.photo or analysis  # the portrait as analysed (inner lips where the image shows them)
         self.analysis = analysis = rest.analysis  # the rest pose: the same, with the lips closed if they were open
         self._interior = rest.interior  # the reference's own mouth interior, if it showed one
         self._unwind: Unwind | None = rest.unwind  # the rest closing warp, undone first when the jaw opens

@@ -76,6 +76,7 @@ class RestMouth:
     analysis: PortraitAnalysis  # the rest reference (mouth closed); the original if it was closed
     interior: Interior | None  # the original's interior, if it was open
     unwind: Unwind | None = None  # the closing warp, if it was open
+    photo: PortraitAnalysis | None = None  # the original with its inner lips where the image shows them
 
 
 def smoothstep(t: np.ndarray) -> np.ndarray:
@@ -113,12 +114,59 @@ def own_split(a: PortraitAnalysis) -> float:
     return float(ts[int(np.argmin(rows))])
 
 
+def lower_lip_band(a: PortraitAnalysis) -> float:
+    """How far (pixels, at the mouth's centre) the lower lip's inner edge lies below where the face
+    mesh put it, or 0. The mesh sometimes lays the lower inner lip along the lower teeth's edge, with
+    the dark gap between the teeth and the lip still below it (a broad laugh): in most columns across
+    the mouth's middle half, a band darker than both the teeth above and the lip's body below, in the
+    lip's upper 60%, is the interior; the lip starts where the luma climbs halfway back to the lip's."""
+    lm = a.landmarks
+    _, lo = _inner_lips(lm)
+    xl, xr = float(lm[78, 0]), float(lm[308, 0])
+    xs = np.linspace(xl + 0.25 * (xr - xl), xr - 0.25 * (xr - xl), 11)
+    outer = float(lm[17, 1])  # the lower lip's outer edge at the centre
+    luma = a.image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    h, w = luma.shape
+    ext = []
+    for x, y in zip(xs, np.interp(xs, lo[:, 0], lo[:, 1]), strict=True):
+        col = luma[:, int(np.clip(round(float(x)), 0, w - 1))]
+        y_lo, y_hi = int(round(y)), int(round(y + 0.6 * (outer - y)))
+        if y_lo < 3 or y_hi - y_lo < 3 or outer >= h:
+            ext.append(0.0)
+            continue
+        seg = col[y_lo : y_hi + 1]
+        k = int(np.argmin(seg))
+        dark = float(seg[k])
+        lip = float(np.median(col[int(round(y + 0.7 * (outer - y))) : int(round(outer)) + 1]))
+        teeth = float(np.median(col[y_lo - 3 : y_lo + 1]))
+        back = np.flatnonzero(seg[k:] >= dark + 0.5 * (lip - dark))
+        ext.append(float(k + back[0]) if dark < 0.7 * min(lip, teeth) and len(back) else 0.0)
+    found = np.array(ext)
+    return float(np.median(found)) if (found > 0).mean() >= 0.6 else 0.0
+
+
+def _with_lower_lip_lowered(a: PortraitAnalysis, by: float) -> PortraitAnalysis:
+    """The lower inner lip's landmarks moved down `by` pixels in the mouth's middle, tapering to none
+    at its corners."""
+    lm = a.landmarks.copy()
+    xl, xr = float(lm[78, 0]), float(lm[308, 0])
+    idx = list(LOWER_INNER_LIP)
+    t = np.abs((lm[idx, 0] - (xl + xr) / 2) / max((xr - xl) / 2, 1.0))
+    lm[idx, 1] += by * (1.0 - smoothstep((t - 0.5) / 0.5))
+    return replace(a, landmarks=lm)
+
+
 def close_mouth(a: PortraitAnalysis) -> RestMouth:
     lm = a.landmarks
     s = a.eye_distance
     g0 = float(lm[14, 1] - lm[13, 1])
     if g0 <= OPEN_GAP * s:
-        return RestMouth(a, None, None)
+        return RestMouth(a, None, None, a)
+    band = lower_lip_band(a)
+    if band > 0.0:
+        a = _with_lower_lip_lowered(a, band)
+        lm = a.landmarks
+        g0 = float(lm[14, 1] - lm[13, 1])
     closure = 1.0 - min(REST_GAP * s, g0) / g0  # the share of the photo's gap closed at rest
     h, w = a.image.shape[:2]
     up, lo = _inner_lips(lm)
@@ -187,7 +235,7 @@ def close_mouth(a: PortraitAnalysis) -> RestMouth:
     offset = (map_y - py).astype(np.float32)
     rows, cols = np.flatnonzero(offset.any(axis=1)), np.flatnonzero(offset.any(axis=0))
     if len(rows) == 0:
-        return RestMouth(a, None, None)
+        return RestMouth(a, None, None, a)
     offset = offset[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # only where the closing moved anything
     unwind = Unwind(a.image, x0 + int(cols[0]), y0 + int(rows[0]), np.ascontiguousarray(offset), closure * g0)
-    return RestMouth(closed, interior, unwind)
+    return RestMouth(closed, interior, unwind, a)

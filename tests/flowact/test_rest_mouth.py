@@ -6,6 +6,7 @@ MediaPipe landmarks, like test_render.py."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from functools import cache
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from flowact.generator import PortraitGenerator, PortraitGeneratorConfig
 from flowact.motion.params import MOTION_DIM, P
 from flowact.reference import PortraitAnalysis, analyze_portrait, detect_faces
 from flowact.render.renderer import Renderer
-from flowact.render.rest_mouth import OPEN_GAP, own_split
+from flowact.render.rest_mouth import OPEN_GAP, lower_lip_band, own_split
 from flowact.types import EXPRESSIONS, N_MELS, VISEMES, AgentState, ControlChunk
 from tests.fixtures.portraits import GRACE, OPEN_MOUTHS
 
@@ -66,6 +67,43 @@ def test_rest_changes_only_the_lower_face(name: str) -> None:
     below = int(lm[152, 1] + 1.5 * a.eye_distance)
     np.testing.assert_array_equal(rest[below:], a.image[below:])
     assert not np.array_equal(rest, a.image)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_lower_lip_band_where_the_mesh_found_the_lip(name: str) -> None:
+    a, _ = _setup(name)
+    assert lower_lip_band(a) == 0.0
+
+
+def _lip_lowered(name: str, band: float) -> PortraitAnalysis:
+    """The face mesh's failure on a broad laugh, made on a real photo: everything below the lower inner
+    lip moved `band` eye distances down, the gap filled with the photo's own darkest interior tone,
+    the landmarks left on the lower teeth's edge where the mesh put them."""
+    a, _ = _setup(name)
+    lm, s = a.landmarks, a.eye_distance
+    lo = lm[sorted((78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308), key=lambda i: lm[i, 0]), :2]
+    h, w = a.image.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    edge = np.interp(xx[0], lo[:, 0], lo[:, 1])[None, :]
+    inside = (xx >= lo[0, 0]) & (xx <= lo[-1, 0])
+    d = band * s * np.clip(1.0 - np.abs(xx - lm[14, 0]) / (0.5 * (lo[-1, 0] - lo[0, 0])), 0.0, 1.0) ** 0.3
+    moved = np.where(inside & (yy > edge), yy - d, yy).astype(np.float32)
+    img = cv2.remap(a.image, xx, moved, cv2.INTER_LINEAR)
+    gap = inside & (yy > edge) & (yy <= edge + d)
+    interior = a.image[int(lm[13, 1]) : int(lm[14, 1]) + 1].reshape(-1, 3)
+    img[gap] = (0.35 * np.percentile(interior, 5, axis=0)).astype(np.uint8)
+    return dataclasses.replace(a, image=img)
+
+
+@pytest.mark.parametrize("name", ["obama_smile", "astronaut"])
+def test_a_lower_lip_below_the_mesh_is_found_and_closed(name: str) -> None:
+    """A laugh whose lower lip the mesh placed on the lower teeth (a real unseen photo did this: its
+    teeth showed at rest): the band is measured, and the rest mouth closes down to the real lip."""
+    a = _lip_lowered(name, 0.06)
+    band = lower_lip_band(a)
+    assert abs(band - 0.06 * a.eye_distance) < 0.025 * a.eye_distance, band / a.eye_distance
+    r = Renderer(a)
+    assert inner_gap(r.render(jaw(0.0)), a.eye_distance) < 0.04
 
 
 def test_closed_reference_is_untouched() -> None:
