@@ -13,6 +13,7 @@ from flowact.types import AgentState
 BARGE = ["Wait, stop.", "Sorry, one more thing.", "Hold on."]
 BARGE_WINDOW_S = 4.1  # a barge-in is judged after this long: the interrupt within 2 s, then 2 s of the old answer
 BARGE_LAST_S = 0.6  # the user's voice (mic block, lead-in, the VAD's min_speech) needs this much answer left
+ANSWER_AFTER_S = 1.0  # a turn ending this long after a barge-in's onset can be its answer (not the old one's end)
 
 
 class BargeIns:
@@ -27,6 +28,7 @@ class BargeIns:
     asked: int
     answered: int
     t0: float
+    last_onset: float = 0.0  # the last barge-in's voice onset (monotonic)
 
     async def idle(self, within_s: float = 120.0) -> None:
         raise NotImplementedError
@@ -51,6 +53,7 @@ class BargeIns:
         await self.mic.speak(self.rng.choice(BARGE))
         heard = await w.until(lambda: self.mic.n_onsets > n_onsets, 10)
         onset = self.mic.onsets[-1] if heard else time.monotonic()
+        self.last_onset = onset
         rec: dict[str, Any] = {"t": round(onset - self.t0, 2), "delay_s": round(delay_s, 2),
                                "state_at_onset": str(w.state_at(onset))}
         self.barge["log"].append(rec)
@@ -116,11 +119,18 @@ class BargeIns:
             await w.until(lambda: w.state != AgentState.SPEAKING, 5)
             if await w.until(lambda: w.state == AgentState.SPEAKING, 120):
                 judges.append(await self.barge_in(self.rng.uniform(0.0, 1.0)))
-        # the last barge-in is itself a question: its answer must come
+        # the last barge-in is itself a question: its answer must come, a whole turn ending after the
+        # user's voice (counted from the onset: a short answer may end before `barge_in` returns, which
+        # waits for the mic's record of the onset; seen: "Wait." answered in 0.55 s, then 300 s waited
+        # for another turn)
         self.asked += 1
-        n, ended = len(w.turns), w.ended()
-        await w.until(lambda: w.ended() > ended and w.state != AgentState.SPEAKING, 300)
-        ok = len(w.turns) > n and not w.turns[-1]["interrupted"]
+        onset, failed = self.last_onset, len(w.failed)
+
+        def answered() -> bool:
+            return any(not t["interrupted"] and t["wall"] > onset + ANSWER_AFTER_S for t in w.turns[-8:])
+
+        await w.until(lambda: (answered() or len(w.failed) > failed) and w.state != AgentState.SPEAKING, 300)
+        ok = answered()
         await self.idle()
         await asyncio.gather(*judges)
         self.answered += ok
