@@ -18,7 +18,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -174,17 +174,21 @@ def _import_mediapipe() -> Any:
     return mediapipe
 
 
+def _process(key: int, build: Callable[[Any], Any], img: UInt8Array) -> Any:
+    """Run MediaPipe graph `key` (built by `build(mediapipe)` once per process: loading a graph costs
+    ~0.5 s, reuse is ~10x cheaper) on an image, under the one lock all graphs share."""
+    with _MESH_LOCK, _quiet_native_stderr():
+        graph = _MESHES.get(key)
+        if graph is None:
+            graph = _MESHES[key] = build(_import_mediapipe())
+        return graph.process(np.ascontiguousarray(img))
+
+
 def detect_faces(img: UInt8Array, max_faces: int = 6) -> list[np.ndarray]:
     """All faces' landmarks (478, 3) in pixels (z scaled like x), largest first. Thread-safe (one lock)."""
     h, w = img.shape[:2]
-    with _MESH_LOCK, _quiet_native_stderr():
-        mesh = _MESHES.get(max_faces)
-        if mesh is None:  # built once per process (loading the graph costs ~0.5 s; reuse is ~10x cheaper)
-            mp = _import_mediapipe()
-            mesh = _MESHES[max_faces] = mp.solutions.face_mesh.FaceMesh(
-                static_image_mode=True, max_num_faces=max_faces, refine_landmarks=True, min_detection_confidence=0.5
-            )
-        result = mesh.process(np.ascontiguousarray(img))
+    result = _process(max_faces, lambda mp: mp.solutions.face_mesh.FaceMesh(
+        static_image_mode=True, max_num_faces=max_faces, refine_landmarks=True, min_detection_confidence=0.5), img)
     faces = []
     for lm in result.multi_face_landmarks or []:
         pts = np.array([(p.x * w, p.y * h, p.z * w) for p in lm.landmark], dtype=np.float32)
@@ -196,12 +200,8 @@ def detect_faces(img: UInt8Array, max_faces: int = 6) -> list[np.ndarray]:
 def segment_person(img: UInt8Array) -> np.ndarray:
     """(H, W) float32 0..1: where a person is (MediaPipe selfie segmentation, general model, shipped in
     the same wheel as the face mesh). Thread-safe (the face mesh's lock)."""
-    with _MESH_LOCK, _quiet_native_stderr():
-        seg = _MESHES.get(-1)
-        if seg is None:
-            mp = _import_mediapipe()
-            seg = _MESHES[-1] = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
-        mask = seg.process(np.ascontiguousarray(img)).segmentation_mask
+    mask = _process(-1, lambda mp: mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0),
+                    img).segmentation_mask
     return np.asarray(mask, dtype=np.float32)
 
 
@@ -219,13 +219,8 @@ def far_faces(img: UInt8Array) -> list[tuple[int, int, int, int]]:
     5 m away, shipped in the same wheel): small faces in a large photo, which the face mesh's own
     short-range detector misses. Thread-safe (the face mesh's lock)."""
     h, w = img.shape[:2]
-    with _MESH_LOCK, _quiet_native_stderr():
-        det = _MESHES.get(-2)
-        if det is None:
-            mp = _import_mediapipe()
-            det = _MESHES[-2] = mp.solutions.face_detection.FaceDetection(model_selection=1,
-                                                                          min_detection_confidence=0.5)
-        found = det.process(np.ascontiguousarray(img)).detections or []
+    found = _process(-2, lambda mp: mp.solutions.face_detection.FaceDetection(
+        model_selection=1, min_detection_confidence=0.5), img).detections or []
     boxes = []
     for d in found:
         b = d.location_data.relative_bounding_box
@@ -248,12 +243,7 @@ def find_faces(img: UInt8Array) -> list[np.ndarray]:
         _search(img, faces, _windows(w, h, side))
     if not faces or max(_face_size(f) for f in faces) < 0.2 * side:
         _search(img, faces, _windows(w, h, side // 2))
-        around = []
-        for x0, y0, x1, y1 in far_faces(img):
-            cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, 1.25 * max(x1 - x0, y1 - y0)
-            around.append((max(0, int(cx - half)), max(0, int(cy - half)),
-                           min(w, int(cx + half)), min(h, int(cy + half))))
-        _search(img, faces, around)
+        _search(img, faces, [_window_around(box, w, h) for box in far_faces(img)])
     if faces:
         f = max(faces, key=_face_size)
         fx0, fy0, fx1, fy1 = _box(f)
@@ -290,18 +280,21 @@ def _confirmed(img: UInt8Array, g: np.ndarray) -> bool:
     """Whether the face mesh finds face `g` again in a square 2.5 times its size around it: a real face
     is found at any framing; what one window's framing made look like a face (a hand with a tattoo in
     a group photo) is not."""
-    h, w = img.shape[:2]
-    x0, y0, x1, y1 = _box(g)
-    cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, 1.25 * max(x1 - x0, y1 - y0)
-    X0, Y0 = max(0, int(cx - half)), max(0, int(cy - half))
-    again = detect_faces(np.ascontiguousarray(img[Y0 : min(h, int(cy + half)), X0 : min(w, int(cx + half))]))
-    for f in again:
+    X0, Y0, X1, Y1 = _window_around(_box(g), img.shape[1], img.shape[0])
+    for f in detect_faces(np.ascontiguousarray(img[Y0:Y1, X0:X1])):
         f = f.copy()
         f[:, 0] += X0
         f[:, 1] += Y0
         if _overlap(g, f) > 0.5:
             return True
     return False
+
+
+def _window_around(box: tuple[float, float, float, float], w: int, h: int) -> tuple[int, int, int, int]:
+    """A square 2.5 times a face box's larger side around its centre, within a w x h image."""
+    x0, y0, x1, y1 = box
+    cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, 1.25 * max(x1 - x0, y1 - y0)
+    return max(0, int(cx - half)), max(0, int(cy - half)), min(w, int(cx + half)), min(h, int(cy + half))
 
 
 def _box(f: np.ndarray) -> tuple[float, float, float, float]:
