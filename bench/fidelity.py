@@ -138,7 +138,8 @@ class Scorer:
         r = self.rect
 
         def iou(q: Any) -> float:
-            inter = q.intersect(r).area() if q.intersect(r).width() > 0 and q.intersect(r).height() > 0 else 0
+            both = q.intersect(r)
+            inter = both.area() if both.width() > 0 and both.height() > 0 else 0
             return float(inter) / float(q.area() + r.area() - inter)
 
         best = max(found, key=iou, default=None)

@@ -39,7 +39,7 @@ from flowact.render.local_fields import (
     seam_fraction,
 )
 from flowact.render.mouth_interior import cavity, upper_teeth
-from flowact.render.rest_mouth import Interior, Unwind, close_mouth, own_split
+from flowact.render.rest_mouth import LUMA, Interior, Unwind, close_mouth, own_split
 from flowact.render.rig import Rig, build_rig
 from flowact.types import FloatArray, UInt8Array
 
@@ -56,7 +56,7 @@ class Renderer:
 
     def __init__(self, analysis: PortraitAnalysis) -> None:
         rest = close_mouth(analysis)
-        self.reference = rest.photo or analysis  # the portrait as analysed (inner lips where the image shows them)
+        self.reference = rest.photo  # the portrait as analysed (its inner lips where the image shows them)
         self.analysis = analysis = rest.analysis  # the rest pose: the same, with the lips closed if they were open
         self._interior = rest.interior  # the reference's own mouth interior, if it showed one
         self._unwind: Unwind | None = rest.unwind  # the rest closing warp, undone first when the jaw opens
@@ -361,13 +361,13 @@ class Renderer:
         r = max(2, int(0.25 * s))
         nx, ny = int(nose[0]), int(nose[1])
         patch = self.base[max(0, ny - r) : ny + r, max(0, nx - 2 * r) : nx + 2 * r].astype(np.float32)
-        luma = float(np.median(patch @ np.array([0.299, 0.587, 0.114], np.float32))) if patch.size else 170.0
+        luma = float(np.median(patch @ LUMA)) if patch.size else 170.0
         self._light = float(np.clip(luma / 175.0, 0.45, 1.1))
         # the photo's darkest tone (its 0.5th percentile over the face): the cavity's shadow is never darker
         # than the photo's own shadows (a faded or low-contrast photo has no black)
         fx0, fy0, fx1, fy1 = (int(v) for v in self.analysis.face_box)
         face = self.base[max(0, fy0) : fy1, max(0, fx0) : fx1].astype(np.float32)
-        face_luma = face @ np.array([0.299, 0.587, 0.114], np.float32)
+        face_luma = face @ LUMA
         self._floor = float(np.percentile(face_luma, 0.5)) if face.size else 0.0
         # a black-and-white photo gets a grey mouth interior (its skin has no colour to speak of)
         self._grey = bool(patch.size) and float(np.median(np.ptp(patch, axis=-1))) < 6.0

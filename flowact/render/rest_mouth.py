@@ -39,12 +39,14 @@ from flowact.reference import PortraitAnalysis
 from flowact.render.rig import JAW, LOWER_INNER_LIP, UPPER_INNER_LIP
 from flowact.types import UInt8Array
 
-__all__ = ["OPEN_GAP", "Interior", "RestMouth", "Unwind", "close_mouth", "own_split", "smoothstep"]
+__all__ = ["LUMA", "OPEN_GAP", "Interior", "RestMouth", "Unwind", "close_mouth", "lower_lip_band", "own_split",
+           "smoothstep"]
 
 OPEN_GAP = 0.06  # inner-lip gap at the centre (eye distances) above which a reference is closed at rest
 UPPER_SHARE = 0.2  # the share of the gap the upper lip travels (the jaw does the rest)
 CHIN_SHARE = 0.7  # the chin rises this share of the lower lip's rise: lips meet, teeth stay apart (as at rest)
 REST_GAP = 0.03  # the lips stay this far apart at rest (eye distances; ~2 px at 854x480): relaxed, not pressed
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # RGB -> luma (Rec. 601), as `image @ LUMA`
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +76,9 @@ class Unwind:
 @dataclass(frozen=True, slots=True)
 class RestMouth:
     analysis: PortraitAnalysis  # the rest reference (mouth closed); the original if it was closed
-    interior: Interior | None  # the original's interior, if it was open
+    photo: PortraitAnalysis  # the original, its inner lips where the image shows them
+    interior: Interior | None = None  # the original's interior, if it was open
     unwind: Unwind | None = None  # the closing warp, if it was open
-    photo: PortraitAnalysis | None = None  # the original with its inner lips where the image shows them
 
 
 def smoothstep(t: np.ndarray) -> np.ndarray:
@@ -105,7 +107,7 @@ def own_split(a: PortraitAnalysis) -> float:
     if float(np.median(ly - uy)) < 0.04 * s:
         return 0.5
     ts = np.linspace(0.35, 0.85, 11)
-    luma = a.image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    luma = a.image.astype(np.float32) @ LUMA
     ys = uy[None, :] + ts[:, None] * (ly - uy)[None, :]  # (t, x)
     xi = np.clip(np.round(xs), 0, luma.shape[1] - 1).astype(np.intp)[None, :]
     yi = np.clip(np.round(ys), 0, luma.shape[0] - 1).astype(np.intp)
@@ -125,7 +127,7 @@ def lower_lip_band(a: PortraitAnalysis) -> float:
     xl, xr = float(lm[78, 0]), float(lm[308, 0])
     xs = np.linspace(xl + 0.25 * (xr - xl), xr - 0.25 * (xr - xl), 11)
     outer = float(lm[17, 1])  # the lower lip's outer edge at the centre
-    luma = a.image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    luma = a.image.astype(np.float32) @ LUMA
     h, w = luma.shape
     ext = []
     for x, y in zip(xs, np.interp(xs, lo[:, 0], lo[:, 1]), strict=True):
@@ -161,7 +163,7 @@ def close_mouth(a: PortraitAnalysis) -> RestMouth:
     s = a.eye_distance
     g0 = float(lm[14, 1] - lm[13, 1])
     if g0 <= OPEN_GAP * s:
-        return RestMouth(a, None, None, a)
+        return RestMouth(a, a)
     band = lower_lip_band(a)
     if band > 0.0:
         a = _with_lower_lip_lowered(a, band)
@@ -235,7 +237,7 @@ def close_mouth(a: PortraitAnalysis) -> RestMouth:
     offset = (map_y - py).astype(np.float32)
     rows, cols = np.flatnonzero(offset.any(axis=1)), np.flatnonzero(offset.any(axis=0))
     if len(rows) == 0:
-        return RestMouth(a, None, None, a)
+        return RestMouth(a, a)
     offset = offset[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # only where the closing moved anything
     unwind = Unwind(a.image, x0 + int(cols[0]), y0 + int(rows[0]), np.ascontiguousarray(offset), closure * g0)
-    return RestMouth(closed, interior, unwind, a)
+    return RestMouth(closed, a, interior, unwind)

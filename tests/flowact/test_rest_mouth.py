@@ -18,7 +18,7 @@ from flowact.generator import PortraitGenerator, PortraitGeneratorConfig
 from flowact.motion.params import MOTION_DIM, P
 from flowact.reference import PortraitAnalysis, analyze_portrait, detect_faces
 from flowact.render.renderer import Renderer
-from flowact.render.rest_mouth import OPEN_GAP, lower_lip_band, own_split
+from flowact.render.rest_mouth import OPEN_GAP, _inner_lips, lower_lip_band, own_split
 from flowact.types import EXPRESSIONS, N_MELS, VISEMES, AgentState, ControlChunk
 from tests.fixtures.portraits import GRACE, OPEN_MOUTHS
 
@@ -81,7 +81,7 @@ def _lip_lowered(name: str, band: float) -> PortraitAnalysis:
     the landmarks left on the lower teeth's edge where the mesh put them."""
     a, _ = _setup(name)
     lm, s = a.landmarks, a.eye_distance
-    lo = lm[sorted((78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308), key=lambda i: lm[i, 0]), :2]
+    _, lo = _inner_lips(lm)
     h, w = a.image.shape[:2]
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     edge = np.interp(xx[0], lo[:, 0], lo[:, 1])[None, :]
