@@ -94,14 +94,18 @@ def plan_framing(centre: np.ndarray, angle: float, face_h: float, src_w: int, sr
     def eyes_for(scale: float, fc: np.ndarray) -> np.ndarray:  # inverse of centre_for
         return np.asarray(frame_c - scale * rot @ (fc - centre))
 
+    def covering(scale: float, fc: np.ndarray, otherwise: np.ndarray) -> tuple[np.ndarray, bool]:
+        """The frame centre `fc` moved as little as covering the frame with the photo needs; on an axis
+        where the photo cannot cover it, `otherwise`'s coordinate; whether it covers."""
+        x_lo, x_hi, y_lo, y_hi = _cover_box(scale, cos, sin, src_w, src_h, out_w, out_h)
+        return (np.array([np.clip(fc[0], x_lo, x_hi) if x_lo <= x_hi else otherwise[0],
+                          np.clip(fc[1], y_lo, y_hi) if y_lo <= y_hi else otherwise[1]]),
+                x_lo <= x_hi and y_lo <= y_hi)
+
     def clamp(scale: float, limit_shift: bool) -> tuple[np.ndarray, bool]:
         """The frame centre nearest the standard placement that covers the frame (and, with
         limit_shift, keeps the eyes within the allowed shift); whether it covers."""
-        x_lo, x_hi, y_lo, y_hi = _cover_box(scale, cos, sin, src_w, src_h, out_w, out_h)
-        fc = centre_for(scale, target)
-        ok = x_lo <= x_hi and y_lo <= y_hi
-        fc = np.array([np.clip(fc[0], x_lo, x_hi) if x_lo <= x_hi else (src_w - 1) / 2,
-                       np.clip(fc[1], y_lo, y_hi) if y_lo <= y_hi else (src_h - 1) / 2])
+        fc, ok = covering(scale, centre_for(scale, target), np.array([(src_w - 1) / 2, (src_h - 1) / 2]))
         if limit_shift:
             eyes = eyes_for(scale, fc)
             lo = target - (SHIFT_X * out_w, SHIFT_UP * out_h)
@@ -137,19 +141,14 @@ def plan_framing(centre: np.ndarray, angle: float, face_h: float, src_w: int, sr
         t = eyes_for(scale, fc) - scale * rot @ centre
         return np.hstack([scale * rot, t[:, None]]).astype(np.float32)
 
-    def covering(scale: float, eyes: np.ndarray) -> np.ndarray:
+    def placed_at(scale: float, eyes: np.ndarray) -> np.ndarray:
         """The eyes placed at `eyes`, then moved as little as covering the frame needs (where it can)."""
-        x_lo, x_hi, y_lo, y_hi = _cover_box(scale, cos, sin, src_w, src_h, out_w, out_h)
         fc = centre_for(scale, eyes)
-        if x_lo <= x_hi:
-            fc[0] = np.clip(fc[0], x_lo, x_hi)
-        if y_lo <= y_hi:
-            fc[1] = np.clip(fc[1], y_lo, y_hi)
-        return matrix(scale, fc)
+        return matrix(scale, covering(scale, fc, fc)[0])
 
     m = matrix(scale, fc)
     if avoid and mode != "fit" and max(in_view(m, b, out_w, out_h) for b in avoid) > INTRUDES:
-        m = _isolating(avoid, out_w, out_h, scale, eyes_for(scale, fc), covering)
+        m = _isolating(avoid, out_w, out_h, scale, eyes_for(scale, fc), placed_at)
     return Framing(matrix=m, covered=_coverage(m, src_w, src_h, out_w, out_h))
 
 
@@ -158,8 +157,7 @@ def _isolating(avoid: Sequence[Box], out_w: int, out_h: int, scale: float, eyes:
     """The framing (from `place(scale, eyes)`) with the least zoom, then the least sideways move, that
     leaves every head in `avoid` out of view; if none does, the best trade of what shows of them
     against zoom (a third of a head's box shown weighs as much as zooming 1.5x: the rest is blurred)."""
-    best: tuple[float, float, float] | None = None
-    best_m = place(scale, eyes)
+    best: tuple[tuple[float, float, float], np.ndarray] | None = None
     shifts = sorted(np.linspace(-ISOLATE_SHIFT, ISOLATE_SHIFT, 23) * out_w, key=abs)
     for z in np.linspace(1.0, ISOLATE_ZOOM, 11):
         for dx in shifts:
@@ -168,9 +166,10 @@ def _isolating(avoid: Sequence[Box], out_w: int, out_h: int, scale: float, eyes:
             if shown <= INTRUDES:
                 return m
             key = (shown + 0.66 * (float(z) - 1.0), float(z), abs(float(dx)))
-            if best is None or key < best:
-                best, best_m = key, m
-    return best_m
+            if best is None or key < best[0]:
+                best = (key, m)
+    assert best is not None  # the grid above is never empty
+    return best[1]
 
 
 def _coverage(m: np.ndarray, src_w: int, src_h: int, out_w: int, out_h: int) -> float:
