@@ -124,7 +124,7 @@ class AgentSession:
                 continue
             spec = self.config.plugin(kind)
             if spec is not None:
-                if kind == "generator" and (self.cfg.face is not None or self.cfg.isolate_face):
+                if kind == "generator":
                     spec = self._with_face(spec)
                 setattr(self.c, f.name, spec.build(**ctx.get(kind, {})))
         inp = self.c.audio_input
@@ -155,6 +155,8 @@ class AgentSession:
                 raise ConfigError(f"{self.config.source}: session.{key}: generator {spec.name!r} cannot "
                                   f"{'choose a face' if key == 'face' else 'isolate a face'}")
             update[key] = value
+        if not update:
+            return spec
         config = spec.config.model_copy(update=update)
         return PluginSpec(kind=spec.kind, name=spec.name, cls=spec.cls, config=config)
 

@@ -182,7 +182,7 @@ def test_face_choice_in_a_downscaled_photo() -> None:
 def test_a_small_face_in_a_large_photo_is_found(monkeypatch: pytest.MonkeyPatch) -> None:
     """The whole Einstein photo (a person at a lectern, his face ~1/8 of the picture's height): the face
     mesh's own detector misses it even in windows; the full-range detector finds it, and the face is
-    framed where it is (its crop's eye distance and pose)."""
+    framed where it is (upper middle), turned as in its crop."""
     a = analyze_portrait(EINSTEIN_FULL, cache_dir=None)
     crop = analyze_portrait(EINSTEIN_TURNED, cache_dir=None)
     assert a.faces_found == 1
