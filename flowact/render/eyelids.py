@@ -2,21 +2,31 @@
 
 A warp alone closes an eye by pulling the skin above it down; behind glasses that skin is the rim,
 which then bends. So the warp only starts the lid moving, and the lid itself is composited: the eye
-opening above the descending lid edge is filled with the portrait's own lid-skin colour (sampled
-under the lower lid, i.e. behind the same lens and light), shaded towards a soft lash line.
+opening above the descending lid edge is filled with the portrait's own upper-lid skin, shaded towards
+a soft lash line. Its colour, across the eye, is the skin just above the open lid (the brightest 30%
+of a band there, so lashes, liner or a thin rim crossing it do not count; with the eye's make-up, as a
+closed lid shows it; taken from under the eye, it was a tan patch on made-up eyes), never much darker
+than the skin under the eye (a thick rim or a shadow above); its grain is the skin under the lower lid
+(behind the same lens and light), mirrored upwards.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from flowact.motion.params import P
+from flowact.render.rest_mouth import LUMA
 from flowact.render.rig import L_LOWER_LID, L_UPPER_LID, R_LOWER_LID, R_UPPER_LID, Rig
 from flowact.types import UInt8Array
 
 __all__ = ["Eyelid", "build_eyelids", "draw_eyelid"]
+
+LID_SAMPLES = 12  # places across the eye where the lid's colour is taken
+ABOVE_LID = (0.04, 0.16)  # the band above the open upper lid the colour comes from (eye distances)
+DARKEST_LID = 0.6  # the lid's luma is at least this share of the skin's under the eye
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +36,7 @@ class Eyelid:
     lower: np.ndarray  # rig rows of the lower lid, sorted by x
     colour: np.ndarray  # (3,) float32 lid skin
     lash: np.ndarray  # (3,) float32 lash line
+    across: np.ndarray  # (LID_SAMPLES, 3) float32 the lid's colour from the eye's left to its right corner
 
 
 def build_eyelids(rig: Rig, image: UInt8Array) -> list[Eyelid]:
@@ -39,19 +50,48 @@ def build_eyelids(rig: Rig, image: UInt8Array) -> list[Eyelid]:
         w = x1 - x0
         ya = int(lp[:, 1].max() + 0.06 * s)
         patch = image[max(0, ya) : max(1, ya + int(0.12 * s)), int(x0 + 0.2 * w) : int(x1 - 0.2 * w) + 1]
-        colour = (np.median(patch.reshape(-1, 3), axis=0) if patch.size else np.array([180, 140, 120])).astype(
+        under = (np.median(patch.reshape(-1, 3), axis=0) if patch.size else np.array([180, 140, 120])).astype(
             np.float32
         )
-        out.append(Eyelid(P[name], up, lo, colour, (colour * 0.3).astype(np.float32)))
+        across = _above_the_lid(image, rig.points[up], s, under)
+        colour = np.median(across, axis=0).astype(np.float32)
+        out.append(Eyelid(P[name], up, lo, colour, (colour * 0.3).astype(np.float32), across))
+    return out
+
+
+def _above_the_lid(image: UInt8Array, lid: np.ndarray, s: float, under: np.ndarray) -> np.ndarray:
+    """(LID_SAMPLES, 3): the skin above the open upper lid `lid` (points sorted by x), at evenly spaced
+    places from the eye's left to its right corner: the mean of the brightest 30% of a band ABOVE_LID eye
+    distances above the lid's edge (a few columns wide), smoothed across, its luma at least DARKEST_LID
+    of the skin `under` the eye."""
+    h, w = image.shape[:2]
+    xs = np.linspace(lid[0, 0], lid[-1, 0], LID_SAMPLES)
+    ys = np.interp(xs, lid[:, 0], lid[:, 1])
+    half = max(1, int((lid[-1, 0] - lid[0, 0]) / LID_SAMPLES))
+    cols = []
+    for x, y in zip(xs, ys, strict=True):
+        r0, r1 = int(max(0, y - ABOVE_LID[1] * s)), int(min(h, max(1, y - ABOVE_LID[0] * s)))
+        c0, c1 = int(max(0, x - half)), int(min(w, x + half + 1))
+        band = image[r0:r1, c0:c1].reshape(-1, 3).astype(np.float32)
+        if len(band) == 0:
+            cols.append(under)
+            continue
+        bright = band @ LUMA
+        cols.append(band[bright >= np.percentile(bright, 70)].mean(axis=0))  # skin between lashes and rims
+    raw = np.array(cols, np.float32)[:, None, :]
+    across = np.asarray(cv2.blur(raw, (1, 3), borderType=cv2.BORDER_REPLICATE)[:, 0, :], np.float32)  # no stripes
+    floor = DARKEST_LID * float(under @ LUMA)
+    across *= np.maximum(1.0, floor / np.maximum(across @ LUMA, 1.0))[:, None]
+    out: np.ndarray = np.clip(across, 0, 255).astype(np.float32)
     return out
 
 
 def draw_eyelid(frame: UInt8Array, base: UInt8Array, lid: Eyelid, moved: np.ndarray, drop: np.ndarray,
                 amount: float, scale: float) -> None:
     """`moved`: control points after the motion (the upper lid already lowered by `drop`, the blink's
-    own displacement of the upper-lid rows); `amount`: blink 0..1. The lid's texture is the skin under
-    the lower lid of the reference `base`, mirrored upwards (same lens, light and grain), pulled to the
-    lid's median colour."""
+    own displacement of the upper-lid rows); `amount`: blink 0..1. The lid's colour is `lid.across` (the skin
+    above the open lid), its grain the skin under the lower lid of the reference `base`, mirrored
+    upwards (same lens, light and grain), shaded as a lid over the eyeball."""
     if amount < 0.08:
         return
     edge = moved[lid.upper]  # the lid's lower edge, descending
@@ -74,7 +114,12 @@ def draw_eyelid(frame: UInt8Array, base: UInt8Array, lid: Eyelid, moved: np.ndar
     src_y = np.clip(np.round(ly + 0.06 * scale + (ey - yy)), 0, base.shape[0] - 1).astype(np.intp)
     src_x = np.broadcast_to(np.clip(xs, 0, base.shape[1] - 1).astype(np.intp)[None, :], src_y.shape)
     skin = base[src_y, src_x].astype(np.float32)
-    col = (0.6 * skin + 0.4 * lid.colour) * (0.94 - 0.16 * depth[..., None] ** 2)  # a lid is a bit darker
+    grain = skin - cv2.blur(skin, (5, 5))  # the skin's texture, not its colour
+    t = np.clip((xs - top[0, 0]) / max(float(top[-1, 0] - top[0, 0]), 1.0), 0.0, 1.0) * (LID_SAMPLES - 1)
+    tone = np.stack([np.interp(t, np.arange(LID_SAMPLES), lid.across[:, c]) for c in range(3)], axis=-1)[None]
+    round_ = np.sqrt(np.clip(1.0 - (2.0 * t / (LID_SAMPLES - 1) - 1.0) ** 2, 0.0, 1.0))[None, :, None]
+    # over the eyeball: lit in the middle, darker towards the corners and towards the lashes
+    col = (tone + 0.7 * grain) * (0.97 - 0.12 * depth[..., None] ** 2) * (0.9 + 0.1 * round_)
     lash_w = max(0.8, 0.026 * scale)
     lash = np.exp(-(((yy - ey) / lash_w) ** 2)) * inside * min(1.0, amount * 1.4)
     a = (fill * min(1.0, (amount - 0.08) / 0.25) * 0.97)[..., None]
