@@ -39,7 +39,7 @@ from flowact.render.local_fields import (
     seam_fraction,
 )
 from flowact.render.mouth_interior import cavity, upper_teeth
-from flowact.render.rest_mouth import LUMA, Interior, Unwind, close_mouth, own_split
+from flowact.render.rest_mouth import LUMA, Interior, Unwind, close_mouth, own_split, smiles
 from flowact.render.rig import Rig, build_rig
 from flowact.types import FloatArray, UInt8Array
 
@@ -49,6 +49,8 @@ GRID_STEP = 6  # coarse grid spacing in pixels
 PRIOR = 0.08  # weight of "no displacement" in the interpolation (locality)
 FRONTAL_YAW = 5.0  # degrees: a photo turned less than this turns as far either way
 HEAD_R0, HEAD_R1 = 0.75, 1.55  # head-pose weight: 1 inside r0, smoothly 0 at r1 (ellipse radii units)
+SMILE_SHOWS = 0.6  # an open-smile photo's rest closing undone at the agent's full smile
+SMILE_FROM = 0.15  # from this smile on (a listening face's slight smile keeps the lips closed)
 
 
 class Renderer:
@@ -133,6 +135,7 @@ class Renderer:
         self._photo_yaw = face_pose(self.reference.landmarks)[0]
         self._further = float(np.clip(1.0 - max(0.0, abs(self._photo_yaw) - FRONTAL_YAW) / (MAX_YAW - FRONTAL_YAW),
                                       0.2, 1.0))
+        self._smile_photo = self._unwind is not None and smiles(self.reference)
         self._body = build_body(analysis, self._head_ellipse())
 
     # --- fields ---------------------------------------------------------------------------------
@@ -304,7 +307,10 @@ class Renderer:
         mouth the warp invents a wider one on a face caught mid-speech, which on a turned face cost
         its likeness most (bench/fidelity.py, the turned Einstein: its wide frames 0.27-0.31 from the
         photo at full rate, identity mean 0.202 -> 0.195). A closed photo's opening is all invented
-        and keeps its full range (it must read as speech)."""
+        and keeps its full range (it must read as speech). On an open-smile photo (rest_mouth.smiles)
+        the agent's smile beyond SMILE_FROM undoes the closing too (up to SMILE_SHOWS) and warps the corners up that
+        much less: the photo's own smile comes back, teeth and all (dlib's distance to the photo at
+        smile 0.8: 0.17-0.29, where the closed lips stretched into a smile read 0.24-0.40)."""
         m = np.asarray(motion, dtype=np.float32)
         yaw = float(m[P["head_yaw"]])
         if self._further < 1.0:  # a turned photo: turning further, nodding, tilting scaled down (see __init__)
@@ -314,12 +320,20 @@ class Renderer:
             m[P["head_roll"]] *= self._further
             m[P["head_pitch"]] *= self._further
         jaw = float(m[P["jaw_open"]])
-        if self._unwind is None or jaw <= 0.0:
+        smile = min(1.0, float(m[P["smile"]])) if self._smile_photo else 0.0
+        if self._unwind is None or (jaw <= 0.0 and smile <= SMILE_FROM):
             return m, 1.0
         span = self._jaw_unwound
         m = m.copy()
-        m[P["jaw_open"]] = max(0.0, jaw - span) * self._further
-        return m, max(0.0, 1.0 - jaw / span)
+        keep = 1.0
+        if jaw > 0.0:
+            m[P["jaw_open"]] = max(0.0, jaw - span) * self._further
+            keep = max(0.0, 1.0 - jaw / span)
+        if smile > SMILE_FROM:  # an open-smile photo: the agent's smile is the photo's own, partly unclosed
+            shown = 1.0 - SMILE_SHOWS * (smile - SMILE_FROM) / (1.0 - SMILE_FROM)
+            keep = min(keep, shown)
+            m[P["smile"]] *= shown  # the photo's smile is coming back: warp the corners up less
+        return m, keep
 
     def _unwind_mouth(self, frame: UInt8Array, map_x: np.ndarray, map_y: np.ndarray, keep: float) -> None:
         """Redraw the mouth patch from the photo with the rest closing scaled by `keep`: the patch's rest

@@ -40,13 +40,14 @@ from flowact.render.rig import JAW, LOWER_INNER_LIP, UPPER_INNER_LIP
 from flowact.types import UInt8Array
 
 __all__ = ["LUMA", "OPEN_GAP", "Interior", "RestMouth", "Unwind", "close_mouth", "lower_lip_band", "own_split",
-           "smoothstep"]
+           "smiles", "smoothstep"]
 
 OPEN_GAP = 0.06  # inner-lip gap at the centre (eye distances) above which a reference is closed at rest
 UPPER_SHARE = 0.2  # the share of the gap the upper lip travels (the jaw does the rest)
 CHIN_SHARE = 0.7  # the chin rises this share of the lower lip's rise: lips meet, teeth stay apart (as at rest)
 REST_GAP = 0.03  # the lips stay this far apart at rest (eye distances; ~2 px at 854x480): relaxed, not pressed
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # RGB -> luma (Rec. 601), as `image @ LUMA`
+SMILE_CORNERS = 0.04  # an open mouth smiles when its corners are no lower than this below the upper lip's middle
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +157,15 @@ def _with_lower_lip_lowered(a: PortraitAnalysis, by: float) -> PortraitAnalysis:
     t = np.abs((lm[idx, 0] - (xl + xr) / 2) / max((xr - xl) / 2, 1.0))
     lm[idx, 1] += by * (1.0 - smoothstep((t - 0.5) / 0.5))
     return replace(a, landmarks=lm)
+
+
+def smiles(a: PortraitAnalysis) -> bool:
+    """Whether the photo's open mouth is a smile: its corners drawn up level with the upper inner lip's
+    middle (within SMILE_CORNERS eye distances), where a speaking or laughing mouth's hang lower
+    (measured: smiles -0.02..+0.12, speaking and laughing -0.09..-0.15)."""
+    lm = a.landmarks
+    corners = float(lm[61, 1] + lm[291, 1]) / 2
+    return float(lm[13, 1]) - corners > -SMILE_CORNERS * a.eye_distance
 
 
 def close_mouth(a: PortraitAnalysis) -> RestMouth:
