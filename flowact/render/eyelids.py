@@ -34,7 +34,6 @@ class Eyelid:
     param: int  # index of blink_l / blink_r in the motion vector
     upper: np.ndarray  # rig rows of the upper lid, sorted by x
     lower: np.ndarray  # rig rows of the lower lid, sorted by x
-    colour: np.ndarray  # (3,) float32 lid skin
     lash: np.ndarray  # (3,) float32 lash line
     across: np.ndarray  # (LID_SAMPLES, 3) float32 the lid's colour from the eye's left to its right corner
 
@@ -54,8 +53,8 @@ def build_eyelids(rig: Rig, image: UInt8Array) -> list[Eyelid]:
             np.float32
         )
         across = _above_the_lid(image, rig.points[up], s, under)
-        colour = np.median(across, axis=0).astype(np.float32)
-        out.append(Eyelid(P[name], up, lo, colour, (colour * 0.3).astype(np.float32), across))
+        lash = (0.3 * np.median(across, axis=0)).astype(np.float32)  # the lid's skin, darkened
+        out.append(Eyelid(P[name], up, lo, lash, across))
     return out
 
 
@@ -89,9 +88,9 @@ def _above_the_lid(image: UInt8Array, lid: np.ndarray, s: float, under: np.ndarr
 def draw_eyelid(frame: UInt8Array, base: UInt8Array, lid: Eyelid, moved: np.ndarray, drop: np.ndarray,
                 amount: float, scale: float) -> None:
     """`moved`: control points after the motion (the upper lid already lowered by `drop`, the blink's
-    own displacement of the upper-lid rows); `amount`: blink 0..1. The lid's colour is `lid.across` (the skin
-    above the open lid), its grain the skin under the lower lid of the reference `base`, mirrored
-    upwards (same lens, light and grain), shaded as a lid over the eyeball."""
+    own displacement of the upper-lid rows); `amount`: blink 0..1. The lid's colour is `lid.across`
+    (the skin above the open lid), its grain the skin under the lower lid of the reference `base`,
+    mirrored upwards (same lens, light and grain), shaded as a lid over the eyeball."""
     if amount < 0.08:
         return
     edge = moved[lid.upper]  # the lid's lower edge, descending

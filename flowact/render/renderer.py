@@ -308,9 +308,9 @@ class Renderer:
         its likeness most (bench/fidelity.py, the turned Einstein: its wide frames 0.27-0.31 from the
         photo at full rate, identity mean 0.202 -> 0.195). A closed photo's opening is all invented
         and keeps its full range (it must read as speech). On an open-smile photo (rest_mouth.smiles)
-        the agent's smile beyond SMILE_FROM undoes the closing too (up to SMILE_SHOWS) and warps the corners up that
-        much less: the photo's own smile comes back, teeth and all (dlib's distance to the photo at
-        smile 0.8: 0.17-0.29, where the closed lips stretched into a smile read 0.24-0.40)."""
+        the agent's smile beyond SMILE_FROM undoes the closing too (up to SMILE_SHOWS) and warps the
+        corners up that much less: the photo's own smile comes back, teeth and all (dlib's distance to
+        the photo at smile 0.8: 0.17-0.29, where the closed lips stretched into a smile read 0.24-0.40)."""
         m = np.asarray(motion, dtype=np.float32)
         yaw = float(m[P["head_yaw"]])
         if self._further < 1.0:  # a turned photo: turning further, nodding, tilting scaled down (see __init__)
