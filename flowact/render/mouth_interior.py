@@ -9,13 +9,14 @@ arch), shaded as a cylinder, in the upper lip's shadow at the top, slightly tran
 incisal edge, with a dark line and an open embrasure between neighbours, and fading into the
 cavity's shadow towards the corners (the buccal corridor). The cavity is darkest at the back and
 corners and lighter towards the lower lip, where the tongue rises when the mouth is open enough.
+The opening itself narrows into the corners, where the lips meet (`round_corners`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["TOOTH_EDGES", "cavity", "upper_teeth"]
+__all__ = ["CORNER_P", "TOOTH_EDGES", "cavity", "round_corners", "upper_teeth"]
 
 # boundaries between the upper teeth, in eye distances from the midline as seen from the front:
 # central incisor, lateral incisor, canine, two premolars (widths 8.5, 6.5, 7.5, 7, 6.5 mm around an
@@ -27,6 +28,7 @@ _ENAMEL = np.array([214.0, 205.0, 190.0], np.float32)  # lit enamel (sRGB), befo
 _BACK = np.array([16.0, 5.0, 7.0], np.float32)  # the cavity's back, in shadow
 _FRONT = np.array([74.0, 28.0, 31.0], np.float32)  # towards the lower lip (the floor of the mouth)
 _TONGUE = np.array([152.0, 70.0, 72.0], np.float32)
+CORNER_P = 2.5 # the opening's outline towards the corners: a superellipse of this power
 
 
 def cavity(yy: np.ndarray, uy: np.ndarray, ly: np.ndarray, tx: np.ndarray, s: float) -> np.ndarray:
@@ -85,3 +87,14 @@ def upper_teeth(xs: np.ndarray, yy: np.ndarray, uy: np.ndarray, ly: np.ndarray, 
     shade = shade * (1.0 - line)
     col = _ENAMEL * shade[..., None]
     return col.astype(np.float32), cover.astype(np.float32)
+
+
+def round_corners(uy: np.ndarray, ly: np.ndarray, tx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The gap's upper and lower edges (1, w) narrowed towards the corners, where the lips meet: its
+    height at most 1 - |tx|^CORNER_P of the widest (`tx` -1..1 from corner to corner), about its own
+    middle line. The rig's few inner-lip points otherwise open the gap almost fully a pixel or two from
+    each corner: a hole with blunt ends."""
+    mid, half = (uy + ly) / 2, np.maximum(ly - uy, 0.0) / 2
+    bound = float(half.max()) * (1.0 - np.abs(tx) ** CORNER_P)
+    half = np.minimum(half, bound)
+    return (mid - half).astype(np.float32), (mid + half).astype(np.float32)

@@ -38,7 +38,7 @@ from flowact.render.local_fields import (
     mouth_field,
     seam_fraction,
 )
-from flowact.render.mouth_interior import cavity, upper_teeth
+from flowact.render.mouth_interior import cavity, round_corners, upper_teeth
 from flowact.render.rest_mouth import LUMA, Interior, Unwind, close_mouth, own_split, smiles
 from flowact.render.rig import Rig, build_rig
 from flowact.types import FloatArray, UInt8Array
@@ -436,9 +436,10 @@ class Renderer:
         left, right = max(up[0, 0], lo[0, 0]), min(up[-1, 0], lo[-1, 0])
         inside_x = ((xs >= left) & (xs <= right)).astype(np.float32)[None, :]
         yy = np.arange(y0, y1, dtype=np.float32)[:, None]  # (h, 1)
-        mask = np.clip((yy - uy) / 1.2 + 0.5, 0, 1) * np.clip((ly - yy) / 1.2 + 0.5, 0, 1) * inside_x
         half = max(1.0, (right - left) / 2)
         tx = np.clip((xs - (left + right) / 2) / half, -1.0, 1.0)[None, :]
+        uy, ly = round_corners(uy, ly, tx)
+        mask = np.clip((yy - uy) / 1.2 + 0.5, 0, 1) * np.clip((ly - yy) / 1.2 + 0.5, 0, 1) * inside_x
         col = cavity(yy, uy, ly, tx, s)
         if self._floor > 2.0:  # into the photo's own tonal range
             col = np.float32(self._floor) + col * np.float32(1.0 - self._floor / 255.0)

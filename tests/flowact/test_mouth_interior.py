@@ -144,3 +144,28 @@ def test_a_turned_open_photo_opens_less_beyond_its_own_mouth() -> None:
         r._further = share
     assert share < 0.6 and frontal > 3.0, (share, frontal)
     assert turned < 0.7 * frontal, (turned, frontal)
+
+
+@pytest.mark.parametrize("name", ("grace", "franck", "mona_lisa"))
+def test_a_wide_open_mouth_narrows_into_its_corners(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Wide open, the painted mouth interior (where the frame differs from the same frame without it)
+    tapers into the corners where the lips meet, not a hole with blunt ends: a twentieth of the way in
+    from each corner it is well under half as tall as in the middle."""
+    r = _renderer(name)
+    m = _motion(jaw_open=1.0)
+    painted = r.render(m).astype(np.float32) @ LUMA
+    with monkeypatch.context() as patch:
+        patch.setattr(r, "_mouth", lambda *args, **kwargs: None)
+        bare = r.render(m).astype(np.float32) @ LUMA
+    up, lo = r.mouth_gap(m)
+    left, right = max(up[0, 0], lo[0, 0]), min(up[-1, 0], lo[-1, 0])
+
+    def opening(x: float) -> int:
+        c = int(round(x))
+        return int((np.abs(painted[:, c] - bare[:, c]) > 12.0).sum())
+
+    width = right - left
+    centre = opening(left + 0.5 * width)
+    assert centre > 0.3 * r.rig.scale, centre  # wide open
+    for near in (left + 0.06 * width, right - 0.06 * width):
+        assert opening(near) < 0.4 * centre, (opening(near), centre)
