@@ -1,7 +1,9 @@
 """Framing a portrait into the output frame without streaks.
 
-A similarity transform puts the face at a standard size and place (eyes level, eye midpoint at
-(W/2, 0.40 H), forehead-to-chin 0.42 H). Where the photo does not reach a frame edge, the modes differ:
+A similarity transform puts the face at a standard size and place (eye midpoint at (W/2, 0.40 H),
+forehead-to-chin 0.42 H), turned back by `angle` (the eye line's angle levels the eyes; flowact.reference
+passes only the tilt beyond KEEP_ROLL, so most photos stay upright with their head's own tilt). Where
+the photo does not reach a frame edge, the modes differ:
 
 - `fill` (default): first crop around the person where the photo allows (zoom the face up to 1.25x
   and move it off-centre by a little; if even that cannot cover the frame, no zoom at all); whatever
@@ -79,7 +81,8 @@ def in_view(m: np.ndarray, box: Box, out_w: int, out_h: int) -> float:
 def plan_framing(centre: np.ndarray, angle: float, face_h: float, src_w: int, src_h: int,
                  out_w: int, out_h: int, mode: FramingMode = "fill", avoid: Sequence[Box] = ()) -> Framing:
     """The source -> output similarity for a face whose eye midpoint is `centre` (source pixels), whose
-    eye line makes `angle` radians with the horizontal and whose forehead-to-chin length is `face_h`.
+    eye line is to turn back by `angle` radians (its angle with the horizontal levels it) and whose
+    forehead-to-chin length is `face_h`.
     `avoid`: other people's heads (source boxes) to leave out of the frame where zooming and moving
     the face sideways within the isolating limits can (not in `fit`, which shows the whole photo)."""
     cos, sin = float(np.cos(-angle)), float(np.sin(-angle))

@@ -26,12 +26,12 @@ from typing import Any, Literal
 import numpy as np
 
 from flowact.errors import PortraitError
-from flowact.framing import FramingMode, frame_portrait, plan_framing
+from flowact.framing import Framing, FramingMode, frame_portrait, plan_framing
 from flowact.types import UInt8Array
 
 __all__ = [
-    "FaceChoice", "PortraitAnalysis", "analyze_portrait", "detect_faces", "face_pose", "find_faces", "load_image",
-    "segment_person", "warm_up",
+    "FaceChoice", "PortraitAnalysis", "analyze_portrait", "detect_faces", "face_pose", "face_roll", "find_faces",
+    "load_image", "segment_person", "warm_up",
 ]
 
 log = logging.getLogger("flowact.reference")
@@ -43,7 +43,8 @@ MAX_YAW = 35.0  # degrees a head may be turned to the side
 MAX_PITCH = 25.0  # degrees a head may be tilted up or down (beyond the usual slight downward look)
 PITCH_BASELINE = 8.0  # MediaPipe's forehead-chin depth angle of a face looking straight at the camera
 COMPARABLE = 0.7  # another face at least this fraction of the largest face's size is "comparable"
-CACHE_VERSION = 5
+KEEP_ROLL = 10.0  # degrees of head tilt a photo keeps: it is rotated only by the tilt beyond this
+CACHE_VERSION = 6
 FaceChoice = int | tuple[float, float, float, float] | None  # index (left to right) or box in photo pixels
 _MESH_LOCK = threading.Lock()
 _MESHES: dict[int, Any] = {}  # max_faces -> FaceMesh (static images); -1 SelfieSegmentation; -2 FaceDetection
@@ -333,6 +334,13 @@ def _eye_centres(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lm[list(LEFT_EYE), :2].mean(axis=0), lm[list(RIGHT_EYE), :2].mean(axis=0)
 
 
+def face_roll(lm: np.ndarray) -> float:
+    """The head's tilt in degrees: the eye line's angle with the horizontal (+ clockwise on screen,
+    the face's right eye lower)."""
+    le, re = _eye_centres(lm)
+    return float(np.degrees(np.arctan2(re[1] - le[1], re[0] - le[0])))
+
+
 def face_pose(lm: np.ndarray) -> tuple[float, float]:
     """(yaw, pitch) of a face in degrees from its 3D mesh: yaw from the depth slope across four
     symmetric landmark pairs (0 facing the camera, + turned to the viewer's left), pitch from the
@@ -449,10 +457,19 @@ def analyze_portrait(
     lm = _choose_face(faces, face, full_w / img.shape[1], name, on_multiple_faces)
     _check_face(lm, name)
     le, re = _eye_centres(lm)
-    angle = float(np.arctan2(re[1] - le[1], re[0] - le[0]))
+    # the eyes are levelled where the levelled photo still fills the frame; otherwise the photo stays
+    # upright, its head tilted as photographed, up to KEEP_ROLL (a rotated photo that does not reach the
+    # frame's edges shows its own edges askew), a stronger tilt levelled down to KEEP_ROLL
+    roll = face_roll(lm)
     others = [_head_box(f) for f in faces if f is not lm] if isolate else []
-    plan = plan_framing((le + re) / 2, angle, _face_size(lm), img.shape[1], img.shape[0], width, height, framing,
-                        avoid=others)
+
+    def turned_back(degrees: float) -> Framing:
+        return plan_framing((le + re) / 2, float(np.radians(degrees)), _face_size(lm), img.shape[1], img.shape[0],
+                            width, height, framing, avoid=others)
+
+    plan = turned_back(roll)
+    if plan.covered < 0.999:
+        plan = turned_back(float(np.sign(roll) * max(0.0, abs(roll) - KEEP_ROLL)))
     m = plan.matrix
     framed = frame_portrait(img, plan, width, height, hide=others)
     scale = float(np.hypot(m[0, 0], m[0, 1]))

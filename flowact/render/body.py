@@ -5,7 +5,8 @@ The person is found once per portrait (MediaPipe selfie segmentation; only the r
 the torso under the face is kept, so a false blob in the background never moves). Per frame a smooth
 vertical field lifts the torso (most at the shoulders' top line, nothing at the frame's bottom, where
 the body leaves the frame, and nothing on the head, which the head field moves), the portrait is
-warped by it, and the warped person is composited over the still photo by its warped mask. Motion
+warped by it, and the warped person is composited over the still photo by its warped mask (reaching
+EDGE_SLACK above the segmentation's edge, which sits a few pixels inside the visible shoulder). Motion
 is upward only (a breath lifts from the photo's pose, never below it), so it never uncovers
 background the photo does not show.
 """
@@ -27,6 +28,7 @@ __all__ = ["Body", "build_body"]
 BREATH_LIFT = 0.035  # shoulder lift at full inhale, eye distances
 SHRUG_LIFT = 0.33  # shoulder lift at shoulder_raise = 1, eye distances
 TILT_LIFT = 0.012  # lift of the shoulder the head tilts towards, eye distances per degree of roll
+EDGE_SLACK = 0.05  # the person's mask is extended upwards this far (eye distances) to take the visible edge
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +106,10 @@ def build_body(a: PortraitAnalysis, head: tuple[float, float, float, float]) -> 
     if n <= 1 or label == 0:
         return None
     keep = cv2.dilate((labels == label).astype(np.uint8), np.ones((5, 5), np.uint8))
-    mask = (person * keep).astype(np.float32)
+    # reach a little above the segmentation's edge: the model's low-resolution mask sits a few pixels
+    # inside the visible shoulder line, which would otherwise stay put while the torso under it rises
+    up = max(1, int(round(EDGE_SLACK * s)))
+    mask = cv2.dilate((person * keep).astype(np.float32), np.ones((up + 1, 1), np.uint8), anchor=(0, 0))
     rows = np.flatnonzero(mask[int(chin[1]) :].max(axis=1) > 0.5)
     if len(rows) == 0:
         return None

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from flowact.motion.params import MOTION_DIM, P
-from flowact.reference import PortraitAnalysis
+from flowact.reference import PortraitAnalysis, face_roll
 
 __all__ = ["Rig", "build_rig", "UPPER_INNER_LIP", "LOWER_INNER_LIP"]
 
@@ -50,7 +50,14 @@ class Rig:
 
 
 def build_rig(a: PortraitAnalysis) -> Rig:
-    lm = a.landmarks
+    """The rig in the face's own frame: the landmarks are turned about the eye midpoint until the eyes
+    are level, the motions defined there (a jaw drops along the face, not the screen), and every
+    displacement turned back to the image (a framed photo keeps its head's tilt up to KEEP_ROLL)."""
+    turn = np.radians(face_roll(a.landmarks))
+    back = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]], np.float32)
+    pivot = a.landmarks[[33, 133, 362, 263], :2].mean(axis=0)
+    lm = a.landmarks.copy()
+    lm[:, :2] = (a.landmarks[:, :2] - pivot) @ back + pivot  # row vectors @ back: turned by -turn
     s = a.eye_distance
     groups: list[tuple[tuple[int, ...], float]] = [
         (UPPER_OUTER_LIP, 0.16), (LOWER_OUTER_LIP, 0.16), (UPPER_INNER_LIP, 0.10), (LOWER_INNER_LIP, 0.10),
@@ -65,7 +72,6 @@ def build_rig(a: PortraitAnalysis) -> Rig:
                 ids.append(i)
                 sig.append(sg * s)
     index = {lid: row for row, lid in enumerate(ids)}
-    pts = lm[ids, :2].astype(np.float32)
     basis = np.zeros((MOTION_DIM, len(ids), 2), np.float32)
 
     def move(param: str, lids: tuple[int, ...] | list[int], dx: float, dy: float) -> None:
@@ -134,6 +140,9 @@ def build_rig(a: PortraitAnalysis) -> Rig:
     # the roll pivot: mid-face, about the nose's base (a real tilt turns about the upper neck, but for the
     # few degrees a head tilts, turning about mid-face looks the same and moves the hair's top half as far,
     # so the ring where the head field fades to the still background shears half as much)
-    head_centre = ((jaw_l + jaw_r) / 2 - np.array([0.0, 1.2 * s])).astype(np.float32)
-    return Rig(points=pts, sigma=np.array(sig, np.float32), basis=basis, index=index, scale=s,
-               head_centre=head_centre, depth=lm[ids, 2].astype(np.float32))
+    head_centre = (jaw_l + jaw_r) / 2 - np.array([0.0, 1.2 * s])
+    # back to the image: the rest points as detected, every displacement turned by the head's tilt
+    basis = (basis @ back.T).astype(np.float32)
+    head_centre = ((head_centre - pivot) @ back.T + pivot).astype(np.float32)
+    return Rig(points=a.landmarks[ids, :2].astype(np.float32), sigma=np.array(sig, np.float32), basis=basis,
+               index=index, scale=s, head_centre=head_centre, depth=lm[ids, 2].astype(np.float32))

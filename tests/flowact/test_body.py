@@ -105,7 +105,14 @@ def test_lift_is_smooth_and_never_folds(name: str) -> None:
     src_y = body.Y + d  # region coordinates
     assert (np.diff(src_y, axis=0) > 0.05).all()  # strictly increasing down every column: no fold
     assert float(np.abs(np.diff(d, axis=1)).max()) < 1.0  # no tear across
-    # a small step of the motion moves the picture a little (no pops)
-    a = r.render(motion(shoulder_raise=0.50, breath=0.5)).astype(np.float32)
-    b = r.render(motion(shoulder_raise=0.52, breath=0.52)).astype(np.float32)
-    assert float(np.abs(a - b).max()) < 80 and float(np.abs(a - b).mean()) < 0.5
+    # a small step of the motion moves the picture a little (no pops): every pixel changes by no more
+    # than the step's lift (under a pixel) across the photo's own local contrast allows
+    m1, m2 = motion(shoulder_raise=0.50, breath=0.5), motion(shoulder_raise=0.52, breath=0.52)
+    a, b = r.render(m1).astype(np.float32), r.render(m2).astype(np.float32)
+    l1, l2 = body.lift(m1), body.lift(m2)
+    assert l1 is not None and l2 is not None
+    step = float(np.abs(l2 - l1).max())
+    assert 0.1 < step < 1.0, step
+    contrast = cv2.dilate(np.abs(np.diff(a, axis=0, append=a[-1:])), np.ones((5, 3), np.uint8))
+    assert (np.abs(a - b) <= 1.5 * step * contrast + 8.0).all()
+    assert float(np.abs(a - b).mean()) < 0.5

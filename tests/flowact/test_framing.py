@@ -11,7 +11,7 @@ import pytest
 import flowact.reference as ref
 from flowact.framing import plan_framing
 from flowact.reference import analyze_portrait
-from tests.fixtures.portraits import ASTRONAUT, GRACE, rgb
+from tests.fixtures.portraits import ALL_PORTRAITS, ASTRONAUT, GRACE, rgb
 
 SIZES = [(854, 480), (512, 512), (1280, 720), (480, 854)]
 BAND = 24  # px at each frame edge
@@ -89,7 +89,7 @@ def test_crop_covers_the_frame_with_the_photo(name: str) -> None:
     a = analyze_portrait(img, framing="crop")
     lm = ref.find_faces(img)[0]
     le, r_e = ref._eye_centres(lm)
-    angle = float(np.arctan2(r_e[1] - le[1], r_e[0] - le[0]))
+    angle = float(np.radians(ref.face_roll(lm)))  # levelled: the levelled photo fills the frame
     plan = plan_framing((le + r_e) / 2, angle, ref._face_size(lm), img.shape[1], img.shape[0], 854, 480, "crop")
     assert plan.covered == 1.0
     # every output pixel is the photo itself (no backdrop): the frame equals the plain warp (with the
@@ -110,3 +110,18 @@ def test_fit_shows_the_whole_photo(name: str) -> None:
     corners = np.array([[0, 0], [ww - 1, 0], [0, hh - 1], [ww - 1, hh - 1]], np.float32)
     out = corners @ plan.matrix[:, :2].T + plan.matrix[:, 2]
     assert (out[:, 0] >= -1).all() and (out[:, 0] <= 855).all() and (out[:, 1] >= -1).all() and (out[:, 1] <= 481).all()
+
+
+@pytest.mark.parametrize(("name", "kept"), [("obama_speaking", "all"), ("franck_eyes_closed_laugh", "limit"),
+                                            ("astronaut", "none")])
+def test_a_tilted_head_keeps_its_tilt_where_levelling_would_show_the_photo_askew(name: str, kept: str) -> None:
+    """A photo that does not fill the frame is not rotated (its edges would show askew and its body
+    tilt the other way): the head keeps the tilt it was photographed with (Obama, 5 degrees), up to
+    KEEP_ROLL (Franck, 15 degrees: levelled by the 5 beyond it). Where the levelled photo still fills
+    the frame, the eyes are levelled (the astronaut, 3 degrees)."""
+    src = ref.load_image(ALL_PORTRAITS[name])
+    roll = ref.face_roll(ref.find_faces(src)[0])
+    framed = ref.face_roll(analyze_portrait(src, cache_dir=None).landmarks)
+    want = {"all": roll, "limit": float(np.sign(roll) * ref.KEEP_ROLL), "none": 0.0}[kept]
+    assert abs(roll) > 2.5 and (kept != "limit" or abs(roll) > ref.KEEP_ROLL + 2), roll
+    assert abs(framed - want) < 0.3, (roll, framed, want)

@@ -47,7 +47,9 @@ def test_invented_teeth_are_separate_shaded_teeth(name: str) -> None:
     assert r._interior is None and not r._teeth_show  # the teeth here are the invented ones
     s = r.rig.scale
     luma, xs, uy, ly = _open(r)
-    mid = (xs[0] + xs[-1]) / 2
+    # the face's midline: the upper lip's middle (a tilted head's gap is not centred on it to the pixel)
+    up13 = r.rig.index[13]
+    mid = float(r.rig.points[up13, 0] + (_motion(jaw_open=0.7, mouth_wide=0.15) @ r.rig.basis[:, up13, 0]))
     central = np.abs(xs - mid) < 0.3 * s
     # a row through the middle of the upper teeth: dark lines between bright teeth, not a flat band
     row = np.array([luma[int(round(u + 0.045 * s)), x] for x, u in zip(xs, uy, strict=True)])[central]

@@ -323,7 +323,9 @@ def test_exif_orientation_applied() -> None:
     assert img.shape == rgb(GRACE).shape  # upright again (stored sideways)
     a = analyze_portrait(data)
     le, re = _eye_line(a)
-    assert abs(float(re[1] - le[1])) < 1.0 and re[0] > le[0]
+    assert re[0] > le[0]
+    # upright again: the head's own slight tilt, as in the upright photo (it is not levelled, see test_framing)
+    assert abs(ref.face_roll(a.landmarks) - ref.face_roll(ref.find_faces(rgb(GRACE))[0])) < 0.5
     chin, forehead = a.landmarks[ref.CHIN], a.landmarks[ref.FOREHEAD]
     assert chin[1] > forehead[1]  # upright face in the framed output
 
@@ -350,7 +352,9 @@ def test_framing_sizes(portrait: Path, size: tuple[int, int]) -> None:
     mid = (le + re) / 2
     assert abs(float(mid[0]) - w / 2) <= 0.1 * w + 1  # centred, or moved a little to avoid a fill
     assert 0.34 * h - 1 <= float(mid[1]) <= 0.44 * h + 1
-    assert abs(float(re[1] - le[1])) < 0.5  # eyes level
+    # eyes levelled, or (where the levelled photo would not fill the frame) the photo's own slight tilt
+    tilt = ref.face_roll(a.landmarks)
+    assert min(abs(tilt), abs(tilt - ref.face_roll(ref.find_faces(rgb(portrait))[0]))) < 0.3, tilt
     face_h = float(np.linalg.norm(a.landmarks[ref.CHIN, :2] - a.landmarks[ref.FOREHEAD, :2]))
     assert 0.42 * h - 1 <= face_h <= 1.25 * 0.42 * h + 1
     x0, y0, x1, y1 = a.face_box
