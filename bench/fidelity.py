@@ -93,7 +93,6 @@ class Scorer:
 
         self.brisque = BRISQUE(url=False)
         self.rect: Any = None
-        self.roll = 0.0  # the reference face's eye line, degrees (+: clockwise on screen)
         self.hog = True  # whether the reference's face was found by the HOG detector (else by the CNN)
 
     def find(self, img: np.ndarray) -> bool:
@@ -110,9 +109,6 @@ class Scorer:
         if not faces:
             return False
         self.rect = max(faces, key=lambda r: r.area())
-        eyes = self._shape(img, self.rect)
-        d = eyes[42:48].mean(axis=0) - eyes[36:42].mean(axis=0)
-        self.roll = float(np.degrees(np.arctan2(d[1], d[0])))
         return True
 
     def track(self, img: np.ndarray) -> Any:
@@ -149,27 +145,9 @@ class Scorer:
         best = max(found, key=iou, default=None)
         return best if best is not None and iou(best) >= 0.3 else None
 
-    def _shape(self, img: np.ndarray, rect: Any) -> np.ndarray:
-        s = self.shape(img, rect)
-        return np.array([(p.x, p.y) for p in s.parts()], np.float32)
-
     def landmarks(self, img: np.ndarray) -> np.ndarray:
-        """The 68 points of the tracked face, read on the frame turned until the reference's eyes are
-        level (dlib's shape model reads an upright face most reliably: on heads photographed tilted
-        by 6-10 degrees its lip apertures wandered, lip sync reading 0.54-0.65 where the same renders
-        levelled read 0.8), returned in the frame's own pixels."""
-        import cv2
-
-        r = self.track(img)
-        if abs(self.roll) < 1.0:
-            return self._shape(img, r)
-        c = ((r.left() + r.right()) / 2, (r.top() + r.bottom()) / 2)
-        turn = cv2.getRotationMatrix2D(c, self.roll, 1.0)
-        level = cv2.warpAffine(img, turn, (img.shape[1], img.shape[0]), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REFLECT)
-        pts = self._shape(level, r)  # the box turned about its own centre: the same box
-        back = cv2.invertAffineTransform(turn)
-        return (pts @ back[:, :2].T + back[:, 2]).astype(np.float32)
+        s = self.shape(img, self.track(img))
+        return np.array([(p.x, p.y) for p in s.parts()], np.float32)
 
     def identity(self, img: np.ndarray) -> np.ndarray:
         """The 128-d descriptor, from a full detection (as for the reference: the descriptor is

@@ -52,32 +52,6 @@ def test_aperture_sees_the_rendered_mouth_open() -> None:
     assert closed < 0.05 and opened > closed + 0.1, (closed, opened)
 
 
-def test_landmarks_of_a_tilted_face_are_read_level_and_returned_in_its_own_pixels() -> None:
-    """A face turned 9 degrees in the image: the scorer reads its 68 points on the frame turned level
-    (by the reference's eye line) and maps them back into the frame's own pixels: they land where
-    the upright reading's points land once turned, and the apertures match."""
-    a = analyze_portrait(ALL_PORTRAITS["franck"], cache_dir=None)
-    r = Renderer(a)
-    m = np.zeros(MOTION_DIM, np.float32)
-    m[P["jaw_open"]] = 0.7
-    frame = r.render(m)
-    sc = _scorer()
-    assert sc.find(a.image)
-    upright_roll, upright = sc.roll, sc.landmarks(frame)
-    turn = cv2.getRotationMatrix2D((427.0, 240.0), -9.0, 1.0)  # clockwise on screen
-
-    def tilt(img: np.ndarray) -> np.ndarray:
-        return cv2.warpAffine(img, turn, (854, 480), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-
-    assert sc.find(tilt(a.image))
-    assert abs(sc.roll - (upright_roll + 9.0)) < 1.5, (sc.roll, upright_roll)
-    tilted = sc.landmarks(tilt(frame))
-    expected = upright @ turn[:, :2].T + turn[:, 2]
-    assert float(np.median(np.linalg.norm(tilted - expected, axis=1))) < 2.0
-    gaps = inner_aperture(tilted), inner_aperture(upright)
-    assert abs(gaps[0] - gaps[1]) < 0.03, gaps
-
-
 def test_lag_search_finds_a_known_lag() -> None:
     rng = np.random.default_rng(0)
     env = np.convolve(rng.random(400), np.ones(5) / 5, "same")
