@@ -28,7 +28,7 @@ _ENAMEL = np.array([214.0, 205.0, 190.0], np.float32)  # lit enamel (sRGB), befo
 _BACK = np.array([16.0, 5.0, 7.0], np.float32)  # the cavity's back, in shadow
 _FRONT = np.array([74.0, 28.0, 31.0], np.float32)  # towards the lower lip (the floor of the mouth)
 _TONGUE = np.array([152.0, 70.0, 72.0], np.float32)
-CORNER_P = 2.5 # the opening's outline towards the corners: a superellipse of this power
+CORNER_P = 2.5  # the opening's height towards the corners: at most 1 - |x|^CORNER_P of the widest
 
 
 def cavity(yy: np.ndarray, uy: np.ndarray, ly: np.ndarray, tx: np.ndarray, s: float) -> np.ndarray:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from flowact.motion.params import MOTION_DIM, P
-from flowact.reference import PortraitAnalysis, face_roll
+from flowact.reference import LEFT_EYE, RIGHT_EYE, PortraitAnalysis, face_roll
 
 __all__ = ["Rig", "build_rig", "UPPER_INNER_LIP", "LOWER_INNER_LIP"]
 
@@ -55,7 +55,7 @@ def build_rig(a: PortraitAnalysis) -> Rig:
     displacement turned back to the image (a framed photo keeps its head's tilt up to KEEP_ROLL)."""
     turn = np.radians(face_roll(a.landmarks))
     back = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]], np.float32)
-    pivot = a.landmarks[[33, 133, 362, 263], :2].mean(axis=0)
+    pivot = a.landmarks[[*LEFT_EYE, *RIGHT_EYE], :2].mean(axis=0)  # the eye midpoint
     lm = a.landmarks.copy()
     lm[:, :2] = (a.landmarks[:, :2] - pivot) @ back + pivot  # row vectors @ back: turned by -turn
     s = a.eye_distance

@@ -17,7 +17,7 @@ import pytest
 
 from flowact.generator import PortraitGenerator, PortraitGeneratorConfig
 from flowact.motion.params import MOTION_DIM, P
-from flowact.reference import PortraitAnalysis, analyze_portrait, detect_faces, face_roll
+from flowact.reference import LEFT_EYE, RIGHT_EYE, PortraitAnalysis, analyze_portrait, detect_faces, face_roll
 from flowact.render.renderer import Renderer
 from flowact.render.rest_mouth import OPEN_GAP, _inner_lips, lower_lip_band, own_split
 from flowact.types import EXPRESSIONS, N_MELS, VISEMES, AgentState, ControlChunk
@@ -39,7 +39,7 @@ def inner_gap(frame: np.ndarray, eye_d: float) -> float:
     turn, either way of closed)."""
     faces = detect_faces(frame, max_faces=1)
     assert faces, "no face re-detected"
-    centre = tuple(float(v) for v in faces[0][[33, 133, 362, 263], :2].mean(axis=0))
+    centre = tuple(float(v) for v in faces[0][[*LEFT_EYE, *RIGHT_EYE], :2].mean(axis=0))
     roll = face_roll(faces[0])
     gaps = []
     for turn in (roll - 3.0, roll, roll + 3.0):
@@ -88,11 +88,11 @@ def test_open_reference_closes_at_rest_and_opens_with_speech(name: str) -> None:
     a, r = _setup(name)
     photo = inner_gap(a.image, a.eye_distance)
     assert photo > OPEN_GAP, photo  # the photo's mouth really is open
-    meas = [inner_gap(r.render(jaw(j)), a.eye_distance) for j in (0.0, 0.3, 0.6, 1.0)]
+    frames = [r.render(jaw(j)) for j in (0.0, 0.3, 0.6, 1.0)]
+    meas = [inner_gap(f, a.eye_distance) for f in frames]
     # closed at rest, read by two face models: MediaPipe's mesh reads closed lips as 0.00-0.02, dlib's 68
     # points as 0.02-0.06 (its open photos 0.09-0.33)
-    rest = r.render(jaw(0.0))
-    assert dlib_gap(rest) < 0.07 < dlib_gap(r.render(jaw(0.6))), name
+    assert dlib_gap(frames[0]) < 0.07 < dlib_gap(frames[2]), name
     assert meas[0] < (0.35 * photo if name in MESH_READS_PARTED else 0.04), meas
     assert meas[0] <= 0.5 * meas[2], meas  # the issue's goal: rest <= half the speech aperture
     assert all(b > a_ + 0.03 for a_, b in zip(meas, meas[1:], strict=False)), meas  # opens further each step
