@@ -282,7 +282,7 @@ def main() -> None:
     print(f"  new portrait, cold process, cache disabled    : {f['new_cold_s']:.3f} s median of 3, best "
           f"{f['new_cold_min_s']:.3f} s; CPU {f['new_cold_cpu_s']:.3f} s (target <= 0.5 s)")
     print(f"  new portrait, warm process, cache disabled    : {f['new_warm_s']:.3f} s  (face model preloaded: "
-          "flowact.reference.warm_up() / PortraitGenerator preload_face_model=true)")
+          "flowact.faces.warm_up() / PortraitGenerator preload_face_model=true)")
     print(f"  cached portrait, fresh process                : {f['cached_s']:.3f} s")
     print(f"  cache hit, analysis alone                     : {f['cache_hit_analysis_s'] * 1000:.1f} ms (target < 100)")
     print(f"concurrent paced 25 fps sessions (render + encode, one process each, {a.seconds:.0f} s):")

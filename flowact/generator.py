@@ -73,7 +73,7 @@ class PortraitGenerator:
         self._started_with: str | Path | None = None
         self.motion: MotionModel = self._make_motion()
         if self.config.preload_face_model:
-            from flowact.reference import warm_up
+            from flowact.faces import warm_up
 
             self._pool.submit(warm_up)  # same in-order worker: start() simply queues behind it
 

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from flowact.faces import segment_person
 from flowact.motion.params import P
-from flowact.reference import PortraitAnalysis, segment_person
+from flowact.reference import PortraitAnalysis
 from flowact.render.rest_mouth import smoothstep
 from flowact.types import FloatArray, UInt8Array
 

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flowact.faces import LEFT_EYE, RIGHT_EYE
 from flowact.motion.params import MOTION_DIM, P
-from flowact.reference import LEFT_EYE, RIGHT_EYE, PortraitAnalysis, face_roll
+from flowact.reference import PortraitAnalysis, face_roll
 
 __all__ = ["Rig", "build_rig", "UPPER_INNER_LIP", "LOWER_INNER_LIP"]
 

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+import flowact.faces as faces
 import flowact.reference as ref
 from flowact.framing import plan_framing
 from flowact.reference import analyze_portrait
@@ -51,9 +52,9 @@ def test_streak_metric_detects_stretched_edges() -> None:
     """The positive control: the old framing (edge pixels replicated) of the demo portrait is flagged
     on both sides; the photo's own pixels are not."""
     img = PHOTOS["grace"]
-    lm = ref.find_faces(img)[0]
+    lm = faces.find_faces(img)[0]
     le, r_e = ref._eye_centres(lm)
-    plan = plan_framing((le + r_e) / 2, 0.0, ref._face_size(lm), img.shape[1], img.shape[0], 854, 480, "fit")
+    plan = plan_framing((le + r_e) / 2, 0.0, faces.face_size(lm), img.shape[1], img.shape[0], 854, 480, "fit")
     old = cv2.warpAffine(img, plan.matrix, (854, 480), borderMode=cv2.BORDER_REPLICATE)
     assert {"left", "right"} <= set(streaks(old))
     assert streaks(cv2.resize(img, (854, 480))) == []
@@ -87,10 +88,10 @@ def test_fill_keeps_face_size_and_headroom(name: str, size: tuple[int, int]) -> 
 def test_crop_covers_the_frame_with_the_photo(name: str) -> None:
     img = PHOTOS[name]
     a = analyze_portrait(img, framing="crop")
-    lm = ref.find_faces(img)[0]
+    lm = faces.find_faces(img)[0]
     le, r_e = ref._eye_centres(lm)
     angle = float(np.radians(ref.face_roll(lm)))  # levelled: the levelled photo fills the frame
-    plan = plan_framing((le + r_e) / 2, angle, ref._face_size(lm), img.shape[1], img.shape[0], 854, 480, "crop")
+    plan = plan_framing((le + r_e) / 2, angle, faces.face_size(lm), img.shape[1], img.shape[0], 854, 480, "crop")
     assert plan.covered == 1.0
     # every output pixel is the photo itself (no backdrop): the frame equals the plain warp (with the
     # framing's border mode: OpenCV 5.1 rounds a few interior pixels differently by border mode)
@@ -102,10 +103,10 @@ def test_crop_covers_the_frame_with_the_photo(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(PHOTOS))
 def test_fit_shows_the_whole_photo(name: str) -> None:
     img = PHOTOS[name]
-    lm = ref.find_faces(img)[0]
+    lm = faces.find_faces(img)[0]
     le, r_e = ref._eye_centres(lm)
     angle = float(np.arctan2(r_e[1] - le[1], r_e[0] - le[0]))
-    plan = plan_framing((le + r_e) / 2, angle, ref._face_size(lm), img.shape[1], img.shape[0], 854, 480, "fit")
+    plan = plan_framing((le + r_e) / 2, angle, faces.face_size(lm), img.shape[1], img.shape[0], 854, 480, "fit")
     hh, ww = img.shape[:2]
     corners = np.array([[0, 0], [ww - 1, 0], [0, hh - 1], [ww - 1, hh - 1]], np.float32)
     out = corners @ plan.matrix[:, :2].T + plan.matrix[:, 2]
@@ -120,7 +121,7 @@ def test_a_tilted_head_keeps_its_tilt_where_levelling_would_show_the_photo_askew
     KEEP_ROLL (Franck, 15 degrees: levelled by the 5 beyond it). Where the levelled photo still fills
     the frame, the eyes are levelled (the astronaut, 3 degrees)."""
     src = ref.load_image(ALL_PORTRAITS[name])
-    roll = ref.face_roll(ref.find_faces(src)[0])
+    roll = ref.face_roll(faces.find_faces(src)[0])
     framed = ref.face_roll(analyze_portrait(src, cache_dir=None).landmarks)
     want = {"all": roll, "limit": float(np.sign(roll) * ref.KEEP_ROLL), "none": 0.0}[kept]
     assert abs(roll) > 2.5 and (kept != "limit" or abs(roll) > ref.KEEP_ROLL + 2), roll

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import skimage.data
 
+import flowact.faces as faces
 import flowact.reference as ref
 from flowact.errors import PortraitError
 from flowact.reference import analyze_portrait, load_image
@@ -32,8 +33,8 @@ from tests.fixtures.portraits import (
     two_faces,
 )
 
-_REAL_DETECT = ref.detect_faces
-_REAL_SEGMENT = ref.segment_person
+_REAL_DETECT = faces.detect_faces
+_REAL_SEGMENT = faces.segment_person
 
 
 def _eye_line(a: ref.PortraitAnalysis) -> tuple[np.ndarray, np.ndarray]:
@@ -148,9 +149,9 @@ def test_isolate_shows_the_chosen_person_alone(n: int, face: int, keep: float) -
     img = group(n, keep)
     plain = analyze_portrait(img, face=face)
     alone = analyze_portrait(img, face=face, isolate=True)
-    assert len(ref.find_faces(plain.image)) >= 2  # the neighbours show without isolating
-    seen = ref.find_faces(alone.image)
-    assert len(seen) == 1, [ref._box(f) for f in seen]
+    assert len(faces.find_faces(plain.image)) >= 2  # the neighbours show without isolating
+    seen = faces.find_faces(alone.image)
+    assert len(seen) == 1, [faces._box(f) for f in seen]
     assert np.abs(seen[0][:, :2] - alone.landmarks[:, :2]).mean() < 0.05 * alone.eye_distance
     assert plain.eye_distance * 0.99 <= alone.eye_distance <= plain.eye_distance * 1.51
     x0, y0, x1, y1 = alone.face_box
@@ -187,10 +188,10 @@ def test_a_small_face_in_a_large_photo_is_found(monkeypatch: pytest.MonkeyPatch)
     crop = analyze_portrait(EINSTEIN_TURNED, cache_dir=None)
     assert a.faces_found == 1
     assert abs(ref.face_pose(a.landmarks)[0] - ref.face_pose(crop.landmarks)[0]) < 5
-    x0, y0, x1, y1 = ref._box(ref.find_faces(ref.load_image(EINSTEIN_FULL))[0])
+    x0, y0, x1, y1 = faces._box(faces.find_faces(ref.load_image(EINSTEIN_FULL))[0])
     h, w = rgb(EINSTEIN_FULL).shape[:2]
     assert 0.35 * w < (x0 + x1) / 2 < 0.6 * w and 0.25 * h < (y0 + y1) / 2 < 0.45 * h  # his head, upper middle
-    monkeypatch.setattr(ref, "far_faces", lambda _img: [])
+    monkeypatch.setattr(faces, "far_faces", lambda _img: [])
     with pytest.raises(PortraitError, match="no face found"):
         analyze_portrait(EINSTEIN_FULL, cache_dir=None)
 
@@ -200,12 +201,12 @@ def test_a_window_face_must_be_found_again_in_its_own_window() -> None:
     face one window's framing produced, like a tattooed hand in a group photo, is not found again):
     Grace's real face is; her landmarks moved onto the clothes below her face are not."""
     img = ref._downscale(rgb(GRACE))
-    lm = ref.detect_faces(img)[0]
-    assert ref._confirmed(img, lm)
-    x0, y0, x1, y1 = ref._box(lm)
+    lm = faces.detect_faces(img)[0]
+    assert faces._confirmed(img, lm)
+    x0, y0, x1, y1 = faces._box(lm)
     moved = lm.copy()
     moved[:, 1] += img.shape[0] - 1 - y1  # down onto the uniform, the bottom edge
-    assert not ref._confirmed(img, moved)
+    assert not faces._confirmed(img, moved)
 
 
 def test_face_too_small() -> None:
@@ -218,7 +219,7 @@ def test_turned_heads_up_to_35_degrees_are_accepted(monkeypatch: pytest.MonkeyPa
     """Grace Hopper's real mesh turned in depth by its own z (the geometry a camera sees; no real turned
     portrait ships in the bundled packages): the measured yaw matches and up to 35 degrees is framed."""
     img = rgb(GRACE)
-    turned = rotate_in_depth(ref.detect_faces(img)[0], degrees)
+    turned = rotate_in_depth(faces.detect_faces(img)[0], degrees)
     yaw, pitch = ref.face_pose(turned)
     assert abs(abs(yaw) - abs(degrees)) < 1.5 and abs(pitch) < 10, (yaw, pitch)
     monkeypatch.setattr(ref, "find_faces", lambda *_a, **_k: [turned])
@@ -256,7 +257,7 @@ def test_a_real_turned_and_raised_head_renders() -> None:
 def test_profile_refused_with_angle_and_limit(monkeypatch: pytest.MonkeyPatch, degrees: float) -> None:
     """MediaPipe's detector finds no face in a true profile, so the check is fed the real mesh turned."""
     img = rgb(GRACE)
-    turned = rotate_in_depth(ref.detect_faces(img)[0], degrees)
+    turned = rotate_in_depth(faces.detect_faces(img)[0], degrees)
     monkeypatch.setattr(ref, "find_faces", lambda *_a, **_k: [turned])
     with pytest.raises(PortraitError, match=f"turned {abs(degrees)} degrees to the side.*limit is 35 degrees"):
         analyze_portrait(img)
@@ -264,7 +265,7 @@ def test_profile_refused_with_angle_and_limit(monkeypatch: pytest.MonkeyPatch, d
 
 def test_steep_pitch_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     img = rgb(GRACE)
-    lm = ref.detect_faces(img)[0]
+    lm = faces.detect_faces(img)[0]
     c = lm.mean(axis=0)
     t = np.radians(40)
     tilted = lm.copy()  # nodding 40 degrees down about the horizontal axis (y, z)
@@ -286,7 +287,7 @@ def test_huge_image_is_downscaled(caplog: pytest.LogCaptureFixture, monkeypatch:
         seen.append(img.shape)
         return _REAL_DETECT(img, max_faces)
 
-    monkeypatch.setattr(ref, "detect_faces", spy)
+    monkeypatch.setattr(faces, "detect_faces", spy)
     with caplog.at_level(logging.INFO, logger="flowact.reference"):
         a = analyze_portrait(huge)
     assert max(seen[0][:2]) == ref.MAX_SIDE
@@ -325,7 +326,7 @@ def test_exif_orientation_applied() -> None:
     le, re = _eye_line(a)
     assert re[0] > le[0]
     # upright again: the head's own slight tilt, as in the upright photo (it is not levelled, see test_framing)
-    assert abs(ref.face_roll(a.landmarks) - ref.face_roll(ref.find_faces(rgb(GRACE))[0])) < 0.5
+    assert abs(ref.face_roll(a.landmarks) - ref.face_roll(faces.find_faces(rgb(GRACE))[0])) < 0.5
     chin, forehead = a.landmarks[ref.CHIN], a.landmarks[ref.FOREHEAD]
     assert chin[1] > forehead[1]  # upright face in the framed output
 
@@ -354,7 +355,7 @@ def test_framing_sizes(portrait: Path, size: tuple[int, int]) -> None:
     assert 0.34 * h - 1 <= float(mid[1]) <= 0.44 * h + 1
     # eyes levelled, or (where the levelled photo would not fill the frame) the photo's own slight tilt
     tilt = ref.face_roll(a.landmarks)
-    assert min(abs(tilt), abs(tilt - ref.face_roll(ref.find_faces(rgb(portrait))[0]))) < 0.3, tilt
+    assert min(abs(tilt), abs(tilt - ref.face_roll(faces.find_faces(rgb(portrait))[0]))) < 0.3, tilt
     face_h = float(np.linalg.norm(a.landmarks[ref.CHIN, :2] - a.landmarks[ref.FOREHEAD, :2]))
     assert 0.42 * h - 1 <= face_h <= 1.25 * 0.42 * h + 1
     x0, y0, x1, y1 = a.face_box
@@ -362,7 +363,7 @@ def test_framing_sizes(portrait: Path, size: tuple[int, int]) -> None:
     mx0, my0, mx1, my1 = a.mouth_box
     assert x0 < mx0 < mx1 < x1 and my0 > mid[1]
     # the framed pixels really are the face: re-detection lands on the same landmarks
-    again = ref.detect_faces(a.image)[0]
+    again = faces.detect_faces(a.image)[0]
     assert float(np.abs(again[:, :2] - a.landmarks[:, :2]).mean()) < 0.05 * a.eye_distance
 
 
@@ -376,7 +377,7 @@ def test_cache_hit_is_fast_and_equal(tmp_path: Path, monkeypatch: pytest.MonkeyP
     def no_detection(*_a: object, **_k: object) -> list[np.ndarray]:
         raise AssertionError("cache miss: face detection ran again")
 
-    monkeypatch.setattr(ref, "detect_faces", no_detection)
+    monkeypatch.setattr(faces, "detect_faces", no_detection)
     monkeypatch.setattr(ref, "segment_person", no_detection)
     t = time.perf_counter()
     second = analyze_portrait(GRACE, cache_dir=tmp_path)
@@ -394,7 +395,7 @@ def test_cache_hit_is_fast_and_equal(tmp_path: Path, monkeypatch: pytest.MonkeyP
     # because the 2-core test box is shared by several busy processes.
     assert took < 0.5, took
     # another output size is a different entry, not a wrong hit
-    monkeypatch.setattr(ref, "detect_faces", _REAL_DETECT)
+    monkeypatch.setattr(faces, "detect_faces", _REAL_DETECT)
     monkeypatch.setattr(ref, "segment_person", _REAL_SEGMENT)
     other = analyze_portrait(GRACE, width=512, height=512, cache_dir=tmp_path)
     assert other.image.shape == (512, 512, 3)

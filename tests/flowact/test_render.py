@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
+from flowact.faces import detect_faces
 from flowact.generator import PortraitGenerator, PortraitGeneratorConfig
 from flowact.motion.params import MOTION_DIM, P
-from flowact.reference import PortraitAnalysis, analyze_portrait, detect_faces
+from flowact.reference import PortraitAnalysis, analyze_portrait
 from flowact.render.renderer import Renderer
 from flowact.types import EXPRESSIONS, N_MELS, VISEMES, AgentState, ControlChunk, ControlEvent
 from tests.fixtures.portraits import PORTRAITS

@@ -15,9 +15,10 @@ import cv2
 import numpy as np
 import pytest
 
+from flowact.faces import LEFT_EYE, RIGHT_EYE, detect_faces
 from flowact.generator import PortraitGenerator, PortraitGeneratorConfig
 from flowact.motion.params import MOTION_DIM, P
-from flowact.reference import LEFT_EYE, RIGHT_EYE, PortraitAnalysis, analyze_portrait, detect_faces, face_roll
+from flowact.reference import PortraitAnalysis, analyze_portrait, face_roll
 from flowact.render.renderer import Renderer
 from flowact.render.rest_mouth import OPEN_GAP, _inner_lips, lower_lip_band, own_split
 from flowact.types import EXPRESSIONS, N_MELS, VISEMES, AgentState, ControlChunk

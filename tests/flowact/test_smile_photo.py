@@ -11,8 +11,9 @@ from functools import cache
 import numpy as np
 import pytest
 
+from flowact.faces import detect_faces
 from flowact.motion.params import MOTION_DIM, P
-from flowact.reference import analyze_portrait, detect_faces
+from flowact.reference import analyze_portrait
 from flowact.render.renderer import Renderer
 from flowact.render.rest_mouth import smiles
 from tests.fixtures.portraits import ALL_PORTRAITS
