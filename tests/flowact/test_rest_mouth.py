@@ -20,7 +20,7 @@ from flowact.generator import PortraitGenerator, PortraitGeneratorConfig
 from flowact.motion.params import MOTION_DIM, P
 from flowact.reference import PortraitAnalysis, analyze_portrait, face_roll
 from flowact.render.renderer import Renderer
-from flowact.render.rest_mouth import OPEN_GAP, _inner_lips, lower_lip_band, own_split
+from flowact.render.rest_mouth import OPEN_GAP, _inner_lips, close_mouth, lower_lip_band, own_split
 from flowact.types import EXPRESSIONS, N_MELS, VISEMES, AgentState, ControlChunk
 from tests.fixtures.portraits import GRACE, OPEN_MOUTHS
 
@@ -62,8 +62,9 @@ def jaw(j: float) -> np.ndarray:
 
 # photos whose closed rest mouth the face mesh reads as parted: Obama's everted lower lip shows a light
 # inner band the mesh takes for the interior (0.03-0.11 on the levelled photo depending on a few degrees
-# of turn, 0.11-0.14 with his 5.7-degree tilt kept); dlib's 68 points read it 0.057, as closed as the
-# others (0.02-0.06)
+# of turn, 0.11-0.14 with his 5.7-degree tilt kept, 0.141 once the sloping seam is anti-aliased and that
+# band reads as a soft line rather than a stepped one); dlib's 68 points read it 0.057, as closed as the
+# others (0.02-0.06). Their rest is held to 0.4 of the photo's own aperture (0.38 here) by the mesh.
 MESH_READS_PARTED = {"obama_speaking"}
 
 
@@ -94,7 +95,7 @@ def test_open_reference_closes_at_rest_and_opens_with_speech(name: str) -> None:
     # closed at rest, read by two face models: MediaPipe's mesh reads closed lips as 0.00-0.02, dlib's 68
     # points as 0.02-0.06 (its open photos 0.09-0.33)
     assert dlib_gap(frames[0]) < 0.07 < dlib_gap(frames[2]), name
-    assert meas[0] < (0.35 * photo if name in MESH_READS_PARTED else 0.04), meas
+    assert meas[0] < (0.4 * photo if name in MESH_READS_PARTED else 0.04), meas
     assert meas[0] <= 0.5 * meas[2], meas  # the issue's goal: rest <= half the speech aperture
     assert all(b > a_ + 0.03 for a_, b in zip(meas, meas[1:], strict=False)), meas  # opens further each step
 
@@ -110,6 +111,35 @@ def test_rest_changes_only_the_lower_face(name: str) -> None:
     below = int(lm[152, 1] + 1.5 * a.eye_distance)
     np.testing.assert_array_equal(rest[below:], a.image[below:])
     assert not np.array_equal(rest, a.image)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_sloping_rest_seam_is_drawn_without_a_staircase(name: str) -> None:
+    """Where the lips meet at rest on a sloping mouth (a head tilted 6 degrees, as photos now keep
+    their tilt), the pixels the seam crosses show each lip by the share of the pixel on its side. The
+    photo is replaced by white above the middle of its open mouth and black below, so the rest image is
+    white above the seam and black below it, and each column's grey total tells where its edge lies: on
+    the seam (the rest upper inner lip), to within a few hundredths of a pixel. A seam drawn pixel by
+    pixel steps in whole rows (off by 0.22-0.28 px on average, 0.5 at worst, here)."""
+    a, _ = _setup(name)
+    lm = a.landmarks.copy()
+    c, th = lm[13, :2].copy(), np.radians(6.0)
+    lm[:, :2] = (lm[:, :2] - c) @ np.array([[np.cos(th), np.sin(th)], [-np.sin(th), np.cos(th)]], np.float32) + c
+    up, lo = _inner_lips(lm)
+    h, w = a.image.shape[:2]
+    mid = 0.5 * (np.interp(np.arange(w), up[:, 0], up[:, 1]) + np.interp(np.arange(w), lo[:, 0], lo[:, 1]))
+    white = np.arange(h)[:, None] < mid[None, :]
+    rest = close_mouth(dataclasses.replace(a, image=np.repeat(np.where(white, 255, 0).astype(np.uint8)[..., None], 3,
+                                                                      axis=2), landmarks=lm)).analysis
+    seam, _ = _inner_lips(rest.landmarks)
+    xl, xr = float(lm[78, 0]), float(lm[308, 0])
+    errors = []
+    for x in range(int(xl + 0.2 * (xr - xl)), int(xr - 0.2 * (xr - xl))):
+        y = float(np.interp(x, seam[:, 0], seam[:, 1]))
+        top = int(np.floor(y)) - 4
+        edge = top - 0.5 + float(rest.image[top : top + 9, x, 0].astype(np.float32).sum()) / 255.0
+        errors.append(abs(edge - y))
+    assert len(errors) > 10 and np.mean(errors) < 0.08 and max(errors) < 0.2, (np.mean(errors), max(errors))
 
 
 @pytest.mark.parametrize("name", NAMES)
