@@ -33,7 +33,7 @@ import numpy as np
 
 from flowact.types import UInt8Array
 
-__all__ = ["Framing", "FramingMode", "frame_portrait", "plan_framing"]
+__all__ = ["Framing", "FramingMode", "frame_portrait", "photo_alpha", "plan_framing"]
 
 FramingMode = Literal["fill", "crop", "fit"]
 FACE_HEIGHT = 0.42  # forehead-to-chin, fraction of the output height
@@ -202,8 +202,9 @@ def frame_portrait(img: UInt8Array, framing: Framing, out_w: int, out_h: int, hi
     m = framing.matrix
     framed: UInt8Array = np.asarray(cv2.warpAffine(img, m, (out_w, out_h), flags=cv2.INTER_LINEAR,
                                                    borderMode=cv2.BORDER_REFLECT_101), np.uint8)
-    if framing.covered < 0.9999:
-        framed = _backdrop(img, framed, m, out_w, out_h)
+    alpha = photo_alpha(framing, img.shape[1], img.shape[0], out_w, out_h)
+    if alpha is not None:
+        framed = _backdrop(img, framed, alpha, out_w, out_h)
     for box in hide:
         if in_view(m, box, out_w, out_h) > 0.0:
             _defocus(framed, _placed(m, box))
@@ -231,12 +232,21 @@ def _defocus(frame: UInt8Array, box: Box) -> None:
     frame[by0:by1, bx0:bx1] = np.clip(roi + (soft - roi) * a, 0, 255).astype(np.uint8)
 
 
-def _backdrop(img: UInt8Array, framed: UInt8Array, m: np.ndarray, out_w: int, out_h: int) -> UInt8Array:
-    """`framed` with what the photo does not cover filled by its blurred, darkened mirror extension."""
-    src_h, src_w = img.shape[:2]
+def photo_alpha(framing: Framing, src_w: int, src_h: int, out_w: int, out_h: int) -> np.ndarray | None:
+    """(H, W) float32: where the framed output shows the photo itself (1), the fill (0), and the feathered
+    ramp (~3% of the frame) between them; None when the photo covers the whole frame."""
+    if framing.covered >= 0.9999:
+        return None
+    m = framing.matrix
     scale = float(np.hypot(m[0, 0], m[0, 1]))
     feather = max(2, int(0.03 * min(out_w, out_h) / scale))  # source px, so the ramp is ~3% of the frame
-    alpha = _photo_mask(m, src_w, src_h, out_w, out_h, feather)[..., None]
+    return _photo_mask(m, src_w, src_h, out_w, out_h, feather)
+
+
+def _backdrop(img: UInt8Array, framed: UInt8Array, alpha_hw: np.ndarray, out_w: int, out_h: int) -> UInt8Array:
+    """`framed` with what the photo does not cover (`alpha_hw` < 1) filled by its blurred, darkened
+    mirror extension."""
+    alpha = alpha_hw[..., None]
     # the backdrop: the mirrored extension, blurred at a quarter of the size (cheap, once per portrait)
     small = cv2.resize(framed, (max(8, out_w // 4), max(8, out_h // 4)), interpolation=cv2.INTER_AREA)
     small = cv2.GaussianBlur(small, (0, 0), sigmaX=0.02 * max(out_w, out_h))

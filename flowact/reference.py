@@ -31,7 +31,7 @@ from flowact.faces import (
     head_box,
     segment_person,
 )
-from flowact.framing import Framing, FramingMode, frame_portrait, plan_framing
+from flowact.framing import Framing, FramingMode, frame_portrait, photo_alpha, plan_framing
 from flowact.types import UInt8Array
 
 __all__ = [
@@ -48,7 +48,7 @@ MAX_PITCH = 25.0  # degrees a head may be tilted up or down (beyond the usual sl
 PITCH_BASELINE = 8.0  # MediaPipe's forehead-chin depth angle of a face looking straight at the camera
 COMPARABLE = 0.7  # another face at least this fraction of the largest face's size is "comparable"
 KEEP_ROLL = 10.0  # degrees of head tilt a photo keeps: it is rotated only by the tilt beyond this
-CACHE_VERSION = 6
+CACHE_VERSION = 7
 FaceChoice = int | tuple[float, float, float, float] | None  # index (left to right) or box in photo pixels
 
 
@@ -64,6 +64,10 @@ class PortraitAnalysis:
     faces_found: int
     source_hash: str
     person: np.ndarray | None = None  # (H, W) uint8 0..255: where the person is (selfie segmentation), if known
+    # (H, W) uint8 0..255: where the frame shows the photo itself, its feathered edge, and 0 over the fill
+    # around a photo that does not cover the frame; None when it does (the renderer keeps what it moves
+    # inside the photo: a chin dropping at a tight crop's edge is cut by it, not dragged into the fill)
+    photo: np.ndarray | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -262,12 +266,15 @@ def analyze_portrait(
     pts[:, :2] = lm[:, :2] @ m[:, :2].T + m[:, 2]
     pts[:, 2] = lm[:, 2] * scale
     person = np.round(segment_person(framed) * 255).astype(np.uint8)  # for the breathing torso (render/body.py)
-    result = _make_analysis(framed, pts, len(faces), digest, person)
+    alpha = photo_alpha(plan, img.shape[1], img.shape[0], width, height)
+    photo = None if alpha is None else np.round(alpha * 255).astype(np.uint8)
+    result = _make_analysis(framed, pts, len(faces), digest, person, photo)
     if cache is not None:
         try:
             cache.mkdir(parents=True, exist_ok=True)
             tmp = cache / f"{key}.tmp.npz"
-            np.savez(tmp, image=result.image, landmarks=result.landmarks, faces=np.array(len(faces)), person=person)
+            np.savez(tmp, image=result.image, landmarks=result.landmarks, faces=np.array(len(faces)), person=person,
+                     photo=np.zeros(0, np.uint8) if photo is None else photo)
             tmp.replace(cache / f"{key}.npz")
         except OSError as e:
             log.warning("cannot write portrait cache in %s: %s", cache, e)
@@ -275,7 +282,7 @@ def analyze_portrait(
 
 
 def _make_analysis(image: UInt8Array, pts: np.ndarray, faces: int, digest: str,
-                   person: np.ndarray | None = None) -> PortraitAnalysis:
+                   person: np.ndarray | None = None, photo: np.ndarray | None = None) -> PortraitAnalysis:
     le, re = _eye_centres(pts)
     eye_d = float(np.linalg.norm(re - le))
     x0, y0 = pts[:, 0].min(), pts[:, 1].min()
@@ -287,9 +294,12 @@ def _make_analysis(image: UInt8Array, pts: np.ndarray, faces: int, digest: str,
     return PortraitAnalysis(
         image=image, landmarks=pts.astype(np.float32), face_box=(float(x0), float(y0), float(x1), float(y1)),
         mouth_box=mouth, eye_distance=eye_d, faces_found=faces, source_hash=digest, person=person,
+        photo=photo,
     )
 
 
 def _load_cached(path: Path, digest: str) -> PortraitAnalysis:
     with np.load(path) as z:
-        return _make_analysis(z["image"], z["landmarks"], int(z["faces"]), digest, z["person"])
+        photo = z["photo"]
+        return _make_analysis(z["image"], z["landmarks"], int(z["faces"]), digest, z["person"],
+                              photo if photo.size else None)

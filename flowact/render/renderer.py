@@ -39,6 +39,7 @@ from flowact.render.local_fields import (
     seam_fraction,
 )
 from flowact.render.mouth_interior import cavity, round_corners, upper_teeth
+from flowact.render.photo_edge import photo_edge
 from flowact.render.rest_mouth import LUMA, Interior, Unwind, close_mouth, own_split, smiles
 from flowact.render.rig import Rig, build_rig
 from flowact.types import FloatArray, UInt8Array
@@ -137,6 +138,8 @@ class Renderer:
                                       0.2, 1.0))
         self._smile_photo = self._unwind is not None and smiles(self.reference)
         self._body = build_body(analysis, self._head_ellipse())
+        self._edge = photo_edge(analysis.photo, self.roi,
+                                None if self._body is None else self._body.moving((self.h, self.w)))
 
     # --- fields ---------------------------------------------------------------------------------
     def _head_ellipse(self) -> tuple[float, float, float, float]:
@@ -197,6 +200,8 @@ class Renderer:
             if b >= 0.08:
                 drop = b * self.rig.basis[lid.param][lid.upper]
                 draw_eyelid(frame, self.base, lid, moved, drop, b, self.rig.scale)
+        if self._edge is not None:  # what moved stays inside the photo: the fill around it is still
+            self._edge.restore(frame, self.base)
         return frame
 
     def still_mask(self) -> np.ndarray:
@@ -207,6 +212,8 @@ class Renderer:
         out[ry0:ry1, rx0:rx1] = False
         if self._body is not None:
             out &= ~self._body.moving((self.h, self.w))
+        if self.analysis.photo is not None:
+            out |= self.analysis.photo == 0  # the fill around a photo that does not cover the frame
         return out
 
     def warp_maps(self, motion: FloatArray) -> tuple[np.ndarray, np.ndarray]:

@@ -126,3 +126,34 @@ def test_a_tilted_head_keeps_its_tilt_where_levelling_would_show_the_photo_askew
     want = {"all": roll, "limit": float(np.sign(roll) * ref.KEEP_ROLL), "none": 0.0}[kept]
     assert abs(roll) > 2.5 and (kept != "limit" or abs(roll) > ref.KEEP_ROLL + 2), roll
     assert abs(framed - want) < 0.3, (roll, framed, want)
+
+
+def test_what_moves_stays_inside_a_photo_that_does_not_fill_the_frame() -> None:
+    """A close-up (the face fills the photo, the fill shows on every side): the jaw drops the chin at
+    the photo's bottom edge, a nod and turn move the head at its top and sides, a breath and shrug lift
+    the shoulders. The fill around the photo never changes, and what moves is cut by the photo's edge.
+    The same frames with the edge left alone change over a thousand fill pixels (the chin dragged the
+    photo's bottom edge down into the fill), so the scene does reach the edge."""
+    from flowact.motion.params import MOTION_DIM, P
+    from flowact.render.renderer import Renderer
+
+    a = analyze_portrait(PHOTOS["closeup"], cache_dir=None)
+    assert a.photo is not None and a.photo.shape == a.image.shape[:2]
+    fill = a.photo == 0
+    assert fill.mean() > 0.3
+    r = Renderer(a)
+    assert r.still_mask()[fill].all()
+    moves = [{"jaw_open": 1.0}, {"head_pitch": 12.0, "head_yaw": -15.0}, {"head_roll": 8.0, "breath": 1.0,
+                                                                           "shoulder_raise": 1.0}]
+    unclipped = 0
+    for move in moves:
+        m = np.zeros(MOTION_DIM, np.float32)
+        for k, v in move.items():
+            m[P[k]] = v
+        frame = r.render(m)
+        assert np.array_equal(frame[fill], r.base[fill]), move
+        assert np.abs(frame.astype(np.int16) - r.base).max() > 40, move  # the face did move
+        edge, r._edge = r._edge, None
+        unclipped += int((np.abs(r.render(m).astype(np.int16) - r.base).max(axis=2) > 8)[fill].sum())
+        r._edge = edge
+    assert unclipped > 500, unclipped  # 1112 here

@@ -386,6 +386,8 @@ def test_cache_hit_is_fast_and_equal(tmp_path: Path, monkeypatch: pytest.MonkeyP
     np.testing.assert_array_equal(first.landmarks, second.landmarks)
     assert first.person is not None and second.person is not None
     np.testing.assert_array_equal(first.person, second.person)  # the torso's mask is cached too
+    assert first.photo is not None and second.photo is not None  # and where the photo shows (Grace's is narrow)
+    np.testing.assert_array_equal(first.photo, second.photo)
     import flowact.render.body as body
 
     monkeypatch.setattr(body, "segment_person", no_detection)
