@@ -29,6 +29,7 @@ from flowact.faces import (
     face_size,
     find_faces,
     head_box,
+    refine_landmarks,
     segment_person,
 )
 from flowact.framing import Framing, FramingMode, frame_portrait, photo_alpha, plan_framing
@@ -48,7 +49,7 @@ MAX_PITCH = 25.0  # degrees a head may be tilted up or down (beyond the usual sl
 PITCH_BASELINE = 8.0  # MediaPipe's forehead-chin depth angle of a face looking straight at the camera
 COMPARABLE = 0.7  # another face at least this fraction of the largest face's size is "comparable"
 KEEP_ROLL = 10.0  # degrees of head tilt a photo keeps: it is rotated only by the tilt beyond this
-CACHE_VERSION = 7
+CACHE_VERSION = 8
 FaceChoice = int | tuple[float, float, float, float] | None  # index (left to right) or box in photo pixels
 
 
@@ -243,14 +244,19 @@ def analyze_portrait(
     if not faces:
         raise PortraitError(f"{name}: no face found in the portrait (need one face towards the camera with at "
                             f"least {MIN_FACE_PX / 2.5:.0f} px between the eyes)")
-    lm = _choose_face(faces, face, full_w / img.shape[1], name, on_multiple_faces)
-    _check_face(lm, name)
+    chosen = _choose_face(faces, face, full_w / img.shape[1], name, on_multiple_faces)
+    # a small face's landmarks are read again from its own enlarged window; what is accepted stays as the
+    # first reading judged it (at a few dozen pixels the mesh's depth, and so its pitch, moves by a few
+    # degrees either way between readings: the whole Einstein photo reads 22.6 degrees up, then 26.8;
+    # his larger crop 22)
+    _check_face(chosen, name)
+    lm = refine_landmarks(img, chosen)
     le, re = _eye_centres(lm)
     # the eyes are levelled where the levelled photo still fills the frame; otherwise the photo stays
     # upright, its head tilted as photographed, up to KEEP_ROLL (a rotated photo that does not reach the
     # frame's edges shows its own edges askew), a stronger tilt levelled down to KEEP_ROLL
     roll = face_roll(lm)
-    others = [head_box(f) for f in faces if f is not lm] if isolate else []
+    others = [head_box(f) for f in faces if f is not chosen] if isolate else []
 
     def turned_back(degrees: float) -> Framing:
         return plan_framing((le + re) / 2, float(np.radians(degrees)), face_size(lm), img.shape[1], img.shape[0],

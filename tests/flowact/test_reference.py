@@ -196,6 +196,27 @@ def test_a_small_face_in_a_large_photo_is_found(monkeypatch: pytest.MonkeyPatch)
         analyze_portrait(EINSTEIN_FULL, cache_dir=None)
 
 
+@pytest.mark.parametrize("path", [EINSTEIN_FULL, EINSTEIN_TURNED], ids=["einstein_full", "einstein_turned"])
+def test_a_small_face_is_read_again_from_its_enlarged_window(path: Path) -> None:
+    """Einstein speaks at a lectern, his mouth open: 24 px between the eyes in the whole photo, 32 in
+    the crop. Read from the whole photo (or a wide window) the mesh closed his lips (0.06 and 0.15 eye
+    distances apart); read again from his own window, enlarged, they are as open as dlib's 68 points
+    (an independent model) read them on the framed photo (0.23 and 0.34). A large face is not read
+    again."""
+    pytest.importorskip("dlib")
+    from bench.fidelity import Scorer, inner_aperture
+
+    a = analyze_portrait(path, cache_dir=None)
+    mesh = float(a.landmarks[14, 1] - a.landmarks[13, 1]) / a.eye_distance
+    scorer = Scorer()
+    assert scorer.find(a.image)
+    dlib_gap = inner_aperture(scorer.landmarks(a.image))
+    assert dlib_gap > 0.15 and abs(mesh - dlib_gap) < 0.1, (mesh, dlib_gap)
+    img = ref._downscale(rgb(GRACE))
+    lm = faces.find_faces(img)[0]
+    assert faces.refine_landmarks(img, lm) is lm  # 82 px between the eyes: its window is large enough
+
+
 def test_a_window_face_must_be_found_again_in_its_own_window() -> None:
     """The window search keeps a face only if the mesh finds it again in a square around it (a false
     face one window's framing produced, like a tattooed hand in a group photo, is not found again):
