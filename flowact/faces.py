@@ -249,15 +249,15 @@ def refine_landmarks(img: UInt8Array, lm: np.ndarray) -> np.ndarray:
     boxed loosely by the detector and its landmarks land off (the whole Einstein photo, 24 px between
     the eyes: his open mouth read closed, 0.06 eye distances apart, where the second look reads 0.21
     and dlib's 68 points 0.21). `lm` itself when the face is large enough or not found again."""
-    h, w = img.shape[:2]
-    x0, y0, x1, y1 = _window_around(_box(lm), w, h)
-    k = REFINE_SIDE / max(x1 - x0, y1 - y0, 1)
-    if k <= 1.0:
+    bx0, by0, bx1, by1 = _box(lm)
+    if 2.5 * max(bx1 - bx0, by1 - by0) >= REFINE_SIDE:  # by the face's size, not its photo's (a close-up)
         return lm
+    x0, y0, x1, y1 = _window_around((bx0, by0, bx1, by1), img.shape[1], img.shape[0])
+    k = REFINE_SIDE / max(x1 - x0, y1 - y0, 1)
     import cv2
 
     window = cv2.resize(np.ascontiguousarray(img[y0:y1, x0:x1]), None, fx=k, fy=k, interpolation=cv2.INTER_CUBIC)
-    for f in detect_faces(window):
+    for f in detect_faces(np.asarray(window, np.uint8)):
         g = f.copy()
         g[:, :2] = g[:, :2] / k + (x0, y0)
         g[:, 2] /= k
