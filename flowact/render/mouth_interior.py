@@ -33,7 +33,8 @@ CORNER_P = 2.5  # the opening's height towards the corners: at most 1 - |x|^CORN
 
 def cavity(yy: np.ndarray, uy: np.ndarray, ly: np.ndarray, tx: np.ndarray, s: float) -> np.ndarray:
     """The cavity and tongue colour (h, w, 3) float32 over the box: rows `yy` (h, 1), the gap's upper
-    and lower edge `uy`, `ly` (1, w), `tx` (1, w) -1..1 from the left to the right corner."""
+    and lower edge `uy`, `ly` (1, w), `tx` (1, w) -1..1 from the left to the right corner; or all of
+    them (h, w) grids in the mouth's own frame (as for `upper_teeth`)."""
     o = np.maximum(ly - uy, 1e-3)
     v = np.clip((yy - uy) / o, 0.0, 1.0)  # 0 at the upper edge .. 1 at the lower edge
     across = np.sqrt(1.0 - tx * tx)  # 1 in the middle, 0 at the corners
@@ -57,11 +58,12 @@ def cavity(yy: np.ndarray, uy: np.ndarray, ly: np.ndarray, tx: np.ndarray, s: fl
 
 def upper_teeth(xs: np.ndarray, yy: np.ndarray, uy: np.ndarray, ly: np.ndarray, mid: float, tx: np.ndarray,
                 s: float) -> tuple[np.ndarray, np.ndarray]:
-    """The upper teeth over the box: (colour (h, w, 3) float32, coverage (h, w) 0..1). `xs` (w,) the
-    columns, `mid` the gap's centre x; the rest as for `cavity`. The colour is lit enamel at the
-    portrait's neutral light (the caller scales it)."""
+    """The upper teeth over the box: (colour (h, w, 3) float32, coverage (h, w) 0..1). `xs` the
+    columns (1, w), `mid` the midline's x; the rest as for `cavity`. Any array may instead be a whole
+    (h, w) grid in the mouth's own frame (x along the line through its corners, y across it). The
+    colour is lit enamel at the portrait's neutral light (the caller scales it)."""
     o = np.maximum(ly - uy, 1e-3)
-    d = np.abs(xs - mid)[None, :] / s  # eye distances from the midline
+    d = np.abs(xs - mid) / s  # eye distances from the midline
     k = np.clip(np.searchsorted(TOOTH_EDGES, d, side="right") - 1, 0, len(_LENGTH) - 1)
     lo, hi = TOOTH_EDGES[k], TOOTH_EDGES[k + 1]
     u = np.clip((d - lo) / np.maximum(hi - lo, 1e-6), 0.0, 1.0)  # across this tooth, 0..1

@@ -433,18 +433,26 @@ class Renderer:
             return
         x0 = int(max(0, np.floor(min(up[:, 0].min(), lo[:, 0].min())) - 2))
         x1 = int(min(frame.shape[1], np.ceil(max(up[:, 0].max(), lo[:, 0].max())) + 3))
-        y0 = int(max(0, np.floor(up[:, 1].min()) - 2))
-        y1 = int(min(frame.shape[0], np.ceil(lo[:, 1].max()) + 3))
+        y0 = int(max(0, np.floor(min(up[:, 1].min(), lo[:, 1].min())) - 2))
+        y1 = int(min(frame.shape[0], np.ceil(max(up[:, 1].max(), lo[:, 1].max())) + 3))
         if x1 - x0 < 4 or y1 - y0 < 3:
             return
-        xs = np.arange(x0, x1, dtype=np.float32)
-        uy = np.interp(xs, up[:, 0], up[:, 1]).astype(np.float32)[None, :]  # (1, w)
-        ly = np.interp(xs, lo[:, 0], lo[:, 1]).astype(np.float32)[None, :]
-        left, right = max(up[0, 0], lo[0, 0]), min(up[-1, 0], lo[-1, 0])
-        inside_x = ((xs >= left) & (xs <= right)).astype(np.float32)[None, :]
-        yy = np.arange(y0, y1, dtype=np.float32)[:, None]  # (h, 1)
+        # the mouth's own frame: u along the line through its corners, v across it, so a tilted mouth
+        # (a photo's tilted head, a head roll) is painted along its axis and its ends meet in points,
+        # not cut off by the screen's columns
+        c0, c1 = (up[0] + lo[0]) / 2, (up[-1] + lo[-1]) / 2
+        ang = float(np.arctan2(c1[1] - c0[1], c1[0] - c0[0]))
+        ca, sa = np.float32(np.cos(ang)), np.float32(np.sin(ang))
+        dx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(c0[0])  # (1, w)
+        dy = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(c0[1])  # (h, 1)
+        xs, yy = dx * ca + dy * sa, dy * ca - dx * sa  # (h, w): u and v of every pixel of the box
+        upr, lor = _along(up - c0, ca, sa), _along(lo - c0, ca, sa)
+        uy = np.interp(xs, upr[:, 0], upr[:, 1]).astype(np.float32)
+        ly = np.interp(xs, lor[:, 0], lor[:, 1]).astype(np.float32)
+        left, right = float(max(upr[0, 0], lor[0, 0])), float(min(upr[-1, 0], lor[-1, 0]))
+        inside_x = np.clip(xs - left + 0.5, 0, 1) * np.clip(right - xs + 0.5, 0, 1)
         half = max(1.0, (right - left) / 2)
-        tx = np.clip((xs - (left + right) / 2) / half, -1.0, 1.0)[None, :]
+        tx = np.clip((xs - (left + right) / 2) / half, -1.0, 1.0)
         uy, ly = round_corners(uy, ly, tx)
         mask = np.clip((yy - uy) / 1.2 + 0.5, 0, 1) * np.clip((ly - yy) / 1.2 + 0.5, 0, 1) * inside_x
         col = cavity(yy, uy, ly, tx, s)
@@ -455,7 +463,7 @@ class Renderer:
                 self._own_interior(col, self._interior, xs, yy, uy, ly, left, right)
         elif not self._teeth_show:
             # centred on the face's midline (the upper lip's middle), off the gap's centre on a turned face
-            mid = float(np.clip(moved[self.rig.index[13], 0], left, right))
+            mid = float(np.clip(_along(moved[self.rig.index[13]][None, :2] - c0, ca, sa)[0, 0], left, right))
             teeth, tm = upper_teeth(xs, yy, uy, ly, mid, tx, s)
             col += (teeth * self._light - col) * tm[..., None]
         if self._grey:
@@ -472,8 +480,8 @@ class Renderer:
         mouth opens wider than the photo's."""
         tx = np.clip((xs - left) / max(right - left, 1.0), 0.0, 1.0)  # across the mouth, 0..1
         xr = interior.xs[0] + tx * (interior.xs[-1] - interior.xs[0])
-        ru = np.interp(xr, interior.xs, interior.upper)[None, :]
-        rl = np.interp(xr, interior.xs, interior.lower)[None, :]
+        ru = np.interp(xr, interior.xs, interior.upper)
+        rl = np.interp(xr, interior.xs, interior.lower)
         half = np.maximum(rl - ru, 0.0) / 2
         mid = (uy + ly) / 2
         dy, dl = yy - uy, ly - yy
@@ -483,6 +491,15 @@ class Renderer:
         a = np.clip((half - reach) / 1.5 + 0.5, 0.0, 1.0) * (half > 1.0)
         img = interior.image
         sy = np.clip(np.round(src_y), 0, img.shape[0] - 1).astype(np.intp)
-        sx = np.broadcast_to(np.clip(np.round(xr), 0, img.shape[1] - 1).astype(np.intp)[None, :], sy.shape)
+        sx = np.broadcast_to(np.clip(np.round(xr), 0, img.shape[1] - 1).astype(np.intp), sy.shape)
         own = img[sy, sx].astype(np.float32)
         col += (own - col) * a[..., None]
+
+
+def _along(pts: np.ndarray, ca: np.float32, sa: np.float32) -> np.ndarray:
+    """Points (n, 2+) relative to a mouth corner, turned into the mouth's frame (u along its corners'
+    line, v across it) and sorted by u."""
+    u = pts[:, 0] * ca + pts[:, 1] * sa
+    v = pts[:, 1] * ca - pts[:, 0] * sa
+    out: np.ndarray = np.stack([u, v], axis=1)[np.argsort(u, kind="stable")]
+    return out
