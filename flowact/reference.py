@@ -48,8 +48,9 @@ MAX_YAW = 35.0  # degrees a head may be turned to the side
 MAX_PITCH = 25.0  # degrees a head may be tilted up or down (beyond the usual slight downward look)
 PITCH_BASELINE = 8.0  # MediaPipe's forehead-chin depth angle of a face looking straight at the camera
 COMPARABLE = 0.7  # another face at least this fraction of the largest face's size is "comparable"
-KEEP_ROLL = 20.0  # degrees of head tilt a photo keeps: it is rotated only by the tilt beyond this
-# (the rig, the lids and the mouth interior work in the face's own frame; measured clean to 16 degrees)
+KEEP_ROLL = 15.0  # degrees of head tilt a photo keeps: it is rotated only by the tilt beyond this
+# (the rig, the lids and the mouth interior work in the face's own frame; at 20, two group crops tilted
+# 29-32 degrees lost their lip sync as dlib reads it, 0.66 -> 0.25 and 0.73 -> 0.64; at 15, 0.57 and 0.70)
 CACHE_VERSION = 9
 FaceChoice = int | tuple[float, float, float, float] | None  # index (left to right) or box in photo pixels
 
