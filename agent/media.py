@@ -142,13 +142,17 @@ class MediaLoop:
 
     def mute_pending(self) -> int:
         """Barge-in: cut the speech of every chunk built but not yet written, and have a sink that
-        queues media drop what it holds (`Interruptible`). Returns how many chunks were cut here."""
+        queues media drop what it holds (`Interruptible`). Returns how many chunks were cut here.
+        The first cut chunk fades its speech out over 10 ms where it follows what the sink plays;
+        after a dropped queue it is silent: the room's audio already stopped, and a fade written
+        after that was a 10 ms blip of the old answer heard 40-80 ms into the silence."""
+        dropped = isinstance(self.sink, Interruptible)
         if isinstance(self.sink, Interruptible):
             self.sink.drop_queued_media()
         n = 0
         for item in self._inflight:
             if item.speech_run is not None and not item.mute:
-                item.mute = 1 if n == 0 else 2
+                item.mute = 1 if n == 0 and not dropped else 2
                 n += 1
         return n
 

@@ -1,5 +1,8 @@
 """A barge-in reaches the sink: a sink that queues media (`Interruptible`) is told to drop it at the
-interruption, and what the media loop writes after that is silent (real espeak TTS, portrait generator)."""
+interruption, and what the media loop writes after that is silent, with no fade (real espeak TTS,
+portrait generator): the room's audio stopped when the sink dropped its queue, and a 10 ms fade of the
+old answer written after that was heard as a blip 40-80 ms into the silence (and held the relay's
+"quiet" back by as much)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import pytest
 
 from agent.events import UserMessage, UserSpeechStarted
 from agent.interfaces import Interruptible
-from agent.media import AUDIBLE_PEAK
+from agent.media import AUDIBLE_PEAK, MediaLoop, PipelineItem
 from flowact.types import AgentState, VideoChunk
 from plugins.sink_file.sink import NullSink
 from tests.fixtures.session_parts import make_session
@@ -48,4 +51,16 @@ async def test_barge_in_tells_a_queueing_sink_to_drop_its_media() -> None:
     before, after = sink.written[: sink.drops[0]], sink.written[sink.drops[0] :]
     assert any(int(np.abs(c.audio).max(initial=0)) >= AUDIBLE_PEAK for c in before)  # it was speaking
     loud = sum(int((np.abs(c.audio.astype(np.int32)) >= AUDIBLE_PEAK).sum()) for c in after)
-    assert len(after) >= 3 and loud <= after[0].sample_rate // 100, loud  # at most the 10 ms fade
+    assert len(after) >= 3 and loud == 0, loud
+
+
+@pytest.mark.parametrize(("sink", "first"), [(QueueingSink(), 2), (NullSink(), 1)])
+def test_the_first_cut_chunk_fades_only_where_it_follows_what_the_sink_plays(sink: NullSink, first: int) -> None:
+    """Chunks still being built at a barge-in are cut (`PipelineItem.mute`: 1 fade out, 2 silent). A
+    sink that plays everything in order hears the first one continue the speech it played: it fades
+    out over 10 ms. A sink that dropped its queue has already gone quiet: every cut chunk is silent."""
+    loop = MediaLoop.__new__(MediaLoop)  # the cut alone: no tasks, no timeline
+    loop.sink = sink
+    loop._inflight = [PipelineItem(control=None, video=None, speech_run=1) for _ in range(3)]  # type: ignore[arg-type]
+    assert loop.mute_pending() == 3
+    assert [item.mute for item in loop._inflight] == [first, 2, 2]
