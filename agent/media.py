@@ -146,9 +146,10 @@ class MediaLoop:
         The first cut chunk fades its speech out over 10 ms where it follows what the sink plays;
         after a dropped queue it is silent: the room's audio already stopped, and a fade written
         after that was a 10 ms blip of the old answer heard 40-80 ms into the silence."""
-        dropped = isinstance(self.sink, Interruptible)
+        dropped = False
         if isinstance(self.sink, Interruptible):
             self.sink.drop_queued_media()
+            dropped = True
         n = 0
         for item in self._inflight:
             if item.speech_run is not None and not item.mute:
