@@ -148,14 +148,16 @@ def test_a_turned_open_photo_opens_less_beyond_its_own_mouth() -> None:
     assert turned < 0.7 * frontal, (turned, frontal)
 
 
-@pytest.mark.parametrize(("name", "roll"), [("grace", 0.0), ("franck", 0.0), ("mona_lisa", 0.0), ("grace", 16.0),
-                                          ("franck", -16.0)])
-def test_a_wide_open_mouth_narrows_into_its_corners(name: str, roll: float, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("name", "roll", "share"), [("grace", 0.0, 0.4), ("franck", 0.0, 0.4), ("mona_lisa", 0.0, 0.4),
+                                                   ("grace", 16.0, 0.45), ("franck", -16.0, 0.45)])
+def test_a_wide_open_mouth_narrows_into_its_corners(name: str, roll: float, share: float,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Wide open, the painted mouth interior (where the frame differs from the same frame without it)
     tapers into the corners where the lips meet, not a hole with blunt ends: it reaches to within a
-    fiftieth of each corner, and a twentieth of the way in it is under half as tall as in the middle,
-    measured across the mouth (on the normal of the line through its corners). So also for a head
-    rolled 16 degrees, whose mouth is painted along its own axis: painted in screen columns, its
+    fiftieth of each corner, and a twentieth of the way in it is under `share` of its height in the
+    middle (0.4 upright; 0.45 rolled, where the smaller mouth's anti-aliased edge weighs more: 0.30-0.40
+    measured), measured across the mouth (on the normal of the line through its corners). So also for a
+    head rolled 16 degrees, whose mouth is painted along its own axis: painted in screen columns, its
     opening stopped short of the corners and began with a square end (a twentieth in, 0.54 of the
     middle)."""
     r = _renderer(name)
@@ -184,4 +186,4 @@ def test_a_wide_open_mouth_narrows_into_its_corners(name: str, roll: float, monk
     assert centre > 0.3 * r.rig.scale, centre  # wide open
     for corner, inward in ((left, 1.0), (right, -1.0)):
         reach, near = opening(corner + inward * 0.02 * width), opening(corner + inward * 0.06 * width)
-        assert reach > 0 and near < 0.45 * centre, (reach, near, centre)
+        assert reach > 0 and near < share * centre, (reach, near, centre)
