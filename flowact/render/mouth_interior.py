@@ -9,14 +9,18 @@ arch), shaded as a cylinder, in the upper lip's shadow at the top, slightly tran
 incisal edge, with a dark line and an open embrasure between neighbours, and fading into the
 cavity's shadow towards the corners (the buccal corridor). The cavity is darkest at the back and
 corners and lighter towards the lower lip, where the tongue rises when the mouth is open enough.
-The opening itself narrows into the corners, where the lips meet (`round_corners`).
+The opening itself narrows into the corners, where the lips meet (`round_corners`). A photo whose
+mouth was open paints its own interior instead (`own_interior`). Everything is computed in the
+mouth's own frame (`along_mouth`: along the line through its corners and across it).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CORNER_P", "TOOTH_EDGES", "cavity", "round_corners", "upper_teeth"]
+from flowact.render.rest_mouth import Interior
+
+__all__ = ["CORNER_P", "TOOTH_EDGES", "along_mouth", "cavity", "own_interior", "round_corners", "upper_teeth"]
 
 # boundaries between the upper teeth, in eye distances from the midline as seen from the front:
 # central incisor, lateral incisor, canine, two premolars (widths 8.5, 6.5, 7.5, 7, 6.5 mm around an
@@ -100,3 +104,35 @@ def round_corners(uy: np.ndarray, ly: np.ndarray, tx: np.ndarray) -> tuple[np.nd
     bound = float(half.max()) * (1.0 - np.abs(tx) ** CORNER_P)
     half = np.minimum(half, bound)
     return (mid - half).astype(np.float32), (mid + half).astype(np.float32)
+
+
+def own_interior(col: np.ndarray, interior: Interior, xs: np.ndarray, yy: np.ndarray, uy: np.ndarray,
+                  ly: np.ndarray, left: float, right: float) -> None:
+    """Paint the reference's own mouth interior into `col` (h, w, 3) in place: its upper half rides
+    under the upper lip, its lower half over the lower lip, the cavity shows between them when the
+    mouth opens wider than the photo's."""
+    tx = np.clip((xs - left) / max(right - left, 1.0), 0.0, 1.0)  # across the mouth, 0..1
+    xr = interior.xs[0] + tx * (interior.xs[-1] - interior.xs[0])
+    ru = np.interp(xr, interior.xs, interior.upper)
+    rl = np.interp(xr, interior.xs, interior.lower)
+    half = np.maximum(rl - ru, 0.0) / 2
+    mid = (uy + ly) / 2
+    dy, dl = yy - uy, ly - yy
+    upper = yy < mid
+    src_y = np.where(upper, ru + dy, rl - dl)
+    reach = np.where(upper, dy, dl)
+    a = np.clip((half - reach) / 1.5 + 0.5, 0.0, 1.0) * (half > 1.0)
+    img = interior.image
+    sy = np.clip(np.round(src_y), 0, img.shape[0] - 1).astype(np.intp)
+    sx = np.broadcast_to(np.clip(np.round(xr), 0, img.shape[1] - 1).astype(np.intp), sy.shape)
+    own = img[sy, sx].astype(np.float32)
+    col += (own - col) * a[..., None]
+
+
+def along_mouth(pts: np.ndarray, ca: np.float32, sa: np.float32) -> np.ndarray:
+    """Points (n, 2+) relative to a mouth corner, turned into the mouth's frame (u along its corners'
+    line, v across it) and sorted by u."""
+    u = pts[:, 0] * ca + pts[:, 1] * sa
+    v = pts[:, 1] * ca - pts[:, 0] * sa
+    out: np.ndarray = np.stack([u, v], axis=1)[np.argsort(u, kind="stable")]
+    return out

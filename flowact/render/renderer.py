@@ -38,9 +38,9 @@ from flowact.render.local_fields import (
     mouth_field,
     seam_fraction,
 )
-from flowact.render.mouth_interior import cavity, round_corners, upper_teeth
+from flowact.render.mouth_interior import along_mouth, cavity, own_interior, round_corners, upper_teeth
 from flowact.render.photo_edge import photo_edge
-from flowact.render.rest_mouth import LUMA, Interior, Unwind, close_mouth, own_split, smiles
+from flowact.render.rest_mouth import LUMA, Unwind, close_mouth, own_split, smiles
 from flowact.render.rig import Rig, build_rig
 from flowact.types import FloatArray, UInt8Array
 
@@ -446,7 +446,7 @@ class Renderer:
         dx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(c0[0])  # (1, w)
         dy = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(c0[1])  # (h, 1)
         xs, yy = dx * ca + dy * sa, dy * ca - dx * sa  # (h, w): u and v of every pixel of the box
-        upr, lor = _along(up - c0, ca, sa), _along(lo - c0, ca, sa)
+        upr, lor = along_mouth(up - c0, ca, sa), along_mouth(lo - c0, ca, sa)
         uy = np.interp(xs, upr[:, 0], upr[:, 1]).astype(np.float32)
         ly = np.interp(xs, lor[:, 0], lor[:, 1]).astype(np.float32)
         left, right = float(max(upr[0, 0], lor[0, 0])), float(min(upr[-1, 0], lor[-1, 0]))
@@ -460,10 +460,10 @@ class Renderer:
             col = np.float32(self._floor) + col * np.float32(1.0 - self._floor / 255.0)
         if self._interior is not None:
             if keep >= 1.0:
-                self._own_interior(col, self._interior, xs, yy, uy, ly, left, right)
+                own_interior(col, self._interior, xs, yy, uy, ly, left, right)
         elif not self._teeth_show:
             # centred on the face's midline (the upper lip's middle), off the gap's centre on a turned face
-            mid = float(np.clip(_along(moved[self.rig.index[13]][None, :2] - c0, ca, sa)[0, 0], left, right))
+            mid = float(np.clip(along_mouth(moved[self.rig.index[13]][None, :2] - c0, ca, sa)[0, 0], left, right))
             teeth, tm = upper_teeth(xs, yy, uy, ly, mid, tx, s)
             col += (teeth * self._light - col) * tm[..., None]
         if self._grey:
@@ -471,35 +471,3 @@ class Renderer:
         a = (mask * alpha_gain * 0.97)[..., None]
         region = frame[y0:y1, x0:x1].astype(np.float32)
         frame[y0:y1, x0:x1] = np.clip(region * (1 - a) + col * a, 0, 255).astype(np.uint8)
-
-    @staticmethod
-    def _own_interior(col: np.ndarray, interior: Interior, xs: np.ndarray, yy: np.ndarray, uy: np.ndarray,
-                      ly: np.ndarray, left: float, right: float) -> None:
-        """Paint the reference's own mouth interior into `col` (h, w, 3) in place: its upper half rides
-        under the upper lip, its lower half over the lower lip, the cavity shows between them when the
-        mouth opens wider than the photo's."""
-        tx = np.clip((xs - left) / max(right - left, 1.0), 0.0, 1.0)  # across the mouth, 0..1
-        xr = interior.xs[0] + tx * (interior.xs[-1] - interior.xs[0])
-        ru = np.interp(xr, interior.xs, interior.upper)
-        rl = np.interp(xr, interior.xs, interior.lower)
-        half = np.maximum(rl - ru, 0.0) / 2
-        mid = (uy + ly) / 2
-        dy, dl = yy - uy, ly - yy
-        upper = yy < mid
-        src_y = np.where(upper, ru + dy, rl - dl)
-        reach = np.where(upper, dy, dl)
-        a = np.clip((half - reach) / 1.5 + 0.5, 0.0, 1.0) * (half > 1.0)
-        img = interior.image
-        sy = np.clip(np.round(src_y), 0, img.shape[0] - 1).astype(np.intp)
-        sx = np.broadcast_to(np.clip(np.round(xr), 0, img.shape[1] - 1).astype(np.intp), sy.shape)
-        own = img[sy, sx].astype(np.float32)
-        col += (own - col) * a[..., None]
-
-
-def _along(pts: np.ndarray, ca: np.float32, sa: np.float32) -> np.ndarray:
-    """Points (n, 2+) relative to a mouth corner, turned into the mouth's frame (u along its corners'
-    line, v across it) and sorted by u."""
-    u = pts[:, 0] * ca + pts[:, 1] * sa
-    v = pts[:, 1] * ca - pts[:, 0] * sa
-    out: np.ndarray = np.stack([u, v], axis=1)[np.argsort(u, kind="stable")]
-    return out
