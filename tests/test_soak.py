@@ -65,7 +65,8 @@ def test_short_soak_survives_every_fault(tmp_path: Path) -> None:
     mqtt = next(f for f in r["fault_log"] if f["kind"] == "mqtt_broker_restart")
     assert mqtt["reconnected"] and mqtt["command_after"] and mqtt["connections"][1] == mqtt["connections"][0] + 1
     b = r["barge_ins"]  # twice in a row; a voice that began after the answer had ended is no barge-in
-    assert b["attempted"] + b["too_late"] == 2 and b["attempted"] >= 1 and b["honoured"] == b["attempted"], b
+    why = json.dumps({"barge_ins": b, "transcript": r["transcript"][-12:], "events": r["events"][-40:]}, default=str)
+    assert b["attempted"] + b["too_late"] == 2 and b["attempted"] >= 1 and b["honoured"] == b["attempted"], why
     # the recording (fragmented MP4) decodes and holds every chunk the session wrote (its media
     # timeline: frames shown or dropped; a starved box re-anchors that timeline on long stalls, so it
     # can be minutes shorter than the wall clock: seen 214 s of 318 s at load 17-20)

@@ -105,7 +105,9 @@ async def test_an_early_transcript_is_dropped_when_the_user_goes_on() -> None:
     asr = CountingASR()
     events, ended, listener = await listen(pcm, asr)
     (message,) = [e for e in events if isinstance(e, UserMessage)]  # one question, not two
-    assert {"order", "number", "late"} <= words(message.text), message.text
+    # both parts are in it: the words before the pause and the number after it (the tiny Whisper's
+    # reading of the last words varies with where the VAD cut the audio: seen "and a Dislate")
+    assert {"order", "number"} <= words(message.text) and "456" in digits(message.text), message.text
     assert len(ended) == 1
     assert listener.metrics.early_asr["dropped"] >= 1  # the transcript of the first part went
     first_part = asr.calls[0][1]
