@@ -272,8 +272,9 @@ class Conversation:
         self._execute(self.turns.on_turn_finished(turn))
 
     def _reprime(self) -> None:
-        """The history dropped its oldest block: have the LLM evaluate the new prompt prefix now,
-        while the answer plays, rather than on the next question (agent.history)."""
+        """The history dropped its oldest block (agent.history), or the LLM's cache missed the latest
+        reply (said as written): have the LLM evaluate the new prompt prefix now, while the answer
+        plays, rather than on the next question."""
         llm = self.llm
         if isinstance(llm, Warmable):
             messages = self.history.messages(self.system_prompt, "")[:-1]
@@ -359,7 +360,8 @@ class Conversation:
                     assert result is not None  # a runner that is not held always answers
                 # as the LLM wrote it (intent tags kept): the next turn's prompt shares its prefix
                 # with what the LLM server has cached, and the model sees how it used its tags
-                if self.history.append(action.text, result.reply_text):
+                dropped = self.history.append(action.text, result.reply_text)
+                if dropped or (isinstance(self.llm, Warmable) and self.llm.cache_behind):
                     self._reprime()
             else:
                 result = await runner.run_text(action.text)

@@ -164,7 +164,11 @@ class Startable(Protocol):
 
 @runtime_checkable
 class Warmable(Protocol):
-    """An LLM that can prime its prompt cache (system prompt, tools) before the first turn."""
+    """An LLM that can prime its prompt cache (system prompt, tools) before the first turn.
+    `cache_behind`: its latest reply was said as written (a tool's line, the knowledge base's
+    sentences), so its cache does not hold the conversation: prime it while the reply plays."""
+
+    cache_behind: bool
 
     async def warmup(self, messages: Sequence[ChatMessage]) -> None: ...
 

@@ -8,7 +8,9 @@ rate per kind (order, knowledge, other) and overall.
 
 Run: `.venv/bin/python bench/support_hit_rate.py [--base-url http://127.0.0.1:PORT/v1] [--repeat N]`
 (without --base-url the plugin starts the shipped model's local server itself). `--kb-answer passages
---quote never` measures the older way (whole passages, worded by the model).
+--quote never` measures the older way (whole passages, worded by the model). `--conversation` asks the
+questions in one conversation and prints the seconds to each answer's first text (p50/p90/max;
+`--no-router-server` puts the router step on the answer's server, as before it had its own).
 """
 
 from __future__ import annotations
@@ -69,17 +71,39 @@ def kind_of(tool: str | None, facts: list[str]) -> str:
     return "order" if tool == "lookup_order" else "knowledge" if tool is None and facts[0] != r"\w{3}" else "other"
 
 
-async def ask(llm: OpenAILLM, services: AppServices, system: str, question: str) -> tuple[str, list[str], float]:
-    base = [ChatMessage("system", system), *HISTORY.get(question, []), ChatMessage("user", question)]
+async def ask(llm: OpenAILLM, services: AppServices, system: str, question: str,
+              history: list[ChatMessage] | None = None) -> tuple[str, list[str], float]:
+    """One question (after `history`, or its own canned history); (text, tools run, seconds to the
+    first text: the router, the tool or knowledge base, and the answer's first token)."""
+    past = HISTORY.get(question, []) if history is None else history
+    base = [ChatMessage("system", system), *past, ChatMessage("user", question)]
     msgs, _ = await services.prepare(base, question)
-    text, tools = "", []
+    text, tools, first = "", [], None
     t0 = time.monotonic()
     async for item in llm.chat(msgs):
         if isinstance(item, TextDelta):
+            first = first or time.monotonic()
             text += item.text
         elif isinstance(item, ToolStatus) and item.phase == "finished":
             tools.append(item.name)
-    return text, tools, time.monotonic() - t0
+    return text, tools, (first or time.monotonic()) - t0
+
+
+async def conversation(llm: OpenAILLM, services: AppServices, system: str) -> list[float]:
+    """The questions as one conversation (the history kept, the cache primed after a reply said as
+    written, as the session does): seconds to each answer's first text."""
+    history: list[ChatMessage] = []
+    waits = []
+    await llm.warmup([ChatMessage("system", system)])
+    for question, _, _ in CASES:
+        text, tools, dt = await ask(llm, services, system, question, history)
+        waits.append(dt)
+        print(f"{dt:5.2f}s tools={tools} {question!r} -> {guard_text(text).strip()!r}")
+        history += [ChatMessage("user", question), ChatMessage("assistant", text)]
+        history = history[-8:]  # about what the session keeps of a long conversation
+        if llm.cache_behind:
+            await llm.warmup([ChatMessage("system", system), *history])
+    return waits
 
 
 async def main() -> None:
@@ -92,6 +116,10 @@ async def main() -> None:
     ap.add_argument("--quote", choices=["auto", "always", "never"], help="llm.quote_knowledge")
     ap.add_argument("--kind", choices=["order", "knowledge", "other"], action="append",
                     help="only these kinds of question (repeatable; default: all)")
+    ap.add_argument("--conversation", action="store_true",
+                    help="ask the questions as one conversation and print the seconds to each answer's first text")
+    ap.add_argument("--no-router-server", action="store_true",
+                    help="the router step on the answer's server (llm.local_server.router_server: false)")
     args = ap.parse_args()
     raw: dict[str, Any] = read_yaml(args.config)
     llm_cfg = {k: v for k, v in raw["llm"].items() if k != "type"}
@@ -105,6 +133,8 @@ async def main() -> None:
         llm_cfg["quote_knowledge"] = args.quote
     elif args.base_url:  # the local server, started by hand: quote as `auto` does for local_server
         llm_cfg["quote_knowledge"] = "always"
+    if args.no_router_server and llm_cfg.get("local_server") is not None:
+        llm_cfg["local_server"] = {**llm_cfg["local_server"], "router_server": False}
     llm = OpenAILLM(OpenAILLMConfig(**llm_cfg))
     await llm.start()
     knowledge = {**raw["knowledge"], "db": ":memory:", **({"answer": args.kb_answer} if args.kb_answer else {})}
@@ -112,6 +142,15 @@ async def main() -> None:
     await services.start()
     hits = total = 0
     by_kind: dict[str, list[int]] = {}
+    if args.conversation:
+        try:
+            waits = sorted(await conversation(llm, services, raw["session"]["system_prompt"]))
+        finally:
+            await llm.aclose()
+            await services.aclose()
+        print(f"conversation: first text p50 {waits[len(waits) // 2]:.2f} s, p90 {waits[int(0.9 * len(waits))]:.2f} s, "
+              f"max {waits[-1]:.2f} s ({len(waits)} questions)")
+        return
     try:
         for _ in range(args.repeat):
             for question, tool, facts in CASES:

@@ -38,6 +38,7 @@ __all__ = ["OpenAILLM"]
 
 log = logging.getLogger("plugins.llm_openai")
 ROUTER_MAX_TOKENS = 96
+ROUTER_N_BATCH = 128  # the router's prompts are short: its server's logits buffer (n_batch x vocab) stays small
 
 
 class OpenAILLM(BaseLLM):
@@ -54,20 +55,39 @@ class OpenAILLM(BaseLLM):
             raise ConfigError("llm: set `base_url` (any OpenAI-compatible server) or `local_server: {}`")
         self.server = LocalLlamaServer(c.local_server) if c.local_server is not None else None
         self._client: Any = None
+        self._router_client: Any = None
         self.registry = ToolRegistry.from_config(c.tools)  # a tool module that does not import: ConfigError
         slow = [t.name for t in c.tools if t.timeout_s >= c.timeout_s]
         if slow:  # the stream's idle timeout would end the turn before the tool's own timeout
             raise ConfigError(f"llm.tools {slow}: timeout_s must be below llm.timeout_s ({c.timeout_s} s)")
         self.router = c.tool_mode == "router" or (c.tool_mode == "auto" and c.local_server is not None)
+        # the router step's own local server: llama.cpp keeps one prompt's cache, and the router's prompt
+        # and the answer's share no prefix, so on one server each evaluated the other's whole prompt
+        # again every turn (a support bot's plain answer 8-10 s after the question, 1.4-2.7 s apart)
+        self.router_server = (
+            LocalLlamaServer(c.local_server, n_batch=ROUTER_N_BATCH)
+            if self.server is not None and c.local_server is not None and c.local_server.router_server
+            and self.router and self.registry.tools else None
+        )
         self.quote = c.quote_knowledge == "always" or (c.quote_knowledge == "auto" and c.local_server is not None)
         self.last_tool_calls: list[ToolCall] = []  # user tools run during the latest chat()
+        # the latest reply was said as written (a tool's line, the knowledge base's sentences) instead of
+        # completed by the answer's server: that server's prompt cache does not hold the conversation
+        self.cache_behind = False
         self.server_restarts = 0  # the local server died (crash, OOM kill) and was started again
-        self._restart: asyncio.Task[None] | None = None
+        self._restarts: dict[int, asyncio.Task[None]] = {}  # id(server) -> its restart
         self._closed = False
 
+    def _servers(self) -> list[LocalLlamaServer]:
+        return [s for s in (self.server, self.router_server) if s is not None]
+
     async def start(self) -> None:
-        if self.server is not None and self.server.proc is None:
-            await self.server.start()
+        todo = [s.start() for s in self._servers() if s.proc is None]
+        results = await asyncio.gather(*todo, return_exceptions=True)
+        failed = next((r for r in results if isinstance(r, BaseException)), None)
+        if failed is not None:  # one did not start: stop the other, report the first failure
+            await asyncio.gather(*(s.stop() for s in self._servers()))
+            raise failed
         self._make_client()
 
     async def warmup(self, messages: Sequence[ChatMessage]) -> None:
@@ -76,20 +96,34 @@ class OpenAILLM(BaseLLM):
             return
         client = self._make_client()
         wire = self._wire_messages([*messages, ChatMessage("user", "Hello")])
-        with contextlib.suppress(Exception):
-            await client.chat.completions.create(  # the whole prompt is evaluated: the first token's timeout
-                model=self.config.model, messages=wire, max_tokens=1, timeout=self.config.first_token_timeout_s
-            )
+        calls = [client.chat.completions.create(  # the whole prompt is evaluated: the first token's timeout
+            model=self.config.model, messages=wire, max_tokens=1, timeout=self.config.first_token_timeout_s)]
+        if self.router_server is not None:  # the router's tool list, evaluated once
+            calls.append(self._make_router_client().chat.completions.create(
+                model=self.config.model, messages=route_messages(self.registry.specs, [], "Hello"), max_tokens=1,
+                timeout=self.config.first_token_timeout_s))
+        await asyncio.gather(*calls, return_exceptions=True)
 
     def _make_client(self) -> Any:
         if self._client is None:
-            from openai import AsyncOpenAI
-
             base = self.server.base_url if self.server is not None else self.config.base_url
-            key = os.environ.get(self.config.api_key_env) or "not-needed-for-local"
-            self._client = AsyncOpenAI(base_url=base, api_key=key, timeout=self.config.timeout_s, max_retries=0,
-                                       http_client=_one_idle_connection_client())
+            self._client = self._new_client(base)
         return self._client
+
+    def _make_router_client(self) -> Any:
+        """The router step's client: its own server's, or the answer's when there is none."""
+        if self.router_server is None:
+            return self._make_client()
+        if self._router_client is None:
+            self._router_client = self._new_client(self.router_server.base_url)
+        return self._router_client
+
+    def _new_client(self, base_url: str | None) -> Any:
+        from openai import AsyncOpenAI
+
+        key = os.environ.get(self.config.api_key_env) or "not-needed-for-local"
+        return AsyncOpenAI(base_url=base_url, api_key=key, timeout=self.config.timeout_s, max_retries=0,
+                           http_client=_one_idle_connection_client())
 
     def map_error(self, exc: BaseException) -> EngineError:
         import httpx
@@ -149,28 +183,33 @@ class OpenAILLM(BaseLLM):
                                                   "parameters": s.parameters}} for s in specs]
 
     async def _ensure_server(self) -> None:
-        """A local server that died (crash, OOM kill, kill -9) is started again on its port before
-        the next attempt: the base class's retry then reaches it. One restart at a time, shielded
-        (an attempt that times out does not cancel it; the next attempt waits for the same one)."""
-        server = self.server
-        if server is None or self._closed:
+        """A local server (the answer's or the router's) that died (crash, OOM kill, kill -9) is started
+        again on its port before the next attempt: the base class's retry then reaches it. One restart
+        per server at a time, shielded (an attempt that times out does not cancel it; the next attempt
+        waits for the same one)."""
+        if self._closed:
             return
-        died = server.proc is not None and server.proc.returncode is not None
-        failed = self._restart is not None and self._restart.done() and server.proc is None
-        if (died or failed) and (self._restart is None or self._restart.done()):
-            code = server.proc.returncode if server.proc is not None else None
-            log.warning("llama.cpp server %s (exit code %s); restarting it on port %d",
-                        "died" if died else "is down after a failed restart", code, server.port)
-            self.server_restarts += 1
-            self._restart = asyncio.create_task(server.restart(), name="llama-server-restart")
-            self._restart.add_done_callback(_retrieve)
-        if self._restart is not None and not self._restart.done():
-            await asyncio.shield(self._restart)
+        for server in self._servers():
+            restart = self._restarts.get(id(server))
+            died = server.proc is not None and server.proc.returncode is not None
+            failed = restart is not None and restart.done() and server.proc is None
+            if (died or failed) and (restart is None or restart.done()):
+                code = server.proc.returncode if server.proc is not None else None
+                log.warning("llama.cpp %sserver %s (exit code %s); restarting it on port %d",
+                            "router " if server is self.router_server else "",
+                            "died" if died else "is down after a failed restart", code, server.port)
+                self.server_restarts += 1
+                restart = asyncio.create_task(server.restart(), name="llama-server-restart")
+                restart.add_done_callback(_retrieve)
+                self._restarts[id(server)] = restart
+            if restart is not None and not restart.done():
+                await asyncio.shield(restart)
 
     async def _chat(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
     ) -> AsyncIterator[TextDelta | ToolCall]:
         self.last_tool_calls = []
+        self.cache_behind = False
         await self._ensure_server()
         guard = SpeechGuard()
         async for item in self._reply(messages, tools):
@@ -190,6 +229,7 @@ class OpenAILLM(BaseLLM):
         """Unguarded reply: route (or native tool round), run the tool, answer."""
         quote = quote_of(messages) if self.quote else None  # the knowledge base's sentences, said as written
         if not self.registry.tools and quote is not None:
+            self.cache_behind = True
             yield TextDelta(quote)
             return
         if not self.registry.tools:
@@ -216,6 +256,7 @@ class OpenAILLM(BaseLLM):
                 return
             answer_tools = []
         if call is None and quote is not None:  # no tool (the router said so): the knowledge base's sentences
+            self.cache_behind = True
             yield TextDelta(quote)
             return
         if call is None:  # no tool: a plain answer (no tool syntax offered, so none to leak)
@@ -228,13 +269,16 @@ class OpenAILLM(BaseLLM):
         result = results[0]
         tool = self.registry.tools[call.name]
         if tool.cfg.builtin == HANDOFF:
+            self.cache_behind = True
             yield TextDelta(self.config.handoff_line)
             return
         if not result.ok:
+            self.cache_behind = True
             yield TextDelta(result.content)  # the tool's short apology
             return
         line = self.registry.spoken_result(call, result)
         if line is not None:
+            self.cache_behind = True
             yield TextDelta(line)
             return
         before = [m for m in messages[:-1] if m.name != QUOTE]  # the tool answers, not the knowledge base
@@ -253,7 +297,7 @@ class OpenAILLM(BaseLLM):
             {"type": "json_object", "schema": schema} if self.config.structured_output == "llama_cpp"
             else {"type": "json_schema", "json_schema": {"name": "route", "schema": schema}}
         )
-        client = self._make_client()
+        client = self._make_router_client()
         resp: Any = await client.chat.completions.create(
             model=self.config.model, messages=route_messages(specs, messages[:-1], user_msgs[-1]),
             temperature=0.0, max_tokens=ROUTER_MAX_TOKENS, response_format=fmt, stream=False,
@@ -338,15 +382,15 @@ class OpenAILLM(BaseLLM):
 
     async def aclose(self) -> None:
         self._closed = True
-        if self._restart is not None:
-            self._restart.cancel()
-            await asyncio.gather(self._restart, return_exceptions=True)
-        if self._client is not None:
-            with contextlib.suppress(Exception):
-                await self._client.close()
-            self._client = None
-        if self.server is not None:
-            await self.server.stop()
+        for restart in self._restarts.values():
+            restart.cancel()
+        await asyncio.gather(*self._restarts.values(), return_exceptions=True)
+        for client in (self._client, self._router_client):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.close()
+        self._client = self._router_client = None
+        await asyncio.gather(*(s.stop() for s in self._servers()))
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:

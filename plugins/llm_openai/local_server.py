@@ -109,8 +109,9 @@ def _free_port() -> int:
 
 
 class LocalLlamaServer:
-    def __init__(self, config: LocalServerConfig) -> None:
+    def __init__(self, config: LocalServerConfig, *, n_batch: int | None = None) -> None:
         self.config = config
+        self.n_batch = n_batch  # llama.cpp's prompt batch (its default 512): also its logits buffer's rows
         if not config.model_path and config.model not in SHIPPED_MODELS:
             raise ConfigError(
                 f"llm.local_server.model: unknown model {config.model!r}; choose one of {', '.join(SHIPPED_MODELS)} "
@@ -150,6 +151,8 @@ class LocalLlamaServer:
         ]
         if self.config.chat_format:
             args += ["--chat_format", self.config.chat_format]
+        if self.n_batch:
+            args += ["--n_batch", str(self.n_batch)]
         self.proc = await asyncio.create_subprocess_exec(
             *die_with_parent(args, nice=self.config.nice), stdout=self._log, stderr=self._log,
             stdin=asyncio.subprocess.DEVNULL,

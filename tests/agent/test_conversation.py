@@ -189,6 +189,7 @@ class _PrimedLLM(ScriptedLLM):
     def __init__(self, config: ScriptedLLMConfig) -> None:
         super().__init__(config)
         self.primed: list[list[str]] = []
+        self.cache_behind = False
 
     async def warmup(self, messages: Sequence[ChatMessage]) -> None:
         self.primed.append([m.content for m in messages])

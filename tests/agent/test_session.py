@@ -166,12 +166,36 @@ async def test_history_is_bounded() -> None:
 class PrimingLLM(ScriptedLLM):
     """The scripted LLM, noting each prompt prefix it is asked to evaluate ahead of a turn."""
 
-    def __init__(self, config: ScriptedLLMConfig) -> None:
+    def __init__(self, config: ScriptedLLMConfig, *, says_as_written: bool = False) -> None:
         super().__init__(config)
         self.primed: list[list[str]] = []
+        self.cache_behind = says_as_written  # every reply a tool's line or the knowledge base's sentences
 
     async def warmup(self, messages: Sequence[ChatMessage]) -> None:
         self.primed.append([m.content for m in messages])
+
+
+async def test_a_reply_said_as_written_is_evaluated_before_the_next_question() -> None:
+    """A reply the LLM's server never completed itself (a tool's line, the knowledge base's sentences:
+    `cache_behind`) leaves its prompt cache behind the conversation: the session has it evaluate the
+    conversation so far while the reply plays, not when the next question comes."""
+    llm = PrimingLLM(ScriptedLLMConfig(replies=["Order 1234 shipped on Monday."], first_token_s=0.0),
+                     says_as_written=True)
+    session = AgentSession(session_config(system_prompt="Be brief."), components=Components(llm=llm, sink=NullSink()))
+    async with session:
+        at_start = len(llm.primed)
+        for i in range(2):
+            await session.user_text(f"where is order 1234, take {i}")
+            await session.wait_idle(timeout=30)
+            for _ in range(100):  # the priming runs in the background
+                if len(llm.primed) > at_start + i:
+                    break
+                await asyncio.sleep(0.02)
+    assert llm.primed[at_start:] == [
+        ["Be brief.", "where is order 1234, take 0", "Order 1234 shipped on Monday."],
+        ["Be brief.", "where is order 1234, take 0", "Order 1234 shipped on Monday.",
+         "where is order 1234, take 1", "Order 1234 shipped on Monday."],
+    ]
 
 
 async def test_a_dropped_history_block_is_evaluated_before_the_next_question() -> None:

@@ -145,3 +145,49 @@ async def test_the_llm_restarts_its_local_server_after_a_kill() -> None:
     finally:
         await llm.aclose()
     assert llm.server.proc is None
+
+
+@pytest.mark.timeout(500)
+async def test_the_router_step_has_its_own_server_which_restarts_after_a_kill() -> None:
+    """With tools in router mode the router step asks its own llama.cpp server (llama.cpp keeps one
+    prompt's cache: on one server the router's prompt and the answer's evicted each other every turn).
+    Its tool call still answers with the order's facts (said as written: `cache_behind`, the session
+    then primes the answer's server with the conversation); a killed router server is started again on
+    its port by the next chat; without tools there is no second server; closing stops both."""
+    from agent.frames import TextDelta
+    from agent.interfaces import ChatMessage
+    from agent.tools import ToolConfig
+    from plugins.llm_openai import OpenAILLM, OpenAILLMConfig
+
+    server_cfg = LocalServerConfig(n_ctx=1024, n_threads=1, startup_timeout_s=240)
+    assert OpenAILLM(OpenAILLMConfig(local_server=server_cfg)).router_server is None  # no tools
+    tool = ToolConfig(name="lookup_order", callable="examples.customer_support.shop:lookup_order", speak="result",
+                      say="{summary}", timeout_s=5)
+    llm = OpenAILLM(OpenAILLMConfig(local_server=server_cfg, tools=[tool], max_tokens=40, temperature=0.0,
+                                    first_token_timeout_s=240, backoff_s=0.2))
+    await llm.start()
+    main, router = llm.server, llm.router_server
+    assert main is not None and router is not None and main.proc is not None and router.proc is not None
+    assert main.port != router.port and str(llm._make_router_client().base_url).startswith(router.base_url)
+    system = ChatMessage("system", "You are a shop's support agent. Reply in one short sentence.")
+
+    async def answer(question: str) -> str:
+        msgs = [system, ChatMessage("user", question)]
+        return "".join([d.text async for d in llm.chat(msgs) if isinstance(d, TextDelta)])
+
+    try:
+        await llm.warmup([system])
+        assert "shipped" in (await answer("Where is my order 1234?")).lower()
+        assert [c.name for c in llm.last_tool_calls] == ["lookup_order"]
+        assert llm.cache_behind  # the tool's line, said as written: the answer's server never saw it
+        port, old = router.port, router.proc.pid
+        os.killpg(old, signal.SIGKILL)
+        await asyncio.wait_for(router.proc.wait(), 10)
+        assert "5678" in await answer("And order 5678?")  # the router server is started again first
+        assert llm.server_restarts == 1 and router.proc is not None and router.proc.pid != old and router.port == port
+        assert main.proc is not None and main.proc.returncode is None
+        assert await answer("Thanks, that is all.")  # no tool: the answer's server
+        assert llm.last_tool_calls == [] and not llm.cache_behind
+    finally:
+        await llm.aclose()
+    assert main.proc is None and router.proc is None
