@@ -77,6 +77,7 @@ class OpenAILLM(BaseLLM):
         self.server_restarts = 0  # the local server died (crash, OOM kill) and was started again
         self._restarts: dict[int, asyncio.Task[None]] = {}  # id(server) -> its restart
         self._closed = False
+        self._router_warm = False
 
     def _servers(self) -> list[LocalLlamaServer]:
         return [s for s in (self.server, self.router_server) if s is not None]
@@ -98,11 +99,14 @@ class OpenAILLM(BaseLLM):
         wire = self._wire_messages([*messages, ChatMessage("user", "Hello")])
         calls = [client.chat.completions.create(  # the whole prompt is evaluated: the first token's timeout
             model=self.config.model, messages=wire, max_tokens=1, timeout=self.config.first_token_timeout_s)]
-        if self.router_server is not None:  # the router's tool list, evaluated once
+        warm_router = self.router_server is not None and not self._router_warm
+        if warm_router:  # the router's tool list, once (its prefix stays: only the router asks that server)
             calls.append(self._make_router_client().chat.completions.create(
                 model=self.config.model, messages=route_messages(self.registry.specs, [], "Hello"), max_tokens=1,
                 timeout=self.config.first_token_timeout_s))
-        await asyncio.gather(*calls, return_exceptions=True)
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        if warm_router and not isinstance(results[-1], BaseException):
+            self._router_warm = True
 
     def _make_client(self) -> Any:
         if self._client is None:
@@ -199,6 +203,7 @@ class OpenAILLM(BaseLLM):
                             "router " if server is self.router_server else "",
                             "died" if died else "is down after a failed restart", code, server.port)
                 self.server_restarts += 1
+                self._router_warm = self._router_warm and server is not self.router_server  # a cold cache
                 restart = asyncio.create_task(server.restart(), name="llama-server-restart")
                 restart.add_done_callback(_retrieve)
                 self._restarts[id(server)] = restart
