@@ -26,9 +26,11 @@ the vocabulary.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
+import re
 
 from agent.commands import loads_json
 from agent.frames import IntentTag, ToolCall
@@ -50,6 +52,7 @@ __all__ = [
     "SET_EXPRESSION_TOOL",
     "VOCABULARY",
     "IntentParser",
+    "echoes_vocabulary",
     "emotion_index",
     "parse_tag",
     "prompt_snippet",
@@ -188,8 +191,39 @@ def prompt_snippet() -> str:
         "An optional intensity from 0 to 1 follows a colon: [smile:0.6], [concerned:0.4]. "
         "Put a tag right before the words it belongs to, use at most one or two per sentence, only "
         "these names, and no other square brackets. Always answer in words: a tag is never a reply "
-        "on its own. Example: [smile] Sure, I can help with that."
+        f"on its own.{_EXAMPLE}[smile] Sure, I can help with that."
     )
+
+
+_LETTERS = re.compile(r"[a-z]+")
+_EXAMPLE = " Example: "
+
+
+def _plain_words(text: str) -> str:
+    return " ".join(_LETTERS.findall(text.lower()))
+
+
+@functools.cache
+def _vocabulary_echoes() -> tuple[frozenset[str], str]:
+    """(each tag description alone and after its name, the prompt snippet's instructions), as plain words."""
+    described = {_plain_words(d) for d in VOCABULARY.values()}
+    described |= {_plain_words(f"{k} {d}") for k, d in VOCABULARY.items()}
+    return frozenset(described), _plain_words(prompt_snippet().split(_EXAMPLE)[0])
+
+
+def echoes_vocabulary(sentence: str, *, continued: bool = False) -> bool:
+    """Whether a sentence only restates the tag vocabulary or its instructions instead of speaking to
+    the user: a small model copying its prompt ("[shake] Head shake (no, disagreement)."). A tag's
+    description alone, or three or more words taken whole from the instructions, is an echo; the
+    snippet's example reply ("Sure, I can help with that.") is not. `continued`: the piece goes on
+    from an echoed clause ("disagreement)." after "Head shake (no,"), so any words of it count."""
+    words = _plain_words(sentence)
+    if not words:
+        return False
+    described, instructions = _vocabulary_echoes()
+    if continued:
+        return f" {words} " in f" {instructions} "
+    return words in described or (words.count(" ") >= 2 and f" {words} " in f" {instructions} ")
 
 
 SET_EXPRESSION_TOOL = ToolSpec(

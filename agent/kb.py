@@ -38,8 +38,9 @@ QUOTE = "knowledge_quote"  # ChatMessage.name of the system message that carries
 _QUOTE_LEAD = ("Reply to the user's next message with exactly this text from the knowledge base, word for word, "
                "and nothing else: ")
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+(?=[\"'(A-Z0-9])")
-_STOP = frozenset("a an and are as at be by can do does for from how i in is it me my of on or our the to "
-                  "what when where which who why will with you your".split())
+_STOP = frozenset("a an and are as at be by can do does for from get got had has have how i in is it me my of on or "
+                  "our the to what when where which who why will with you your not no yet still just s t don doesn "
+                  "didn hasn haven isn wasn".split())
 # Words of asking, not of the subject ("how long", "please tell me"): left out of the match.
 _ASKING = frozenset("hi hello hey please thanks thank long much many often soon tell know want need would could "
                     "should there this that".split())
@@ -220,10 +221,11 @@ class KnowledgeBase:
 
     def grounding(self, query: str, k: int = 2, *, max_chars: int = 240, max_sentences: int = 2) -> Grounding:
         """The k best passages and the sentences among them that best answer `query`: the best one,
-        plus the next best when it scores at least half as well and fits in `max_chars` (in the
-        order they are written). A sentence's heading counts as its words too. No sentences when the
+        plus the next best of the same passage (one topic: "is shipping free" is not answered by a
+        sentence about cancelling free of charge) when it scores at least half as well and fits in
+        `max_chars` (in the order they are written). A sentence's heading counts as its words too. No sentences when the
         question is mostly about things the knowledge base never mentions (fewer than half of its
-        subject words occur in it: "can I change the delivery address" is not answered by a sentence
+        subject words occur in it: "a delivery on a Sunday morning" is not answered by a sentence
         that only shares "delivery"); the passages are still there for a model to word."""
         passages = tuple(self.search(query, k))
         words = _subject_words(query)
@@ -248,7 +250,7 @@ class KnowledgeBase:
         for row in rows[1:]:
             if len(chosen) >= max_sentences or -row[3] < 0.5 * -best[3]:
                 break
-            if sum(len(r[0]) + 1 for r in chosen) + len(row[0]) <= max_chars:
+            if row[1] == best[1] and sum(len(r[0]) + 1 for r in chosen) + len(row[0]) <= max_chars:
                 chosen.append(row)
         chosen.sort(key=lambda r: (r[1], r[2]))
         text = [r[0] if len(r[0]) <= max_chars else r[0][:max_chars].rsplit(" ", 1)[0] for r in chosen]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from agent.frames import ToolCall
@@ -24,6 +24,7 @@ __all__ = [
     "asks_for_person",
     "facts_message",
     "grounded",
+    "hopeless_route",
     "normalize_spoken_numbers",
     "parse_route",
     "route_messages",
@@ -37,6 +38,7 @@ _TEENS = {"ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14,
           "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19}
 _TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
          "ninety": 90}
+_TOOL_NAME = re.compile(r'"tool"\s*:\s*"([^"\\]*)"')
 _TOKEN = re.compile(r"[A-Za-z]+|\d+|[^A-Za-z\d]+")
 
 
@@ -184,6 +186,58 @@ def grounded(call: ToolCall, user_texts: Sequence[str], *, handoff: bool = False
         if digits and digits not in said:
             return False
     return True
+
+
+def _argument_values(partial: str, start: int) -> list[str]:
+    """The string values (complete or still open) directly inside the JSON object that begins after
+    `start` in a reply still being written: what `grounded` checks, keys and nested values left out."""
+    values: list[str] = []
+    depth, in_string, escape, is_value, current, last = 0, False, False, False, "", ""
+    for ch in partial[start:]:
+        if in_string:
+            if escape:
+                escape = False
+            elif ch == "\\":
+                escape = True
+            elif ch == '"':
+                in_string = False
+                if is_value:
+                    values.append(current)
+            else:
+                current += ch
+            continue
+        if ch == '"':
+            in_string, current, is_value = True, "", depth == 1 and last == ":"
+        elif ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth <= 0:
+                break
+        if not ch.isspace():
+            last = ch
+    if in_string and is_value:
+        values.append(current)
+    return values
+
+
+def hopeless_route(partial: str, user_text: str, handoff_tools: Collection[str] = ()) -> bool:
+    """Whether a router reply still being written can no longer become a call that `grounded` takes:
+    a hand-off the user did not ask for, or an argument whose digits so far are not in the user's
+    words (no continuation can put them there). The router then stops early instead of writing out
+    a call that would be refused (the 0.5B model writes `lookup_order("12345")` for many questions
+    that name no order: 1.5 s of tokens)."""
+    m = _TOOL_NAME.search(partial)
+    if m is None:
+        return False
+    if m.group(1) in handoff_tools and not asks_for_person(user_text):
+        return True
+    at = partial.find('"arguments"', m.end())
+    if at < 0:
+        return False
+    said = re.sub(r"\D", "", normalize_spoken_numbers(user_text))
+    return any((d := re.sub(r"\D", "", v)) and d not in said
+               for v in _argument_values(partial, at + len('"arguments"')))
 
 
 def readable(content: str) -> str:

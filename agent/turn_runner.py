@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from agent.frames import AudioChunk, IntentTag, SpeechChunk, TextDelta, ToolCall
-from agent.intents import IntentParser, tag_from_tool_call
+from agent.intents import IntentParser, echoes_vocabulary, tag_from_tool_call
 from agent.interfaces import LLM, TTS, ChatMessage
 from agent.metrics import SessionMetrics
 from agent.speech_guard import SpeechGuard
@@ -85,6 +85,7 @@ class TurnRunner:
         self.metrics = metrics
         self.on_speech = on_speech  # called after each piece of speech is queued in the builder
         self.on_tool = on_tool  # progress of a tool the LLM runs (started / finished)
+        self._echo_open = False  # the last piece was an echo of the tag vocabulary cut at a clause
         self._guard = SpeechGuard()  # tool syntax, JSON, code, markup never reach TTS
         self.result = TurnResult(turn)
         self._parser = IntentParser()
@@ -209,13 +210,15 @@ class TurnRunner:
         clean, tags = self._parser.feed(delta)
         self._accept(clean, tags, delta)
         for sentence in self._splitter.feed(clean):
+            if self._echo(sentence):
+                continue
             self._mark("first_piece")
             await queue.put((sentence, self._take_tags(sentence)))
 
     async def _finish(self, queue: _SentenceQueue) -> None:
         clean, tags = self._parser.flush()
         self._accept(clean, tags)
-        sentences = self._splitter.feed(clean) + self._splitter.flush()
+        sentences = [s for s in self._splitter.feed(clean) + self._splitter.flush() if not self._echo(s)]
         for i, sentence in enumerate(sentences):
             self._mark("first_piece")
             last = i == len(sentences) - 1
@@ -226,6 +229,18 @@ class TurnRunner:
                 self.builder.push_tag(tag)
             self._pending_tags.clear()
         await queue.put(None)
+
+    def _echo(self, sentence: Sentence) -> bool:
+        """A sentence that only restates the tag vocabulary is not spoken, nor kept in the reply (its
+        tags stay pending for the next sentence)."""
+        echo = echoes_vocabulary(sentence.text, continued=self._echo_open)
+        self._echo_open = echo and not sentence.text.rstrip().endswith((".", "!", "?"))
+        if not echo:
+            return False
+        log.warning("not speaking a sentence that restates the tag vocabulary: %r", sentence.text[:80])
+        self.result.spoken_text = self.result.spoken_text.replace(sentence.text, "", 1)
+        self.result.reply_text = self.result.reply_text.replace(sentence.text, "", 1)
+        return True
 
     def _take_tags(self, sentence: Sentence, *, take_all: bool = False) -> tuple[IntentTag, ...]:
         end = sentence.offset + len(sentence.text)

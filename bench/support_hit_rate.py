@@ -58,6 +58,12 @@ CASES: list[tuple[str, str | None, list[str]]] = [
     ("When is payment taken?", None, [r"ships"]),
     ("How long does delivery abroad take?", None, [r"5 to 10|five to ten"]),
     ("Can I return shoes?", None, [r"30|thirty"]),
+    ("Can I change the delivery address?", None, [r"depot"]),
+    ("I want to cancel my order.", None, [r"until it ships"]),
+    ("My package arrived damaged, what should I do?", None, [r"14|fourteen"]),
+    ("Can I pay on delivery?", None, [r"do not offer"]),
+    ("I forgot my password.", None, [r"forgot password"]),
+    ("Can I pick up my order in a store?", None, [r"without stores|cannot be collected"]),
     ("I want to speak to a human, please.", "handoff", [r"colleague"]),
     ("Hi there!", None, [r"\w{3}"]),
     # a follow-up: the agent asked for the number, the user gives only the number

@@ -28,7 +28,7 @@ from agent.frames import TextDelta, ToolCall
 from agent.interfaces import ChatMessage, ToolSpec
 from agent.kb import QUOTE, quote_of
 from agent.speech_guard import SpeechGuard
-from agent.tool_router import facts_message, grounded, parse_route, route_messages, router_schema
+from agent.tool_router import facts_message, grounded, hopeless_route, parse_route, route_messages, router_schema
 from agent.tools import HANDOFF, ToolRegistry, ToolResult, ToolStatus
 from flowact.clock import Clock
 from plugins.llm_openai.config import OpenAILLMConfig
@@ -303,12 +303,21 @@ class OpenAILLM(BaseLLM):
             else {"type": "json_schema", "json_schema": {"name": "route", "schema": schema}}
         )
         client = self._make_router_client()
-        resp: Any = await client.chat.completions.create(
+        handoffs = {name for name, t in self.registry.tools.items() if t.cfg.builtin == HANDOFF}
+        stream: Any = await client.chat.completions.create(
             model=self.config.model, messages=route_messages(specs, messages[:-1], user_msgs[-1]),
-            temperature=0.0, max_tokens=ROUTER_MAX_TOKENS, response_format=fmt, stream=False,
+            temperature=0.0, max_tokens=ROUTER_MAX_TOKENS, response_format=fmt, stream=True,
         )
-        text = resp.choices[0].message.content if resp.choices else ""
-        call = parse_route(text or "", specs, call_id=f"route_{len(user_msgs)}")
+        text = ""
+        try:
+            async for chunk in stream:  # streamed: a call that cannot be grounded is cut short
+                text += (chunk.choices[0].delta.content or "") if chunk.choices else ""
+                if hopeless_route(text, user_msgs[-1], handoffs):
+                    log.info("router began %r, which the user's words cannot ground: no tool", text[:80])
+                    return None
+        finally:
+            await stream.close()
+        call = parse_route(text, specs, call_id=f"route_{len(user_msgs)}")
         tool = self.registry.get(call.name) if call is not None else None
         handoff = tool is not None and tool.cfg.builtin == HANDOFF  # only when a person is asked for
         # said now (not a number of an earlier turn)

@@ -16,7 +16,7 @@ FAQ = Path(__file__).resolve().parents[2] / "examples" / "customer_support" / "f
 def test_kb_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = str(tmp_path / "kb.sqlite")
     assert main(["kb", "index", str(FAQ), "--db", db]) == 0
-    assert "indexed 3 files" in capsys.readouterr().out
+    assert "indexed 5 files" in capsys.readouterr().out
     assert main(["kb", "search", "how long does express shipping take", "--db", db, "-k", "1"]) == 0
     out = capsys.readouterr().out
     assert "1 to 2 business days" in out  # the passage, and the sentence the bot says

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from agent.errors import ConfigError
 from agent.frames import ToolCall
-from agent.tool_router import grounded, normalize_spoken_numbers, parse_route, router_schema
+from agent.tool_router import grounded, hopeless_route, normalize_spoken_numbers, parse_route, router_schema
 from agent.tools import DEFAULT_APOLOGY, HttpToolConfig, Tool, ToolConfig, ToolRegistry, schema_from_callable
 from tests.agent import tool_funcs
 
@@ -171,3 +171,23 @@ def test_router_parsing_and_grounding() -> None:
         assert grounded(handoff, [asked], handoff=True), asked
     for slip in ["Can I exchange a shirt for another size?", "How long does a refund take?"]:
         assert not grounded(handoff, [slip], handoff=True), slip
+
+
+def test_a_router_reply_that_cannot_be_grounded_is_known_before_it_ends() -> None:
+    """The 0.5B router writes `lookup_order("12345")` for questions naming no order: the streamed
+    reply is given up at its first digit the user never said, and a hand-off at its name when nobody
+    asked for a person; a call the user's words do ground is never given up."""
+    made_up = '{"tool": "lookup_order", "arguments": {"order_id": "12345"}}'
+    cut = [i for i in range(len(made_up) + 1) if hopeless_route(made_up[:i], "What does express shipping cost?")]
+    assert cut and made_up[: cut[0]].endswith('"1')  # at the first digit, not after the whole call
+    for said in ("where is order 12345", "order one two three four five", "It's 1 2 3 4 5."):
+        assert not any(hopeless_route(made_up[:i], said) for i in range(len(made_up) + 1)), said
+    assert hopeless_route('{"tool": "handoff"', "thanks, that's all", {"handoff"})
+    assert not hopeless_route('{"tool": "handoff", "arguments": {}}', "can I talk to a person?", {"handoff"})
+    # keys and nested values are not arguments `grounded` checks; an escaped quote stays inside its string
+    assert not hopeless_route('{"tool": "x", "arguments": {"k9": {"b": "999"}, "c": "a\\"b', "no numbers")
+    assert hopeless_route('{"tool": "x", "arguments": {"c": "a\\"9', "no numbers")
+    specs = [Tool(ToolConfig(name="lookup_order", callable=f"{M}:lookup_order")).spec]
+    whole = parse_route(made_up, specs)  # the same rule as `grounded` on the whole call
+    assert whole is not None and grounded(whole, ["where is order 12345"])
+    assert not grounded(whole, ["what does it cost"])

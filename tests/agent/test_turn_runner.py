@@ -50,3 +50,34 @@ def test_silence_played_inside_an_answer_is_counted_as_its_gap() -> None:
         builder.next_chunk()  # the half chunk, then silence: n // 2 + 2 n samples
     runner._push(piece(n))
     assert runner.result.gap_samples == n // 2 + 2 * n
+
+
+async def test_a_sentence_restating_the_tag_vocabulary_is_not_spoken() -> None:
+    """The shipped 0.5B model sometimes answers with a tag's description copied from its prompt
+    ("[shake] Head shake (no, disagreement)."): that is not said, nor kept as the reply, even when the
+    first-clause split cuts it in two; its tag rides with the next sentence that is spoken."""
+    from agent.interfaces import ChatMessage
+    from flowact.clock import RealClock
+    from plugins.llm_scripted import ScriptedLLM, ScriptedLLMConfig
+    from plugins.tts_espeak import EspeakTTS, EspeakTTSConfig
+
+    reply = "[shake] Head shake (no, disagreement). [concerned] Sorry, the address cannot be changed now."
+    builder = ControlBuilder(fps=25, sample_rate=24000)
+    clock = RealClock()
+    llm = ScriptedLLM(ScriptedLLMConfig(replies=[reply], first_token_s=0.0, delta_s=0.0), clock=clock)
+    spoken: list[str] = []
+    tts = EspeakTTS(EspeakTTSConfig(), sample_rate=24000)
+    synthesize = tts.synthesize
+
+    def recording(text: str):  # type: ignore[no-untyped-def]
+        spoken.append(text)
+        return synthesize(text)
+
+    tts.synthesize = recording  # type: ignore[method-assign]
+    runner = TurnRunner(turn=1, builder=builder, tts=tts, clock=clock, metrics=SessionMetrics(clock, fps=25), llm=llm)
+    result = await runner.run_llm([ChatMessage("user", "Can I change the delivery address?")])
+    assert spoken and not any("shake" in s.lower() or "disagreement" in s.lower() for s in spoken), spoken
+    assert "Sorry, the address cannot be changed now." in " ".join(spoken)
+    assert "Head shake" not in result.spoken_text and result.spoken_text.strip().startswith("Sorry")
+    assert "Head shake" not in result.reply_text and "Sorry, the address" in result.reply_text
+    assert [t.name for t in result.tags] == ["shake", "concerned"] and result.sentences == len(spoken)
