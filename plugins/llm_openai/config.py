@@ -113,6 +113,11 @@ class OpenAILLMConfig(BaseModel):
     speak_filler: bool = Field(
         True, description="speak the filler here; False: only report it in ToolStatus.filler for the session"
     )
+    empty_reply_line: str = Field(
+        "Sorry, could you say that another way?",
+        description="spoken when a reply has no words (only intent tags, or only syntax the guard withheld) "
+        "and called no tool; '' to stay silent",
+    )
     handoff_line: str = Field(
         "[nod] I am connecting you with a colleague now. Please hold on.",
         description="spoken when the handoff tool ends the bot's part",

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -37,8 +38,14 @@ from plugins.llm_openai.local_server import LocalLlamaServer
 __all__ = ["OpenAILLM"]
 
 log = logging.getLogger("plugins.llm_openai")
+_TAGS = re.compile(r"\[[^\]]*\]?")
 ROUTER_MAX_TOKENS = 96
 ROUTER_N_BATCH = 128  # the router's prompts are short: its server's logits buffer (n_batch x vocab) stays small
+
+
+def _has_words(text: str) -> bool:
+    """Whether text has a letter or digit outside its `[intent tags]`."""
+    return any(ch.isalnum() for ch in _TAGS.sub("", text))
 
 
 class OpenAILLM(BaseLLM):
@@ -217,16 +224,24 @@ class OpenAILLM(BaseLLM):
         self.cache_behind = False
         await self._ensure_server()
         guard = SpeechGuard()
+        said = ""  # what was passed on, until it has a word outside the intent tags
+        called = False
         async for item in self._reply(messages, tools):
             if isinstance(item, TextDelta):
                 text = guard.feed(item.text)
                 if text:
+                    said = said if _has_words(said) else said + text
                     yield TextDelta(text, item.turn)
             else:
+                called = True
                 yield item
         rest = guard.flush()
         if rest:
+            said = said if _has_words(said) else said + rest
             yield TextDelta(rest)
+        if not called and not _has_words(said) and self.config.empty_reply_line:
+            log.warning("the reply had no words (%r): saying the empty-reply line", said[:80])
+            yield TextDelta(" " + self.config.empty_reply_line)
 
     async def _reply(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]

@@ -72,6 +72,20 @@ async def test_set_expression_is_passed_to_the_session(llm_server: LlmServer) ->
     await llm.aclose()
 
 
+async def test_a_reply_without_words_says_the_empty_reply_line(llm_server: LlmServer) -> None:
+    """A reply the listener would not hear a word of (here JSON, which the guard withholds; the 0.5B
+    model also answers with a lone `[neutral]` at times) ends with `empty_reply_line` instead of silence."""
+    msgs = [ChatMessage("system", 'Reply with exactly this JSON and nothing else: {"ok": true}'),
+            ChatMessage("user", "Status?")]
+    llm = make_llm(llm_server, first_token_timeout_s=SLOW, intent_tags=False, max_tokens=12)
+    text = "".join(d.text for d in [d async for d in llm.chat(msgs)] if isinstance(d, TextDelta))
+    assert text.strip() == "Sorry, could you say that another way?", text
+    quiet = make_llm(llm_server, first_token_timeout_s=SLOW, intent_tags=False, max_tokens=12, empty_reply_line="")
+    assert not words("".join(d.text for d in [d async for d in quiet.chat(msgs)] if isinstance(d, TextDelta)))
+    await llm.aclose()
+    await quiet.aclose()
+
+
 async def test_cancel_mid_stream_closes_the_http_stream_at_once(llm_server: LlmServer) -> None:
     llm = make_llm(llm_server, first_token_timeout_s=SLOW, intent_tags=False, max_tokens=120)
     msgs = [ChatMessage("user", "Count from one to fifty in words.")]
