@@ -29,7 +29,16 @@ from agent.frames import TextDelta, ToolCall
 from agent.interfaces import ChatMessage, ToolSpec
 from agent.kb import QUOTE, quote_of
 from agent.speech_guard import SpeechGuard
-from agent.tool_router import facts_message, grounded, hopeless_route, parse_route, route_messages, router_schema
+from agent.tool_router import (
+    facts_message,
+    flat_arguments,
+    grounded,
+    hopeless_route,
+    parse_route,
+    route_messages,
+    router_schema,
+    settled_route,
+)
 from agent.tools import HANDOFF, ToolRegistry, ToolResult, ToolStatus
 from flowact.clock import Clock
 from plugins.llm_openai.config import OpenAILLMConfig
@@ -312,24 +321,27 @@ class OpenAILLM(BaseLLM):
         if not user_msgs:
             return None
         specs = self.registry.specs
-        schema = router_schema(specs)
+        handoffs = {name for name, t in self.registry.tools.items() if t.cfg.builtin == HANDOFF}
+        schema = router_schema(specs, bare=handoffs)
         fmt: dict[str, Any] = (
             {"type": "json_object", "schema": schema} if self.config.structured_output == "llama_cpp"
             else {"type": "json_schema", "json_schema": {"name": "route", "schema": schema}}
         )
         client = self._make_router_client()
-        handoffs = {name for name, t in self.registry.tools.items() if t.cfg.builtin == HANDOFF}
         stream: Any = await client.chat.completions.create(
             model=self.config.model, messages=route_messages(specs, messages[:-1], user_msgs[-1]),
             temperature=0.0, max_tokens=ROUTER_MAX_TOKENS, response_format=fmt, stream=True,
         )
-        text = ""
+        text, flat = "", flat_arguments(specs)
         try:
             async for chunk in stream:  # streamed: a call that cannot be grounded is cut short
                 text += (chunk.choices[0].delta.content or "") if chunk.choices else ""
-                if hopeless_route(text, user_msgs[-1], handoffs):
+                if hopeless_route(text, user_msgs[-1], handoffs, flat=flat):
                     log.info("router began %r, which the user's words cannot ground: no tool", text[:80])
                     return None
+                if (whole := settled_route(text, specs, handoffs)) is not None:
+                    text = whole  # only closing braces would follow
+                    break
         finally:
             await stream.close()
         call = parse_route(text, specs, call_id=f"route_{len(user_msgs)}")

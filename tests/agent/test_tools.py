@@ -11,7 +11,16 @@ from aiohttp import web
 
 from agent.errors import ConfigError
 from agent.frames import ToolCall
-from agent.tool_router import grounded, hopeless_route, normalize_spoken_numbers, parse_route, router_schema
+from agent.interfaces import ChatMessage, ToolSpec
+from agent.tool_router import (
+    grounded,
+    hopeless_route,
+    normalize_spoken_numbers,
+    parse_route,
+    route_messages,
+    router_schema,
+    settled_route,
+)
 from agent.tools import DEFAULT_APOLOGY, HttpToolConfig, Tool, ToolConfig, ToolRegistry, schema_from_callable
 from tests.agent import tool_funcs
 
@@ -154,19 +163,26 @@ def test_router_parsing_and_grounding() -> None:
     specs = [Tool(ToolConfig(name="lookup_order", callable=f"{M}:lookup_order")).spec]
     schema = router_schema(specs)
     assert [o["properties"]["tool"]["const"] for o in schema["anyOf"]] == ["lookup_order", "none"]
-    c = parse_route('{"tool": "lookup_order", "arguments": {"order_id": "1234"}}', specs)
+    assert set(schema["anyOf"][0]["properties"]) == {"tool", "order_id"}  # arguments beside the name
+    c = parse_route('{"tool": "lookup_order", "order_id": "1234"}', specs)
     assert c is not None and json.loads(c.arguments) == {"order_id": "1234"}
-    for bad in ['{"tool": "none"}', "not json", '{"tool": "other", "arguments": {}}', "[1]",
-                '{"tool": "lookup_order", "arguments": 3}']:
+    for bad in ['{"tool": "none"}', "not json", '{"tool": "other", "order_id": "1"}', "[1]"]:
         assert parse_route(bad, specs) is None
+    # a parameter named "tool" puts the arguments under "arguments"
+    clash = [ToolSpec("pick", "d", {"type": "object", "properties": {"tool": {"type": "string"}}})]
+    assert router_schema(clash)["anyOf"][0]["properties"]["arguments"]["properties"] == {"tool": {"type": "string"}}
+    nested = parse_route('{"tool": "pick", "arguments": {"tool": "hammer"}}', clash)
+    assert nested is not None and json.loads(nested.arguments) == {"tool": "hammer"}
+    assert parse_route('{"tool": "pick", "arguments": 3}', clash) is None
     assert grounded(c, ["Where is my order one two three four?"])
     assert grounded(c, ["order twelve thirty-four please"])
     assert not grounded(c, ["hello there"])
     assert not grounded(c, ["my order is 5678"])
     assert normalize_spoken_numbers("it's 5 6 7 8, or two") == "it's 5678, or two"
     hand = [Tool(ToolConfig(name="handoff", builtin="handoff")).spec]
-    handoff = parse_route('{"tool": "handoff", "arguments": {}}', hand)
-    assert handoff is not None
+    assert router_schema(hand, bare={"handoff"})["anyOf"][0]["properties"] == {"tool": {"const": "handoff"}}
+    handoff = parse_route('{"tool": "handoff"}', hand)
+    assert handoff is not None and json.loads(handoff.arguments) == {}
     for asked in ["I want to speak to a human, please.", "Can I talk to someone?", "get me a real person"]:
         assert grounded(handoff, [asked], handoff=True), asked
     for slip in ["Can I exchange a shirt for another size?", "How long does a refund take?"]:
@@ -177,17 +193,57 @@ def test_a_router_reply_that_cannot_be_grounded_is_known_before_it_ends() -> Non
     """The 0.5B router writes `lookup_order("12345")` for questions naming no order: the streamed
     reply is given up at its first digit the user never said, and a hand-off at its name when nobody
     asked for a person; a call the user's words do ground is never given up."""
-    made_up = '{"tool": "lookup_order", "arguments": {"order_id": "12345"}}'
+    made_up = '{"tool": "lookup_order", "order_id": "12345"}'
     cut = [i for i in range(len(made_up) + 1) if hopeless_route(made_up[:i], "What does express shipping cost?")]
     assert cut and made_up[: cut[0]].endswith('"1')  # at the first digit, not after the whole call
     for said in ("where is order 12345", "order one two three four five", "It's 1 2 3 4 5."):
         assert not any(hopeless_route(made_up[:i], said) for i in range(len(made_up) + 1)), said
     assert hopeless_route('{"tool": "handoff"', "thanks, that's all", {"handoff"})
-    assert not hopeless_route('{"tool": "handoff", "arguments": {}}', "can I talk to a person?", {"handoff"})
+    assert not hopeless_route('{"tool": "handoff"}', "can I talk to a person?", {"handoff"})
+    # a tool's name with digits is not an argument
+    assert not hopeless_route('{"tool": "lookup_v2", "order_id": "77', "order 77")
     # keys and nested values are not arguments `grounded` checks; an escaped quote stays inside its string
-    assert not hopeless_route('{"tool": "x", "arguments": {"k9": {"b": "999"}, "c": "a\\"b', "no numbers")
-    assert hopeless_route('{"tool": "x", "arguments": {"c": "a\\"9', "no numbers")
+    assert not hopeless_route('{"tool": "x", "k9": {"b": "999"}, "c": "a\\"b', "no numbers")
+    assert hopeless_route('{"tool": "x", "c": "a\\"9', "no numbers")
+    # the same under "arguments" (a parameter named "tool")
+    nested = '{"tool": "x", "arguments": {"tool": "v9", "c": "a"}}'
+    assert hopeless_route(nested, "no numbers", flat=False)
+    assert not hopeless_route(nested, "version 9", flat=False)
     specs = [Tool(ToolConfig(name="lookup_order", callable=f"{M}:lookup_order")).spec]
     whole = parse_route(made_up, specs)  # the same rule as `grounded` on the whole call
     assert whole is not None and grounded(whole, ["where is order 12345"])
     assert not grounded(whole, ["what does it cost"])
+
+
+def test_a_router_reply_stops_when_only_closing_braces_are_left() -> None:
+    """The router's stream ends as soon as nothing but `}` can follow: every argument written and its
+    string closed, or `none`, or a bare hand-off; never inside a value that may still grow."""
+    specs = [Tool(ToolConfig(name="lookup_order", callable=f"{M}:lookup_order")).spec,
+             Tool(ToolConfig(name="handoff", builtin="handoff")).spec,
+             ToolSpec("add", "d", {"type": "object", "required": ["n"],
+                                   "properties": {"n": {"type": "integer"}, "note": {"type": "string"}}})]
+    call = '{"tool": "lookup_order", "order_id": "1234"}'
+    done = [i for i in range(len(call) + 1) if settled_route(call[:i], specs, {"handoff"}) is not None]
+    assert done and call[: done[0]] == call[:-1]  # the closing brace is not waited for
+    assert parse_route(settled_route(call[:-1], specs) or "", specs) == parse_route(call, specs)
+    assert settled_route('{"tool": "none"', specs) == '{"tool": "none"}'
+    assert settled_route('{"tool": "handoff"', specs, {"handoff"}) == '{"tool": "handoff"}'
+    assert settled_route('{"tool": "handoff"', specs) is None  # not bare: its reason may follow
+    assert settled_route('{"tool": "lookup_order", "order_id": "12', specs) is None
+    assert settled_route('{"tool": "add", "n": 1', specs) is None  # a number may go on: 1 -> 12
+    assert settled_route('{"tool": "add", "n": 12', specs) is None  # "note" may follow
+    assert settled_route('{"tool": "add", "n": 12}', specs) == '{"tool": "add", "n": 12}'  # whole
+    assert settled_route('{"tool": "add", "n": 12, "note": "x"', specs) == '{"tool": "add", "n": 12, "note": "x"}'
+    assert settled_route('{"tool": "lookup', specs) is None
+
+
+def test_the_router_sees_the_agents_last_line_only_when_it_asked_something() -> None:
+    """"It's 4321." answers "What is your order number?"; a tool's line before the next order question
+    is not a question (shown as "You asked: Order 1234 is shipped ..." it sent the 0.5B router to none)."""
+    specs = [Tool(ToolConfig(name="lookup_order", callable=f"{M}:lookup_order")).spec]
+    asked = [ChatMessage("user", "Where is my parcel?"), ChatMessage("assistant", "Sure, what is your order number?")]
+    msgs = route_messages(specs, asked, "It's four three two one.")
+    assert msgs[1]["content"] == "(You asked: Sure, what is your order number?)\nIt's 4321."
+    told = [ChatMessage("user", "Where is order 1234?"), ChatMessage("assistant", "[nod] Order 1234 is shipped.")]
+    assert route_messages(specs, told, "And order 5678?")[1]["content"] == "And order 5678?"
+    assert "lookup_order" in msgs[0]["content"] and "order_id" in msgs[0]["content"]
