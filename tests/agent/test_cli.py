@@ -128,9 +128,12 @@ def test_bad_audio_input_is_one_clear_line(tmp_path: Path) -> None:
 
 
 def test_demo_mp4_is_written_offline_and_in_sync(tmp_path: Path) -> None:
-    """The README's `make demo` path: spoken questions -> VAD -> ASR -> LLM -> TTS -> face -> MP4."""
+    """The README's `make demo` path: the support bot (configs/support_bot.yaml) greets, then two spoken
+    questions -> VAD -> ASR -> router + order tool / FAQ -> TTS -> face -> MP4, with right answers."""
     out = tmp_path / "demo.mp4"
-    r = cli("demo", "-o", str(out), timeout=600)
+    env = {**os.environ, "FLOWACT__RECORD__DB": str(tmp_path / "record.sqlite")}  # the kept record, not in ~
+    r = subprocess.run([sys.executable, "-m", "agent", "demo", "-o", str(out)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=600, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "per-turn latency" in r.stdout
     frames, fps = video_frames(out)
@@ -141,10 +144,16 @@ def test_demo_mp4_is_written_offline_and_in_sync(tmp_path: Path) -> None:
         assert c.streams.video[0].width == 854 and c.streams.video[0].height == 480
     meta = json.loads(out.with_suffix(".json").read_text())
     turns = [t for t in meta["turns"] if t["speech_s"] > 0]
-    assert len(turns) == 2, meta  # both spoken questions were heard and answered
-    assert [c["role"] for c in meta["conversation"]] == ["user", "agent", "user", "agent"]
+    assert len(turns) == 3, meta  # the greeting, and both spoken questions heard and answered
+    roles = [c["role"] for c in meta["conversation"]]
+    assert roles == ["agent", "user", "agent", "user", "agent"], meta["conversation"]
+    answers = [c["text"] for c in meta["conversation"] if c["role"] == "agent"]
+    # the order's status from the lookup tool, the address rule from the FAQ (not the model's guess)
+    assert "1234" in answers[1] and "shipped" in answers[1], answers
+    assert "depot" in answers[2], answers
+    assert (tmp_path / "record.sqlite").exists()
     spans = audible_spans(audio, sr)
-    assert len(spans) == 2
+    assert len(spans) == 3
     for (a, b), t in zip(spans, turns, strict=True):
         # each answer whole, in sync: its span in the file is its speech plus any silence played inside it
         # while synthesis fell behind (a starved machine)
