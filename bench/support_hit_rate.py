@@ -10,7 +10,8 @@ Run: `.venv/bin/python bench/support_hit_rate.py [--base-url http://127.0.0.1:PO
 (without --base-url the plugin starts the shipped model's local server itself). `--kb-answer passages
 --quote never` measures the older way (whole passages, worded by the model). `--conversation` asks the
 questions in one conversation and prints the seconds to each answer's first text (p50/p90/max;
-`--no-router-server` puts the router step on the answer's server, as before it had its own).
+`--no-router-server` puts the router step on the answer's server, as before it had its own;
+`--grammar-router` has llama.cpp's JSON-schema grammar write the route instead of the route server).
 """
 
 from __future__ import annotations
@@ -126,6 +127,8 @@ async def main() -> None:
                     help="ask the questions as one conversation and print the seconds to each answer's first text")
     ap.add_argument("--no-router-server", action="store_true",
                     help="the router step on the answer's server (llm.local_server.router_server: false)")
+    ap.add_argument("--grammar-router", action="store_true",
+                    help="llama.cpp's grammar writes every route token (llm.local_server.fast_router: false)")
     args = ap.parse_args()
     raw: dict[str, Any] = read_yaml(args.config)
     llm_cfg = {k: v for k, v in raw["llm"].items() if k != "type"}
@@ -141,6 +144,8 @@ async def main() -> None:
         llm_cfg["quote_knowledge"] = "always"
     if args.no_router_server and llm_cfg.get("local_server") is not None:
         llm_cfg["local_server"] = {**llm_cfg["local_server"], "router_server": False}
+    if args.grammar_router and llm_cfg.get("local_server") is not None:
+        llm_cfg["local_server"] = {**llm_cfg["local_server"], "fast_router": False}
     llm = OpenAILLM(OpenAILLMConfig(**llm_cfg))
     await llm.start()
     knowledge = {**raw["knowledge"], "db": ":memory:", **({"answer": args.kb_answer} if args.kb_answer else {})}

@@ -4,7 +4,8 @@ The `agent.engine.BaseLLM` template owns retries (retryable failures only, befor
 reached the caller), first-token/idle timeouts, metrics and cancellation (closing the stream closes
 the HTTP response at once); this module implements one attempt and maps openai/httpx errors.
 User tools declared in config (`agent.tools`) run here. With `tool_mode: router` (the default for the
-local server) a JSON-schema-constrained step picks the tool and its arguments (`agent.tool_router`);
+local server) a JSON-schema-constrained step picks the tool and its arguments (`agent.tool_router`;
+on the local server its own process, `route_server`, feeds the route's fixed parts as one batch);
 with `native` the API's tool calls do. The tool runs (ToolStatus `started`/`finished` items are
 yielded; a filler line is spoken if it is slow), then a plain completion answers with the result in
 context, or the tool's `say` line is spoken. When no tool runs and the knowledge base sent sentences
@@ -23,6 +24,8 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import httpx
+
 from agent.engine import BaseLLM, RetryPolicy
 from agent.errors import ConfigError, EngineError
 from agent.frames import TextDelta, ToolCall
@@ -34,6 +37,7 @@ from agent.tool_router import (
     flat_arguments,
     grounded,
     hopeless_route,
+    normalize_spoken_numbers,
     parse_route,
     route_messages,
     router_schema,
@@ -43,12 +47,14 @@ from agent.tools import HANDOFF, ToolRegistry, ToolResult, ToolStatus
 from flowact.clock import Clock
 from plugins.llm_openai.config import OpenAILLMConfig
 from plugins.llm_openai.local_server import LocalLlamaServer
+from plugins.llm_openai.route_server import supported
 
 __all__ = ["OpenAILLM"]
 
 log = logging.getLogger("plugins.llm_openai")
 _TAGS = re.compile(r"\[[^\]]*\]?")
 ROUTER_MAX_TOKENS = 96
+ROUTE_SERVER = "plugins.llm_openai.route_server"
 ROUTER_N_BATCH = 128  # the router's prompts are short: its server's logits buffer (n_batch x vocab) stays small
 
 
@@ -80,11 +86,17 @@ class OpenAILLM(BaseLLM):
         # the router step's own local server: llama.cpp keeps one prompt's cache, and the router's prompt
         # and the answer's share no prefix, so on one server each evaluated the other's whole prompt
         # again every turn (a support bot's plain answer 8-10 s after the question, 1.4-2.7 s apart)
+        self.handoffs = {name for name, t in self.registry.tools.items() if t.cfg.builtin == HANDOFF}
+        # its route JSON written with the fixed parts fed, not generated (route_server), when it can
+        self.fast_router = c.local_server is not None and c.local_server.fast_router and all(
+            supported(s.parameters) for s in self.registry.specs if s.name not in self.handoffs)
         self.router_server = (
-            LocalLlamaServer(c.local_server, n_batch=ROUTER_N_BATCH)
+            LocalLlamaServer(c.local_server, n_batch=ROUTER_N_BATCH,
+                             module=ROUTE_SERVER if self.fast_router else "llama_cpp.server")
             if self.server is not None and c.local_server is not None and c.local_server.router_server
             and self.router and self.registry.tools else None
         )
+        self._route_http: httpx.AsyncClient | None = None
         self.quote = c.quote_knowledge == "always" or (c.quote_knowledge == "auto" and c.local_server is not None)
         self.last_tool_calls: list[ToolCall] = []  # user tools run during the latest chat()
         # the latest reply was said as written (a tool's line, the knowledge base's sentences) instead of
@@ -116,7 +128,9 @@ class OpenAILLM(BaseLLM):
         calls = [client.chat.completions.create(  # the whole prompt is evaluated: the first token's timeout
             model=self.config.model, messages=wire, max_tokens=1, timeout=self.config.first_token_timeout_s)]
         warm_router = self.router_server is not None and not self._router_warm
-        if warm_router:  # the router's tool list, once (its prefix stays: only the router asks that server)
+        if warm_router and self._fast_route_server():  # the router's tool list, once (its prefix stays)
+            calls.append(self._post_route(route_messages(self.registry.specs, [], "Hello"), ""))
+        elif warm_router:
             calls.append(self._make_router_client().chat.completions.create(
                 model=self.config.model, messages=route_messages(self.registry.specs, [], "Hello"), max_tokens=1,
                 timeout=self.config.first_token_timeout_s))
@@ -320,8 +334,14 @@ class OpenAILLM(BaseLLM):
         user_msgs = [m.content for m in messages if m.role == "user"]
         if not user_msgs:
             return None
-        specs = self.registry.specs
-        handoffs = {name for name, t in self.registry.tools.items() if t.cfg.builtin == HANDOFF}
+        specs, handoffs = self.registry.specs, self.handoffs
+        route = route_messages(specs, messages[:-1], user_msgs[-1])
+        if self._fast_route_server():
+            reply = await self._post_route(route, user_msgs[-1])
+            if reply["cut"]:
+                log.info("router began %r, which the user's words cannot ground: no tool", reply["reply"][:80])
+                return None
+            return self._grounded_call(reply["reply"], user_msgs)
         schema = router_schema(specs, bare=handoffs)
         fmt: dict[str, Any] = (
             {"type": "json_object", "schema": schema} if self.config.structured_output == "llama_cpp"
@@ -329,7 +349,7 @@ class OpenAILLM(BaseLLM):
         )
         client = self._make_router_client()
         stream: Any = await client.chat.completions.create(
-            model=self.config.model, messages=route_messages(specs, messages[:-1], user_msgs[-1]),
+            model=self.config.model, messages=route,
             temperature=0.0, max_tokens=ROUTER_MAX_TOKENS, response_format=fmt, stream=True,
         )
         text, flat = "", flat_arguments(specs)
@@ -344,7 +364,28 @@ class OpenAILLM(BaseLLM):
                     break
         finally:
             await stream.close()
-        call = parse_route(text, specs, call_id=f"route_{len(user_msgs)}")
+        return self._grounded_call(text, user_msgs)
+
+    def _fast_route_server(self) -> bool:
+        return self.fast_router and self.router_server is not None
+
+    async def _post_route(self, messages: list[dict[str, str]], user_text: str) -> dict[str, Any]:
+        """One route from the route server: {"reply": JSON text, "cut": given up at an unsaid digit}."""
+        assert self.router_server is not None
+        if self._route_http is None:
+            self._route_http = httpx.AsyncClient(timeout=self.config.first_token_timeout_s)
+        said = re.sub(r"\D", "", normalize_spoken_numbers(user_text))
+        tools = [{"name": s.name, "parameters": s.parameters} for s in self.registry.specs]
+        r = await self._route_http.post(f"{self.router_server.base_url}/route", json={
+            "messages": messages, "tools": tools, "bare": sorted(self.handoffs), "said": said})
+        if r.status_code != 200:
+            raise EngineError("llama.cpp", f"route server answered {r.status_code}: {r.text[:200]}")
+        data: dict[str, Any] = r.json()
+        return data
+
+    def _grounded_call(self, text: str, user_msgs: list[str]) -> ToolCall | None:
+        """The router's JSON -> the call, if the user's words ground it (digits said now, a person asked)."""
+        call = parse_route(text, self.registry.specs, call_id=f"route_{len(user_msgs)}")
         tool = self.registry.get(call.name) if call is not None else None
         handoff = tool is not None and tool.cfg.builtin == HANDOFF  # only when a person is asked for
         # said now (not a number of an earlier turn)
@@ -430,7 +471,9 @@ class OpenAILLM(BaseLLM):
             if client is not None:
                 with contextlib.suppress(Exception):
                     await client.close()
-        self._client = self._router_client = None
+        if self._route_http is not None:
+            await self._route_http.aclose()
+        self._client = self._router_client = self._route_http = None
         await asyncio.gather(*(s.stop() for s in self._servers()))
 
 

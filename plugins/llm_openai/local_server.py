@@ -109,8 +109,10 @@ def _free_port() -> int:
 
 
 class LocalLlamaServer:
-    def __init__(self, config: LocalServerConfig, *, n_batch: int | None = None) -> None:
+    def __init__(self, config: LocalServerConfig, *, n_batch: int | None = None,
+                 module: str = "llama_cpp.server") -> None:
         self.config = config
+        self.module = module  # llama.cpp's OpenAI-compatible server, or one with its flags (route_server)
         self.n_batch = n_batch  # llama.cpp's prompt batch (its default 512): also its logits buffer's rows
         if not config.model_path and config.model not in SHIPPED_MODELS:
             raise ConfigError(
@@ -145,7 +147,7 @@ class LocalLlamaServer:
         model_path = await asyncio.to_thread(self._verify)
         self.port = port or _free_port()
         args = [
-            sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host", "127.0.0.1",
+            sys.executable, "-m", self.module, "--model", str(model_path), "--host", "127.0.0.1",
             "--port", str(self.port), "--n_ctx", str(self.config.n_ctx), "--n_threads", str(self.config.n_threads),
             "--n_threads_batch", str(self.config.n_threads_batch or self.config.n_threads),
         ]
