@@ -65,7 +65,7 @@ class LocalServerConfig(BaseModel):
     fast_router: bool = Field(
         True, description="the router's own server writes the route JSON with its fixed parts fed as one batch "
         "(plugins/llm_openai/route_server.py): an order lookup's route 2.0 -> 1.0 s on the 0.5B model; "
-        "false, or a tool with nested parameters: llama.cpp's JSON-schema grammar writes every token",
+        "false, or a tool with nested or decimal parameters: llama.cpp's JSON-schema grammar writes every token",
     )
     router_server: bool = Field(
         True, description="with tools in router mode, a second server process for the router step (same model "

@@ -13,8 +13,9 @@ digit the user never said (`said`), as `agent.tool_router.hopeless_route` does f
     POST /v1/route    {"messages": [...], "tools": [{"name", "parameters"}], "bare": [...], "said": "1234"}
                       -> {"reply": '{"tool": "lookup_order", "order_id": "1234"}', "cut": false}
 
-`supported(parameters)` says which tools it can write (flat JSON-schema objects of strings, numbers,
-integers, booleans and enums); for others the plugin keeps llama.cpp's grammar router. One request
+`supported(parameters)` says which tools it can write (flat JSON-schema objects of strings, integers
+(written as whole numbers >= 0), booleans and enums); for others the plugin keeps llama.cpp's grammar
+router. One request
 is decoded at a time (the model has one context); the reply is at most `MAX_VALUE_TOKENS` per value.
 """
 
@@ -35,11 +36,12 @@ __all__ = ["RouteDecoder", "supported"]
 
 log = logging.getLogger("plugins.llm_openai.route_server")
 MAX_VALUE_TOKENS = 24
-_SCALARS = {"string", "integer", "number", "boolean"}
+_SCALARS = {"string", "integer", "boolean"}  # integers as whole numbers >= 0; "number" keeps the grammar
 
 
 def supported(parameters: dict[str, Any]) -> bool:
-    """Whether the decoder writes a tool with these parameters: a flat object of scalars or enums."""
+    """Whether the decoder writes a tool with these parameters: a flat object of strings, integers,
+    booleans or enums (a decimal `number`, an object or an array: llama.cpp's grammar writes it)."""
     props = parameters.get("properties", {})
     if parameters.get("type", "object") != "object" or not isinstance(props, dict) or "tool" in props:
         return False
@@ -58,7 +60,8 @@ class RouteDecoder:
         eos, bos = self.llm.token_eos(), self.llm.token_bos()
         template = self.llm.metadata.get("tokenizer.chat_template")
         if not template:
-            raise SystemExit("route server: the model has no chat template (tokenizer.chat_template)")
+            raise SystemExit("route server: the model has no chat template (tokenizer.chat_template); "
+                             "set llm.local_server.fast_router: false to route with llama.cpp's server")
         self.format = llama_chat_format.Jinja2ChatFormatter(
             template=template, eos_token=self.llm._model.token_get_text(eos),
             bos_token=self.llm._model.token_get_text(bos) if bos != -1 else "",
@@ -171,7 +174,7 @@ class RouteDecoder:
             options = [" " + json.dumps(v) for v in schema.get("enum", [True, False])]
             value, logits = self._choose(logits, options)
             return out + value, logits, False
-        if schema.get("type") in ("integer", "number"):
+        if schema.get("type") == "integer":
             logits = self._fixed(head + " ")
             number, logits = self._number(logits)
             return f"{out} {number}", logits, False

@@ -43,6 +43,7 @@ def test_which_tools_the_route_server_writes() -> None:
     assert supported({"type": "object", "properties": {}})
     assert not supported({"type": "object", "properties": {"address": {"type": "object"}}})  # nested
     assert not supported({"type": "object", "properties": {"ids": {"type": "array"}}})
+    assert not supported({"type": "object", "properties": {"price": {"type": "number"}}})  # decimals: the grammar
     assert not supported({"type": "object", "properties": {"tool": {"type": "string"}}})  # clashes with "tool"
 
 
