@@ -37,10 +37,10 @@ from agent.tool_router import (
     flat_arguments,
     grounded,
     hopeless_route,
-    normalize_spoken_numbers,
     parse_route,
     route_messages,
     router_schema,
+    said_digits,
     settled_route,
 )
 from agent.tools import HANDOFF, ToolRegistry, ToolResult, ToolStatus
@@ -88,14 +88,15 @@ class OpenAILLM(BaseLLM):
         # again every turn (a support bot's plain answer 8-10 s after the question, 1.4-2.7 s apart)
         self.handoffs = {name for name, t in self.registry.tools.items() if t.cfg.builtin == HANDOFF}
         # its route JSON written with the fixed parts fed, not generated (route_server), when it can
-        self.fast_router = c.local_server is not None and c.local_server.fast_router and all(
+        fast = c.local_server is not None and c.local_server.fast_router and all(
             supported(s.parameters) for s in self.registry.specs if s.name not in self.handoffs)
         self.router_server = (
             LocalLlamaServer(c.local_server, n_batch=ROUTER_N_BATCH,
-                             module=ROUTE_SERVER if self.fast_router else "llama_cpp.server")
+                             module=ROUTE_SERVER if fast else "llama_cpp.server")
             if self.server is not None and c.local_server is not None and c.local_server.router_server
             and self.router and self.registry.tools else None
         )
+        self.fast_router = fast and self.router_server is not None  # routes are asked with `_post_route`
         self._route_http: httpx.AsyncClient | None = None
         self.quote = c.quote_knowledge == "always" or (c.quote_knowledge == "auto" and c.local_server is not None)
         self.last_tool_calls: list[ToolCall] = []  # user tools run during the latest chat()
@@ -128,12 +129,12 @@ class OpenAILLM(BaseLLM):
         calls = [client.chat.completions.create(  # the whole prompt is evaluated: the first token's timeout
             model=self.config.model, messages=wire, max_tokens=1, timeout=self.config.first_token_timeout_s)]
         warm_router = self.router_server is not None and not self._router_warm
-        if warm_router and self._fast_route_server():  # the router's tool list, once (its prefix stays)
-            calls.append(self._post_route(route_messages(self.registry.specs, [], "Hello"), ""))
+        hello = route_messages(self.registry.specs, [], "Hello")  # the router's tool list, once (its prefix stays)
+        if warm_router and self.fast_router:
+            calls.append(self._post_route(hello, ""))
         elif warm_router:
             calls.append(self._make_router_client().chat.completions.create(
-                model=self.config.model, messages=route_messages(self.registry.specs, [], "Hello"), max_tokens=1,
-                timeout=self.config.first_token_timeout_s))
+                model=self.config.model, messages=hello, max_tokens=1, timeout=self.config.first_token_timeout_s))
         results = await asyncio.gather(*calls, return_exceptions=True)
         if warm_router and not isinstance(results[-1], BaseException):
             self._router_warm = True
@@ -336,7 +337,7 @@ class OpenAILLM(BaseLLM):
             return None
         specs, handoffs = self.registry.specs, self.handoffs
         route = route_messages(specs, messages[:-1], user_msgs[-1])
-        if self._fast_route_server():
+        if self.fast_router:
             reply = await self._post_route(route, user_msgs[-1])
             if reply["cut"]:
                 log.info("router began %r, which the user's words cannot ground: no tool", reply["reply"][:80])
@@ -366,15 +367,12 @@ class OpenAILLM(BaseLLM):
             await stream.close()
         return self._grounded_call(text, user_msgs)
 
-    def _fast_route_server(self) -> bool:
-        return self.fast_router and self.router_server is not None
-
     async def _post_route(self, messages: list[dict[str, str]], user_text: str) -> dict[str, Any]:
         """One route from the route server: {"reply": JSON text, "cut": given up at an unsaid digit}."""
         assert self.router_server is not None
         if self._route_http is None:
             self._route_http = httpx.AsyncClient(timeout=self.config.first_token_timeout_s)
-        said = re.sub(r"\D", "", normalize_spoken_numbers(user_text))
+        said = said_digits(user_text)
         tools = [{"name": s.name, "parameters": s.parameters} for s in self.registry.specs]
         r = await self._route_http.post(f"{self.router_server.base_url}/route", json={
             "messages": messages, "tools": tools, "bare": sorted(self.handoffs), "said": said})
@@ -386,10 +384,8 @@ class OpenAILLM(BaseLLM):
     def _grounded_call(self, text: str, user_msgs: list[str]) -> ToolCall | None:
         """The router's JSON -> the call, if the user's words ground it (digits said now, a person asked)."""
         call = parse_route(text, self.registry.specs, call_id=f"route_{len(user_msgs)}")
-        tool = self.registry.get(call.name) if call is not None else None
-        handoff = tool is not None and tool.cfg.builtin == HANDOFF  # only when a person is asked for
-        # said now (not a number of an earlier turn)
-        if call is not None and not grounded(call, user_msgs[-1:], handoff=handoff):
+        # said now (not a number of an earlier turn); a hand-off only when a person is asked for
+        if call is not None and not grounded(call, user_msgs[-1:], handoff=call.name in self.handoffs):
             log.info("router picked %s(%s), not grounded in the user's words: no tool", call.name, call.arguments)
             return None
         log.info("router: %s", f"{call.name}({call.arguments})" if call else "none")

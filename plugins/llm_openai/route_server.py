@@ -5,9 +5,9 @@ text the grammar allows in only one way: `{"tool": "lookup_order", "order_id": "
 steps, about 0.1 s each for the shipped 0.5B model on one core, of which 11 carry no choice. This
 server (`python -m plugins.llm_openai.route_server`, started like llama.cpp's server, same flags)
 feeds every fixed part as one batch and lets the model choose only where there is a choice: the
-tool's name (or `none`) among the names, each argument's value (a string, a number, a boolean, one
+tool's name (or `none`) among the names, each argument's value (a string, an integer, a boolean, one
 of an enum), and whether an optional argument follows. A made-up identifier is cut at its first
-digit the user never said (`said`), as `agent.tool_router.hopeless_route` does for a stream.
+digit the user never said (`said`, `agent.tool_router.made_up`), as `hopeless_route` does for a stream.
 
     GET  /v1/models   readiness (as llama.cpp's server)
     POST /v1/route    {"messages": [...], "tools": [{"name", "parameters"}], "bare": [...], "said": "1234"}
@@ -15,8 +15,8 @@ digit the user never said (`said`), as `agent.tool_router.hopeless_route` does f
 
 `supported(parameters)` says which tools it can write (flat JSON-schema objects of strings, integers
 (written as whole numbers >= 0), booleans and enums); for others the plugin keeps llama.cpp's grammar
-router. One request
-is decoded at a time (the model has one context); the reply is at most `MAX_VALUE_TOKENS` per value.
+router. One request is decoded at a time (the model has one context); the reply is at most
+`MAX_VALUE_TOKENS` per value.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import numpy as np
+
+from agent.tool_router import made_up
 
 __all__ = ["RouteDecoder", "supported"]
 
@@ -188,8 +190,7 @@ class RouteDecoder:
                 break
             data += self.llm.detokenize([tok])
             logits = self._feed([tok])
-            digits = re.sub(r"\D", "", data.decode("utf-8", "replace"))
-            if digits and digits not in said:
+            if made_up(data.decode("utf-8", "replace"), said):
                 return f'{out} "' + data.decode("utf-8", "replace"), logits, True
         return f"{out} {json.dumps(data.decode('utf-8', 'replace'))}", logits, False
 
