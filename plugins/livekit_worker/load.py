@@ -18,13 +18,15 @@ import psutil
 
 from flowact.clock import Clock, RealClock
 
-__all__ = ["ProcessTreeLoad"]
+__all__ = ["WINDOW_S", "ProcessTreeLoad"]
+
+WINDOW_S = 2.0  # the load is averaged over this many seconds
 
 
 class ProcessTreeLoad:
     """`load()` -> 0..1 (and more when overloaded); thread-safe (livekit-agents calls it from an executor)."""
 
-    def __init__(self, *, window_s: float = 2.0, clock: Clock | None = None, cores: int | None = None,
+    def __init__(self, *, window_s: float = WINDOW_S, clock: Clock | None = None, cores: int | None = None,
                  root_pid: int | None = None) -> None:
         self.clock: Clock = clock or RealClock()
         self.window_s = window_s
