@@ -60,21 +60,30 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
     return out
 
 
-async def one_session(config: str, script: str, output: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+# piper's voice is the same audio for the same line in every fresh session (its noise is seeded alike), so
+# one unlucky rendering would be misheard in every session: the sessions cycle through three speaking rates
+VOICE_LENGTH_SCALES = (1.1, 1.0, 1.2)
+
+
+async def one_session(config: str, script: str, output: str, overrides: dict[str, Any] | None = None,
+                      length_scale: float = VOICE_LENGTH_SCALES[0]) -> dict[str, Any]:
     from agent import AgentSession, load_config
+    from agent.transcript import TranscriptLog
 
     cfg = load_config(config, overrides={
         **(overrides or {}),
         # the user's voice is synthesized by piper too: on a busy box it needs more than 30 s a line
-        "input": {"type": "spoken_script", "path": script, "voice": {"type": "piper", "length_scale": 1.1,
+        "input": {"type": "spoken_script", "path": script, "voice": {"type": "piper", "length_scale": length_scale,
                                                                       "timeout_s": 180}},
         "sink": {"type": "file", "path": output},
     })
     session = AgentSession(cfg)
+    heard = TranscriptLog(echo=None)  # what was heard and answered: a misheard question is a wrong answer
+    session.add_observer(heard)
     async with session:
         await session.run_until_done(tail_s=0.5)
     m = session.metrics
-    return {"turns": m.turn_table(), "snapshot": m.snapshot(), "warmup_s": m.warmup_s}
+    return {"turns": m.turn_table(), "snapshot": m.snapshot(), "warmup_s": m.warmup_s, "lines": heard.lines}
 
 
 def steps(rows: list[dict[str, Any]], a: str | None, b: str) -> list[float]:
@@ -104,7 +113,8 @@ async def main(args: argparse.Namespace) -> int:
     for i in range(args.sessions):
         name = list(variants)[i % len(variants)]
         out = str(Path(args.output).with_name(f"{Path(args.output).stem}-{i}.mp4"))
-        res = await one_session(args.config, args.script, out, variants[name])
+        scale = VOICE_LENGTH_SCALES[i // len(variants) % len(VOICE_LENGTH_SCALES)]  # each variant hears all rates
+        res = await one_session(args.config, args.script, out, variants[name], scale)
         snap = res["snapshot"]
         dropped[name] += int(snap["dropped"])
         max_av = max(max_av, abs(float(snap["av_offset_ms"])))
@@ -114,7 +124,8 @@ async def main(args: argparse.Namespace) -> int:
             rows[name].append({"session": i, "first": k == 0, **t})
             cells = "  ".join(f"{s}={t[s]:.3f}" for s in STAGES if s in t)
             print(f"{label} turn {t['turn']}{' (first)' if k == 0 else ''}: {cells}", flush=True)
-        print(f"{label}: warm-up {res['warmup_s']} s, frames dropped {snap['dropped']}, "
+        print("\n".join(f"  {role:>5}: {text}" for role, text in res["lines"]))
+        print(f"{label} (voice length_scale {scale}): warm-up {res['warmup_s']} s, frames dropped {snap['dropped']}, "
               f"repeated {snap['repeated']}, A/V offset {snap['av_offset_ms']} ms, early ASR {snap['early_asr']}, "
               f"early answers {snap['early_answers']}",
               flush=True)
