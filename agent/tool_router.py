@@ -82,11 +82,28 @@ def _single(token: str) -> bool:
     return low in _DIGITS or (low.isdigit() and len(low) == 1)
 
 
+def _four_said_as_for(tokens: list[str]) -> list[str]:
+    """"for" right before three or more digits said one by one is "four": Whisper writes "It's four three
+    two one" as "It's for 3 2 1" (tiny.en, most renderings of a synthetic voice). Two digits stay as they
+    are ("for 2-3 weeks" is a range)."""
+    out = list(tokens)
+    for i, t in enumerate(tokens):
+        if t.lower() != "for":
+            continue
+        n, j = 0, i + 1
+        while j + 1 < len(tokens) and tokens[j].strip(" -") == "" and _single(tokens[j + 1]):
+            n, j = n + 1, j + 2
+        if n >= 3:
+            out[i] = "4"
+    return out
+
+
 def normalize_spoken_numbers(text: str) -> str:
     """Join numbers said as words or in pieces: "one two three four" / "twelve thirty-four" /
     "1 2 3 4" / "12-34" / "one, two, three, four" -> "1234" (runs of at least two number tokens; a lone
-    "one" stays a word; commas join only digits said one by one)."""
-    tokens = _TOKEN.findall(text)
+    "one" stays a word; commas join only digits said one by one; "for 3 2 1" is "4321", see
+    `_four_said_as_for`)."""
+    tokens = _four_said_as_for(_TOKEN.findall(text))
     out: list[str] = []
     i = 0
     while i < len(tokens):

@@ -19,6 +19,7 @@ from agent.tool_router import (
     parse_route,
     route_messages,
     router_schema,
+    said_digits,
     settled_route,
 )
 from agent.tools import DEFAULT_APOLOGY, HttpToolConfig, Tool, ToolConfig, ToolRegistry, schema_from_callable
@@ -179,6 +180,14 @@ def test_router_parsing_and_grounding() -> None:
     assert not grounded(c, ["hello there"])
     assert not grounded(c, ["my order is 5678"])
     assert normalize_spoken_numbers("it's 5 6 7 8, or two") == "it's 5678, or two"
+    # Whisper's "for" for "four" before digits said one by one (not before a range or one number)
+    assert normalize_spoken_numbers("It's for 3 2 1.") == "It's 4321."
+    assert normalize_spoken_numbers("my order for 3-2-1 never came") == "my order 4321 never came"
+    assert normalize_spoken_numbers("For 3 2 1, please") == "4321, please"
+    assert normalize_spoken_numbers("it takes for 2-3 weeks") == "it takes for 23 weeks"
+    assert normalize_spoken_numbers("an order for 321 dollars") == "an order for 321 dollars"
+    assert normalize_spoken_numbers("waiting for three hours") == "waiting for three hours"
+    assert said_digits("It's for 3 2 1.") == "4321"
     hand = [Tool(ToolConfig(name="handoff", builtin="handoff")).spec]
     assert router_schema(hand, bare={"handoff"})["anyOf"][0]["properties"] == {"tool": {"const": "handoff"}}
     handoff = parse_route('{"tool": "handoff"}', hand)
