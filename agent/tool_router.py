@@ -181,6 +181,7 @@ def route_messages(specs: Sequence[ToolSpec], history: Sequence[ChatMessage], us
     system = (
         "You route a user's message to a tool. Tools:\n" + "\n".join(lines) + "\n"
         f"- {NONE}: no tool is needed (greetings, thanks, policy questions, anything else).\n"
+        "Use a tool whenever the user's message gives the arguments it needs. "
         "Copy argument values exactly from the user's words. Reply with JSON only."
     )
     # the agent's last line, when it asked something ("It's 4321." answers "What is your order

@@ -45,6 +45,7 @@ CASES: list[tuple[str, str | None, list[str]]] = [
     ("I have a problem with order 5 6 7 8.", "lookup_order", [r"5678"]),
     ("Is order 4321 on its way?", "lookup_order", [r"4321", r"delayed"]),
     ("What's the status of order 9999?", "lookup_order", [r"could not find", r"9999"]),
+    ("My order 5678 never arrived.", "lookup_order", [r"5678", r"packed"]),
     # knowledge-base questions (examples/customer_support/faq)
     ("What is your return policy?", None, [r"30|thirty"]),
     ("How long does standard shipping take?", None, [r"3 to 5|three to five"]),
@@ -104,7 +105,6 @@ async def conversation(llm: OpenAILLM, services: AppServices, system: str) -> li
     written, as the session does): seconds to each answer's first text."""
     history: list[ChatMessage] = []
     waits = []
-    await llm.warmup([ChatMessage("system", system)])
     for question, _, _ in CASES:
         text, tools, dt = await ask(llm, services, system, question, history)
         waits.append(dt)

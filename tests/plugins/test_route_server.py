@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from agent.interfaces import ToolSpec
-from agent.tool_router import grounded, parse_route, route_messages
+from agent.tool_router import grounded, parse_route, route_messages, said_digits
 from plugins.llm_openai import LocalServerConfig, shipped_model_path
 from plugins.llm_openai.llm import ROUTE_SERVER
 from plugins.llm_openai.local_server import LocalLlamaServer
@@ -57,6 +57,11 @@ def test_an_order_question_is_routed_with_the_number_and_a_policy_question_to_no
     spoken = decoder.route(route_messages(specs, [], "Can you check order one two three four?"), tools, ["handoff"],
                            "1234")
     assert json.loads(spoken["reply"]) == {"tool": "lookup_order", "order_id": "1234"}  # spoken digits joined
+    # a complaint that gives the number is a lookup (it went to none before the prompt said "whenever the
+    # user's message gives the arguments it needs"), and so is Whisper's "for" for "four"
+    for said, digits in [("My order 5678 never arrived.", "5678"), ("It's for 3 2 1.", "4321")]:
+        got = decoder.route(route_messages(specs, [], said), tools, ["handoff"], said_digits(said))
+        assert json.loads(got["reply"]) == {"tool": "lookup_order", "order_id": digits}, said
     policy = decoder.route(route_messages(specs, [], "What is your return policy?"), tools, ["handoff"], "")
     assert policy == {"reply": '{"tool": "none"}', "cut": False}
     person = decoder.route(route_messages(specs, [], "I want to speak to a human, please."), tools, ["handoff"], "")
