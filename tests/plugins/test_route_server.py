@@ -85,6 +85,37 @@ def test_typed_values_follow_their_schema(decoder: RouteDecoder) -> None:
     assert isinstance(data.get("gift", False), bool) and isinstance(data.get("note", ""), str)
 
 
+def test_drafts_from_the_users_words_and_queued_fixed_text_change_no_route(
+        decoder: RouteDecoder, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A value drafted from the user's message and checked in one batch is the value decoded token by
+    token; the decided text (the only name left, the JSON between values) is evaluated with the next
+    step, and a `none` route ends at its name, so fewer model calls."""
+    cases = [([LOOKUP, HANDOFF], "Where is my order 1234?", "1234"), ([LOOKUP, HANDOFF], "It's for 3 2 1.", "4321"),
+             ([CART, LOOKUP], "Please add three red shirts to my cart, note: ring the bell twice.", "3"),
+             ([CART, LOOKUP], "Add 12 blue ones for my friend Anna Smith.", "12"),
+             ([LOOKUP, HANDOFF], "What is your return policy?", ""),
+             ([LOOKUP], "Where is my order 1234?", "5678")]  # cut at its first digit
+    calls: list[int] = []
+    real_eval = decoder._eval
+
+    def counted(tokens: list[int]) -> object:
+        calls.append(len(tokens))
+        return real_eval(tokens)
+
+    monkeypatch.setattr(decoder, "_eval", counted)
+    drafted = []
+    for specs, said, digits in cases:
+        drafted.append(decoder.route(route_messages(specs, [], said), [wire(s) for s in specs], ["handoff"], digits))
+    with_drafts = len(calls)
+    assert drafted[0] == {"reply": '{"tool": "lookup_order", "order_id": "1234"}', "cut": False}
+    assert drafted[4] == {"reply": '{"tool": "none"}', "cut": False}
+    monkeypatch.setattr(decoder, "_draft", lambda tok: [])
+    calls.clear()
+    for (specs, said, digits), got in zip(cases, drafted, strict=True):
+        assert decoder.route(route_messages(specs, [], said), [wire(s) for s in specs], ["handoff"], digits) == got
+    assert with_drafts < len(calls)
+
+
 def test_the_prompt_cache_is_reused_and_changes_no_route(decoder: RouteDecoder) -> None:
     specs = [LOOKUP, HANDOFF]
     tools = [wire(s) for s in specs]
