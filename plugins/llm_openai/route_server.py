@@ -122,9 +122,10 @@ class RouteDecoder:
         self._queued = []
         if self.llm.n_tokens + len(batch) >= self.llm.n_ctx() - 1:
             raise ValueError("the route does not fit the context")
-        if len(batch) > self.llm.n_batch:  # a long queue: evaluate its head first
-            self.llm.eval(batch[: len(batch) - len(tokens)])
-            batch = list(tokens)
+        if len(batch) > self.llm.n_batch:  # a long queue: its head first (the last batch keeps >= 1 token)
+            head = len(batch) - max(1, len(tokens))
+            self.llm.eval(batch[:head])
+            batch = batch[head:]
         n_past, n = self.llm.n_tokens, len(batch)
         self.llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
         self.llm._batch.set_batch(batch=batch, n_past=n_past, logits_all=True)
@@ -132,9 +133,9 @@ class RouteDecoder:
         self.llm.input_ids[n_past: n_past + n] = batch
         self.llm.n_tokens += n
         rows = np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(n * self.n_vocab,))  # type: ignore[no-untyped-call]
-        out = rows.reshape(n, self.n_vocab)[n - len(tokens):].copy()
-        self._last = out[-1] if len(tokens) else rows.reshape(n, self.n_vocab)[-1].copy()
-        return out
+        out = rows.reshape(n, self.n_vocab)
+        self._last = out[-1].copy()
+        return out[n - len(tokens):].copy()
 
     def _next(self) -> np.ndarray:
         """The next-token logits (the queue evaluated first)."""

@@ -116,6 +116,20 @@ def test_drafts_from_the_users_words_and_queued_fixed_text_change_no_route(
     assert with_drafts < len(calls)
 
 
+def test_decided_text_longer_than_a_batch_is_evaluated_in_parts(decoder: RouteDecoder) -> None:
+    """An enum value of 200+ tokens, decided at its first token, is queued whole: evaluated in parts
+    of at most n_batch tokens, and the routes after it are unchanged."""
+    long_text = " ".join(f"word{i}" for i in range(120))
+    pick = ToolSpec("pick_plan", "Pick a plan.", {"type": "object", "required": ["plan", "count"], "properties": {
+        "plan": {"enum": [long_text, "basic"]}, "count": {"type": "integer"}}})
+    before = decoder.route(route_messages([LOOKUP], [], "Where is my order 1234?"), [wire(LOOKUP)], [], "1234")
+    reply = decoder.route(route_messages([pick], [], f"I want the plan {long_text}, 2 of them."), [wire(pick)], [], "2")
+    data = json.loads(reply["reply"])
+    assert data["tool"] == "pick_plan" and data["plan"] in (long_text, "basic") and isinstance(data["count"], int)
+    after = decoder.route(route_messages([LOOKUP], [], "Where is my order 1234?"), [wire(LOOKUP)], [], "1234")
+    assert after == before
+
+
 def test_the_prompt_cache_is_reused_and_changes_no_route(decoder: RouteDecoder) -> None:
     specs = [LOOKUP, HANDOFF]
     tools = [wire(s) for s in specs]
