@@ -304,8 +304,13 @@ class _Handler(BaseHTTPRequestHandler):
             if not 0 < size <= 1 << 20:
                 raise ValueError("a route request of 1 byte to 1 MB is expected")
             req = json.loads(self.rfile.read(size))
+            messages = req["messages"]
+            if not (isinstance(messages, list) and messages and all(
+                    isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+                    for m in messages)):
+                raise ValueError("messages: a non-empty list of {role, content} with string values is expected")
             tools = [t for t in req["tools"] if supported(t.get("parameters") or {})]
-            result = self.decoder.route(req["messages"], tools, req.get("bare", []), str(req.get("said", "")))
+            result = self.decoder.route(messages, tools, req.get("bare", []), str(req.get("said", "")))
         except (ValueError, KeyError, TypeError) as exc:
             self._send(400, {"error": f"{type(exc).__name__}: {exc}"})
             return

@@ -153,6 +153,9 @@ async def test_the_route_server_answers_over_http_and_refuses_bad_requests() -> 
             assert r.status_code == 200 and json.loads(r.json()["reply"])["order_id"] == "5678"
             bad = await client.post(f"{server.base_url}/route", json={"tools": []})
             assert bad.status_code == 400 and "messages" in bad.json()["error"]
+            for messages in ([], [{"role": "user", "content": None}], ["hi"]):
+                wrong = await client.post(f"{server.base_url}/route", json={"messages": messages, "tools": []})
+                assert wrong.status_code == 400 and "messages:" in wrong.json()["error"], messages
             garbled = await client.post(f"{server.base_url}/route", content=b"{not json")
             assert garbled.status_code == 400 and "JSONDecodeError" in garbled.json()["error"]
             assert (await client.post(f"{server.base_url}/chat/completions", json={})).status_code == 404
