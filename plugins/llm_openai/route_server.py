@@ -185,15 +185,14 @@ class RouteDecoder:
                 return toks, True
             draft = self._draft(tok)[: MAX_VALUE_TOKENS - len(toks)]
             rows = self._eval([tok, *draft])
-            k = 0
-            while k < len(draft) and pick(rows[k], len(toks)) == draft[k] and not stop[draft[k]]:
+            k, made_up_now = 0, False
+            while not made_up_now and k < len(draft) and pick(rows[k], len(toks)) == draft[k] and not stop[draft[k]]:
                 toks.append(draft[k])
                 k += 1
-                if cut(toks):
-                    break
+                made_up_now = cut(toks)
             self.llm.n_tokens -= len(draft) - k  # the draft's rejected tokens leave the cache
             self._last = logits = rows[k]
-            if toks and cut(toks):
+            if made_up_now:
                 return toks, True
         return toks, False
 
@@ -256,16 +255,13 @@ class RouteDecoder:
                 self.ends, lambda _: False)
             return f"{out} {int(''.join(self.text[t] for t in toks))}", False  # "," or "}": the caller's
         self._fixed(head + ' "')
-        text = ""
 
-        def made_up_so_far(toks: list[int]) -> bool:
-            nonlocal text
-            text = self.llm.detokenize(toks).decode("utf-8", "replace")
-            return made_up(text, said)
+        def as_text(toks: list[int]) -> str:
+            return self.llm.detokenize(toks).decode("utf-8", "replace")
 
         toks, cut = self._decode(lambda lg, _: int(np.argmax(np.where(self.plain | self.closers, lg, -np.inf))),
-                                 self.closers, made_up_so_far)
-        text = self.llm.detokenize(toks).decode("utf-8", "replace")
+                                 self.closers, lambda toks: made_up(as_text(toks), said))
+        text = as_text(toks)
         if cut:
             return f'{out} "' + text, True
         self._queue([self.quote])  # the string closed; what follows is queued by the caller
