@@ -129,12 +129,13 @@ class OpenAILLM(BaseLLM):
         calls = [client.chat.completions.create(  # the whole prompt is evaluated: the first token's timeout
             model=self.config.model, messages=wire, max_tokens=1, timeout=self.config.first_token_timeout_s)]
         warm_router = self.router_server is not None and not self._router_warm
-        hello = route_messages(self.registry.specs, [], "Hello")  # the router's tool list, once (its prefix stays)
-        if warm_router and self.fast_router:
-            calls.append(self._post_route(hello, ""))
-        elif warm_router:
-            calls.append(self._make_router_client().chat.completions.create(
-                model=self.config.model, messages=hello, max_tokens=1, timeout=self.config.first_token_timeout_s))
+        if warm_router:  # the router's tool list, once (its prefix stays)
+            hello = route_messages(self.registry.specs, [], "Hello")
+            if self.fast_router:
+                calls.append(self._post_route(hello, ""))
+            else:
+                calls.append(self._make_router_client().chat.completions.create(
+                    model=self.config.model, messages=hello, max_tokens=1, timeout=self.config.first_token_timeout_s))
         results = await asyncio.gather(*calls, return_exceptions=True)
         if warm_router and not isinstance(results[-1], BaseException):
             self._router_warm = True
