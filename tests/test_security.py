@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import json
 import os
 import secrets
 import ssl
 import sys
-import tempfile
 from pathlib import Path
 
 import aiohttp
@@ -228,9 +226,9 @@ def test_safe_path_keeps_names_inside_their_directory(tmp_path: Path) -> None:
             safe_path(root, bad)
 
 
-@functools.cache
-def _root_with_an_escaping_link() -> Path:
-    root = Path(tempfile.mkdtemp(prefix="flowact-safe-path-")) / "root"
+@pytest.fixture(scope="module")
+def root_with_an_escaping_link(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("safe-path") / "root"
     root.mkdir()
     (root / "escape").symlink_to(root.parent)
     return root
@@ -239,8 +237,8 @@ def _root_with_an_escaping_link() -> Path:
 @settings(max_examples=300, deadline=None)
 @given(name=st.lists(st.sampled_from(["a", "b", ".", "..", "../", "/", "\\", "~", "\x00", " ", "é", "%2e", "escape"]),
                     max_size=20).map("".join))
-def test_safe_path_never_returns_a_path_outside_the_root(name: str) -> None:
-    root = _root_with_an_escaping_link()
+def test_safe_path_never_returns_a_path_outside_the_root(root_with_an_escaping_link: Path, name: str) -> None:
+    root = root_with_an_escaping_link
     try:
         p = safe_path(root, name)
     except InputError:

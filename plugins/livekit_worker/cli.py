@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -31,13 +32,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from plugins.livekit_worker.config import load_worker_config
 
-        if load_worker_config(args.config).metrics_port:
-            from plugins.livekit_worker.metrics import enable_multiprocess
+        with contextlib.ExitStack() as stack:
+            if load_worker_config(args.config).metrics_port:
+                from plugins.livekit_worker.metrics import enable_multiprocess
 
-            enable_multiprocess()  # before livekit-agents imports prometheus_client
-        from plugins.livekit_worker.server import run_worker
+                stack.enter_context(enable_multiprocess())  # before livekit-agents imports prometheus_client
+            from plugins.livekit_worker.server import run_worker
 
-        return run_worker(args.config)
+            return run_worker(args.config)
     except FlowActError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2 if isinstance(e, UserError) else 1

@@ -11,8 +11,10 @@ per-turn latencies (heard, seen, LLM first token, TTS first audio), errors.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from agent.interfaces import SessionObserver
@@ -24,11 +26,21 @@ LATENCY_BUCKETS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 TURN_LATENCIES = ("heard_s", "seen_s", "llm_first_token", "tts_first_audio", "endpoint_s")
 
 
-def enable_multiprocess() -> str:
-    """A fresh PROMETHEUS_MULTIPROC_DIR for this worker run (must run before prometheus_client is imported)."""
-    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="flowact-worker-metrics-")
+@contextmanager
+def enable_multiprocess() -> Iterator[str]:
+    """A PROMETHEUS_MULTIPROC_DIR for this worker run (enter before prometheus_client is imported).
+
+    A directory the environment names is used as is and kept; one made here is removed when the run
+    ends, so restarted workers do not pile up metrics directories in the temp folder."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    path = given or tempfile.mkdtemp(prefix="flowact-worker-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
-    return path
+    try:
+        yield path
+    finally:
+        if not given:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+            shutil.rmtree(path, ignore_errors=True)
 
 
 class WorkerMetrics:

@@ -104,6 +104,7 @@ def test_sigterm_drains_running_jobs_finish_no_new_ones(run: dict[str, Any]) -> 
     assert d["late_dispatch"] == "no workers with sufficient capacity"
     assert d["rc"] == 0 and d["exit_after_terminate_s"] < 20  # the job ended: the worker exits
     assert d["job_updates"][-1] == "JS_SUCCESS" and d["events"][-2:] == ["draining", "closed"]
+    assert not [n for n in d["left_in_tmp"] if n.startswith("flowact-worker-metrics-")]  # its metrics dir is gone
 
 
 def test_job_log_lines_are_json_with_their_job_and_room(run: dict[str, Any]) -> None:
