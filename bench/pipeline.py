@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -127,7 +128,7 @@ async def main(args: argparse.Namespace) -> int:
         print("\n".join(f"  {role:>5}: {text}" for role, text in res["lines"]))
         print(f"{label} (voice length_scale {scale}): warm-up {res['warmup_s']} s, frames dropped {snap['dropped']}, "
               f"repeated {snap['repeated']}, A/V offset {snap['av_offset_ms']} ms, early ASR {snap['early_asr']}, "
-              f"early answers {snap['early_answers']}",
+              f"early answers {snap['early_answers']}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
               flush=True)
     for name, vrows in rows.items():
         print(f"\n{name + ': ' if name else ''}median per stage (s; endpoint_s from the last word, "
