@@ -53,7 +53,11 @@ class SessionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     fps: int = Field(25, ge=1, le=60)
-    frames_per_chunk: int = Field(4, ge=1, le=32)
+    frames_per_chunk: int = Field(
+        2, ge=1, le=32,
+        description="frames per media chunk; speech waits for the next chunk and the chunk before it is rendered "
+                    "one chunk ahead, so this sets the media lead (2 at 25 fps: 80 ms; 4 added ~0.16 s to each answer)",
+    )
     sample_rate: int = Field(24000, description="output audio rate (Hz)")
     input_sample_rate: int = Field(16000, description="user audio rate fed to VAD/ASR (Hz)")
     width: int = Field(854, ge=64, le=3840)

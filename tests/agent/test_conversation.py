@@ -155,7 +155,7 @@ async def test_session_face_picks_the_person_in_a_group_photo(tmp_path: Path) ->
         gen = session.c.generator
         assert gen is not None and gen.config.face == 1  # type: ignore[attr-defined]
         assert gen.config.isolate_face is False  # type: ignore[attr-defined]
-    assert session.metrics.frames_written >= 12
+    assert session.metrics.frames_written >= 3 * session.timeline.frames_per_chunk
     alone, _ = make_session(portrait=str(photo), face=1, isolate_face=True)
     async with alone:
         await alone._media.wait_written(3)  # type: ignore[union-attr]

@@ -15,7 +15,7 @@ import pytest
 from agent.frames import VadEvent
 from agent.interfaces import ChatMessage
 from agent.session import AgentSession, Components
-from flowact.types import AgentState
+from flowact.types import EXPRESSIONS, AgentState
 from plugins.llm_scripted import ScriptedLLM, ScriptedLLMConfig
 from plugins.sink_file import NullSink
 from tests.fixtures.session_parts import StallingSink, make_session, session_config
@@ -51,11 +51,14 @@ async def test_typed_turn_speaks_with_ordered_latencies() -> None:
     assert 0 < t["llm_first_token"] <= t["tts_first_audio"] <= t["first_frame"] < 10
     agent_lines = [p["text"] for _, k, p in rec.events if k == "transcript" and p["role"] == "agent"]
     assert agent_lines == ["Hello! Your order arrives tomorrow."]  # tags never reach the speech
-    happy = [c.expressions.max() for c in rec.controls]
-    assert max(happy) > 0.2  # [smile] reached the face
+    smiles = [e for c in rec.controls for e in c.events if e.name == "smile"]
+    assert len(smiles) == 1  # [smile] reached the face: a gesture, once (it is not an expression channel)
+    assert rec.controls[0].expressions.shape[1] == len(EXPRESSIONS)
+    thinking = max(float(c.expressions[:, EXPRESSIONS.index("thinking")].max()) for c in rec.controls)
+    assert thinking > 0.0  # the thinking face while the LLM wrote
     # every frame written, audio and video aligned within one frame
     assert abs(session.metrics.av_offset_ms) <= 40.0
-    assert session.metrics.frames_written == 4 * len(rec.videos)
+    assert session.metrics.frames_written == session.timeline.frames_per_chunk * len(rec.videos)
 
 
 async def test_barge_in_cancels_within_100ms_and_returns_to_listening() -> None:
@@ -137,7 +140,7 @@ async def test_stalled_sink_keeps_queues_bounded_and_audio_whole() -> None:
     assert built - written <= 6
     m = session.metrics
     assert m.frames_dropped + m.frames_repeated > 0  # the stall cost video only, and it was counted
-    assert m.frames_written + m.frames_dropped == 4 * sink.chunks
+    assert m.frames_written + m.frames_dropped == session.timeline.frames_per_chunk * sink.chunks
 
 
 async def test_shutdown_cancels_everything() -> None:
