@@ -136,7 +136,7 @@ def test_a_killed_job_process_leaves_the_other_rooms_and_workers_alone(fleet: di
     assert k["victim_frames_after"] == 0, k  # nothing from the dead process once the frames in flight are in
     assert len(k["others"]) == 5 and all(v["n"] >= 25 for v in k["others"].values())
     assert k["workers_alive"] == [True, True]
-    assert fleet["exit"] == [0, 0], fleet["worker_log_tail"]  # and both still drain and exit cleanly on SIGTERM
+    assert fleet["exit"] == [0, 0], (fleet["exit_after_s"], fleet["worker_log_tail"])  # both drain and exit on SIGTERM
 
 
 # --- a real LiveKit server (LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET) ----------------------------
