@@ -10,6 +10,10 @@ and the interior between the inner lips is skipped. The cheeks and eyes keep the
 The result is the renderer's rest image; its landmarks move with it, so everything downstream (rig,
 fields, mouth gap) sees a closed mouth.
 
+The closing reaches the interior's own edges, not only the face mesh's lines (`inner_edges`): near
+the corners of a round opening the mesh's straight lines cut inside the dark, which stayed beside the
+closed lips as crescents.
+
 The closing warp is kept too (`Unwind`): when speech opens the mouth, the renderer first undoes the
 closing (the same warp, scaled down), so the photo's own lips, teeth and smile come back as they
 were, up to the photo's aperture; only wider openings are synthesized. As a fallback (a gap opened by
@@ -36,7 +40,7 @@ import cv2
 import numpy as np
 
 from flowact.reference import PortraitAnalysis
-from flowact.render.rig import JAW, LOWER_INNER_LIP, UPPER_INNER_LIP
+from flowact.render.rig import JAW, LOWER_INNER_LIP, LOWER_OUTER_LIP, UPPER_INNER_LIP, UPPER_OUTER_LIP
 from flowact.types import UInt8Array
 
 __all__ = ["LUMA", "OPEN_GAP", "Interior", "RestMouth", "Unwind", "close_mouth", "lower_lip_band", "own_split",
@@ -47,6 +51,9 @@ UPPER_SHARE = 0.2  # the share of the gap the upper lip travels (the jaw does th
 CHIN_SHARE = 0.7  # the chin rises this share of the lower lip's rise: lips meet, teeth stay apart (as at rest)
 REST_GAP = 0.03  # the lips stay this far apart at rest (eye distances; ~2 px at 854x480): relaxed, not pressed
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # RGB -> luma (Rec. 601), as `image @ LUMA`
+EDGE_REACH = 0.12  # eye distances: how far out from the mesh's inner-lip line the interior's dark may go on
+EDGE_LEVEL = 0.75  # interior while darker than this far from its dark to the lip's tone (a soft edge's blur too)
+EDGE_CONTRAST = 30.0  # luma: the interior is told from a lip only if this much darker
 SMILE_CORNERS = 0.04  # an open mouth smiles when its corners are no lower than this below the upper lip's middle
 
 
@@ -148,6 +155,97 @@ def lower_lip_band(a: PortraitAnalysis) -> float:
     return float(np.median(found)) if (found > 0).mean() >= 0.6 else 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class InnerEdges:
+    """An open mouth's inner lips at `xs` (every pixel column from `xl` to `xr`, and the mesh's own
+    points): the upper and lower inner-lip y, where the image's dark interior ends."""
+
+    xs: np.ndarray
+    upper: np.ndarray
+    lower: np.ndarray
+
+    @property
+    def xl(self) -> float:
+        return float(self.xs[0])
+
+    @property
+    def xr(self) -> float:
+        return float(self.xs[-1])
+
+
+def inner_edges(a: PortraitAnalysis) -> InnerEdges:
+    """The inner lips, moved out to where the photo's dark interior ends. Straight lines between the
+    mesh's inner-lip points cut inside a round opening (a surprised "O", a laugh) near its corners, and
+    the mesh itself often sits a pixel or more inside the dark there: a closing that stops at those lines
+    leaves the rest of the interior as dark crescents beside the closed lips. So, towards the corners,
+    each column walks outward from the line (up from the upper lip, down from the lower; just beyond a
+    corner, from the corner's row) while the image stays darker than EDGE_LEVEL of the way from the
+    interior's dark to that lip's own tone. Teeth at the line, a pale interior, or lips no darker than
+    EDGE_CONTRAST above the interior leave the lines where the mesh put them."""
+    lm, s = a.landmarks, a.eye_distance
+    up, lo = _inner_lips(lm)
+    xl, xr = float(lm[78, 0]), float(lm[308, 0])
+    h, w = a.image.shape[:2]
+    side = EDGE_REACH * s
+    xs = np.arange(max(0, int(np.ceil(xl - side))), min(w - 1, int(np.floor(xr + side))) + 1, dtype=np.float32)
+    uy, ly = np.interp(xs, up[:, 0], up[:, 1]), np.interp(xs, lo[:, 0], lo[:, 1])
+    middle = (xs > xl + 0.2 * (xr - xl)) & (xs < xr - 0.2 * (xr - xl))
+    if middle.sum() < 3:  # too small a mouth to tell its interior from its lips
+        return InnerEdges(xs, uy.astype(np.float32), ly.astype(np.float32))
+    y0, y1 = max(0, int(np.min(lm[[*UPPER_OUTER_LIP], 1])) - 2), min(h, int(np.max(lm[[*LOWER_OUTER_LIP], 1])) + 3)
+    luma = a.image[y0:y1, int(xs[0]) : int(xs[-1]) + 1].astype(np.float32) @ LUMA  # the mouth's box
+    cols = np.arange(len(xs))
+
+    def at(y: np.ndarray) -> np.ndarray:
+        out: np.ndarray = luma[np.clip(np.round(y).astype(np.intp) - y0, 0, luma.shape[0] - 1), cols]
+        return out
+
+    inside = np.concatenate([at(uy + t * (ly - uy))[middle] for t in np.linspace(0.15, 0.85, 8)])
+    dark = float(np.percentile(inside, 25))
+    uo = lm[sorted(UPPER_OUTER_LIP, key=lambda i: lm[i, 0]), :2]
+    lo_out = lm[sorted(LOWER_OUTER_LIP, key=lambda i: lm[i, 0]), :2]
+    # each lip's tone: at its middle, over the mouth's middle (towards the corners the interior's dark
+    # reaches where the mesh puts the lip)
+    uo_y, lo_y = np.interp(xs, uo[:, 0], uo[:, 1]), np.interp(xs, lo_out[:, 0], lo_out[:, 1])
+    lip_u = float(np.median(at(0.5 * (uy + uo_y))[middle]))
+    lip_l = float(np.median(at(0.5 * (ly + lo_y))[middle]))
+    reach = int(round(EDGE_REACH * s))
+    within = (xs >= xl) & (xs <= xr)
+    # only towards the corners, where straight lines cut a round opening short: across the middle the
+    # mesh follows the lips, and the gaps between teeth there are no edge
+    towards_corners = smoothstep((np.abs(xs - 0.5 * (xl + xr)) / max(0.5 * (xr - xl), 1.0) - 0.4) / 0.3)
+    # a walk starts one pixel inside the line (beyond the corners, the corner's row) and counts only if that
+    # pixel and the line's own are dark: where the mesh found the lip's edge (teeth at the line) nothing moves
+
+    def walk(line: np.ndarray, outer: np.ndarray, step: int, lip: float) -> np.ndarray:
+        """Per column, how many pixels beyond the line (in direction `step`) are still interior-dark: at
+        most half the way to the lip's outer edge (a lip as dark as the interior, as some are towards
+        the corners, keeps its outer half), at most EDGE_REACH."""
+        if lip - dark < EDGE_CONTRAST:
+            return np.zeros(len(xs), np.float32)
+        rows = (np.round(line) - step)[None, :] + step * np.arange(reach + 2)[:, None]
+        vals = luma[np.clip(rows.astype(np.intp) - y0, 0, luma.shape[0] - 1), cols[None, :]]
+        is_dark = (vals < dark + EDGE_LEVEL * (lip - dark)) & (rows >= y0) & (rows < y1)
+        run = np.maximum(np.cumprod(is_dark, axis=0).sum(axis=0) - 2, 0).astype(np.float32)
+        run = np.where(within, np.minimum(run, 0.5 * np.abs(outer - line)), run) * towards_corners
+        padded = np.pad(run, 1, mode="edge")
+        run = np.median(np.stack([padded[k : k + len(run)] for k in range(3)]), axis=0)  # one column is noise
+        return _smooth(run, 3)
+
+    ku, kl = walk(uy, uo_y, -1, lip_u), walk(ly, lo_y, 1, lip_l)
+    outside = ~within
+    ku[outside & (ku + kl < 2)] = 0.0  # beyond a corner only an opening at least 2 px tall is the interior's
+    kl[outside & (ku == 0)] = 0.0
+    keep = within | (ku + kl > 0)
+    first, last = int(np.argmax(keep)), len(keep) - int(np.argmax(keep[::-1])) - 1
+    # the mesh's own points stay vertices of the lines (sampling only whole columns would cut their corners)
+    pts = np.concatenate([up[:, 0], lo[:, 0]])
+    ex = np.union1d(xs[first : last + 1], pts[(pts > xs[first]) & (pts < xs[last])])
+    return InnerEdges(ex.astype(np.float32),
+                      (np.interp(ex, up[:, 0], up[:, 1]) - np.interp(ex, xs, ku)).astype(np.float32),
+                      (np.interp(ex, lo[:, 0], lo[:, 1]) + np.interp(ex, xs, kl)).astype(np.float32))
+
+
 def _with_lower_lip_lowered(a: PortraitAnalysis, by: float) -> PortraitAnalysis:
     """The lower inner lip's landmarks moved down `by` pixels in the mouth's middle, tapering to none
     at its corners."""
@@ -156,6 +254,21 @@ def _with_lower_lip_lowered(a: PortraitAnalysis, by: float) -> PortraitAnalysis:
     idx = list(LOWER_INNER_LIP)
     t = np.abs((lm[idx, 0] - (xl + xr) / 2) / max((xr - xl) / 2, 1.0))
     lm[idx, 1] += by * (1.0 - smoothstep((t - 0.5) / 0.5))
+    return replace(a, landmarks=lm)
+
+
+def _smooth(v: np.ndarray, n: int) -> np.ndarray:
+    """A running mean over n samples (n odd), the ends repeated."""
+    out: np.ndarray = np.convolve(np.pad(v, n // 2, mode="edge"), np.ones(n) / n, "valid").astype(np.float32)
+    return out
+
+
+def _on_edges(a: PortraitAnalysis, edges: InnerEdges) -> PortraitAnalysis:
+    """The inner-lip landmarks moved out onto the interior's edges (never inwards)."""
+    lm = a.landmarks.copy()
+    iu, il = list(UPPER_INNER_LIP[1:-1]), list(LOWER_INNER_LIP)
+    lm[iu, 1] = np.minimum(lm[iu, 1], np.interp(lm[iu, 0], edges.xs, edges.upper))
+    lm[il, 1] = np.maximum(lm[il, 1], np.interp(lm[il, 0], edges.xs, edges.lower))
     return replace(a, landmarks=lm)
 
 
@@ -177,12 +290,15 @@ def close_mouth(a: PortraitAnalysis) -> RestMouth:
     band = lower_lip_band(a)
     if band > 0.0:
         a = _with_lower_lip_lowered(a, band)
-        lm = a.landmarks
-        g0 = float(lm[14, 1] - lm[13, 1])
+    edges = inner_edges(a)
+    a = _on_edges(a, edges)
+    lm = a.landmarks
+    g0 = float(lm[14, 1] - lm[13, 1])
     closure = 1.0 - min(REST_GAP * s, g0) / g0  # the share of the photo's gap closed at rest
     h, w = a.image.shape[:2]
-    up, lo = _inner_lips(lm)
-    xl, xr = float(lm[78, 0]), float(lm[308, 0])
+    up = np.stack([edges.xs, edges.upper], axis=1)  # every column: the closing reaches the interior's edge
+    lo = np.stack([edges.xs, edges.lower], axis=1)
+    xl, xr = edges.xl, edges.xr
     jaw = lm[list(JAW), :2]
     chin_y = float(lm[152, 1])
     ru = max(1.6 * UPPER_SHARE * g0, 0.9 * float(lm[13, 1] - lm[2, 1]))  # upper lip's reach: up to the nose

@@ -15,7 +15,7 @@ from flowact.faces import LEFT_EYE, RIGHT_EYE
 from flowact.motion.params import MOTION_DIM, P
 from flowact.reference import PortraitAnalysis, face_roll
 
-__all__ = ["Rig", "build_rig", "UPPER_INNER_LIP", "LOWER_INNER_LIP"]
+__all__ = ["Rig", "build_rig", "UPPER_INNER_LIP", "LOWER_INNER_LIP", "UPPER_OUTER_LIP", "LOWER_OUTER_LIP"]
 
 # MediaPipe face-mesh indices.
 UPPER_OUTER_LIP = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291)

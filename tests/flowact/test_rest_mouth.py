@@ -19,8 +19,18 @@ from flowact.faces import LEFT_EYE, RIGHT_EYE, detect_faces
 from flowact.generator import PortraitGenerator, PortraitGeneratorConfig
 from flowact.motion.params import MOTION_DIM, P
 from flowact.reference import PortraitAnalysis, analyze_portrait, face_roll
+from flowact.render import rest_mouth
 from flowact.render.renderer import Renderer
-from flowact.render.rest_mouth import OPEN_GAP, _inner_lips, close_mouth, lower_lip_band, own_split
+from flowact.render.rest_mouth import (
+    LUMA,
+    OPEN_GAP,
+    InnerEdges,
+    _inner_lips,
+    close_mouth,
+    inner_edges,
+    lower_lip_band,
+    own_split,
+)
 from flowact.types import EXPRESSIONS, N_MELS, VISEMES, AgentState, ControlChunk
 from tests.fixtures.portraits import GRACE, OPEN_MOUTHS
 
@@ -63,9 +73,12 @@ def jaw(j: float) -> np.ndarray:
 # photos whose closed rest mouth the face mesh reads as parted: Obama's everted lower lip shows a light
 # inner band the mesh takes for the interior (0.03-0.11 on the levelled photo depending on a few degrees
 # of turn, 0.11-0.14 with his 5.7-degree tilt kept, 0.141 once the sloping seam is anti-aliased and that
-# band reads as a soft line rather than a stepped one); dlib's 68 points read it 0.057, as closed as the
-# others (0.02-0.06). Their rest is held to 0.4 of the photo's own aperture (0.38 here) by the mesh.
-MESH_READS_PARTED = {"obama_speaking"}
+# band reads as a soft line rather than a stepped one; 0.142 since the closing reaches the interior's
+# edges at the corners, rest_mouth.inner_edges); dlib's 68 points read it 0.038, as closed as the others
+# (0.02-0.06). The wide-open "O" closes to a pouting mouth whose lower lip keeps the pale rims of the
+# opening's sides: the mesh reads 0.17 (its photo 0.62), dlib 0.065. Their rest is held to 0.4 of the
+# photo's own aperture by the mesh.
+MESH_READS_PARTED = {"obama_speaking", "surprise_o"}
 
 
 def dlib_gap(frame: np.ndarray) -> float:
@@ -177,6 +190,72 @@ def test_a_lower_lip_below_the_mesh_is_found_and_closed(name: str) -> None:
     assert abs(band - 0.06 * a.eye_distance) < 0.025 * a.eye_distance, band / a.eye_distance
     r = Renderer(a)
     assert inner_gap(r.render(jaw(0.0)), a.eye_distance) < 0.04
+
+
+def _mesh_lines(a: PortraitAnalysis) -> InnerEdges:
+    """The inner lips as the face mesh put them (straight lines between its points), every column."""
+    lm = a.landmarks
+    up, lo = _inner_lips(lm)
+    xs = np.arange(int(np.ceil(lm[78, 0])), int(np.floor(lm[308, 0])) + 1, dtype=np.float32)
+    return InnerEdges(xs, np.interp(xs, up[:, 0], up[:, 1]).astype(np.float32),
+                      np.interp(xs, lo[:, 0], lo[:, 1]).astype(np.float32))
+
+
+def _dark_beside_the_seam(a: PortraitAnalysis, rest: PortraitAnalysis) -> int:
+    """Pixels of the rest image near its closed lips (0.15 eye distances above the seam to 0.25 below,
+    from corner to corner and a little beyond, the seam's own +-1.5 px left out) that are as dark as
+    the photo's interior: under a third of the way from its dark to the skin above the lip."""
+    lm, s = a.landmarks, a.eye_distance
+    photo = a.image.astype(np.float32) @ LUMA
+    e = _mesh_lines(a)
+    middle = (e.xs > lm[78, 0] + 0.3 * (lm[308, 0] - lm[78, 0])) & (e.xs < lm[308, 0] - 0.3 * (lm[308, 0] - lm[78, 0]))
+    cols = e.xs.astype(np.intp)[middle]
+    inside = np.concatenate([photo[np.round(e.upper + t * (e.lower - e.upper)).astype(np.intp)[middle], cols]
+                             for t in np.linspace(0.2, 0.8, 7)])
+    dark = float(np.percentile(inside, 25))
+    skin = float(np.median(photo[int(lm[2, 1]) : int(lm[0, 1]), int(lm[78, 0]) : int(lm[308, 0])]))
+    luma = rest.image.astype(np.float32) @ LUMA
+    seam, _ = _inner_lips(rest.landmarks)
+    count = 0
+    for x in range(int(lm[78, 0] - 0.1 * s), int(lm[308, 0] + 0.1 * s)):
+        y = float(np.interp(x, seam[:, 0], seam[:, 1]))
+        ys = np.arange(int(y - 0.15 * s), int(y + 0.25 * s))
+        count += int(((luma[ys, x] < dark + 0.35 * (skin - dark)) & (np.abs(ys - y) > 1.5)).sum())
+    return count
+
+
+@pytest.mark.parametrize("name", ["surprise_o", "obama_speaking"])
+def test_the_closing_reaches_the_interiors_edge_at_the_corners(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Straight lines between the mesh's inner-lip points cut inside a round opening near its corners,
+    and the mesh sits a pixel or more inside the dark there: closing only to those lines left the
+    interior beside the closed lips as dark crescents (measured on these two: 105 and 217 such pixels,
+    47 and 88 now). The edges the closing follows reach out at the corners; across the middle (teeth,
+    a tongue) they stay the mesh's own."""
+    a, _ = _setup(name)
+    e = inner_edges(a)
+    up, lo = _inner_lips(a.landmarks)
+    xl, xr = float(a.landmarks[78, 0]), float(a.landmarks[308, 0])
+    out_up = np.interp(e.xs, up[:, 0], up[:, 1]) - e.upper
+    out_lo = e.lower - np.interp(e.xs, lo[:, 0], lo[:, 1])
+    assert out_up.min() > -1e-3 and out_lo.min() > -1e-3  # only ever outwards
+    mid = (e.xs > xl + 0.3 * (xr - xl)) & (e.xs < xr - 0.3 * (xr - xl))
+    assert np.abs(out_up[mid]).max() < 0.05 and np.abs(out_lo[mid]).max() < 0.05
+    for corner in (e.xs < xl + 0.25 * (xr - xl), e.xs > xr - 0.25 * (xr - xl)):
+        assert max(out_up[corner].max(), out_lo[corner].max()) > 1.0, name
+    now = _dark_beside_the_seam(a, close_mouth(a).analysis)
+    monkeypatch.setattr(rest_mouth, "inner_edges", _mesh_lines)
+    before = _dark_beside_the_seam(a, close_mouth(a).analysis)
+    assert now < 0.6 * before, (now, before)
+
+
+@pytest.mark.parametrize("name", ["obama_smile", "astronaut", "franck_smile"])
+def test_teeth_at_the_lines_keep_the_mesh_edges(name: str) -> None:
+    """Where the mesh's upper line lies on teeth (broad smiles showing them) it found the lip's edge:
+    the upper line does not move."""
+    a, _ = _setup(name)
+    e = inner_edges(a)
+    up, _ = _inner_lips(a.landmarks)
+    assert np.abs(np.interp(e.xs, up[:, 0], up[:, 1]) - e.upper).max() < 0.05
 
 
 def test_closed_reference_is_untouched() -> None:
