@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from flowact.render.rest_mouth import Interior
+from flowact.render.rest_mouth import LUMA, Interior
 
-__all__ = ["CORNER_P", "TOOTH_EDGES", "along_mouth", "cavity", "own_interior", "round_corners", "upper_teeth"]
+__all__ = ["CORNER_P", "TOOTH_EDGES", "along_mouth", "cavity", "colour_cast", "own_interior", "round_corners",
+           "upper_teeth"]
 
 # boundaries between the upper teeth, in eye distances from the midline as seen from the front:
 # central incisor, lateral incisor, canine, two premolars (widths 8.5, 6.5, 7.5, 7, 6.5 mm around an
@@ -32,6 +33,8 @@ _ENAMEL = np.array([214.0, 205.0, 190.0], np.float32)  # lit enamel (sRGB), befo
 _BACK = np.array([16.0, 5.0, 7.0], np.float32)  # the cavity's back, in shadow
 _FRONT = np.array([74.0, 28.0, 31.0], np.float32)  # towards the lower lip (the floor of the mouth)
 _TONGUE = np.array([152.0, 70.0, 72.0], np.float32)
+_SKIN_CHROMA = np.array([1.28, 0.91, 0.81], np.float32)  # skin RGB / its luma: the median of 37 real portraits
+_CAST_FREE = 0.2  # skin chroma within this (log) of the usual is skin, not the photo's colour grade
 CORNER_P = 2.5  # the opening's height towards the corners: at most 1 - |x|^CORNER_P of the widest
 
 
@@ -135,4 +138,19 @@ def along_mouth(pts: np.ndarray, ca: np.float32, sa: np.float32) -> np.ndarray:
     u = pts[:, 0] * ca + pts[:, 1] * sa
     v = pts[:, 1] * ca - pts[:, 0] * sa
     out: np.ndarray = np.stack([u, v], axis=1)[np.argsort(u, kind="stable")]
+    return out
+
+
+def colour_cast(skin: np.ndarray) -> np.ndarray:
+    """Per-channel gains (RGB, luma kept) that give the invented interior the photo's colour grade. The
+    interior's colours are those of a neutrally lit mouth; in a graded photo (an amber film still, a
+    yellowed varnish) they stand out as purple beside the skin. The photo's skin (median RGB of a patch,
+    `skin`), relative to usual skin, tells the grade: what lies beyond the usual spread of skin tones
+    (_CAST_FREE in log terms) is applied; an ordinary photo gets exactly 1."""
+    luma = float(skin @ LUMA)
+    if luma < 8.0:
+        return np.ones(3, np.float32)
+    off = np.log(np.maximum(skin / luma, 1e-3) / _SKIN_CHROMA)
+    gain = np.exp(np.sign(off) * np.maximum(np.abs(off) - _CAST_FREE, 0.0))
+    out: np.ndarray = np.clip(gain / float(gain @ LUMA), 0.2, 2.0).astype(np.float32)
     return out

@@ -38,7 +38,7 @@ from flowact.render.local_fields import (
     mouth_field,
     seam_fraction,
 )
-from flowact.render.mouth_interior import along_mouth, cavity, own_interior, round_corners, upper_teeth
+from flowact.render.mouth_interior import along_mouth, cavity, colour_cast, own_interior, round_corners, upper_teeth
 from flowact.render.photo_edge import photo_edge
 from flowact.render.rest_mouth import LUMA, Unwind, close_mouth, own_split, smiles
 from flowact.render.rig import Rig, build_rig
@@ -384,6 +384,7 @@ class Renderer:
         patch = self.base[max(0, ny - r) : ny + r, max(0, nx - 2 * r) : nx + 2 * r].astype(np.float32)
         luma = float(np.median(patch @ LUMA)) if patch.size else 170.0
         self._light = float(np.clip(luma / 175.0, 0.45, 1.1))
+        self._cast = colour_cast(np.median(patch.reshape(-1, 3), axis=0)) if patch.size else np.ones(3, np.float32)
         # the photo's darkest tone (its 0.5th percentile over the face): the cavity's shadow is never darker
         # than the photo's own shadows (a faded or low-contrast photo has no black)
         fx0, fy0, fx1, fy1 = (int(v) for v in self.analysis.face_box)
@@ -455,9 +456,9 @@ class Renderer:
         tx = np.clip((xs - (left + right) / 2) / half, -1.0, 1.0)
         uy, ly = round_corners(uy, ly, tx)
         mask = np.clip((yy - uy) / 1.2 + 0.5, 0, 1) * np.clip((ly - yy) / 1.2 + 0.5, 0, 1) * inside_x
-        col = cavity(yy, uy, ly, tx, s)
+        col = cavity(yy, uy, ly, tx, s) * self._cast  # in the photo's colour grade
         if self._floor > 2.0:  # into the photo's own tonal range
-            col = np.float32(self._floor) + col * np.float32(1.0 - self._floor / 255.0)
+            col = self._floor * self._cast + col * np.float32(1.0 - self._floor / 255.0)
         if self._interior is not None:
             if keep >= 1.0:
                 own_interior(col, self._interior, xs, yy, uy, ly, left, right)
@@ -465,7 +466,7 @@ class Renderer:
             # centred on the face's midline (the upper lip's middle), off the gap's centre on a turned face
             mid = float(np.clip(along_mouth(moved[self.rig.index[13]][None, :2] - c0, ca, sa)[0, 0], left, right))
             teeth, tm = upper_teeth(xs, yy, uy, ly, mid, tx, s)
-            col += (teeth * self._light - col) * tm[..., None]
+            col += (teeth * (self._light * self._cast) - col) * tm[..., None]
         if self._grey:
             col = np.repeat(col @ np.array([[0.299], [0.587], [0.114]], np.float32), 3, axis=-1)
         a = (mask * alpha_gain * 0.97)[..., None]

@@ -187,3 +187,41 @@ def test_a_wide_open_mouth_narrows_into_its_corners(name: str, roll: float, shar
     for corner, inward in ((left, 1.0), (right, -1.0)):
         reach, near = opening(corner + inward * 0.02 * width), opening(corner + inward * 0.06 * width)
         assert reach > 0 and near < share * centre, (reach, near, centre)
+
+
+def _graded(gains: tuple[float, float, float]) -> Renderer:
+    """Grace Hopper's portrait with a colour grade laid over it (each channel scaled), analysed anew."""
+    import dataclasses
+
+    a = analyze_portrait(ALL_PORTRAITS["grace"], cache_dir=None)
+    img = np.clip(a.image.astype(np.float32) * np.array(gains, np.float32), 0, 255).astype(np.uint8)
+    return Renderer(dataclasses.replace(a, image=img))
+
+
+def _interior_rgb(r: Renderer) -> np.ndarray:
+    """The mean colour of the invented interior's middle rows, the mouth open for speech."""
+    m = _motion(jaw_open=0.7, mouth_wide=0.15)
+    frame = r.render(m).astype(np.float32)
+    up, lo = r.mouth_gap(m)
+    left, right = max(up[0, 0], lo[0, 0]), min(up[-1, 0], lo[-1, 0])
+    xs = np.arange(int(left + 0.3 * (right - left)), int(right - 0.3 * (right - left)))
+    ys = np.round(0.5 * (np.interp(xs, up[:, 0], up[:, 1]) + np.interp(xs, lo[:, 0], lo[:, 1]))).astype(np.intp)
+    out: np.ndarray = frame[ys, xs].mean(axis=0)
+    return out
+
+
+def test_the_invented_interior_takes_the_photos_colour_grade() -> None:
+    """An ordinary photo's invented interior keeps its neutral colours (the grade gain is exactly 1 for
+    every closed-mouth test portrait). The same portrait under an amber film grade (blue cut to a
+    quarter, as a real film still in the fidelity set had it) gets an interior graded the same way:
+    where a neutral interior stood out purple beside the amber skin, its blue now falls with the skin's."""
+    for name in ("grace", "franck", "mona_lisa", "biden_full_length"):
+        gain = _renderer(name)._cast
+        assert name == "mona_lisa" or np.array_equal(gain, np.ones(3, np.float32)), (name, gain)
+    neutral = _interior_rgb(_renderer("grace"))
+    amber = _interior_rgb(_graded((1.1, 1.0, 0.25)))
+    # blue against red, relative to the neutral interior's: the grade's own 0.25 / 1.1, give or take
+    ratio = (amber[2] / amber[0]) / (neutral[2] / neutral[0])
+    assert ratio < 0.45, (neutral, amber)
+    # and about as bright as the neutral interior was (the grade keeps the luma)
+    assert abs(float(amber @ LUMA) - float(neutral @ LUMA)) < 0.35 * float(neutral @ LUMA) + 4, (neutral, amber)
