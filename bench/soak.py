@@ -98,6 +98,7 @@ from flowact.clock import RealClock  # noqa: E402
 FAULTS = ["tts_raise", "llm_kill_restart", "mqtt_broker_restart", "asr_raise", "sink_stall", "livekit_signal_drop"]
 AGENT_ID = "soak"
 PIPELINE = 8  # chunks between building a chunk and the sink writing it, with a margin (lead + queues)
+TAIL_WAIT_S = 10.0  # how long after its end a turn's audio may still be on its way (a sink's queue, a rejoin)
 # >= 200 turns an hour leaves <= 18 s a turn for the question (~2 s), the end of turn, the answer and
 # the user's pause: the soak's agent answers in one short sentence (4-6 s of speech), as a support
 # agent on a call does; `--no-persona` keeps the config's own prompt and answer length.
@@ -137,7 +138,8 @@ class Soak(FaultInjection, BargeIns):
         self.samples = Samples()
         self.watch = Watch()
         self.room: Any = None  # LiveKit mode: bench.soak_room.RoomUser
-        self._checks: list[tuple[float, int, dict[str, Any]]] = []  # (not before, chunks written by then, turn)
+        # (not before, chunks written by then, the turn, the last time to wait for its audio's tail)
+        self._checks: list[tuple[float, int, dict[str, Any], float]] = []
         self.heap = HeapTrace(args.tracemalloc)
         self.heap_top: list[dict[str, Any]] = []
         self.fd_diff: dict[str, list[str]] = {}
@@ -197,7 +199,7 @@ class Soak(FaultInjection, BargeIns):
         # a turn ends when its last chunk is built: it is checked once the sink has written PIPELINE
         # more chunks (the pipeline's depth; on a starved CPU the writer is seconds behind) and 2 s
         self.watch.on_turn = lambda rec: self._checks.append(
-            (time.monotonic() + 2.0, self.watch.chunks + PIPELINE, rec))
+            (time.monotonic() + 2.0, self.watch.chunks + PIPELINE, rec, time.monotonic() + TAIL_WAIT_S))
         return self.session
 
     # --- background work ---------------------------------------------------------------------------
@@ -207,9 +209,12 @@ class Soak(FaultInjection, BargeIns):
             now = time.monotonic()
             ready = [c for c in self._checks if c[0] <= now and c[1] <= self.watch.chunks]
             self._checks = [c for c in self._checks if c not in ready]
-            due = [rec for _, _, rec in ready]
-            for rec in due:  # the last chunk of a turn is written shortly after its `turn` event
-                rec["lost"] = self.ledger.turn_done(int(rec["turn"]), rec["interrupted"])
+            for _, _, rec, until in ready:  # the last chunk of a turn is written shortly after its `turn` event
+                lost = self.ledger.turn_done(int(rec["turn"]), rec["interrupted"], final=now >= until)
+                if lost is None:  # the writer is behind: its tail is still on its way
+                    self._checks.append((now + 0.5, self.watch.chunks, rec, until))
+                else:
+                    rec["lost"] = lost
             snap = {"t": round(now - t0, 2), **process_sample(), **rollup(), **malloc_stats(),
                     "av_offset_ms": float(m.av_offset_ms),
                     "fps": round(float(m.fps_measured), 2), "frames": float(m.frames_written),
@@ -348,6 +353,10 @@ class Soak(FaultInjection, BargeIns):
                         await asyncio.sleep(self.rng.uniform(0.3, 2.0))
                     await self.idle()
                     await asyncio.sleep(2.5)  # pending lost-sample checks
+                    for _ in range(int(TAIL_WAIT_S / 0.25)):  # and any waiting for its audio's tail
+                        if not self._checks:
+                            break
+                        await asyncio.sleep(0.25)
                     gc.collect()
                     at_end = process_sample()
                     for _ in range(6):  # a dropped connection's sockets close asynchronously: let them
@@ -365,7 +374,7 @@ class Soak(FaultInjection, BargeIns):
                     for task in background:
                         task.cancel()
                     await asyncio.gather(*background, return_exceptions=True)
-                for _, _, rec in self._checks:
+                for _, _, rec, _until in self._checks:
                     rec["lost"] = self.ledger.turn_done(int(rec["turn"]), rec["interrupted"])
                 snapshot = session.metrics.snapshot()
                 extra = self.room.summary() if self.room is not None else {}

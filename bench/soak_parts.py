@@ -159,15 +159,19 @@ class AudioLedger:
         if len(self.buf) > self.keep:
             self.buf = self.buf[-self.keep:]
 
-    def turn_done(self, turn: int, interrupted: bool) -> int:
-        """Check `turn` (call once its last chunk can have been written); returns its lost samples."""
-        chunks = self.pending.pop(turn, [])
+    def turn_done(self, turn: int, interrupted: bool, final: bool = True) -> int | None:
+        """Check `turn` (call once its last chunk can have been written); returns its lost samples.
+        Not `final`: None (nothing checked, the turn stays pending) while the written stream ends
+        inside the turn's audio, its last chunk found only in part or its tail not found at all: the
+        writer is behind (a sink's own queue after a reconnection can hold seconds), so ask again."""
+        chunks = self.pending.get(turn, [])
         if interrupted or not chunks:
+            self.pending.pop(turn, None)
             return 0
         raw = self.buf.tobytes()
-        cursor, lost = 0, 0
-        for c in chunks:
-            self.checked += len(c)
+        cursor, lost, checked, found_upto, behind = 0, 0, 0, -1, False
+        for i, c in enumerate(chunks):
+            checked += len(c)
             loud = np.flatnonzero(np.abs(c.astype(np.int32)) > AUDIBLE)
             if not len(loud):
                 continue  # a silent chunk cannot be told apart from silence: not counted either way
@@ -182,9 +186,15 @@ class AudioLedger:
             start = pos // 2 - o
             lo = max(0, start)
             n = min(len(c) - (lo - start), len(self.buf) - lo)
+            behind = n < len(c) - (lo - start)  # the written stream ends inside this chunk
             same = int(np.count_nonzero(self.buf[lo : lo + n] == c[lo - start : lo - start + n]))
             lost += len(c) - same
-            cursor = lo + n
+            cursor, found_upto = lo + n, i
+        tail_missing = any(np.abs(c.astype(np.int32)).max(initial=0) > AUDIBLE for c in chunks[found_upto + 1 :])
+        if not final and lost and (behind or tail_missing):
+            return None
+        self.pending.pop(turn, None)
+        self.checked += checked
         if cursor:
             self.buf = self.buf[cursor:]
         self.lost += lost

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+import numpy as np
 import pytest
 
 from agent.events import UserMessage, UserSpeechEnded, UserSpeechStarted
@@ -15,7 +16,7 @@ from agent.interfaces import SessionObserver
 from agent.session import AgentSession
 from bench.soak_parts import AudioLedger, Faults, build_faulty
 from flowact.clock import RealClock
-from flowact.types import VideoChunk
+from flowact.types import AudioChunk, VideoChunk
 from tests.fixtures.session_parts import make_session, session_config
 
 pytestmark = pytest.mark.timeout(180)
@@ -65,7 +66,9 @@ async def _check(session: AgentSession, ledger: AudioLedger, written: Written) -
         if written.chunks >= n + 12:
             break
         await asyncio.sleep(0.02)
-    return ledger.turn_done(session.turn_count, interrupted=False)
+    lost = ledger.turn_done(session.turn_count, interrupted=False)
+    assert lost is not None
+    return lost
 
 
 async def test_a_held_answer_is_booked_to_the_turn_that_adopts_it() -> None:
@@ -99,3 +102,32 @@ async def test_a_held_answer_is_booked_to_the_turn_that_adopts_it() -> None:
     assert session.turn_count == 2 and ledger.turns_checked == 2 and ledger.lost == 0
     # the cancelled answer's audio was booked to no turn (turns 1 and 2 are checked: nothing of theirs left)
     assert not set(ledger.pending) - set(booked_before)
+
+
+def test_a_turn_whose_tail_is_still_on_its_way_is_asked_again() -> None:
+    """A writer behind the session (a sink's own queue after a reconnection can hold seconds): while the
+    written stream ends inside the turn's audio, a check that is not final answers None and keeps the
+    turn; once the tail is written it finds every sample; a final check counts what never came."""
+    rate = 24000
+    rng = np.random.default_rng(3)
+    speech = [(rng.standard_normal(1920) * 3000).astype(np.int16) for _ in range(4)]
+    ledger = AudioLedger(rate, lambda: 1)
+    for c in speech:
+        ledger.synthesized(AudioChunk(samples=c, sample_rate=rate))
+    silence = np.zeros(960, np.int16)
+    ledger.written(silence, rate)
+    for c in speech[:3]:
+        ledger.written(c, rate)
+    ledger.written(speech[3][:700], rate)  # the last chunk only begun
+    assert ledger.turn_done(1, interrupted=False, final=False) is None
+    assert 1 in ledger.pending and ledger.lost == 0
+    ledger.written(speech[3][700:], rate)
+    assert ledger.turn_done(1, interrupted=False, final=False) == 0
+    assert 1 not in ledger.pending and ledger.turns_checked == 1
+    # a final check does not wait: the part never written is lost
+    for c in speech:
+        ledger.synthesized(AudioChunk(samples=c, sample_rate=rate))
+    for c in speech[:2]:
+        ledger.written(c, rate)
+    assert ledger.turn_done(1, interrupted=False, final=False) is None
+    assert ledger.turn_done(1, interrupted=False) == 2 * 1920

@@ -48,6 +48,11 @@ class LiveKitConfig(BaseModel):
         3, ge=1, le=32,
         description="chunks buffered before silence is dropped to catch up (speech waits up to 4x as many)",
     )
+    speech_backlog_s: float = Field(
+        2.0, gt=0, le=30,
+        description="speech waiting for a pump that is behind (a stalled CPU, a rejoin) is kept at least this "
+                    "long (seconds of media) before its oldest part is dropped",
+    )
 
     # hearing the user
     listen_to: str | None = Field(None, description="identity to listen to; default: first human")

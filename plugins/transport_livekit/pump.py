@@ -31,23 +31,27 @@ from flowact.audio import float_to_int16, int16_to_float, resample
 from flowact.clock import Clock, Pacer
 from flowact.types import VideoChunk
 
-__all__ = ["SPEECH_BACKLOG", "MediaPump", "has_sound"]
+__all__ = ["SPEECH_BACKLOG", "SPEECH_BACKLOG_S", "MediaPump", "has_sound"]
 
 log = logging.getLogger("plugins.transport_livekit")
 SPEECH_BACKLOG = 4  # speech may queue up to this many times `queue_chunks` before any of it is dropped
+SPEECH_BACKLOG_S = 2.0  # ... and at least this long, however short the chunks (seconds of media)
 
 
 class MediaPump:
     """Bounded chunk queue + the pacing task of one LiveKit sink; `bind` the sources before `run`."""
 
     def __init__(self, *, clock: Clock, queue_chunks: int, video_hold_ms: float,
-                 send_audio: Callable[[np.ndarray], Awaitable[None]] | None = None) -> None:
+                 send_audio: Callable[[np.ndarray], Awaitable[None]] | None = None,
+                 speech_backlog_s: float = SPEECH_BACKLOG_S) -> None:
         self.clock = clock
         self._send = send_audio or self.send_audio  # how a slice reaches the SDK (the sink may wrap it)
         self.queue_chunks = queue_chunks
+        self.speech_backlog_s = speech_backlog_s
         self.hold_s = video_hold_ms / 1000.0
-        # queue_chunks bounds the backlog; speech may wait up to SPEECH_BACKLOG times that (see write)
-        self.chunks: asyncio.Queue[VideoChunk] = asyncio.Queue(maxsize=queue_chunks * SPEECH_BACKLOG)
+        # queue_chunks bounds the backlog; speech may wait up to SPEECH_BACKLOG times that, and at least
+        # speech_backlog_s of media: `write` is the only producer and keeps the queue within those bounds
+        self.chunks: asyncio.Queue[VideoChunk] = asyncio.Queue()
         self.speech_queued = 0  # queued chunks that carry sound
         self._video: rtc.VideoSource | None = None
         self._audio: rtc.AudioSource | None = None
@@ -68,19 +72,22 @@ class MediaPump:
 
     # --- the session's side ------------------------------------------------------------------
     def write(self, chunk: VideoChunk) -> None:
-        """Queue one chunk; never blocks. A pump behind (a starved CPU) catches up on silence, never
-        on the answer: past `queue_chunks`, a silent chunk is dropped (the oldest when only silence
-        waits, else itself) and speech waits, up to SPEECH_BACKLOG times the bound (then the oldest
-        chunk goes). The audio source drains in real time, so only dropping shortens a backlog."""
+        """Queue one chunk; never blocks. A pump behind (a starved CPU, a rejoin) catches up on silence,
+        never on the answer: past `queue_chunks`, a silent chunk is dropped (the oldest when only silence
+        waits, else itself) and speech waits, up to SPEECH_BACKLOG times the bound and at least
+        `speech_backlog_s` of media (then the oldest chunk goes: a bound in chunks alone would shrink
+        with shorter chunks). The audio source drains in real time, so only dropping shortens a backlog."""
         if self.closed:
             return
         q, sound = self.chunks, has_sound(chunk)
+        seconds = max(1, len(chunk.frames)) / max(1, chunk.fps)
+        hard = max(self.queue_chunks * SPEECH_BACKLOG, int(np.ceil(self.speech_backlog_s / seconds - 1e-9)))
         if not sound and q.qsize() >= self.queue_chunks:
             self.chunks_dropped += 1
             if self.speech_queued:  # speech waits in the backlog: skip this silence instead
                 return
             self._take_oldest()
-        elif q.full():
+        elif q.qsize() >= hard:
             self.chunks_dropped += 1
             self._take_oldest()
         q.put_nowait(chunk)

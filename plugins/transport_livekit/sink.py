@@ -59,7 +59,7 @@ class LiveKitSink:
         self._video_src: rtc.VideoSource | None = None
         self._audio_src: rtc.AudioSource | None = None
         self.pump = MediaPump(clock=self.clock, queue_chunks=config.queue_chunks, video_hold_ms=config.video_hold_ms,
-                              send_audio=self._send_audio)
+                              send_audio=self._send_audio, speech_backlog_s=config.speech_backlog_s)
         n_in = max(1, int(config.input_queue_s * 100))  # ~10 ms frames
         self._audio_in: asyncio.Queue[AudioChunk | None] = asyncio.Queue(maxsize=n_in)
         self._text_in: asyncio.Queue[str | None] = asyncio.Queue(maxsize=64)

@@ -252,12 +252,13 @@ async def test_write_never_blocks_and_drops_the_oldest_chunk() -> None:
 
 async def test_a_pump_behind_catches_up_on_silence_never_on_speech() -> None:
     """Found by the soak on a loaded CPU: the pump fell behind during answers and the oldest queued
-    chunks (speech) were dropped. Silence goes first; speech waits up to 4x the bound."""
+    chunks (speech) were dropped. Silence goes first; speech waits up to 4x the bound (here that is
+    also the time bound: 12 one-frame chunks, 0.48 s)."""
     import numpy as np
 
     from flowact.types import VideoChunk, VideoFrame
 
-    sink = LiveKitSink(LiveKitConfig(url="ws://h", token="x", queue_chunks=3))  # type: ignore[arg-type]
+    sink = LiveKitSink(LiveKitConfig(url="ws://h", token="x", queue_chunks=3, speech_backlog_s=0.48))  # type: ignore[arg-type]
     img = np.zeros((4, 4, 3), np.uint8)
 
     def chunk(k: int, speech: bool) -> VideoChunk:
@@ -277,6 +278,28 @@ async def test_a_pump_behind_catches_up_on_silence_never_on_speech() -> None:
     queued = [c.index for c in list(sink.pump.chunks._queue)]  # type: ignore[attr-defined]
     assert len(queued) == 12 and queued[0] == 4 and queued[-1] == 19 and sink.chunks_dropped == 8
     assert sink.pump.speech_queued == 12
+    await sink.aclose()
+
+
+@pytest.mark.parametrize("frames_per_chunk", [1, 2, 4])
+async def test_speech_waits_the_same_time_whatever_the_chunk_size(frames_per_chunk: int) -> None:
+    """Found by the soak's rejoin: with the session's chunks halved (4 -> 2 frames), a bound counted in
+    chunks kept half as much speech while the pump caught up after a reconnection, and the start of the
+    next answer was dropped. Speech now waits `speech_backlog_s` of media, whatever the chunk size."""
+    import numpy as np
+
+    from flowact.types import VideoChunk, VideoFrame
+
+    sink = LiveKitSink(LiveKitConfig(url="ws://h", token="x", queue_chunks=3))  # type: ignore[arg-type]
+    img = np.zeros((4, 4, 3), np.uint8)
+    n = 40 * 3 // frames_per_chunk  # 4.8 s of speech while the pump is stalled
+    samples = 960 * frames_per_chunk
+    for k in range(n):
+        audio = (np.sin(np.arange(samples) / 5) * 3000).astype(np.int16)
+        frames = tuple(VideoFrame((k * frames_per_chunk + f) / 25, img) for f in range(frames_per_chunk))
+        await sink.write(VideoChunk(k, k * frames_per_chunk / 25, 25, frames, audio, 24000))
+    kept_s = sink.pump.chunks.qsize() * frames_per_chunk / 25
+    assert abs(kept_s - sink.config.speech_backlog_s) <= 0.16 and sink.pump.speech_queued == sink.pump.chunks.qsize()
     await sink.aclose()
 
 
