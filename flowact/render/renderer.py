@@ -468,7 +468,7 @@ class Renderer:
             teeth, tm = upper_teeth(xs, yy, uy, ly, mid, tx, s)
             col += (teeth * (self._light * self._cast) - col) * tm[..., None]
         if self._grey:
-            col = np.repeat(col @ np.array([[0.299], [0.587], [0.114]], np.float32), 3, axis=-1)
+            col = np.repeat((col @ LUMA)[..., None], 3, axis=-1)
         a = (mask * alpha_gain * 0.97)[..., None]
         region = frame[y0:y1, x0:x1].astype(np.float32)
         frame[y0:y1, x0:x1] = np.clip(region * (1 - a) + col * a, 0, 255).astype(np.uint8)
