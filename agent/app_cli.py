@@ -45,7 +45,8 @@ def run_app_command(args: argparse.Namespace) -> int | None:
             found = kb.grounding(args.query, args.k)
             for p in found.passages:
                 print(f"[{p.score:.2f}] {p.source} / {p.title}: {p.text}")
-            print(f"answer: {' '.join(found.sentences)}" if found.sentences else "answer: (none)")
+            none = "(none: not in the knowledge base, knowledge.unknown_line)" if found.unanswered else "(none)"
+            print(f"answer: {' '.join(found.sentences)}" if found.sentences else f"answer: {none}")
         finally:
             kb.close()
         return 0

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agent.interfaces import ChatMessage, SessionObserver
-from agent.kb import KnowledgeBase, KnowledgeConfig, build_messages
+from agent.kb import Grounding, KnowledgeBase, KnowledgeConfig, asks, build_messages
 from agent.record import RecordConfig, SessionRecorder, handoff_event
 from agent.tools import ToolStatus
 from agent.tutor import LessonPlan, Tutor, TutorConfig
@@ -58,9 +58,10 @@ class AppServices:
         return self.tutor.start().say if self.tutor is not None else default
 
     async def prepare(self, messages: Sequence[ChatMessage], user_text: str) -> tuple[list[ChatMessage], str | None]:
-        """Before the LLM, each user turn: (messages with the knowledge base's best sentences (or passages)
-        / tutor context, or a line to speak instead of calling the LLM: the tutor's graded reply with
-        `speak: line`)."""
+        """Before the LLM, each user turn: (messages with the knowledge base's best sentences (or passages),
+        or its `unknown_line` for a question it does not answer / tutor context, or a line to speak instead
+        of calling the LLM: the tutor's graded reply with `speak: line`). The router still runs first: a
+        tool's answer wins over any of these."""
         out = list(messages)
         if self.tutor is not None and self.tutor_cfg is not None:
             turn = await asyncio.to_thread(self.tutor.answer, user_text)
@@ -71,7 +72,11 @@ class AppServices:
         k = self.knowledge_cfg
         if self.kb is not None and k is not None:
             found = await asyncio.to_thread(self.kb.grounding, user_text, k.k, max_chars=k.max_answer_chars)
-            out = build_messages(out, found if k.answer == "sentences" else found.passages)
+            if k.answer == "passages":
+                out = build_messages(out, found.passages)
+            else:  # a question the knowledge base does not answer gets the honest line, not a small model's guess
+                line = k.unknown_line if found.unanswered and asks(user_text) else None
+                out = build_messages(out, Grounding(found.passages, (line,)) if line else found)
         return out, None
 
     def on_tool_status(self, status: ToolStatus, turn: int) -> list[tuple[str, dict[str, Any]]]:

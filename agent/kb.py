@@ -14,6 +14,7 @@ session puts before the user's message. `flowact-agent kb index DIR` runs `kb_in
 from __future__ import annotations
 
 import logging
+import math
 import re
 import sqlite3
 import threading
@@ -27,8 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from agent.errors import ConfigError
 from agent.interfaces import ChatMessage
 
-__all__ = ["QUOTE", "Grounding", "IndexReport", "KnowledgeBase", "KnowledgeConfig", "Passage", "build_messages",
-           "kb_index", "quote_of", "split_sentences"]
+__all__ = ["QUOTE", "Grounding", "IndexReport", "KnowledgeBase", "KnowledgeConfig", "Passage", "asks",
+           "build_messages", "kb_index", "quote_of", "split_sentences"]
 
 log = logging.getLogger("agent.kb")
 SUFFIXES = (".md", ".markdown", ".txt", ".rst")
@@ -43,7 +44,15 @@ _STOP = frozenset("a an and are as at be by can do does for from get got had has
                   "didn hasn haven isn wasn".split())
 # Words of asking, not of the subject ("how long", "please tell me"): left out of the match.
 _ASKING = frozenset("hi hello hey please thanks thank long much many often soon tell know want need would could "
-                    "should there this that".split())
+                    "should there this that help".split())
+# A turn asks for something (a question or a request, not thanks or a goodbye) when it ends with "?", opens
+# with one of these words (after a greeting or "so", "and", "okay"), or carries a request phrase.
+_QUESTION_OPENERS = frozenset("what what's whats who who's where where's when when's why how how's which whose do "
+                              "does did is are was were can could will would should may might shall have has "
+                              "any".split())
+_LEAD_INS = frozenset("so and also okay ok well hi hello hey um uh oh then but".split())
+_REQUEST = re.compile(r"\b(i want|i'd like|i would like|i need|i'm looking for|i am looking for|tell me|"
+                      r"is there|are there)\b", re.IGNORECASE)
 
 
 class KnowledgeConfig(BaseModel):
@@ -61,6 +70,12 @@ class KnowledgeConfig(BaseModel):
                     "said as written (small models keep the facts); passages: the whole passages, worded by the model",
     )
     max_answer_chars: int = Field(240, ge=60, le=2000, description="length bound of the quoted sentences (speech)")
+    unknown_line: str | None = Field(
+        "[concerned:0.3] I'm sorry, I don't have information about that. Would you like me to connect you with "
+        "a colleague?",
+        description="with answer: sentences, said as written when a question's subject is not in the knowledge "
+                    "base and no tool answers it (a small model would invent an answer); null: the model answers",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +92,8 @@ class Grounding:
 
     passages: tuple[Passage, ...]
     sentences: tuple[str, ...]
+    # the question is about something (it has subject words) that no sentence here answers
+    unanswered: bool = False
 
 
 @dataclass(slots=True)
@@ -214,6 +231,13 @@ class KnowledgeBase:
         ).fetchall()
         return [Passage(src, title, text, -score) for src, title, text, score in rows]
 
+    def _idf(self, words: Sequence[str]) -> dict[str, float]:
+        """Each word's inverse document frequency over all passages (BM25's, kept positive)."""
+        n = self.db.execute("SELECT count(*) FROM passages").fetchone()[0]
+        df = {w: self.db.execute("SELECT count(*) FROM passages WHERE passages MATCH ?", (f'"{w}"',)).fetchone()[0]
+              for w in words}
+        return {w: math.log(1.0 + (n - d + 0.5) / (d + 0.5)) if d else 0.0 for w, d in df.items()}
+
     def knows(self, word: str) -> bool:
         """Whether any passage has this word (stemmed as the index stems it)."""
         row = self.db.execute("SELECT 1 FROM passages WHERE passages MATCH ? LIMIT 1", (f'"{word}"',)).fetchone()
@@ -223,38 +247,65 @@ class KnowledgeBase:
         """The k best passages and the sentences among them that best answer `query`: the best one,
         plus the next best of the same passage (one topic: "is shipping free" is not answered by a
         sentence about cancelling free of charge) when it scores at least half as well and fits in
-        `max_chars` (in the order they are written). A sentence's heading counts as its words too. No sentences when the
-        question is mostly about things the knowledge base never mentions (fewer than half of its
-        subject words occur in it: "a delivery on a Sunday morning" is not answered by a sentence
-        that only shares "delivery"); the passages are still there for a model to word."""
+        `max_chars` (in the order they are written). A sentence's heading counts as its words too.
+
+        No sentences, and `unanswered`, when the question is about things the knowledge base does not
+        answer: fewer than half of its subject words occur in it ("a delivery on a Sunday morning" is
+        not answered by a sentence that only shares "delivery"), or fewer than half occur in the chosen
+        sentences and their heading ("do you offer student discounts" is not answered by "we do not offer
+        payment on delivery", the best match of "offer"). The passages are still there for a model to word."""
         passages = tuple(self.search(query, k))
         words = _subject_words(query)
+        if not words:
+            return Grounding(passages, ())  # nothing asked about: a greeting, thanks
         if not passages or 2 * sum(self.knows(w) for w in words) < len(words):
-            return Grounding(passages, ())
-        match = _match_expr(words)
+            return Grounding(passages, (), unanswered=True)
+        weight = self._idf(words)
         with self._lock:
             self._scratch.execute("DELETE FROM sentences")
             self._scratch.executemany(
-                "INSERT INTO sentences(title, text, prank, pos) VALUES (?, ?, ?, ?)",
-                [(p.title, sent, rank, pos) for rank, p in enumerate(passages)
-                 for pos, sent in enumerate(split_sentences(p.text))],
+                "INSERT INTO sentences(rowid, title, text, prank, pos) VALUES (?, ?, ?, ?, ?)",
+                [(i, p.title, sent, rank, pos) for i, (rank, p, pos, sent) in enumerate(
+                    (rank, p, pos, sent) for rank, p in enumerate(passages)
+                    for pos, sent in enumerate(split_sentences(p.text)))],
             )
-            rows = self._scratch.execute(
-                "SELECT text, prank, pos, bm25(sentences, 0.5, 1.0) AS s FROM sentences WHERE sentences MATCH ?"
-                " ORDER BY s, prank LIMIT 8", (match,),
-            ).fetchall()
-        if not rows:
-            return Grounding(passages, ())
-        best = rows[0]
+            rows = self._scratch.execute("SELECT rowid, text, prank, pos FROM sentences").fetchall()
+            in_text = {w: {r[0] for r in self._scratch.execute("SELECT rowid FROM sentences WHERE sentences MATCH ?",
+                                                                (f'text : "{w}"',))} for w in words}
+            in_title = {w: {r[0] for r in self._scratch.execute("SELECT rowid FROM sentences WHERE sentences MATCH ?",
+                                                                 (f'title : "{w}"',))} for w in words}
+        # a sentence's score: the weights of the question's words it has (and half again for its heading's); the
+        # weights come from the whole knowledge base (over these few sentences a word every one of them shares,
+        # such as a passage's topic, would weigh nothing)
+        scored = sorted(((sum(weight[w] * ((r[0] in in_text[w]) + 0.5 * (r[0] in in_title[w]))
+                               for w in words), r) for r in rows), key=lambda t: (-t[0], t[1][2], t[1][3]))
+        if not scored or scored[0][0] <= 0.0:
+            return Grounding(passages, (), unanswered=True)
+        best_score, best = scored[0]
         chosen = [best]
-        for row in rows[1:]:
-            if len(chosen) >= max_sentences or -row[3] < 0.5 * -best[3]:
+        for score, row in scored[1:]:
+            if len(chosen) >= max_sentences or score < 0.5 * best_score:
                 break
-            if row[1] == best[1] and sum(len(r[0]) + 1 for r in chosen) + len(row[0]) <= max_chars:
+            if row[2] == best[2] and sum(len(r[1]) + 1 for r in chosen) + len(row[1]) <= max_chars:
                 chosen.append(row)
-        chosen.sort(key=lambda r: (r[1], r[2]))
-        text = [r[0] if len(r[0]) <= max_chars else r[0][:max_chars].rsplit(" ", 1)[0] for r in chosen]
+        ids = {r[0] for r in chosen}
+        covered = sum(bool(ids & (in_text[w] | in_title[w])) for w in words)
+        if 2 * covered < len(words):
+            return Grounding(passages, (), unanswered=True)
+        chosen.sort(key=lambda r: (r[2], r[3]))
+        text = [r[1] if len(r[1]) <= max_chars else r[1][:max_chars].rsplit(" ", 1)[0] for r in chosen]
         return Grounding(passages, tuple(text))
+
+
+def asks(text: str) -> bool:
+    """Whether a user's turn asks for something (a question or a request), not thanks or a goodbye:
+    it ends with "?", opens with a question word or an auxiliary ("do you", "can I"), or makes a
+    request ("I'd like", "tell me")."""
+    t = text.strip()
+    if t.endswith("?") or _REQUEST.search(t):
+        return True
+    words = [w for w in re.findall(r"[a-z']+", t.lower()) if w not in _LEAD_INS]
+    return bool(words) and words[0] in _QUESTION_OPENERS
 
 
 def context_message(found: Sequence[Passage] | Grounding) -> ChatMessage | None:
@@ -266,8 +317,9 @@ def context_message(found: Sequence[Passage] | Grounding) -> ChatMessage | None:
     if not passages:
         return None
     lines = "\n".join(f"- {p.title + ': ' if p.title else ''}{p.text}" for p in passages)
-    return ChatMessage("system", "Facts from the knowledge base (use them if they answer the user; "
-                                 f"answer in one or two short spoken sentences):\n{lines}")
+    return ChatMessage("system", "Facts from the knowledge base (use them if they answer the user; if they do not, "
+                                 "say you do not have that information: never guess; answer in one or two short "
+                                 f"spoken sentences):\n{lines}")
 
 
 def quote_of(messages: Sequence[ChatMessage]) -> str | None:

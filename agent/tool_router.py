@@ -21,6 +21,7 @@ from flowact.control.commands import loads_json
 
 __all__ = [
     "NONE",
+    "accepts_person_offer",
     "asks_for_person",
     "facts_message",
     "flat_arguments",
@@ -244,6 +245,18 @@ _PERSON = re.compile(
     r"\b(human|person|people|someone|somebody|anyone|agent|representative|operator|staff|colleague|manager|"
     r"supervisor|real|live)\b", re.I,
 )
+
+
+_YES = re.compile(r"^(yes|yeah|yep|yup|sure|ok|okay|alright|all right|please|please do|go ahead|do it|"
+                  r"that would be (great|nice|good)|i would|i'd like that|i would like that)"
+                  r"(,? (please|thanks|thank you|yes|sure|do))*[.!]?$", re.I)
+
+
+def accepts_person_offer(last_agent: str, user_text: str) -> bool:
+    """Whether the user says yes to the agent's offer of a person ("Would you like me to connect you
+    with a colleague?" -> "Yes, please."): a hand-off the user's own words do not name."""
+    return "?" in last_agent and asks_for_person(last_agent.rsplit(".", 1)[-1]) and bool(
+        _YES.match(user_text.strip()))
 
 
 def asks_for_person(text: str) -> bool:

@@ -36,6 +36,7 @@ from agent.speech_guard import guard_text  # noqa: E402
 from agent.tools import ToolStatus  # noqa: E402
 from plugins.llm_openai import OpenAILLM, OpenAILLMConfig  # noqa: E402
 
+NO_INFO = r"don't have information"  # knowledge.unknown_line
 # (question, tool that must run or None, regexes the spoken answer must all match)
 CASES: list[tuple[str, str | None, list[str]]] = [
     ("Where is my order 1234?", "lookup_order", [r"1234", r"shipped"]),
@@ -72,13 +73,27 @@ CASES: list[tuple[str, str | None, list[str]]] = [
     ("It's 4321.", "lookup_order", [r"4321", r"delayed"]),
     # the same, as Whisper tiny.en writes "It's four three two one" for most synthetic renderings
     ("It's for 3 2 1.", "lookup_order", [r"4321", r"delayed"]),
+    # questions the FAQ does not answer: said honestly (knowledge.unknown_line), not invented
+    ("Do you sell laptops?", None, [NO_INFO]),
+    ("Who is the CEO of your company?", None, [NO_INFO]),
+    ("Do you offer student discounts?", None, [NO_INFO]),
+    ("Is there a warranty on electronics?", None, [NO_INFO]),
+    ("Is the blue sweater in stock?", None, [NO_INFO]),
+    ("Can I return a gift without a receipt?", None, [NO_INFO]),
+    # the bot offered a colleague for what it does not know: the user accepts
+    ("Yes, please.", "handoff", [r"colleague"]),
 ]
 _ASKED = [ChatMessage("user", "I want to know where my parcel is."),
           ChatMessage("assistant", "Sure, what is your order number?")]
-HISTORY = {"It's 4321.": _ASKED, "It's for 3 2 1.": _ASKED}
+HISTORY = {"It's 4321.": _ASKED, "It's for 3 2 1.": _ASKED,
+           "Yes, please.": [ChatMessage("user", "Do you sell laptops?"),
+                            ChatMessage("assistant", "I'm sorry, I don't have information about that. Would you like "
+                                                     "me to connect you with a colleague?")]}
 
 
 def kind_of(tool: str | None, facts: list[str]) -> str:
+    if facts[0] == NO_INFO:
+        return "unknown"
     return "order" if tool == "lookup_order" else "knowledge" if tool is None and facts[0] != r"\w{3}" else "other"
 
 
@@ -124,7 +139,7 @@ async def main() -> None:
     ap.add_argument("--speak-llm", action="store_true", help="the model words tool results (speak: llm)")
     ap.add_argument("--kb-answer", choices=["sentences", "passages"], help="knowledge.answer (default: the config's)")
     ap.add_argument("--quote", choices=["auto", "always", "never"], help="llm.quote_knowledge")
-    ap.add_argument("--kind", choices=["order", "knowledge", "other"], action="append",
+    ap.add_argument("--kind", choices=["order", "knowledge", "unknown", "other"], action="append",
                     help="only these kinds of question (repeatable; default: all)")
     ap.add_argument("--conversation", action="store_true",
                     help="ask the questions as one conversation and print the seconds to each answer's first text")

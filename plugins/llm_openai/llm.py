@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import re
@@ -33,6 +34,7 @@ from agent.interfaces import ChatMessage, ToolSpec
 from agent.kb import QUOTE, quote_of
 from agent.speech_guard import SpeechGuard
 from agent.tool_router import (
+    accepts_person_offer,
     facts_message,
     flat_arguments,
     grounded,
@@ -337,6 +339,11 @@ class OpenAILLM(BaseLLM):
         if not user_msgs:
             return None
         specs, handoffs = self.registry.specs, self.handoffs
+        last_agent = next((m.content for m in reversed(messages[:-1]) if m.role == "assistant"), "")
+        if handoffs and accepts_person_offer(last_agent, user_msgs[-1]):  # "Yes, please." to a colleague offered
+            log.info("router: the user accepted the offer of a colleague")
+            return ToolCall(min(handoffs), json.dumps({"reason": "accepted the offer of a colleague"}),
+                            f"route_{len(user_msgs)}")
         route = route_messages(specs, messages[:-1], user_msgs[-1])
         if self.fast_router:
             reply = await self._post_route(route, user_msgs[-1])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from agent.app_services import AppServices
 from agent.interfaces import ChatMessage
-from agent.kb import KnowledgeConfig
+from agent.kb import KnowledgeConfig, quote_of
 from agent.record import RecordConfig, read_transcript
 from agent.tools import ToolStatus
 from agent.tutor import TutorConfig
@@ -55,3 +55,31 @@ async def test_tutor_services_speak_the_graded_line_and_resume(tmp_path: Path) -
                                   "I am fine, thanks")
     assert line is None and msgs[1].role == "system" and "Well done" in msgs[1].content
     await s2.aclose()
+
+
+async def test_a_question_the_knowledge_base_does_not_answer_gets_the_honest_line(tmp_path: Path) -> None:
+    """A small model invented answers to what the FAQ never mentions ("do you sell laptops?": "Yes"):
+    such a question gets `unknown_line` as the quote; thanks, goodbyes and greetings still go to the model."""
+    faq = KnowledgeConfig(dir=str(ROOT / "examples/customer_support/faq"), db=str(tmp_path / "kb"))
+    system = ChatMessage("system", "Be Ava.")
+
+    async def quote_for(cfg: KnowledgeConfig, text: str) -> tuple[str | None, list[ChatMessage]]:
+        s = AppServices(knowledge=cfg)
+        await s.start()
+        try:
+            msgs, _ = await s.prepare([system, ChatMessage("user", text)], text)
+        finally:
+            await s.aclose()
+        return quote_of(msgs), msgs
+
+    for question in ("Do you sell laptops?", "Who is the CEO of your company?", "Do you offer student discounts?",
+                     "I'd like to buy a laptop."):
+        quote, _ = await quote_for(faq, question)
+        assert quote == faq.unknown_line, (question, quote)
+    for chat in ("Thank you, that's all.", "Great, bye!", "Hi there!", "How are you?"):
+        assert (await quote_for(faq, chat))[0] is None, chat
+    assert "30 days" in ((await quote_for(faq, "Can I return shoes?"))[0] or "")
+    quote, msgs = await quote_for(faq.model_copy(update={"unknown_line": None}), "Do you sell laptops?")
+    assert quote is None and [m.role for m in msgs] == ["system", "user"]  # null: the model answers
+    quote, msgs = await quote_for(faq.model_copy(update={"answer": "passages"}), "Do you offer student discounts?")
+    assert quote is None and "never guess" in msgs[1].content  # a capable model words it, told not to guess

@@ -10,7 +10,7 @@ import pytest
 
 from agent.errors import ConfigError
 from agent.interfaces import ChatMessage
-from agent.kb import QUOTE, KnowledgeBase, build_messages, kb_index, quote_of, split_passages
+from agent.kb import QUOTE, KnowledgeBase, asks, build_messages, kb_index, quote_of, split_passages
 
 FAQ = Path(__file__).resolve().parents[2] / "examples" / "customer_support" / "faq"
 
@@ -138,3 +138,41 @@ def test_quote_message_is_for_this_turn_only() -> None:
     passages = build_messages([system, user], found.passages)  # answer: passages, worded by the model
     assert passages[1].name == "" and quote_of(passages) is None and "5 to 7" in passages[1].content
     kb.close()
+
+
+@pytest.mark.parametrize("question", [
+    "Do you sell laptops?",             # nothing of it in the FAQ
+    "Do you offer student discounts?",  # "offer" alone matched "we do not offer payment on delivery"
+    "Can I return a gift without a receipt?",  # "gift" alone matched the gift cards sentence
+    "Is there a warranty on electronics?",
+])
+def test_a_question_about_what_the_knowledge_base_does_not_say_is_unanswered(question: str) -> None:
+    kb = KnowledgeBase()
+    kb.index_dir(FAQ)
+    found = kb.grounding(question, 2)
+    kb.close()
+    assert found.sentences == () and found.unanswered, found
+
+
+def test_sentences_are_weighed_by_the_whole_knowledge_base() -> None:
+    """Over a passage's own sentences, its topic words ("discount", "code") are in every one of them and
+    BM25 weighed them nothing, so "use" (matching the heading "Contacting us") won: the answer about
+    discount codes was the support contact. Weighed over the whole knowledge base, the topic wins."""
+    kb = KnowledgeBase()
+    kb.index_dir(FAQ)
+    found = kb.grounding("Can I use two discount codes?", 2)
+    refund = kb.grounding("How long does a refund take?", 2)  # its heading says refunds; a shipping time "takes"
+    chat = kb.grounding("Hi there!", 2)
+    kb.close()
+    assert found.sentences[0] == "A discount code is entered at checkout, one code per order.", found
+    assert "5 to 7 business days" in refund.sentences[0] and not refund.unanswered
+    assert chat.sentences == () and not chat.unanswered  # nothing asked about
+
+
+@pytest.mark.parametrize(("text", "asking"), [
+    ("Do you sell laptops?", True), ("so can I pay later", True), ("What's the price", True),
+    ("I'd like to buy a laptop.", True), ("Tell me about returns.", True), ("Hello, is there a shop in Berlin", True),
+    ("Thank you, that's all.", False), ("Great, bye!", False), ("Okay.", False), ("", False), ("It's 4321.", False),
+])
+def test_asks_tells_a_question_or_request_from_thanks(text: str, asking: bool) -> None:
+    assert asks(text) is asking

@@ -13,6 +13,7 @@ from agent.errors import ConfigError
 from agent.frames import ToolCall
 from agent.interfaces import ChatMessage, ToolSpec
 from agent.tool_router import (
+    accepts_person_offer,
     grounded,
     hopeless_route,
     normalize_spoken_numbers,
@@ -256,3 +257,16 @@ def test_the_router_sees_the_agents_last_line_only_when_it_asked_something() -> 
     told = [ChatMessage("user", "Where is order 1234?"), ChatMessage("assistant", "[nod] Order 1234 is shipped.")]
     assert route_messages(specs, told, "And order 5678?")[1]["content"] == "And order 5678?"
     assert "lookup_order" in msgs[0]["content"] and "order_id" in msgs[0]["content"]
+
+
+@pytest.mark.parametrize(("agent", "user", "accepted"), [
+    ("I don't have that. Would you like me to connect you with a colleague?", "Yes, please.", True),
+    ("I don't have that. Would you like me to connect you with a colleague?", "sure", True),
+    ("I don't have that. Would you like me to connect you with a colleague?", "Okay, thanks.", True),
+    ("I don't have that. Would you like me to connect you with a colleague?", "No thanks.", False),
+    ("I don't have that. Would you like me to connect you with a colleague?", "Yes, but is shipping free?", False),
+    ("What is your order number?", "Yes.", False),  # no person offered
+    ("A colleague helped you before. Anything else?", "Yes.", False),  # the question offers nobody
+])
+def test_a_yes_to_an_offered_colleague_is_a_hand_off(agent: str, user: str, accepted: bool) -> None:
+    assert accepts_person_offer(agent, user) is accepted

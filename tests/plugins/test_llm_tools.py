@@ -9,7 +9,7 @@ import re
 
 from agent.frames import TextDelta, ToolCall
 from agent.interfaces import ChatMessage
-from agent.kb import Grounding, build_messages
+from agent.kb import Grounding, KnowledgeConfig, build_messages
 from agent.tools import ToolConfig, ToolStatus
 from tests.fixtures.llm_server import LlmServer, llm_server, make_llm
 
@@ -26,10 +26,11 @@ LEAK = re.compile(r"functions\.|[{}<>`_]|\"\w+\":")
 
 
 async def run(llm_kwargs: dict[str, object], server: LlmServer, user: str,
-              knowledge: Grounding | None = None) -> tuple[str, list[ToolStatus]]:
+              knowledge: Grounding | None = None, history: tuple[ChatMessage, ...] = ()
+              ) -> tuple[str, list[ToolStatus]]:
     llm = make_llm(server, first_token_timeout_s=SLOW, timeout_s=SLOW, tool_mode="router", **llm_kwargs)
     text, statuses = "", []
-    messages = [SYSTEM, ChatMessage("user", user)]
+    messages = [SYSTEM, *history, ChatMessage("user", user)]
     try:
         async for item in llm.chat(build_messages(messages, knowledge) if knowledge else messages):
             if isinstance(item, TextDelta):
@@ -70,6 +71,22 @@ async def test_knowledge_sentences_are_spoken_as_written_when_no_tool_runs(llm_s
     assert st == [] and text.strip() == REFUND.sentences[0]  # the fact as the FAQ states it, no model wording
     text, st = await run(quoting, llm_server, "Where is my order 1234?", REFUND)  # a tool question wins
     assert [s.name for s in st] == ["lookup_order", "lookup_order"] and "1234" in text and "Refund" not in text
+
+
+async def test_an_unanswered_question_is_said_honestly_and_a_yes_hands_off(llm_server: LlmServer) -> None:
+    """The knowledge base's `unknown_line` (agent.kb: the FAQ does not answer it) is said as written, not a
+    small model's invention; the user's "Yes, please." to its offer of a colleague runs the hand-off,
+    though the words name no person."""
+    line = KnowledgeConfig(dir=".").unknown_line
+    assert line is not None and "colleague?" in line
+    quoting = {"tools": [LOOKUP, HANDOFF], "quote_knowledge": "always"}
+    text, st = await run(quoting, llm_server, "Do you sell laptops?", Grounding((), (line,)))
+    assert st == [] and text.strip() == line
+    offered = (ChatMessage("user", "Do you sell laptops?"), ChatMessage("assistant", line))
+    text, st = await run(quoting, llm_server, "Yes, please.", history=offered)
+    assert [s.name for s in st] == ["handoff", "handoff"] and st[-1].handoff and "colleague" in text
+    text, st = await run(quoting, llm_server, "No, thanks.", history=offered)
+    assert st == [] and re.search(r"[a-z]{3}", text)  # declined: no hand-off
 
 
 async def test_slow_tool_speaks_a_filler_before_its_result(llm_server: LlmServer) -> None:
