@@ -44,12 +44,16 @@ _STOP = frozenset("a an and are as at be by can do does for from get got had has
                   "didn hasn haven isn wasn".split())
 # Words of asking, not of the subject ("how long", "please tell me"): left out of the match.
 _ASKING = frozenset("hi hello hey please thanks thank long much many often soon tell know want need would could "
-                    "should there this that help".split())
+                    "should there this that help today now going doing fine ok okay great nice".split())
 # A turn asks for something (a question or a request, not thanks or a goodbye) when it ends with "?", opens
 # with one of these words (after a greeting or "so", "and", "okay"), or carries a request phrase.
 _QUESTION_OPENERS = frozenset("what what's whats who who's where where's when when's why how how's which whose do "
                               "does did is are was were can could will would should may might shall have has "
                               "any".split())
+# Words of a question about the assistant itself ("what's your name?", "are you a robot?"): its system
+# prompt answers those, not the knowledge base.
+_ABOUT_AGENT = frozenset("name names called robot bot chatbot ai artificial intelligence machine computer program "
+                         "assistant avatar yourself".split())
 _LEAD_INS = frozenset("so and also okay ok well hi hello hey um uh oh then but".split())
 _REQUEST = re.compile(r"\b(i want|i'd like|i would like|i need|i'm looking for|i am looking for|tell me|"
                       r"is there|are there)\b", re.IGNORECASE)
@@ -256,8 +260,8 @@ class KnowledgeBase:
         payment on delivery", the best match of "offer"). The passages are still there for a model to word."""
         passages = tuple(self.search(query, k))
         words = _subject_words(query)
-        if not words:
-            return Grounding(passages, ())  # nothing asked about: a greeting, thanks
+        if not words or set(words) <= _ABOUT_AGENT:
+            return Grounding(passages, ())  # nothing asked about (a greeting, thanks), or about the assistant
         if not passages or 2 * sum(self.knows(w) for w in words) < len(words):
             return Grounding(passages, (), unanswered=True)
         weight = self._idf(words)

@@ -334,7 +334,7 @@ class Renderer:
         m = m.copy()
         keep = 1.0
         if jaw > 0.0:
-            m[P["jaw_open"]] = max(0.0, jaw - span)
+            m[P["jaw_open"]] = max(0.0, jaw - span) * self._further
             keep = max(0.0, 1.0 - jaw / span)
         if smile > SMILE_FROM:  # an open-smile photo: the agent's smile is the photo's own, partly unclosed
             shown = 1.0 - SMILE_SHOWS * (smile - SMILE_FROM) / (1.0 - SMILE_FROM)

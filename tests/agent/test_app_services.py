@@ -76,7 +76,8 @@ async def test_a_question_the_knowledge_base_does_not_answer_gets_the_honest_lin
                      "I'd like to buy a laptop."):
         quote, _ = await quote_for(faq, question)
         assert quote == faq.unknown_line, (question, quote)
-    for chat in ("Thank you, that's all.", "Great, bye!", "Hi there!", "How are you?"):
+    for chat in ("Thank you, that's all.", "Great, bye!", "Hi there!", "How are you?", "What's your name?",
+                 "Are you a robot?"):
         assert (await quote_for(faq, chat))[0] is None, chat
     assert "30 days" in ((await quote_for(faq, "Can I return shoes?"))[0] or "")
     quote, msgs = await quote_for(faq.model_copy(update={"unknown_line": None}), "Do you sell laptops?")
