@@ -5,7 +5,10 @@ accepted answers. `Tutor.start()` resumes where the student stopped (progress is
 sessions); `Tutor.answer(text)` grades the student's reply (normalized text, then fuzzy match so
 "walkt" or "nice to meet you to" from the ASR still count), advances, and returns the line to speak
 with praise or correction as intent tags (`[happy] [nod]` / `[concerned]`), plus a `context` the
-session may give the LLM instead of speaking the line itself.
+session may give the LLM instead of speaking the line itself. A reply that asks something of the
+tutor instead of answering ("can you repeat?", "I don't understand", "a hint, please", "let's stop",
+or any question that is no attempt at the answer) is not graded as wrong: the question is asked
+again, the step explained again, a hint given, or the lesson paused with its progress kept.
 """
 
 from __future__ import annotations
@@ -28,6 +31,15 @@ _CONTRACTIONS = {"i'm": "i am", "it's": "it is", "don't": "do not", "you're": "y
                  "that's": "that is", "what's": "what is", "isn't": "is not", "won't": "will not"}
 _FILLERS = frozenset({"um", "uh", "er", "erm", "well", "so", "like", "the", "a", "an", "answer", "is"})
 _DONT_KNOW = re.compile(r"\b(i do not know|no idea|not sure|i forgot|dunno|skip|pass|tell me)\b")
+# What a student asks of the tutor instead of answering (matched on the lowercased reply, contractions
+# expanded): never graded as a wrong answer.
+_REPEAT = re.compile(r"\b(repeat|say (that|it) again|again please|pardon|come again|one more time|what did you say|"
+                     r"did not (catch|hear)|(tell|ask) me again)\b")
+_HINT = re.compile(r"\b(hint|clue)\b")
+_EXPLAIN = re.compile(r"\b((do|did) not understand|explain|what does (that|it|this) mean|what do you mean|"
+                      r"(do|did) not get it|confused|help me|why)\b")
+_STOP = re.compile(r"\b(stop|that is enough|enough for today|goodbye|bye|end the lesson|finish for today|"
+                   r"have to go|quit)\b")
 
 
 class TutorConfig(BaseModel):
@@ -99,9 +111,22 @@ def grade(reply: str, accepted: list[str], threshold: float = 0.8) -> tuple[str,
     return ("right" if best >= threshold else "wrong"), best
 
 
+def _request(reply: str, score: float) -> str | None:
+    """What a reply that is not the right answer asks of the tutor: pause, repeat, hint, explain (a
+    question that is no attempt at the answer: similarity under 0.5), or None (an answer, graded)."""
+    t = reply.lower().replace("\u2019", "'")
+    for short, full in _CONTRACTIONS.items():
+        t = re.sub(rf"\b{re.escape(short)}\b", full, t)
+    t = t.replace("n't", " not")
+    for verdict, pattern in (("pause", _STOP), ("repeat", _REPEAT), ("hint", _HINT), ("explain", _EXPLAIN)):
+        if pattern.search(t):
+            return verdict
+    return "explain" if t.strip().endswith("?") and score < 0.5 else None
+
+
 @dataclass(frozen=True, slots=True)
 class TutorTurn:
-    verdict: str  # right | wrong | unknown | teach | done
+    verdict: str  # right | wrong | unknown | teach | done, or the student's request: repeat | hint | explain | pause
     say: str  # the line to speak (intent tags included)
     context: str  # for the LLM: what happened and what to say
     step: int
@@ -153,8 +178,12 @@ class Tutor:
             return self._present("[nod] ")
         q = step.questions[self.question]
         verdict, score = grade(reply, q.accept, self.plan.threshold)
+        if verdict != "right":
+            verdict = _request(reply, score) or verdict
         self.db.execute("INSERT INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         (self.student, self.plan.id, self.step, self.question, reply, verdict, score, time.time()))
+        if verdict in ("pause", "repeat", "hint", "explain"):
+            return self._request_turn(verdict, step, q)
         if verdict == "right":
             self.right += 1
             self._advance()
@@ -173,6 +202,23 @@ class Tutor:
         return TutorTurn(verdict, turn.say, turn.context, turn.step, turn.question)
 
     # --- internals -------------------------------------------------------------------------------
+    def _request_turn(self, verdict: str, step: Step, q: Question) -> TutorTurn:
+        """The line for a student's request (not an answer): nothing is counted, the question stays."""
+        if verdict == "pause":
+            say = "[smile] Okay, let's stop here. Your progress is saved, and next time we go on from this question."
+            context = "The student wants to stop; progress is saved. Say goodbye warmly."
+        elif verdict == "repeat":
+            say, context = f"[smile] Sure. {q.ask}", f'The student asked to hear the question again: "{q.ask}".'
+        elif verdict == "hint":
+            first = q.accept[0].split()
+            start = (first[0] if len(first) > 1 else first[0][:2] if first else "").rstrip(",.;:!?")
+            say = f'[smile] Here is a hint: it starts with "{start}". {q.ask}'
+            context = f'The student asked for a hint; it starts with "{start}". Ask again: "{q.ask}".'
+        else:
+            say = f"[smile] Let me explain again. {step.teach} {q.ask}"
+            context = f"The student did not understand; explain again: {step.teach} Then ask: {q.ask}"
+        return TutorTurn(verdict, say, context, self.step, self.question)
+
     def _present(self, lead: str) -> TutorTurn:
         if self.done:
             return TutorTurn("done", lead + "That was the last question. Great work today!",

@@ -58,6 +58,34 @@ def test_a_lesson_with_right_wrong_unknown_and_resume(tmp_path: Path) -> None:
     other.close()
 
 
+@pytest.mark.parametrize(("reply", "verdict", "says"), [
+    ("Can you repeat that?", "repeat", '[smile] Sure. How do you answer "How are you?"'),
+    ("Sorry, I didn't catch that.", "repeat", "Sure."),
+    ("I don't understand.", "explain", "Let me explain again."),
+    ("What does that mean?", "explain", "Let me explain again."),
+    ("Why do people say that?", "explain", "Let me explain again."),  # a question, no attempt at the answer
+    ("Can I have a hint?", "hint", 'it starts with "I\'m". How do you answer'),
+    ("Let's stop, I have to go.", "pause", "Your progress is saved"),
+    ("I am sleeping", "wrong", "Not quite."),  # an answer, graded
+    ("I'm fine, thank you?", "right", "Well done"),  # an attempt that is right counts, question mark or not
+])
+def test_a_request_instead_of_an_answer_is_not_graded(tmp_path: Path, reply: str, verdict: str, says: str) -> None:
+    """A student who asks to hear the question again, for an explanation or a hint, or to stop is
+    answered as asked, and none of it counts as a wrong answer: the question stays where it was."""
+    t = Tutor(LessonPlan.load(PLAN), tmp_path / "p.sqlite", "ana")
+    t.start()
+    t.answer("nice to meet you too")  # on to "How do you answer 'How are you?'" (step 0, question 1)
+    r = t.answer(reply)
+    assert r.verdict == verdict and says in r.say, r
+    if verdict == "explain":
+        assert r.say.endswith('How do you answer "How are you?"') and "Nice to meet you" in r.say
+    if verdict in ("repeat", "explain", "hint", "pause"):
+        assert (t.step, t.question, t.right, t.wrong) == (0, 1, 1, 0)
+        clean, _ = IntentParser().feed(r.say)
+        assert "[" not in clean
+    t.close()
+
+
 def test_bad_lesson_plan_is_a_config_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("id: x\nsteps: []\n")
