@@ -249,9 +249,10 @@ class KnowledgeBase:
 
     def grounding(self, query: str, k: int = 2, *, max_chars: int = 240, max_sentences: int = 2) -> Grounding:
         """The k best passages and the sentences among them that best answer `query`: the best one,
-        plus the next best of the same passage (one topic: "is shipping free" is not answered by a
-        sentence about cancelling free of charge) when it scores at least half as well and fits in
-        `max_chars` (in the order they are written). A sentence's heading counts as its words too.
+        plus the next best of the same passage written after it (one topic: "is shipping free" is not
+        answered by a sentence about cancelling free of charge; the answer first: "how long does express
+        shipping take" does not begin with standard shipping) when it scores at least half as well and
+        fits in `max_chars`. A sentence's heading counts as its words too.
 
         No sentences, and `unanswered`, when the question is about things the knowledge base does not
         answer: fewer than half of its subject words occur in it ("a delivery on a Sunday morning" is
@@ -290,7 +291,7 @@ class KnowledgeBase:
         for score, row in scored[1:]:
             if len(chosen) >= max_sentences or score < 0.5 * best_score:
                 break
-            if row[2] == best[2] and sum(len(r[1]) + 1 for r in chosen) + len(row[1]) <= max_chars:
+            if row[2] == best[2] and row[3] > best[3] and sum(len(r[1]) + 1 for r in chosen) + len(row[1]) <= max_chars:
                 chosen.append(row)
         ids = {r[0] for r in chosen}
         covered = sum(bool(ids & (in_text[w] | in_title[w])) for w in words)

@@ -84,11 +84,17 @@ class SentenceSplitter:
         return sentence
 
     def _clause_cut(self) -> int | None:
-        """End of the first clause (after its punctuation or dash) or of the clause_max_words-th word."""
+        """End of the first clause (after its punctuation or dash) or of the clause_max_words-th word,
+        whichever comes first: the same cut whether the text comes word by word or all at once."""
         buf = self._buf
-        for m in _CLAUSE.finditer(buf):
-            if len(_WORD_END.findall(buf[: m.start()] + " ")) >= self.clause_min_words:
-                return m.end()
+        punct = next((m.end() for m in _CLAUSE.finditer(buf)
+                      if len(_WORD_END.findall(buf[: m.start()] + " ")) >= self.clause_min_words), None)
+        count = self._count_cut()
+        return min((c for c in (punct, count) if c is not None), default=None)
+
+    def _count_cut(self) -> int | None:
+        """End of the clause_max_words-th spoken word (not on a function word: up to 3 words more)."""
+        buf = self._buf
         spoken = 0
         extra = 0  # words past the count, looking for one that may end the piece
         for m in _WORD_END.finditer(buf):

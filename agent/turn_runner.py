@@ -5,6 +5,10 @@ synthesized while the LLM is still writing. Intent tags are stripped from the sp
 with the sentence they were anchored in. Cancelling the runner's task (barge-in) cancels the LLM
 stream and TTS at once; nothing of the turn is pushed afterwards.
 
+An LLM that knows the reply it will give unless a tool answers (`expected_reply`: the knowledge
+base's sentences said as written, `plugins/llm_openai`) lets the runner synthesize that reply's first
+piece while the LLM still routes; the piece is used only if the reply's first piece is that text.
+
 A runner made `held` may start before its turn exists (an answer begun from an early transcript,
 see `agent.early_answer`): the LLM writes and TTS synthesizes, but nothing reaches the control
 builder, no tool runs and no callback fires until `release(turn)`; its stage marks wait for the turn
@@ -16,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -97,6 +101,9 @@ class TurnRunner:
         self.hold_s = hold_s
         self._early_marks: dict[str, float] = {}  # stage marks made while held
         self._engine_s = 0.0  # engine time while held
+        self._first_clause = (first_clause, first_clause_words)
+        # the expected reply's first piece, being synthesized ahead (text, task -> its speech and engine s)
+        self._prefetch: tuple[str, asyncio.Task[tuple[list[SpeechChunk], float]]] | None = None
 
     # --- holding ---------------------------------------------------------------------------------
     @property
@@ -137,6 +144,9 @@ class TurnRunner:
         if self.llm is None:
             raise RuntimeError("run_llm needs an LLM")
         llm = self.llm
+        expected = getattr(llm, "expected_reply", None)
+        if callable(expected):
+            self._start_prefetch(expected(messages))
 
         async def produce(queue: _SentenceQueue) -> None:
             self._mark("llm_request")
@@ -184,7 +194,75 @@ class TurnRunner:
                 await asyncio.wait({tts_task}, timeout=1.0)
             if not tts_task.cancelled():
                 tts_task.exception()  # retrieved: an error here already ended the turn through `await`
+            await self._drop_prefetch()
         return self.result
+
+    # --- the expected reply's first piece, synthesized ahead ------------------------------------
+    def _start_prefetch(self, reply: str | None) -> None:
+        """Synthesize the first piece of `reply` (as this runner would cut it) while the LLM routes."""
+        if not reply:
+            return
+        clean, _ = IntentParser().feed(SpeechGuard().feed(reply) + SpeechGuard().flush())
+        first_clause, words = self._first_clause
+        splitter = SentenceSplitter(first_clause=first_clause, clause_max_words=words)
+        pieces = splitter.feed(clean) + splitter.flush()
+        if not pieces:
+            return
+        text = pieces[0].text
+
+        async def synthesize() -> tuple[list[SpeechChunk], float]:
+            t0 = self.clock.now()
+            stream = self.tts.synthesize(text)
+            try:
+                return [speech async for speech in stream], self.clock.now() - t0
+            finally:
+                with contextlib.suppress(Exception):
+                    await stream.aclose()  # type: ignore[attr-defined]
+
+        self._prefetch = (text, asyncio.create_task(synthesize(), name=f"tts-ahead-turn-{self.turn}"))
+
+    async def _take_prefetch(self, text: str) -> list[SpeechChunk] | None:
+        """The speech synthesized ahead for `text` (None: another text, or it failed); the prefetch
+        is used up either way."""
+        if self._prefetch is None:
+            return None
+        ahead, task = self._prefetch
+        if ahead != text:
+            await self._drop_prefetch()
+            return None
+        self._prefetch = None
+        try:
+            speech, engine_s = await task
+        except Exception as e:  # noqa: BLE001 - synthesized again below, where an error ends the turn
+            log.warning("speech synthesized ahead failed (%s): synthesizing it again", e)
+            return None
+        self._add_engine_s(engine_s)
+        return speech
+
+    async def _drop_prefetch(self) -> None:
+        if self._prefetch is None:
+            return
+        _, task = self._prefetch
+        self._prefetch = None
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    async def _speech(self, text: str) -> AsyncGenerator[SpeechChunk, None]:
+        """The speech of one piece: synthesized ahead if it was the expected one, else now."""
+        ahead = await self._take_prefetch(text)
+        if ahead is not None:
+            for speech in ahead:
+                yield speech
+            return
+        t_call = self.clock.now()
+        stream = self.tts.synthesize(text)
+        try:
+            async for speech in stream:
+                yield speech
+        finally:
+            with contextlib.suppress(Exception):
+                await stream.aclose()  # type: ignore[attr-defined]
+        self._add_engine_s(self.clock.now() - t_call)
 
     # --- internals -----------------------------------------------------------------------------
     def _on_tool_call(self, call: ToolCall) -> None:
@@ -257,8 +335,7 @@ class TurnRunner:
                 return
             sentence, tags = entry
             first = True
-            t_call = self.clock.now()
-            stream = self.tts.synthesize(sentence.text)
+            stream = self._speech(sentence.text)
             try:
                 async for speech in stream:
                     self._mark("tts_first_audio")
@@ -271,9 +348,7 @@ class TurnRunner:
                     first = False
                     self._push(speech)
             finally:
-                with contextlib.suppress(Exception):
-                    await stream.aclose()  # type: ignore[attr-defined]
-            self._add_engine_s(self.clock.now() - t_call)
+                await stream.aclose()
             self.result.sentences += 1
 
     def _push(self, speech: SpeechChunk) -> None:

@@ -270,6 +270,11 @@ class OpenAILLM(BaseLLM):
             log.warning("the reply had no words (%r): saying the empty-reply line", said[:80])
             yield TextDelta(" " + self.config.empty_reply_line)
 
+    def expected_reply(self, messages: Sequence[ChatMessage]) -> str | None:
+        """The reply `chat(messages)` gives unless a tool answers (the knowledge base's sentences, said
+        as written): the turn runner synthesizes its first piece while the router decides."""
+        return quote_of(messages) if self.quote else None
+
     async def _reply(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
     ) -> AsyncIterator[TextDelta | ToolCall]:

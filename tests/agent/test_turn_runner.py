@@ -81,3 +81,56 @@ async def test_a_sentence_restating_the_tag_vocabulary_is_not_spoken() -> None:
     assert "Head shake" not in result.spoken_text and result.spoken_text.strip().startswith("Sorry")
     assert "Head shake" not in result.reply_text and "Sorry, the address" in result.reply_text
     assert [t.name for t in result.tags] == ["shake", "concerned"] and result.sentences == len(spoken)
+
+
+async def test_the_expected_reply_is_synthesized_while_the_llm_routes() -> None:
+    """An LLM that knows its reply unless a tool answers (`expected_reply`: the knowledge base's
+    sentences said as written) has its first piece synthesized while it still routes: that piece is
+    not synthesized again, and a different reply (a tool answered) never speaks the piece made ahead."""
+    from agent.interfaces import ChatMessage
+    from flowact.clock import RealClock
+    from plugins.llm_scripted import ScriptedLLM, ScriptedLLMConfig
+    from plugins.tts_espeak import EspeakTTS, EspeakTTSConfig
+
+    quote = "[concerned:0.3] Refunds reach your card in five to seven business days, after the item arrives."
+
+    class Routing(ScriptedLLM):
+        expected = quote
+
+        def expected_reply(self, messages: object) -> str:
+            return self.expected
+
+    async def run(reply: str) -> tuple[list[tuple[str, float]], list[str], float, TurnRunner]:
+        clock = RealClock()
+        builder = ControlBuilder(fps=25, sample_rate=24000)
+        llm = Routing(ScriptedLLMConfig(replies=[reply], first_token_s=0.4, delta_s=0.0), clock=clock)
+        tts = EspeakTTS(EspeakTTSConfig(), sample_rate=24000)
+        synthesize, push = tts.synthesize, builder.push_speech
+        calls: list[tuple[str, float]] = []
+        pushed: list[str] = []
+
+        def recording(text: str):  # type: ignore[no-untyped-def]
+            calls.append((text, clock.now()))
+            return synthesize(text)
+
+        def pushing(speech: SpeechChunk) -> None:
+            pushed.append(speech.text)
+            push(speech)
+
+        tts.synthesize = recording  # type: ignore[method-assign]
+        builder.push_speech = pushing  # type: ignore[method-assign]
+        metrics = SessionMetrics(clock, fps=25)
+        runner = TurnRunner(turn=1, builder=builder, tts=tts, clock=clock, metrics=metrics, llm=llm)
+        t0 = clock.now()
+        await runner.run_llm([ChatMessage("user", "How long does a refund take?")])
+        first_token = metrics.turn(1).marks["llm_first_token"] - t0
+        return [(text, t - t0) for text, t in calls], pushed, first_token, runner
+
+    calls, pushed, first_token, runner = await run(quote)
+    texts = [text for text, _ in calls]
+    assert len(texts) == len(set(texts)) >= 2, texts  # each piece synthesized once, the first one ahead
+    assert calls[0][1] < 0.1 < first_token, (calls, first_token)  # begun before the LLM's first text
+    assert pushed == texts and runner.result.spoken_text.strip().startswith("Refunds reach")
+    calls, pushed, _, runner = await run("Order 1234 is shipped and arrives tomorrow.")  # a tool answered
+    assert calls[0][0].startswith("Refunds") and not any(p.startswith("Refunds") for p in pushed), (calls, pushed)
+    assert pushed and pushed[0].startswith("Order 1234")
