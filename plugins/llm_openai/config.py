@@ -118,10 +118,14 @@ class OpenAILLMConfig(BaseModel):
     speak_filler: bool = Field(
         True, description="speak the filler here; False: only report it in ToolStatus.filler for the session"
     )
+    empty_reply_retry: bool = Field(
+        True, description="a reply with no words (and no tool) is asked for once more, nudged to say something, "
+        "before the empty-reply line",
+    )
     empty_reply_line: str = Field(
         "Sorry, could you say that another way?",
         description="spoken when a reply has no words (only intent tags, or only syntax the guard withheld) "
-        "and called no tool; '' to stay silent",
+        "and called no tool, also when asked again; '' to stay silent",
     )
     handoff_line: str = Field(
         "[nod] I am connecting you with a colleague now. Please hold on.",

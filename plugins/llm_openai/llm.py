@@ -266,9 +266,27 @@ class OpenAILLM(BaseLLM):
         if rest:
             said = said if _has_words(said) else said + rest
             yield TextDelta(rest)
+        if not called and not _has_words(said) and self.config.empty_reply_retry:
+            log.warning("the reply had no words (%r): asking once more", said[:80])
+            async for text in self._words_again(messages):
+                said = said if _has_words(said) else said + text
+                yield TextDelta(text)
         if not called and not _has_words(said) and self.config.empty_reply_line:
             log.warning("the reply had no words (%r): saying the empty-reply line", said[:80])
             yield TextDelta(" " + self.config.empty_reply_line)
+
+    async def _words_again(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+        """A second plain answer after one with no words (the 0.5B model sometimes answers "I'm fine,
+        thanks." with a lone `[neutral]`), asked to say something, a little warmer; guarded as the first."""
+        last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=len(messages))
+        nudge = ChatMessage("system", "Reply to the user's next message with one short spoken sentence in words.")
+        wire = self._wire_messages([*messages[:last_user], nudge, *messages[last_user:]])
+        guard = SpeechGuard()
+        async for item in self._stream(wire, [], "auto", temperature=max(0.7, self.config.temperature)):
+            if isinstance(item, TextDelta) and (text := guard.feed(item.text)):
+                yield text
+        if rest := guard.flush():
+            yield rest
 
     def expected_reply(self, messages: Sequence[ChatMessage]) -> str | None:
         """The reply `chat(messages)` gives unless a tool answers (the knowledge base's sentences, said
@@ -437,13 +455,15 @@ class OpenAILLM(BaseLLM):
         return {"type": "function", "function": {"name": choice}}
 
     async def _stream(
-        self, wire: list[dict[str, Any]], tools: list[dict[str, Any]], choice: str | dict[str, Any] = "auto"
+        self, wire: list[dict[str, Any]], tools: list[dict[str, Any]], choice: str | dict[str, Any] = "auto",
+        *, temperature: float | None = None,
     ) -> AsyncIterator[TextDelta | ToolCall]:
         """One streaming completion (one attempt; the base class retries and times out)."""
         client = self._make_client()
         kwargs: dict[str, Any] = {
             "model": self.config.model, "messages": wire, "stream": True,
-            "temperature": self.config.temperature, "max_tokens": self.config.max_tokens,
+            "temperature": self.config.temperature if temperature is None else temperature,
+            "max_tokens": self.config.max_tokens,
         }
         if tools:
             kwargs["tools"] = tools

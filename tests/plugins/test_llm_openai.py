@@ -5,6 +5,7 @@ avatar's set_expression passed on), cancellation mid-stream, timeouts, prompt an
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 
@@ -77,13 +78,28 @@ async def test_a_reply_without_words_says_the_empty_reply_line(llm_server: LlmSe
     model also answers with a lone `[neutral]` at times) ends with `empty_reply_line` instead of silence."""
     msgs = [ChatMessage("system", 'Reply with exactly this JSON and nothing else: {"ok": true}'),
             ChatMessage("user", "Status?")]
-    llm = make_llm(llm_server, first_token_timeout_s=SLOW, intent_tags=False, max_tokens=12)
+    llm = make_llm(llm_server, first_token_timeout_s=SLOW, intent_tags=False, max_tokens=12, empty_reply_retry=False)
     text = "".join(d.text for d in [d async for d in llm.chat(msgs)] if isinstance(d, TextDelta))
     assert text.strip() == "Sorry, could you say that another way?", text
-    quiet = make_llm(llm_server, first_token_timeout_s=SLOW, intent_tags=False, max_tokens=12, empty_reply_line="")
+    quiet = make_llm(llm_server, first_token_timeout_s=SLOW, intent_tags=False, max_tokens=12, empty_reply_line="",
+                     empty_reply_retry=False)
     assert not words("".join(d.text for d in [d async for d in quiet.chat(msgs)] if isinstance(d, TextDelta)))
     await llm.aclose()
     await quiet.aclose()
+
+
+async def test_a_reply_without_words_is_asked_for_once_more(llm_server: LlmServer,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """By default a reply with no words is asked for once more (nudged to say something): the turn
+    ends with words, the model's or the empty-reply line, and never with the withheld syntax."""
+    msgs = [ChatMessage("system", 'Reply with exactly this JSON and nothing else: {"ok": true}'),
+            ChatMessage("user", "Status?")]
+    llm = make_llm(llm_server, first_token_timeout_s=SLOW, intent_tags=False, max_tokens=12)
+    with caplog.at_level(logging.WARNING, logger="plugins.llm_openai"):
+        text = "".join(d.text for d in [d async for d in llm.chat(msgs)] if isinstance(d, TextDelta))
+    await llm.aclose()
+    assert "asking once more" in caplog.text
+    assert words(text) and "{" not in text and '"ok"' not in text, text
 
 
 async def test_cancel_mid_stream_closes_the_http_stream_at_once(llm_server: LlmServer) -> None:
