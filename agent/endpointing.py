@@ -12,6 +12,9 @@ Two end-of-turn policies:
 - a `TurnCompletion` model (e.g. Smart Turn): after a short pause (`pause_ms`) the utterance is
   judged in a worker thread; a complete turn ends as soon as the verdict is in, an incomplete one
   after `max_silence_ms`. If the model fails, `end_silence_ms` applies to that turn.
+  When the words so far read as a finished turn (`words_complete()`: the early transcript, see
+  `agent.text.reads_finished`), an incomplete verdict waits only `text_silence_ms` (Smart Turn read
+  "Thank you. That is all." in a synthetic voice as unfinished and waited 1.5 s in 4 of 6 sessions).
   The feed never waits for the model unless the verdict is still out `verdict_wait_ms` after
   the pause (audio arriving faster than real time): then `push` awaits it (without blocking the
   event loop), so decisions do not depend on how fast the audio comes.
@@ -103,6 +106,7 @@ class CompletionPolicy:
     max_silence_ms: int = 2500  # an incomplete turn still ends after this much silence
     threshold: float = 0.5  # probability at or above which the turn is complete
     verdict_wait_ms: int = 300  # after pause_ms + this, the feed waits for the verdict
+    text_silence_ms: int | None = 600  # an incomplete verdict on words that read as finished waits this long
 
 
 class Endpointer:
@@ -130,6 +134,9 @@ class Endpointer:
         self.max_silence = max(self.pause + 1, self._frames(policy.max_silence_ms if policy else 0))
         self.wait_after = self.pause + self._frames(policy.verdict_wait_ms if policy else 0)
         self.threshold = policy.threshold if policy else 1.0
+        text_ms = policy.text_silence_ms if policy else None
+        self.text_silence = self._frames(text_ms) if text_ms else 0  # 0: the words are not consulted
+        self._words_complete = False  # this pause's words read as a finished turn
         self.voiced_lag_s = voiced_lag_s  # the voiced decision's delay (e.g. smoothing), taken off last_voiced_t
         self.early = self._frames(early_ms) if early_ms else 0  # silence frames before a pause event (0: none)
         # the onset's own voiced run plus `pre_roll_ms` before it
@@ -137,7 +144,7 @@ class Endpointer:
         self._executor: ThreadPoolExecutor | None = None
         self._pending: Future[float] | None = None
         self.last_probability: float | None = None  # verdict of the last check (for logs and benches)
-        self.last_end_reason = ""  # silence | complete | incomplete | max_utterance | model_error
+        self.last_end_reason = ""  # silence | complete | incomplete | words_complete | max_utterance | model_error
         self._model_failed = False
         self._waited = False
         self.reset()
@@ -204,6 +211,7 @@ class Endpointer:
             if voiced:
                 resumed = bool(self.early) and self._silent_run >= self.early  # a pause event was out
                 self._silent_run = 0
+                self._words_complete = False
                 self._last_voiced = self.t
                 self._drop_check()
             else:
@@ -239,6 +247,8 @@ class Endpointer:
             self._submit_check()
         if self._silent_run >= self.max_silence:
             return "incomplete" if self.last_probability is not None else "silence"
+        if self._words_complete and self.text_silence and self._silent_run >= max(self.pause, self.text_silence):
+            return "words_complete"
         fut = self._pending
         if fut is not None and fut.done():
             try:
@@ -256,6 +266,12 @@ class Endpointer:
         if self._model_failed and self._silent_run >= self.end_silence:
             return "model_error"
         return ""
+
+    def words_complete(self) -> None:
+        """The words of the current pause read as a finished turn: an incomplete verdict waits only
+        `text_silence_ms` (a voiced frame clears this)."""
+        if self.speaking and self._silent_run > 0:
+            self._words_complete = True
 
     def _submit_check(self) -> None:
         assert self.completion is not None
@@ -275,6 +291,7 @@ class Endpointer:
 
     def _end(self, reason: str) -> VadEvent:
         self.speaking = False
+        self._words_complete = False
         self._voiced_run = 0
         self.last_end_reason = reason
         self._drop_check()

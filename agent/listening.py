@@ -48,6 +48,7 @@ from agent.frames import AudioChunk, VadEvent
 from agent.intents import parse_tag
 from agent.interfaces import ASR, VAD, AudioInput, ControlChannel, ReplyPaced, TextInput
 from agent.metrics import SessionMetrics
+from agent.text import reads_finished
 from flowact.clock import Clock
 from flowact.control import ControlBuilder
 
@@ -155,6 +156,9 @@ class Listener:
             return
         if self.on_early_text is not None and task.result().strip():
             self.on_early_text(task.result())
+        hint = getattr(self.vad, "words_complete", None)
+        if hint is not None and reads_finished(task.result()):  # an unsure end-of-turn model waits less
+            hint()
 
     def _take_early(self, event: VadEvent) -> asyncio.Task[str] | None:
         """The early transcription of this end of turn's speech (same start and last voiced frame)."""

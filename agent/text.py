@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Sentence", "SentenceSplitter"]
+__all__ = ["Sentence", "SentenceSplitter", "reads_finished"]
 
 _ENDERS = ".!?;\n"
 _ABBREVIATIONS = ("mr.", "mrs.", "ms.", "dr.", "st.", "e.g.", "i.e.", "etc.", "vs.", "no.")
@@ -30,6 +30,23 @@ _FUNCTION_WORDS = frozenset(  # words that never end a phrase: articles, preposi
     "a an the to of in on at for from by with about into onto over under after before until and or but nor "
     "if than as your my our their its his her".split()
 )
+
+
+# words a turn goes on after ("I want to ...", "my order is ..."): a transcript ending on one is unfinished
+_GOES_ON = frozenset("and but or so because if then that which who whose the a an to of in on at for with from by "
+                     "about my your our their his her its is are was were am be been i'm it's um uh er erm hmm "
+                     "like than as when while also just".split())
+
+
+def reads_finished(text: str) -> bool:
+    """Whether a transcript reads as a finished turn: it ends with ".", "!" or "?" (not "..." or a
+    comma) after a word a turn does not go on after ("Thank you. That is all." yes; "My order is."
+    and "I want to." no)."""
+    t = text.strip()
+    if not t or t[-1] not in ".!?" or t.endswith(("...", "\u2026")):
+        return False
+    words = re.findall(r"[a-z0-9']+", t.lower())
+    return bool(words) and words[-1] not in _GOES_ON
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,10 @@ class EndOfTurnConfig(BaseModel):
     )
     model_path: str | None = Field(None, description="default: ~/.cache/flowact/models/smart-turn-v3.2-cpu.onnx")
     threads: int = Field(1, ge=1, le=8, description="onnxruntime intra-op threads")
+    text_complete_ms: int | None = Field(
+        600, ge=100, le=10000, description="with early_asr_ms: when the early transcript reads as a finished "
+        "turn, an incomplete verdict waits only this much silence (null: the model alone decides)",
+    )
     early_asr_ms: int | None = Field(
         None, ge=30, le=2000, description="silence after a word at which the utterance so far goes to ASR "
         "while the end of turn is still being decided (null: ASR starts at the end of turn)",

@@ -27,6 +27,7 @@ def build_endpointer(
         policy = CompletionPolicy(
             SmartTurnModel(eot.model_path, threads=eot.threads), pause_ms=eot.pause_ms,
             max_silence_ms=eot.max_silence_ms, threshold=eot.threshold, verdict_wait_ms=eot.verdict_wait_ms,
+            text_silence_ms=eot.text_complete_ms,
         )
     return Endpointer.from_config(
         config, sample_rate=sample_rate, frame_samples=frame_samples, policy=policy, voiced_lag_s=voiced_lag_s,

@@ -48,6 +48,10 @@ class EnergyVAD:
     async def start(self) -> None:
         await asyncio.to_thread(self.endpointer.warmup)
 
+    def words_complete(self) -> None:
+        """The early transcript reads as a finished turn (see `agent.endpointing`)."""
+        self.endpointer.words_complete()
+
     def reset(self) -> None:
         self.buffer.reset()
         self._noise_db = -60.0

@@ -68,6 +68,10 @@ class SileroVAD:
     async def start(self) -> None:
         await asyncio.to_thread(self.endpointer.warmup)
 
+    def words_complete(self) -> None:
+        """The early transcript reads as a finished turn (see `agent.endpointing`)."""
+        self.endpointer.words_complete()
+
     def reset(self) -> None:
         self._h = np.zeros((1, 1, 128), np.float32)
         self._c = np.zeros((1, 1, 128), np.float32)

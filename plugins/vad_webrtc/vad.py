@@ -57,6 +57,10 @@ class WebrtcVAD:
     async def start(self) -> None:
         await asyncio.to_thread(self.endpointer.warmup)
 
+    def words_complete(self) -> None:
+        """The early transcript reads as a finished turn (see `agent.endpointing`)."""
+        self.endpointer.words_complete()
+
     def reset(self) -> None:
         self.buffer.reset()
         self._votes: deque[bool] = deque(maxlen=self.config.smooth_frames)

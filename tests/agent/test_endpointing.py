@@ -190,3 +190,31 @@ async def test_the_utterance_starts_pre_roll_before_the_onsets_first_voiced_fram
         assert abs(ev.audio.pts - (run_start - 0.1)) < 1e-6  # 100 ms before the run, not before the onset
         assert np.count_nonzero(ev.audio.samples == 1000) == 3 * FRAME  # the soft word is in
         assert len(ev.audio.samples) == round((ev.t - ev.audio.pts) * RATE)  # and nothing is missing
+
+
+async def test_words_that_read_as_finished_shorten_an_incomplete_wait() -> None:
+    """`words_complete()` during a pause (the early transcript read as a finished turn) ends an
+    incomplete-judged turn after `text_silence_ms`, not `max_silence_ms`; a voiced frame after it
+    clears it (the user went on), and a complete verdict still ends the turn at once."""
+    policy = CompletionPolicy(Verdict(0.1), pause_ms=200, max_silence_ms=1500, verdict_wait_ms=100,
+                              text_silence_ms=600)
+    ep = make(policy)
+    events = await run(ep, frames(0.5, 0.3))  # 300 ms into the pause: the early transcript is ready
+    ep.words_complete()
+    events += await run(ep, frames(0.0, 1.0))
+    end = events[-1]
+    assert end.last_voiced_t is not None and not end.speaking
+    assert abs(end.t - end.last_voiced_t - 0.6) < 0.011 and ep.last_end_reason == "words_complete"
+    events = await run(ep, frames(0.5, 0.3))  # the next turn: the hint, then the user goes on
+    ep.words_complete()
+    events += await run(ep, frames(0.3, 2.0))
+    end = events[-1]
+    assert end.last_voiced_t is not None and abs(end.t - end.last_voiced_t - 1.5) < 0.011
+    assert ep.last_end_reason == "incomplete"
+    ep.close()
+    plain = make(CompletionPolicy(Verdict(0.1), pause_ms=200, max_silence_ms=1500, text_silence_ms=None))
+    events = await run(plain, frames(0.5, 0.3))
+    plain.words_complete()  # null text_silence_ms: the model alone decides
+    events += await run(plain, frames(0.0, 2.0))
+    assert plain.last_end_reason == "incomplete"
+    plain.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from agent.text import SentenceSplitter
+import pytest
+
+from agent.text import SentenceSplitter, reads_finished
 
 
 def test_first_sentence_is_emitted_before_the_rest_arrives() -> None:
@@ -105,3 +107,12 @@ def test_a_number_counts_as_the_words_it_is_said_with() -> None:
     """'1234' is said 'twelve thirty-four' (or longer): the first piece stays short to synthesize."""
     assert _split("Order 1234 left the depot today.", first_clause=True)[0] == "Order 1234"
     assert _split("Your refund of 25 dollars is on its way.", first_clause=True)[0] == "Your refund of 25"
+
+
+@pytest.mark.parametrize(("text", "finished"), [
+    ("Thank you. That is all.", True), ("Where is my order 1234?", True), ("Yes.", True),
+    ("My order number is.", False), ("I want to.", False), ("And also, um...", False), ("Well, and", False),
+    ("I'd like to change my address, please.", True), ("", False), ("Can I return shoes", False),
+])
+def test_reads_finished(text: str, finished: bool) -> None:
+    assert reads_finished(text) is finished
