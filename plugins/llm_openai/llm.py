@@ -48,6 +48,7 @@ from agent.tool_router import (
 from agent.tools import HANDOFF, ToolRegistry, ToolResult, ToolStatus
 from flowact.clock import Clock
 from plugins.llm_openai.config import OpenAILLMConfig
+from plugins.llm_openai.http_client import one_idle_connection_client
 from plugins.llm_openai.local_server import LocalLlamaServer
 from plugins.llm_openai.route_server import supported
 
@@ -161,7 +162,7 @@ class OpenAILLM(BaseLLM):
 
         key = os.environ.get(self.config.api_key_env) or "not-needed-for-local"
         return AsyncOpenAI(base_url=base_url, api_key=key, timeout=self.config.timeout_s, max_retries=0,
-                           http_client=_one_idle_connection_client())
+                           http_client=one_idle_connection_client())
 
     def map_error(self, exc: BaseException) -> EngineError:
         import httpx
@@ -511,15 +512,3 @@ def _retrieve(task: asyncio.Task[None]) -> None:
     if not task.cancelled():
         task.exception()
 
-
-def _one_idle_connection_client() -> Any:
-    """openai's default HTTP client keeping at most one idle connection (its default keeps up to 100):
-    one session asks one thing at a time; a request that overlapped another (the history's cache
-    re-prime beside an answer) closes its connection when done instead of leaving it open for the
-    rest of the session. Built on whichever HTTP library the installed openai uses (httpx, httpx2)."""
-    import sys
-
-    from openai import DefaultAsyncHttpxClient
-
-    http = sys.modules[DefaultAsyncHttpxClient.__mro__[1].__module__.split(".")[0]]
-    return DefaultAsyncHttpxClient(limits=http.Limits(max_connections=8, max_keepalive_connections=1))
