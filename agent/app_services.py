@@ -17,6 +17,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from agent.history import before_last_user
 from agent.interfaces import ChatMessage, SessionObserver
 from agent.kb import Grounding, KnowledgeBase, KnowledgeConfig, asks, build_messages
 from agent.record import RecordConfig, SessionRecorder, handoff_event
@@ -67,8 +68,7 @@ class AppServices:
             turn = await asyncio.to_thread(self.tutor.answer, user_text)
             if self.tutor_cfg.speak == "line":
                 return out, turn.say
-            last_user = max((i for i, m in enumerate(out) if m.role == "user"), default=len(out))
-            out.insert(last_user, ChatMessage("system", f"{turn.context} Say: {turn.say}"))
+            out = before_last_user(out, ChatMessage("system", f"{turn.context} Say: {turn.say}"))
         k = self.knowledge_cfg
         if self.kb is not None and k is not None:
             found = await asyncio.to_thread(self.kb.grounding, user_text, k.k, max_chars=k.max_answer_chars)

@@ -15,11 +15,19 @@ a turn instead of 0.4-0.6 s). Dropping half at once keeps the prefix for the nex
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from agent.interfaces import ChatMessage
 
-__all__ = ["ConversationHistory"]
+__all__ = ["ConversationHistory", "before_last_user"]
+
+
+def before_last_user(messages: Sequence[ChatMessage], message: ChatMessage) -> list[ChatMessage]:
+    """`messages` with `message` (a turn's instruction or knowledge) right before the last user message."""
+    out = list(messages)
+    last_user = max((i for i, m in enumerate(out) if m.role == "user"), default=len(out))
+    out.insert(last_user, message)
+    return out
 
 
 class ConversationHistory:

@@ -26,6 +26,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.errors import ConfigError
+from agent.history import before_last_user
 from agent.interfaces import ChatMessage
 
 __all__ = ["QUOTE", "Grounding", "IndexReport", "KnowledgeBase", "KnowledgeConfig", "Passage", "asks",
@@ -236,16 +237,13 @@ class KnowledgeBase:
         return [Passage(src, title, text, -score) for src, title, text, score in rows]
 
     def _idf(self, words: Sequence[str]) -> dict[str, float]:
-        """Each word's inverse document frequency over all passages (BM25's, kept positive)."""
+        """Each word's inverse document frequency over all passages (BM25's, kept positive; 0 for a word
+        no passage has, stemmed as the index stems it)."""
         n = self.db.execute("SELECT count(*) FROM passages").fetchone()[0]
         df = {w: self.db.execute("SELECT count(*) FROM passages WHERE passages MATCH ?", (f'"{w}"',)).fetchone()[0]
               for w in words}
         return {w: math.log(1.0 + (n - d + 0.5) / (d + 0.5)) if d else 0.0 for w, d in df.items()}
 
-    def knows(self, word: str) -> bool:
-        """Whether any passage has this word (stemmed as the index stems it)."""
-        row = self.db.execute("SELECT 1 FROM passages WHERE passages MATCH ? LIMIT 1", (f'"{word}"',)).fetchone()
-        return row is not None
 
     def grounding(self, query: str, k: int = 2, *, max_chars: int = 240, max_sentences: int = 2) -> Grounding:
         """The k best passages and the sentences among them that best answer `query`: the best one,
@@ -263,16 +261,15 @@ class KnowledgeBase:
         words = _subject_words(query)
         if not words or set(words) <= _ABOUT_AGENT:
             return Grounding(passages, ())  # nothing asked about (a greeting, thanks), or about the assistant
-        if not passages or 2 * sum(self.knows(w) for w in words) < len(words):
-            return Grounding(passages, (), unanswered=True)
         weight = self._idf(words)
+        if not passages or 2 * sum(weight[w] > 0.0 for w in words) < len(words):
+            return Grounding(passages, (), unanswered=True)
         with self._lock:
             self._scratch.execute("DELETE FROM sentences")
             self._scratch.executemany(
-                "INSERT INTO sentences(rowid, title, text, prank, pos) VALUES (?, ?, ?, ?, ?)",
-                [(i, p.title, sent, rank, pos) for i, (rank, p, pos, sent) in enumerate(
-                    (rank, p, pos, sent) for rank, p in enumerate(passages)
-                    for pos, sent in enumerate(split_sentences(p.text)))],
+                "INSERT INTO sentences(title, text, prank, pos) VALUES (?, ?, ?, ?)",
+                [(p.title, sent, rank, pos) for rank, p in enumerate(passages)
+                 for pos, sent in enumerate(split_sentences(p.text))],
             )
             rows = self._scratch.execute("SELECT rowid, text, prank, pos FROM sentences").fetchall()
             in_text = {w: {r[0] for r in self._scratch.execute("SELECT rowid FROM sentences WHERE sentences MATCH ?",
@@ -341,12 +338,7 @@ def quote_of(messages: Sequence[ChatMessage]) -> str | None:
 def build_messages(messages: Sequence[ChatMessage], found: Sequence[Passage] | Grounding) -> list[ChatMessage]:
     """`messages` with the knowledge (`context_message`) as a system message right before the last user message."""
     msg = context_message(found)
-    out = list(messages)
-    if msg is None:
-        return out
-    last_user = max((i for i, m in enumerate(out) if m.role == "user"), default=len(out))
-    out.insert(last_user, msg)
-    return out
+    return list(messages) if msg is None else before_last_user(messages, msg)
 
 
 def kb_index(folder: str, db_path: str, *, max_file_bytes: int = 1_000_000) -> int:

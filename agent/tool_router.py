@@ -25,6 +25,7 @@ __all__ = [
     "asks_for_person",
     "facts_message",
     "flat_arguments",
+    "last_agent_line",
     "grounded",
     "hopeless_route",
     "made_up",
@@ -187,7 +188,7 @@ def route_messages(specs: Sequence[ToolSpec], history: Sequence[ChatMessage], us
     )
     # the agent's last line, when it asked something ("It's 4321." answers "What is your order
     # number?"); a statement (a tool's line) shown as "You asked" sent the next order question to none
-    last_agent = next((m.content for m in reversed(history) if m.role == "assistant"), "")
+    last_agent = last_agent_line(history)
     asked = last_agent if "?" in last_agent else ""
     user = (f"(You asked: {asked})\n" if asked else "") + normalize_spoken_numbers(user_text)
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
@@ -250,6 +251,11 @@ _PERSON = re.compile(
 _YES = re.compile(r"^(yes|yeah|yep|yup|sure|ok|okay|alright|all right|please|please do|go ahead|do it|"
                   r"that would be (great|nice|good)|i would|i'd like that|i would like that)"
                   r"(,? (please|thanks|thank you|yes|sure|do))*[.!]?$", re.I)
+
+
+def last_agent_line(history: Sequence[ChatMessage]) -> str:
+    """What the agent said last ("" before it said anything)."""
+    return next((m.content for m in reversed(history) if m.role == "assistant"), "")
 
 
 def accepts_person_offer(last_agent: str, user_text: str) -> bool:

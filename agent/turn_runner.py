@@ -29,7 +29,7 @@ from agent.frames import AudioChunk, IntentTag, SpeechChunk, TextDelta, ToolCall
 from agent.intents import IntentParser, echoes_vocabulary, tag_from_tool_call
 from agent.interfaces import LLM, TTS, ChatMessage
 from agent.metrics import SessionMetrics
-from agent.speech_guard import SpeechGuard
+from agent.speech_guard import SpeechGuard, guard_text
 from agent.text import Sentence, SentenceSplitter
 from agent.tools import ToolStatus
 from flowact.audio import float_to_int16, int16_to_float, resample
@@ -202,7 +202,7 @@ class TurnRunner:
         """Synthesize the first piece of `reply` (as this runner would cut it) while the LLM routes."""
         if not reply:
             return
-        clean, _ = IntentParser().feed(SpeechGuard().feed(reply) + SpeechGuard().flush())
+        clean, _ = IntentParser().feed(guard_text(reply))
         first_clause, words = self._first_clause
         splitter = SentenceSplitter(first_clause=first_clause, clause_max_words=words)
         pieces = splitter.feed(clean) + splitter.flush()

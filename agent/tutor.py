@@ -83,12 +83,17 @@ class LessonPlan(BaseModel):
             raise ConfigError(f"lesson plan {path}: {e}") from e
 
 
-def normalize(text: str) -> str:
-    """Lowercase, contractions expanded, punctuation and filler words dropped, spaces collapsed."""
+def _expanded(text: str) -> str:
+    """Lowercase, contractions expanded ("don't" -> "do not")."""
     t = text.lower().replace("\u2019", "'")
     for short, full in _CONTRACTIONS.items():
         t = re.sub(rf"\b{re.escape(short)}\b", full, t)
-    words = [w for w in re.findall(r"[a-z0-9]+", t) if w not in _FILLERS]
+    return t
+
+
+def normalize(text: str) -> str:
+    """Lowercase, contractions expanded, punctuation and filler words dropped, spaces collapsed."""
+    words = [w for w in re.findall(r"[a-z0-9]+", _expanded(text)) if w not in _FILLERS]
     return " ".join(words)
 
 
@@ -114,10 +119,7 @@ def grade(reply: str, accepted: list[str], threshold: float = 0.8) -> tuple[str,
 def _request(reply: str, score: float) -> str | None:
     """What a reply that is not the right answer asks of the tutor: pause, repeat, hint, explain (a
     question that is no attempt at the answer: similarity under 0.5), or None (an answer, graded)."""
-    t = reply.lower().replace("\u2019", "'")
-    for short, full in _CONTRACTIONS.items():
-        t = re.sub(rf"\b{re.escape(short)}\b", full, t)
-    t = t.replace("n't", " not")
+    t = _expanded(reply).replace("n't", " not")
     for verdict, pattern in (("pause", _STOP), ("repeat", _REPEAT), ("hint", _HINT), ("explain", _EXPLAIN)):
         if pattern.search(t):
             return verdict

@@ -30,6 +30,7 @@ import httpx
 from agent.engine import BaseLLM, RetryPolicy
 from agent.errors import ConfigError, EngineError
 from agent.frames import TextDelta, ToolCall
+from agent.history import before_last_user
 from agent.interfaces import ChatMessage, ToolSpec
 from agent.kb import QUOTE, quote_of
 from agent.speech_guard import SpeechGuard
@@ -39,6 +40,7 @@ from agent.tool_router import (
     flat_arguments,
     grounded,
     hopeless_route,
+    last_agent_line,
     parse_route,
     route_messages,
     router_schema,
@@ -279,9 +281,8 @@ class OpenAILLM(BaseLLM):
     async def _words_again(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
         """A second plain answer after one with no words (the 0.5B model sometimes answers "I'm fine,
         thanks." with a lone `[neutral]`), asked to say something, a little warmer; guarded as the first."""
-        last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=len(messages))
         nudge = ChatMessage("system", "Reply to the user's next message with one short spoken sentence in words.")
-        wire = self._wire_messages([*messages[:last_user], nudge, *messages[last_user:]])
+        wire = self._wire_messages(before_last_user(messages, nudge))
         guard = SpeechGuard()
         async for item in self._stream(wire, [], "auto", temperature=max(0.7, self.config.temperature)):
             if isinstance(item, TextDelta) and (text := guard.feed(item.text)):
@@ -363,8 +364,8 @@ class OpenAILLM(BaseLLM):
         if not user_msgs:
             return None
         specs, handoffs = self.registry.specs, self.handoffs
-        last_agent = next((m.content for m in reversed(messages[:-1]) if m.role == "assistant"), "")
-        if handoffs and accepts_person_offer(last_agent, user_msgs[-1]):  # "Yes, please." to a colleague offered
+        # "Yes, please." to a colleague the agent offered
+        if handoffs and accepts_person_offer(last_agent_line(messages[:-1]), user_msgs[-1]):
             log.info("router: the user accepted the offer of a colleague")
             return ToolCall(min(handoffs), json.dumps({"reason": "accepted the offer of a colleague"}),
                             f"route_{len(user_msgs)}")
