@@ -45,7 +45,7 @@ from agent.errors import InputError
 from agent.frames import AudioChunk, VadEvent
 from flowact.types import Int16Array
 
-__all__ = ["CompletionPolicy", "Endpointer", "EndpointingConfig", "FrameBuffer", "TurnCompletion"]
+__all__ = ["CompletionPolicy", "EndpointedVAD", "Endpointer", "EndpointingConfig", "FrameBuffer", "TurnCompletion"]
 
 log = logging.getLogger("agent.endpointing")
 
@@ -306,3 +306,20 @@ class Endpointer:
     def _last_word(self) -> float:
         """End of the last voiced frame, less the voiced decision's lag."""
         return max(self._start, self._last_voiced - self.voiced_lag_s)
+
+
+class EndpointedVAD:
+    """What every VAD that decides its turns with an `Endpointer` shares: the end-of-turn model's
+    warm-up off the event loop, the early transcript's hint, and closing the endpointer's worker."""
+
+    endpointer: Endpointer
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.endpointer.warmup)
+
+    def words_complete(self) -> None:
+        """The early transcript reads as a finished turn (see the module's docstring)."""
+        self.endpointer.words_complete()
+
+    async def aclose(self) -> None:
+        self.endpointer.close()

@@ -212,12 +212,8 @@ class TurnRunner:
 
         async def synthesize() -> tuple[list[SpeechChunk], float]:
             t0 = self.clock.now()
-            stream = self.tts.synthesize(text)
-            try:
+            async with contextlib.aclosing(self._tts_stream(text)) as stream:
                 return [speech async for speech in stream], self.clock.now() - t0
-            finally:
-                with contextlib.suppress(Exception):
-                    await stream.aclose()  # type: ignore[attr-defined]
 
         self._prefetch = (text, asyncio.create_task(synthesize(), name=f"tts-ahead-turn-{self.turn}"))
 
@@ -255,6 +251,13 @@ class TurnRunner:
                 yield speech
             return
         t_call = self.clock.now()
+        async with contextlib.aclosing(self._tts_stream(text)) as stream:
+            async for speech in stream:
+                yield speech
+        self._add_engine_s(self.clock.now() - t_call)
+
+    async def _tts_stream(self, text: str) -> AsyncGenerator[SpeechChunk, None]:
+        """The engine's speech for `text`; its stream is closed however the caller stops."""
         stream = self.tts.synthesize(text)
         try:
             async for speech in stream:
@@ -262,7 +265,6 @@ class TurnRunner:
         finally:
             with contextlib.suppress(Exception):
                 await stream.aclose()  # type: ignore[attr-defined]
-        self._add_engine_s(self.clock.now() - t_call)
 
     # --- internals -----------------------------------------------------------------------------
     def _on_tool_call(self, call: ToolCall) -> None:

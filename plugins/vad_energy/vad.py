@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.endpointing import FrameBuffer
+from agent.endpointing import EndpointedVAD, FrameBuffer
 from agent.frames import AudioChunk, VadEvent
 from flowact.audio import int16_to_float
 from flowact.clock import Clock, RealClock
@@ -31,7 +30,7 @@ class EnergyVADConfig(BaseModel):
     )
 
 
-class EnergyVAD:
+class EnergyVAD(EndpointedVAD):
     Config = EnergyVADConfig
 
     def __init__(
@@ -44,13 +43,6 @@ class EnergyVAD:
         self.endpointer = build_endpointer(self.config, sample_rate=sample_rate, frame_samples=self.frame)
         self.buffer = FrameBuffer(sample_rate=sample_rate, frame_samples=self.frame, name="EnergyVAD")
         self.reset()
-
-    async def start(self) -> None:
-        await asyncio.to_thread(self.endpointer.warmup)
-
-    def words_complete(self) -> None:
-        """The early transcript reads as a finished turn (see `agent.endpointing`)."""
-        self.endpointer.words_complete()
 
     def reset(self) -> None:
         self.buffer.reset()
@@ -71,5 +63,3 @@ class EnergyVAD:
                 events.append(ev)
         return events
 
-    async def aclose(self) -> None:
-        self.endpointer.close()

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.endpointing import FrameBuffer
+from agent.endpointing import EndpointedVAD, FrameBuffer
 from agent.errors import ConfigError
 from agent.frames import AudioChunk, VadEvent
 from flowact.audio import int16_to_float
@@ -35,7 +35,7 @@ def _default_model() -> Path:
     return Path(faster_whisper.__file__).parent / "assets" / "silero_vad_v6.onnx"
 
 
-class SileroVAD:
+class SileroVAD(EndpointedVAD):
     Config = SileroVADConfig
 
     def __init__(
@@ -64,13 +64,6 @@ class SileroVAD:
         )
         self.buffer = FrameBuffer(sample_rate=sample_rate, frame_samples=WINDOW, name="SileroVAD")
         self.reset()
-
-    async def start(self) -> None:
-        await asyncio.to_thread(self.endpointer.warmup)
-
-    def words_complete(self) -> None:
-        """The early transcript reads as a finished turn (see `agent.endpointing`)."""
-        self.endpointer.words_complete()
 
     def reset(self) -> None:
         self._h = np.zeros((1, 1, 128), np.float32)
@@ -105,5 +98,5 @@ class SileroVAD:
         return events
 
     async def aclose(self) -> None:
-        self.endpointer.close()
+        await super().aclose()
         self.session = None

@@ -9,14 +9,13 @@ inline on the event loop.
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from agent.endpointing import FrameBuffer
+from agent.endpointing import EndpointedVAD, FrameBuffer
 from agent.errors import ConfigError
 from agent.frames import AudioChunk, VadEvent
 from flowact.audio import int16_to_float
@@ -29,7 +28,7 @@ __all__ = ["WebrtcVAD", "WebrtcVADConfig"]
 RATES = (8000, 16000, 32000, 48000)
 
 
-class WebrtcVAD:
+class WebrtcVAD(EndpointedVAD):
     Config = WebrtcVADConfig
 
     def __init__(
@@ -54,13 +53,6 @@ class WebrtcVAD:
         self.buffer = FrameBuffer(sample_rate=sample_rate, frame_samples=self.frame, name="WebrtcVAD")
         self.reset()
 
-    async def start(self) -> None:
-        await asyncio.to_thread(self.endpointer.warmup)
-
-    def words_complete(self) -> None:
-        """The early transcript reads as a finished turn (see `agent.endpointing`)."""
-        self.endpointer.words_complete()
-
     def reset(self) -> None:
         self.buffer.reset()
         self._votes: deque[bool] = deque(maxlen=self.config.smooth_frames)
@@ -82,5 +74,3 @@ class WebrtcVAD:
                 events.append(ev)
         return events
 
-    async def aclose(self) -> None:
-        self.endpointer.close()
