@@ -51,6 +51,7 @@ PRIOR = 0.08  # weight of "no displacement" in the interpolation (locality)
 FRONTAL_YAW = 5.0  # degrees: a photo turned less than this turns as far either way
 HEAD_R0, HEAD_R1 = 0.75, 1.55  # head-pose weight: 1 inside r0, smoothly 0 at r1 (ellipse radii units)
 SMILE_SHOWS = 0.6  # an open-smile photo's rest closing undone at the agent's full smile
+SEAM_FADE = 0.25  # the rest seam's shade (rest_mouth.SEAM_SHADOW) is gone once the lips have parted this share
 SMILE_FROM = 0.15  # from this smile on (a listening face's slight smile keeps the lips closed)
 
 
@@ -368,9 +369,15 @@ class Renderer:
         sel = (dy != 0).view(np.uint8)
         if not sel.any():
             return
-        own = cv2.remap(self._photo4, qx, cv2.scaleAdd(dy, float(keep), qy), cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_REPLICATE)
-        cv2.copyTo(cv2.cvtColor(own, cv2.COLOR_RGBA2RGB), sel, frame[y0:y1, x0:x1])
+        own = cv2.cvtColor(cv2.remap(self._photo4, qx, cv2.scaleAdd(dy, float(keep), qy), cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_REPLICATE), cv2.COLOR_RGBA2RGB)
+        t = min(max((keep - 1.0 + SEAM_FADE) / SEAM_FADE, 0.0), 1.0)
+        fade = t * t * (3.0 - 2.0 * t)
+        if uw.shade is not None and uw.dark is not None and fade > 0.0:  # the rest seam's shade, going as lips part
+            wgt = cv2.remap(uw.shade, qx - np.float32(uw.x0), qy - np.float32(uw.y0), cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)[..., None] * np.float32(fade)
+            own = np.clip(own * (1.0 - wgt) + uw.dark * wgt + 0.5, 0, 255).astype(np.uint8)
+        cv2.copyTo(own, sel, frame[y0:y1, x0:x1])
 
     def _init_mouth(self) -> None:
         """The seam where the lips meet at rest (midway between the inner lip contours), as seen from the

@@ -14,6 +14,10 @@ The closing reaches the interior's own edges, not only the face mesh's lines (`i
 the corners of a round opening the mesh's straight lines cut inside the dark, which stayed beside the
 closed lips as crescents.
 
+Where the closed lips meet, the line the photo's interior leaves between them is shaded half-way to
+the interior's dark (SEAM_SHADOW): between a laugh's lips it is the lower teeth, a pale line where
+closed lips meet in a shadow. The shade goes as the lips part (renderer._unwind_mouth).
+
 The closing warp is kept too (`Unwind`): when speech opens the mouth, the renderer first undoes the
 closing (the same warp, scaled down), so the photo's own lips, teeth and smile come back as they
 were, up to the photo's aperture; only wider openings are synthesized. As a fallback (a gap opened by
@@ -54,6 +58,11 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # RGB -> luma (Rec. 601), as
 EDGE_REACH = 0.12  # eye distances: how far out from the mesh's inner-lip line the interior's dark may go on
 EDGE_LEVEL = 0.75  # interior while darker than this far from its dark to the lip's tone (a soft edge's blur too)
 EDGE_CONTRAST = 30.0  # luma: the interior is told from a lip only if this much darker
+# how far the line between the closed lips is taken towards the interior's dark. Between a laugh's closed
+# lips that line is the photo's lower teeth, pale where lips meet in a shadow: dlib read such a rest mouth
+# 0.12 eye distances open, more than half its speech (facetorch_afro_laugh), and a smile's 0.057; shaded
+# half-way, 0.10 and 0.022, identity within 0.01. Fully dark, it read as a drawn line (and no more closed).
+SEAM_SHADOW = 0.5
 SMILE_CORNERS = 0.04  # an open mouth smiles when its corners are no lower than this below the upper lip's middle
 
 
@@ -79,6 +88,8 @@ class Unwind:
     y0: int
     offset: np.ndarray  # (h, w) float32: source y offset, nonzero only where the closing moved pixels
     gap: float  # the gap it closes at the mouth's centre, pixels
+    shade: np.ndarray | None = None  # (h, w) float32: how far each rest pixel is taken to `dark` (the seam's line)
+    dark: np.ndarray | None = None  # (3,) float32 RGB: the interior's dark
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +283,28 @@ def _on_edges(a: PortraitAnalysis, edges: InnerEdges) -> PortraitAnalysis:
     return replace(a, landmarks=lm)
 
 
+def _lower_lip_tone(a: PortraitAnalysis) -> float:
+    """The lower lip's luma: the median over its middle third, at the mouth's centre (5 columns)."""
+    lm = a.landmarks
+    x, top, bottom = int(round(float(lm[17, 0]))), float(lm[14, 1]), float(lm[17, 1])
+    y0, y1 = int(round(top + (bottom - top) / 3)), int(round(bottom - (bottom - top) / 3)) + 1
+    h, w = a.image.shape[:2]
+    box = a.image[max(0, y0) : min(h, max(y1, y0 + 1)), max(0, x - 2) : min(w, x + 3)].astype(np.float32)
+    return float(np.median(box.reshape(-1, 3) @ LUMA)) if box.size else 128.0
+
+
+def _interior_dark(image: UInt8Array, edges: InnerEdges) -> np.ndarray:
+    """The colour of an open mouth's dark: the mean of its interior's darkest tenth (by luma)."""
+    xs = np.arange(int(np.ceil(edges.xl)), int(np.floor(edges.xr)) + 1)
+    uy, ly = np.interp(xs, edges.xs, edges.upper), np.interp(xs, edges.xs, edges.lower)
+    cols = [image[max(0, int(np.ceil(u))) : int(np.floor(lo)) + 1, x] for x, u, lo in zip(xs, uy, ly, strict=True)
+            if 0 <= x < image.shape[1]]
+    pix = np.concatenate([c for c in cols if len(c)] or [np.zeros((1, 3), np.uint8)]).astype(np.float32)
+    luma = pix @ LUMA
+    out: np.ndarray = pix[luma <= np.percentile(luma, 10)].mean(axis=0).astype(np.float32)
+    return out
+
+
 def smiles(a: PortraitAnalysis) -> bool:
     """Whether the photo's open mouth is a smile: its corners drawn up level with the upper inner lip's
     middle (within SMILE_CORNERS eye distances), where a speaking or laughing mouth's hang lower
@@ -347,6 +380,17 @@ def close_mouth(a: PortraitAnalysis) -> RestMouth:
                        borderMode=cv2.BORDER_REPLICATE).astype(np.float32) * share_up
              + cv2.remap(a.image, px, src_lo.astype(np.float32), cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_REPLICATE).astype(np.float32) * (1.0 - share_up))
+    # the line between the closed lips (the interior's last REST_GAP), shaded towards the interior's dark
+    # (SEAM_SHADOW of the way): between a laugh's lips it is the lower teeth, a pale line where closed
+    # lips meet in a shadow (see SEAM_SHADOW)
+    seam_bottom = ym + g * (1.0 - closure) / max(closure, 1e-3)
+    shade = SEAM_SHADOW * np.clip(np.minimum(py + 0.5, seam_bottom) - np.maximum(py - 0.5, ym), 0.0, 1.0)
+    dark = _interior_dark(a.image, edges)
+    # only what is lighter than the interior's dark is shaded, fully from the lower lip's own tone up (teeth,
+    # a pale rim): a dark line stays as it is (the wide-open "O" read more open to dlib when darkened)
+    dark_l, lip_l = float(dark @ LUMA), _lower_lip_tone(a)
+    shade *= np.clip((patch @ LUMA - dark_l) / max(lip_l - dark_l, EDGE_CONTRAST), 0.0, 1.0)
+    patch = patch * (1.0 - shade[..., None]) + dark * shade[..., None]
     image = a.image.copy()
     image[y0:y1, x0:x1] = np.clip(patch, 0, 255).astype(np.uint8)
     # the landmarks move with the content (forward displacement, evaluated at each point's own place)
@@ -372,5 +416,7 @@ def close_mouth(a: PortraitAnalysis) -> RestMouth:
     if len(rows) == 0:
         return RestMouth(a, a)
     offset = offset[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # only where the closing moved anything
-    unwind = Unwind(a.image, x0 + int(cols[0]), y0 + int(rows[0]), np.ascontiguousarray(offset), closure * g0)
+    shade = shade[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32)
+    unwind = Unwind(a.image, x0 + int(cols[0]), y0 + int(rows[0]), np.ascontiguousarray(offset), closure * g0,
+                    np.ascontiguousarray(shade), dark)
     return RestMouth(closed, a, interior, unwind)
