@@ -24,15 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import re
 from dataclasses import dataclass
+from functools import partial
 
+from agent.tasks import retrieve
 from agent.turn_runner import TurnResult, TurnRunner
 
 __all__ = ["EarlyAnswer"]
-
-log = logging.getLogger("agent.early_answer")
 
 
 @dataclass(slots=True)
@@ -69,7 +68,7 @@ class EarlyAnswer:
     def cancel(self) -> None:
         if not self.task.done():
             self.task.cancel()
-        self.task.add_done_callback(_retrieve)
+        self.task.add_done_callback(partial(retrieve, what="cancelled early answer"))  # the turn answers afresh
 
     async def aclose(self) -> None:
         self.cancel()
@@ -78,9 +77,3 @@ class EarlyAnswer:
 
 def _words(text: str) -> list[str]:
     return re.findall(r"[\w']+", text.lower())
-
-
-def _retrieve(task: asyncio.Task[TurnResult | None]) -> None:
-    """A cancelled early answer's error is nobody's (the turn, if any, answers afresh)."""
-    if not task.cancelled() and task.exception() is not None:
-        log.debug("cancelled early answer failed: %s", task.exception())

@@ -48,6 +48,7 @@ from agent.frames import AudioChunk, VadEvent
 from agent.intents import parse_tag
 from agent.interfaces import ASR, VAD, AudioInput, ControlChannel, ReplyPaced, TextInput
 from agent.metrics import SessionMetrics
+from agent.tasks import retrieve
 from agent.text import reads_finished
 from flowact.clock import Clock
 from flowact.control import ControlBuilder
@@ -180,14 +181,14 @@ class Listener:
         """An early transcription of speech the user went on with: ignored, kept until it ends."""
         self.metrics.early_asr["dropped"] += 1
         if task.done():
-            _retrieve(task)
+            retrieve(task, "dropped early transcription")  # the turn transcribes again
         else:
             self._stale.add(task)
             task.add_done_callback(self._stale_done)
 
     def _stale_done(self, task: asyncio.Task[str]) -> None:
         self._stale.discard(task)
-        _retrieve(task)
+        retrieve(task, "dropped early transcription")
 
     async def _asr_text(self, audio: AudioChunk) -> str:
         """The final transcript of `audio`; each segment is published as a caption in progress (the
@@ -257,12 +258,6 @@ def join_utterances(first: AudioChunk, then: AudioChunk, max_gap_s: float = 0.3)
     skip = min(len(then.samples), max(0, round((end - then.pts) * rate)))
     gap = np.zeros(max(0, min(round((then.pts - end) * rate), round(max_gap_s * rate))), first.samples.dtype)
     return AudioChunk(np.concatenate([first.samples, gap, then.samples[skip:]]), rate, pts=first.pts)
-
-
-def _retrieve(task: asyncio.Task[str]) -> None:
-    """Take a finished, ignored transcription's error (it is nobody's: the turn transcribes again)."""
-    if not task.cancelled() and task.exception() is not None:
-        log.debug("dropped early transcription failed: %s", task.exception())
 
 
 async def command_loop(channel: ControlChannel, apply: Callable[[Command], Awaitable[None]], fanout: Fanout) -> None:

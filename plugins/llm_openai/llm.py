@@ -34,6 +34,7 @@ from agent.history import before_last_user
 from agent.interfaces import ChatMessage, ToolSpec
 from agent.kb import QUOTE, quote_of
 from agent.speech_guard import SpeechGuard
+from agent.tasks import retrieve
 from agent.tool_router import (
     accepts_person_offer,
     facts_message,
@@ -242,7 +243,7 @@ class OpenAILLM(BaseLLM):
                 self.server_restarts += 1
                 self._router_warm = self._router_warm and server is not self.router_server  # a cold cache
                 restart = asyncio.create_task(server.restart(), name="llama-server-restart")
-                restart.add_done_callback(_retrieve)
+                restart.add_done_callback(retrieve)  # the attempt awaiting it reports a failure
                 self._restarts[id(server)] = restart
             if restart is not None and not restart.done():
                 await asyncio.shield(restart)
@@ -506,10 +507,3 @@ class OpenAILLM(BaseLLM):
             await self._route_http.aclose()
         self._client = self._router_client = self._route_http = None
         await asyncio.gather(*(s.stop() for s in self._servers()))
-
-
-def _retrieve(task: asyncio.Task[None]) -> None:
-    """A failed restart is reported by the attempt that awaits it; never as 'exception never retrieved'."""
-    if not task.cancelled():
-        task.exception()
-
