@@ -49,6 +49,10 @@ __all__ = ["Renderer"]
 GRID_STEP = 6  # coarse grid spacing in pixels
 PRIOR = 0.08  # weight of "no displacement" in the interpolation (locality)
 FRONTAL_YAW = 5.0  # degrees: a photo turned less than this turns as far either way
+# degrees: an open-mouth photo turned less than this opens as wide beyond its own mouth as a frontal one;
+# from 5 degrees, a talking film still turned 13 read its speech opening too small to tell from its rest
+# (dlib: rest 0.043 of speech 0.080; from 15, 0.088, lip sync r 0.75 -> 0.79, identity 0.125 -> 0.136)
+JAW_FRONTAL_YAW = 15.0
 HEAD_R0, HEAD_R1 = 0.75, 1.55  # head-pose weight: 1 inside r0, smoothly 0 at r1 (ellipse radii units)
 SMILE_SHOWS = 0.6  # an open-smile photo's rest closing undone at the agent's full smile
 SEAM_FADE = 0.25  # the rest seam's shade (rest_mouth.SEAM_SHADOW) is gone once the lips have parted this share
@@ -135,12 +139,17 @@ class Renderer:
         # (head_yaw + turns to the viewer's right, the photo's yaw + is turned to the viewer's left: a
         # negative head_yaw turns it further); within FRONTAL_YAW of frontal a photo turns as far either way
         self._photo_yaw = face_pose(self.reference.landmarks)[0]
-        self._further = float(np.clip(1.0 - max(0.0, abs(self._photo_yaw) - FRONTAL_YAW) / (MAX_YAW - FRONTAL_YAW),
-                                      0.2, 1.0))
+        self._further = self._turned_less(FRONTAL_YAW)
+        self._jaw_further = self._turned_less(JAW_FRONTAL_YAW)  # an open mouth opened beyond the photo's
         self._smile_photo = self._unwind is not None and smiles(self.reference)
         self._body = build_body(analysis, self._head_ellipse())
         self._edge = photo_edge(analysis.photo, self.roi,
                                 None if self._body is None else self._body.moving((self.h, self.w)))
+
+    def _turned_less(self, frontal: float) -> float:
+        """The share of a motion a photo turned this far keeps: 1 within `frontal` degrees, down to 0.2
+        at the largest turn accepted (MAX_YAW)."""
+        return float(np.clip(1.0 - max(0.0, abs(self._photo_yaw) - frontal) / (MAX_YAW - frontal), 0.2, 1.0))
 
     # --- fields ---------------------------------------------------------------------------------
     def _head_ellipse(self) -> tuple[float, float, float, float]:
@@ -311,7 +320,7 @@ class Renderer:
     def _effective(self, motion: FloatArray) -> tuple[FloatArray, float]:
         """The motion the fields apply and how much of the rest closing stays (1: all, 0: the photo's
         own mouth). jaw_open first undoes the closing; only the rest of it drops the jaw further, and
-        on a turned photo less so (by the same factor as a further turn): beyond an open photo's own
+        on a photo turned beyond JAW_FRONTAL_YAW less so: beyond an open photo's own
         mouth the warp invents a wider one on a face caught mid-speech, which on a turned face cost
         its likeness most (bench/fidelity.py, the turned Einstein: its wide frames 0.27-0.31 from the
         photo at full rate, identity mean 0.202 -> 0.195). A closed photo's opening is all invented
@@ -335,7 +344,7 @@ class Renderer:
         m = m.copy()
         keep = 1.0
         if jaw > 0.0:
-            m[P["jaw_open"]] = max(0.0, jaw - span) * self._further
+            m[P["jaw_open"]] = max(0.0, jaw - span) * self._jaw_further
             keep = max(0.0, 1.0 - jaw / span)
         if smile > SMILE_FROM:  # an open-smile photo: the agent's smile is the photo's own, partly unclosed
             shown = 1.0 - SMILE_SHOWS * (smile - SMILE_FROM) / (1.0 - SMILE_FROM)

@@ -129,7 +129,8 @@ def test_a_turned_photo_nods_and_tilts_less() -> None:
 
 def test_a_turned_open_photo_opens_less_beyond_its_own_mouth() -> None:
     """The turned Einstein speaks with his mouth open: opened wider than the photo, the new gap is
-    the turned-photo share (renderer._further, < 0.6 at ~22 degrees) of a frontal photo's."""
+    the turned-photo share (renderer._jaw_further, 0.74 at his 20 degrees; 1 within JAW_FRONTAL_YAW)
+    of a frontal photo's."""
     r = _renderer("einstein_turned")
 
     def gap_at_centre() -> float:
@@ -138,14 +139,14 @@ def test_a_turned_open_photo_opens_less_beyond_its_own_mouth() -> None:
         return float(np.interp(cx, lo[:, 0], lo[:, 1]) - np.interp(cx, up[:, 0], up[:, 1]))
 
     turned = gap_at_centre()
-    share = r._further
+    share = r._jaw_further
     try:
-        r._further = 1.0
+        r._jaw_further = 1.0
         frontal = gap_at_centre()
     finally:
-        r._further = share
-    assert share < 0.6 and frontal > 3.0, (share, frontal)
-    assert turned < 0.7 * frontal, (turned, frontal)
+        r._jaw_further = share
+    assert share < 0.8 and frontal > 3.0, (share, frontal)
+    assert turned < (share + 0.05) * frontal, (turned, frontal, share)
 
 
 @pytest.mark.parametrize(("name", "roll", "share"), [("grace", 0.0, 0.4), ("franck", 0.0, 0.4), ("mona_lisa", 0.0, 0.4),
