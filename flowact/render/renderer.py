@@ -40,7 +40,7 @@ from flowact.render.local_fields import (
 )
 from flowact.render.mouth_interior import along_mouth, cavity, colour_cast, own_interior, round_corners, upper_teeth
 from flowact.render.photo_edge import photo_edge
-from flowact.render.rest_mouth import LUMA, Unwind, close_mouth, own_split, smiles
+from flowact.render.rest_mouth import LUMA, Unwind, close_mouth, own_split, smiles, smoothstep
 from flowact.render.rig import Rig, build_rig
 from flowact.types import FloatArray, UInt8Array
 
@@ -380,9 +380,8 @@ class Renderer:
             return
         own = cv2.cvtColor(cv2.remap(self._photo4, qx, cv2.scaleAdd(dy, float(keep), qy), cv2.INTER_LINEAR,
                                      borderMode=cv2.BORDER_REPLICATE), cv2.COLOR_RGBA2RGB)
-        t = min(max((keep - 1.0 + SEAM_FADE) / SEAM_FADE, 0.0), 1.0)
-        fade = t * t * (3.0 - 2.0 * t)
-        if uw.shade is not None and uw.dark is not None and fade > 0.0:  # the rest seam's shade, going as lips part
+        fade = float(smoothstep(np.asarray((keep - 1.0 + SEAM_FADE) / SEAM_FADE)))
+        if fade > 0.0:  # the rest seam's shade, going as the lips part
             wgt = cv2.remap(uw.shade, qx - np.float32(uw.x0), qy - np.float32(uw.y0), cv2.INTER_LINEAR,
                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)[..., None] * np.float32(fade)
             own = np.clip(own * (1.0 - wgt) + uw.dark * wgt + 0.5, 0, 255).astype(np.uint8)

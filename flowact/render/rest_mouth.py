@@ -88,8 +88,8 @@ class Unwind:
     y0: int
     offset: np.ndarray  # (h, w) float32: source y offset, nonzero only where the closing moved pixels
     gap: float  # the gap it closes at the mouth's centre, pixels
-    shade: np.ndarray | None = None  # (h, w) float32: how far each rest pixel is taken to `dark` (the seam's line)
-    dark: np.ndarray | None = None  # (3,) float32 RGB: the interior's dark
+    shade: np.ndarray  # (h, w) float32: how far each rest pixel is taken to `dark` (the seam's line)
+    dark: np.ndarray  # (3,) float32 RGB: the interior's dark
 
 
 @dataclass(frozen=True, slots=True)
