@@ -9,6 +9,11 @@ warped by it, and the warped person is composited over the still photo by its wa
 EDGE_SLACK above the segmentation's edge, which sits a few pixels inside the visible shoulder). Motion
 is upward only (a breath lifts from the photo's pose, never below it), so it never uncovers
 background the photo does not show.
+
+Cost: inside the person, at least the largest usual lift (BAND_ROLL) below its edge, the warped mask is
+whole for any such lift and the warped pixels are copied as they are; above the person nothing shows
+but the photo; only the band along the person's edge is blended (a float blend of the whole region was
+a tenth of a frame's render time). Rows where no lift reaches are not warped at all.
 """
 
 from __future__ import annotations
@@ -30,6 +35,29 @@ BREATH_LIFT = 0.035  # shoulder lift at full inhale, eye distances
 SHRUG_LIFT = 0.33  # shoulder lift at shoulder_raise = 1, eye distances
 TILT_LIFT = 0.012  # lift of the shoulder the head tilts towards, eye distances per degree of roll
 EDGE_SLACK = 0.05  # the person's mask is extended upwards this far (eye distances) to take the visible edge
+BAND_ROLL = 15.0  # degrees of head roll the largest edge band holds (with a full breath and shrug)
+BAND_LEVELS = (4.0, 8.0, 16.0)  # the lifts (pixels) of the smaller edge bands (a breath: 2-4 pixels)
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeBand:
+    """For upward lifts up to `reach` pixels: where the person's warped mask is whole (`solid`, (h, w)
+    0/1: the warped pixels are copied), and the pixels where it may be partial (blended): their flat
+    indices in the region (`at`) and in the frame (`frame_at`) and the still photo there (`still`,
+    (n, 4) float32). Everywhere else the mask stays empty: the still photo shows."""
+
+    reach: float
+    solid: UInt8Array
+    at: np.ndarray
+    frame_at: np.ndarray
+    still: np.ndarray
+
+    def blend(self, warped: UInt8Array, out: UInt8Array) -> None:
+        """The band's pixels of `warped` (the region, contiguous) over the still photo by their own alpha,
+        into the frame `out` (contiguous RGBA); pixels are gathered and scattered as one 32-bit word."""
+        w = warped.view(np.uint32).reshape(-1)[self.at].view(np.uint8).reshape(-1, 4).astype(np.float32)
+        mix = self.still + (w - self.still) * (w[:, 3:] * np.float32(1 / 255)) + np.float32(0.5)
+        out.view(np.uint32).reshape(-1)[self.frame_at] = mix.astype(np.uint8).view(np.uint32).reshape(-1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,15 +75,25 @@ class Body:
     rgba: UInt8Array  # (h, w, 4) the rest image's region and the person mask (0..255)
     tilt_left: np.ndarray  # (h, w) float32 `tilt` mirrored: the lift of a tilt towards the image's left
     reach: tuple[float, float, float]  # the largest breath, shrug and tilt lift (pixels)
+    source: UInt8Array  # (H - y0, w, 4) the rest image and person mask from y0 to the frame's bottom (read)
+    bands: tuple[EdgeBand, ...]  # by growing reach, the last for a full breath, shrug and BAND_ROLL
+
+    def _weights(self, m: FloatArray) -> tuple[float, float, float]:
+        """The breath (inhale), shrug and roll a motion row lifts the body by."""
+        inhale = max(float(m[P["breath"]]), 0.0) ** 2  # lungs fill in the upper half of the cycle, smoothly
+        return inhale, min(max(float(m[P["shoulder_raise"]]), 0.0), 1.0), float(m[P["head_roll"]])
+
+    def _upper_bound(self, m: FloatArray) -> float:
+        """The largest lift (pixels) a motion row gives anywhere."""
+        inhale, shrug, roll = self._weights(m)
+        b_max, s_max, t_max = self.reach
+        return inhale * b_max + shrug * s_max + abs(roll) * t_max
 
     def lift(self, m: FloatArray) -> np.ndarray | None:
         """The upward displacement field for a motion row, or None when it is below a tenth of a pixel."""
-        inhale = max(float(m[P["breath"]]), 0.0) ** 2  # lungs fill in the upper half of the cycle, smoothly
-        shrug = min(max(float(m[P["shoulder_raise"]]), 0.0), 1.0)
-        roll = float(m[P["head_roll"]])
-        b_max, s_max, t_max = self.reach
-        if inhale * b_max + shrug * s_max + abs(roll) * t_max < 0.1:
+        if self._upper_bound(m) < 0.1:
             return None
+        inhale, shrug, roll = self._weights(m)
         # breath * inhale + shrug * shrug + tilt * |roll|, a term left out when its weight is 0 (adding
         # 0.0 changes nothing)
         out: np.ndarray = self.breath * np.float32(inhale)
@@ -70,7 +108,7 @@ class Body:
     def moving(self, shape: tuple[int, int]) -> np.ndarray:
         """(H, W) bool: every pixel the body may change (the person, reached up to the largest lift)."""
         out = np.zeros(shape, bool)
-        reach = int(np.ceil(self.reach[1] + self.reach[0] + 15 * self.reach[2])) + 2
+        reach = int(np.ceil(self.bands[-1].reach)) + 2
         person = cv2.dilate((self.mask > 0.02).astype(np.uint8), np.ones((2 * reach + 1, 3), np.uint8))
         out[self.y0 : self.y1, self.x0 : self.x1] = person.astype(bool)
         return out
@@ -78,17 +116,44 @@ class Body:
     def apply(self, src: UInt8Array, m: FloatArray) -> UInt8Array:
         """`src` (the rest image, RGBA: OpenCV 5 resamples four channels about twice as fast as three)
         with the torso lifted (a new image; its alpha channel is not kept), or `src` itself when nothing
-        moves. The region and the person mask are remapped by the lift in one 4-channel remap and blended
-        over the still photo by the warped mask, in OpenCV, straight into the new image."""
+        moves. The region and the person mask are remapped by the lift in one 4-channel remap and
+        composited over the still photo by the warped mask: copied where it is whole, blended along the
+        person's edge (the whole region blended when the lift goes beyond the precomputed band)."""
         d = self.lift(m)
         if d is None:
             return src
         map_y = np.add(self.Y, d, out=d)
-        warped = cv2.remap(self.rgba, self.X, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        alpha = np.multiply(cv2.extractChannel(warped, 3), np.float32(1 / 255), dtype=np.float32)
+        warped: UInt8Array = np.asarray(
+            cv2.remap(self.source, self.X, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), np.uint8)
         out = src.copy()
-        cv2.blendLinear(warped, self.rgba, alpha, 1.0 - alpha, dst=out[self.y0 : self.y1, self.x0 : self.x1])
+        region = out[self.y0 : self.y1, self.x0 : self.x1]
+        bound = self._upper_bound(m)
+        band = next((b for b in self.bands if b.reach >= bound), None)
+        if band is None:  # beyond every band (a roll beyond BAND_ROLL): blend the whole region
+            _blend(warped, self.rgba, region)
+            return out
+        cv2.copyTo(warped, band.solid, region)
+        band.blend(warped, out)
         return out
+
+
+def _blend(warped: UInt8Array, still: UInt8Array, dst: UInt8Array) -> None:
+    """`warped` over `still` by its own alpha channel, into `dst`."""
+    alpha = np.multiply(cv2.extractChannel(warped, 3), np.float32(1 / 255), dtype=np.float32)
+    cv2.blendLinear(warped, still, alpha, 1.0 - alpha, dst=dst)
+
+
+def _edge_band(rgba: UInt8Array, rows: int, reach: float, origin: tuple[int, int], width: int) -> EdgeBand:
+    """The edge band (see EdgeBand) over the first `rows` rows of the region `rgba` (to the frame's
+    bottom; its alpha is the person's mask) for upward lifts up to `reach` pixels (a backward map samples
+    rows y .. y + ceil(reach) + 1). `origin`: the region's (x0, y0) in a frame `width` wide."""
+    alpha = rgba[..., 3]
+    k = np.ones((int(np.ceil(reach)) + 2, 1), np.uint8)
+    solid = cv2.erode((alpha == 255).astype(np.uint8), k, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)[:rows]
+    some = cv2.dilate((alpha > 0).astype(np.uint8), k, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)[:rows]
+    ys, xs = np.nonzero(some > solid)
+    return EdgeBand(reach, np.ascontiguousarray(solid), (ys * alpha.shape[1] + xs).astype(np.intp),
+                    ((ys + origin[1]) * width + xs + origin[0]).astype(np.intp), rgba[ys, xs].astype(np.float32))
 
 
 def build_body(a: PortraitAnalysis, head: tuple[float, float, float, float]) -> Body | None:
@@ -146,8 +211,18 @@ def build_body(a: PortraitAnalysis, head: tuple[float, float, float, float]) -> 
     right = smoothstep((xx - chin[0]) / (1.5 * s))
     tilt = (TILT_LIFT * s) * base * neck * right
     # (the lift's vertical slope stays well below 1 for these amplitudes: the map never folds)
-    region_mask = np.ascontiguousarray(mask[y0:y1, x0:x1])
     breath, shrug, tilt = breath.astype(np.float32), shrug.astype(np.float32), tilt.astype(np.float32)
-    return Body(x0, y0, x1, y1, region_mask, breath, shrug, tilt, xx - np.float32(x0), yy - np.float32(y0),
-                np.ascontiguousarray(np.dstack([a.image[y0:y1, x0:x1], np.round(region_mask * 255).astype(np.uint8)])),
-                np.ascontiguousarray(tilt[:, ::-1]), (float(breath.max()), float(shrug.max()), float(tilt.max())))
+    alpha = np.round(mask[y0:y1, x0:x1] * 255).astype(np.uint8)
+    source = np.ascontiguousarray(np.dstack([a.image[y0:y1, x0:x1], alpha]))
+    # the rows some lift reaches (below them the body leaves the frame unmoved: nothing to warp)
+    lifts = np.flatnonzero((breath.max(axis=1) + shrug.max(axis=1) + tilt.max(axis=1)) > 1e-3)
+    if len(lifts) == 0:
+        return None
+    n = int(lifts[-1]) + 1
+    reach = (float(breath.max()), float(shrug.max()), float(tilt.max()))
+    full = reach[0] + reach[1] + BAND_ROLL * reach[2]
+    bands = tuple(_edge_band(source, n, r, (x0, y0), w) for r in (*(r for r in BAND_LEVELS if r < full), full))
+    cut = slice(0, n)
+    return Body(x0, y0, x1, y0 + n, np.ascontiguousarray(mask[y0 : y0 + n, x0:x1]), breath[cut], shrug[cut], tilt[cut],
+                xx[cut] - np.float32(x0), yy[cut] - np.float32(y0), np.ascontiguousarray(source[cut]),
+                np.ascontiguousarray(tilt[cut, ::-1]), reach, source, bands)

@@ -104,7 +104,7 @@ class Renderer:
             coarse_basis[P[name]][lip_rows] = 0.0
         coarse_basis[P["blink_l"]] = 0.0
         coarse_basis[P["blink_r"]] = 0.0
-        self.head_weight, self.bulge = self._head_fields(grid)
+        self._grid_head = self._head_terms(grid)
         self.grid = grid
         # full-resolution identity coordinates for the ROI
         xs = np.arange(rx0, rx1, dtype=np.float32)
@@ -173,18 +173,24 @@ class Renderer:
         bulge = np.clip(1.0 - rf**2, 0.0, 1.0)  # a paraboloid: finite slope at the face edge (no fold)
         return weight.astype(np.float32), bulge.astype(np.float32)
 
-    def _head_displacement(self, pts: np.ndarray, weight: np.ndarray, bulge: np.ndarray, m: FloatArray) -> np.ndarray:
-        s = self.rig.scale
+    def _head_terms(self, pts: np.ndarray) -> np.ndarray:
+        """(4, N) float32: what the head-pose field at `pts` is made of, each weighted by the head field's
+        weight there: the offset from the head centre (x, y), the face surface's depth in front of the
+        neck's pivot (about 0.2-0.8 eye distances, more at the nose) and the weight itself."""
+        weight, bulge = self._head_fields(pts)
+        rel = pts - self.rig.head_centre
+        depth = self.rig.scale * (0.2 + 0.6 * bulge)
+        return np.stack([rel[:, 0] * weight, rel[:, 1] * weight, depth * weight, weight]).astype(np.float32)
+
+    def _head_displacement(self, terms: np.ndarray, m: FloatArray) -> np.ndarray:
+        """(N, 2) the head pose's displacement from its terms (`_head_terms`): a roll about the head
+        centre, yaw and pitch moving the face surface by its depth, and a breath's slight rise."""
         yaw, pitch, roll = (math.radians(float(m[P[k]])) for k in ("head_yaw", "head_pitch", "head_roll"))
-        c = self.rig.head_centre
-        rel = pts - c
-        cr, sr = math.cos(roll), math.sin(roll)
-        rot = np.stack([cr * rel[:, 0] - sr * rel[:, 1], sr * rel[:, 0] + cr * rel[:, 1]], axis=1)
-        d = rot - rel
-        # the face surface is about 0.2-0.8 eye distances in front of the neck's pivot (more at the nose)
-        d[:, 0] += math.sin(yaw) * s * (0.2 + 0.6 * bulge)
-        d[:, 1] += math.sin(pitch) * s * (0.2 + 0.6 * bulge) + 0.006 * s * float(m[P["breath"]])
-        out: np.ndarray = d * weight[:, None]
+        c1, sr = np.float32(math.cos(roll) - 1.0), np.float32(math.sin(roll))
+        out = np.empty((terms.shape[1], 2), np.float32)
+        out[:, 0] = c1 * terms[0] - sr * terms[1] + np.float32(math.sin(yaw)) * terms[2]
+        out[:, 1] = (sr * terms[0] + c1 * terms[1] + np.float32(math.sin(pitch)) * terms[2]
+                     + np.float32(0.006 * self.rig.scale * float(m[P["breath"]])) * terms[3])
         return out
 
     # --- rendering ------------------------------------------------------------------------------
@@ -249,7 +255,7 @@ class Renderer:
         d = np.zeros((len(self.grid), 2), np.float32)  # (G, 2)
         for k in nz:  # a few active parameters: axpy, not a (G, C) GEMM per frame
             d += m[self._grid_params[k]] * self._grid_basis[k]
-        d += self._head_displacement(self.grid, self.head_weight, self.bulge, m)
+        d += self._head_displacement(self._grid_head, m)
         gh, gw = self.grid_shape
         rx0, ry0, rx1, ry1 = self.roi
         size = (rx1 - rx0, ry1 - ry0)
@@ -304,8 +310,7 @@ class Renderer:
         """Where content displaced to `q` by the face's own motion lands once the head motion is added."""
         x: np.ndarray = q
         for _ in range(2):
-            weight, bulge = self._head_fields(x)
-            x = q + self._head_displacement(x, weight, bulge, m)
+            x = q + self._head_displacement(self._head_terms(x), m)
         return x
 
     def _unwind_span(self) -> float:

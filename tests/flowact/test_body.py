@@ -116,3 +116,26 @@ def test_lift_is_smooth_and_never_folds(name: str) -> None:
     contrast = cv2.dilate(np.abs(np.diff(a, axis=0, append=a[-1:])), np.ones((5, 3), np.uint8))
     assert (np.abs(a - b) <= 1.5 * step * contrast + 8.0).all()
     assert float(np.abs(a - b).mean()) < 0.5
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_edge_band_composite_is_the_whole_blend(name: str) -> None:
+    """The torso is composited by copying where the lifted mask is whole and blending only along the
+    person's edge (body.EdgeBand); for every band's lift that is the same picture, to rounding, as
+    blending the whole region by the warped mask."""
+    from flowact.render.body import _blend
+
+    r = _renderer(name)
+    body = r._body
+    assert body is not None and len(body.bands) >= 2
+    src = r._base4
+    for m in (motion(breath=1.0), motion(breath=0.7, shoulder_raise=0.3, head_roll=-4.0),
+              motion(breath=1.0, shoulder_raise=1.0, head_roll=12.0)):
+        d = body.lift(m)
+        assert d is not None
+        warped = cv2.remap(body.source, body.X, body.Y + d, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        whole = src.copy()
+        _blend(warped, body.rgba, whole[body.y0 : body.y1, body.x0 : body.x1])
+        got = body.apply(src, m)
+        diff = np.abs(got[..., :3].astype(np.int16) - whole[..., :3].astype(np.int16))
+        assert int(diff.max()) <= 1, (m.nonzero(), int(diff.max()))
