@@ -284,7 +284,13 @@ def _on_edges(a: PortraitAnalysis, edges: InnerEdges) -> PortraitAnalysis:
 
 
 def _lower_lip_tone(a: PortraitAnalysis) -> float:
-    """The lower lip's luma: the median over its middle third, at the mouth's centre (5 columns)."""
+    """The lower lip's luma: the median over its middle third, at the mouth's centre (5 columns).
+
+    Not `inner_edges`' lip tone, nor its dark for `_interior_dark`: those find where an opening ends
+    (the lips' halves over the mouth's middle; the interior's 25th percentile), these how far the line
+    between the closed lips is shaded. Shading by inner_edges' measures (tried) read the rest mouths more
+    open to dlib: obama_smile 0.025 -> 0.057, facetorch_afro_laugh 0.104 -> 0.119 (over half its speech
+    again), einstein_full 0.089 -> 0.096."""
     lm = a.landmarks
     x, top, bottom = int(round(float(lm[17, 0]))), float(lm[14, 1]), float(lm[17, 1])
     y0, y1 = int(round(top + (bottom - top) / 3)), int(round(bottom - (bottom - top) / 3)) + 1
