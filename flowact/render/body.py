@@ -13,7 +13,8 @@ background the photo does not show.
 Cost: inside the person, at least the largest usual lift (BAND_ROLL) below its edge, the warped mask is
 whole for any such lift and the warped pixels are copied as they are; above the person nothing shows
 but the photo; only the band along the person's edge is blended (a float blend of the whole region was
-a tenth of a frame's render time). Rows where no lift reaches are not warped at all.
+a tenth of a frame's render time). Rows where no lift reaches, and what lies outside a photo that does
+not cover the frame (its fill is put back anyway, render/photo_edge.py), are not warped at all.
 """
 
 from __future__ import annotations
@@ -66,7 +67,6 @@ class Body:
     y0: int
     x1: int
     y1: int
-    mask: np.ndarray  # (h, w) float32 person alpha over the region
     breath: np.ndarray  # (h, w) float32 upward lift per unit of breath (pixels)
     shrug: np.ndarray  # (h, w) float32 lift per unit of shoulder_raise
     tilt: np.ndarray  # (h, w) float32 lift per degree of roll (+: the right side of the image)
@@ -109,8 +109,10 @@ class Body:
         """(H, W) bool: every pixel the body may change (the person, reached up to the largest lift)."""
         out = np.zeros(shape, bool)
         reach = int(np.ceil(self.bands[-1].reach)) + 2
-        person = cv2.dilate((self.mask > 0.02).astype(np.uint8), np.ones((2 * reach + 1, 3), np.uint8))
-        out[self.y0 : self.y1, self.x0 : self.x1] = person.astype(bool)
+        # from the mask down to the frame's bottom: the warp reads below the region's last row (a photo's
+        # bottom edge lifts what lies under it)
+        person = cv2.dilate((self.source[..., 3] >= 5).astype(np.uint8), np.ones((2 * reach + 1, 3), np.uint8))
+        out[self.y0 : self.y1, self.x0 : self.x1] = person[: self.y1 - self.y0].astype(bool)
         return out
 
     def apply(self, src: UInt8Array, m: FloatArray) -> UInt8Array:
@@ -212,17 +214,27 @@ def build_body(a: PortraitAnalysis, head: tuple[float, float, float, float]) -> 
     tilt = (TILT_LIFT * s) * base * neck * right
     # (the lift's vertical slope stays well below 1 for these amplitudes: the map never folds)
     breath, shrug, tilt = breath.astype(np.float32), shrug.astype(np.float32), tilt.astype(np.float32)
-    alpha = np.round(mask[y0:y1, x0:x1] * 255).astype(np.uint8)
-    source = np.ascontiguousarray(np.dstack([a.image[y0:y1, x0:x1], alpha]))
-    # the rows some lift reaches (below them the body leaves the frame unmoved: nothing to warp)
+    tilt_left = tilt[:, ::-1]
+    # what is warped: the rows some lift reaches (below them the body leaves the frame unmoved), within the
+    # photo (the fill around a photo that does not cover the frame is put back anyway: render/photo_edge.py)
     lifts = np.flatnonzero((breath.max(axis=1) + shrug.max(axis=1) + tilt.max(axis=1)) > 1e-3)
     if len(lifts) == 0:
         return None
-    n = int(lifts[-1]) + 1
+    bx0, by0, bx1, by1 = x0, y0, x1, y0 + int(lifts[-1]) + 1
+    if a.photo is not None:
+        pc, pr = np.flatnonzero(a.photo.any(axis=0)), np.flatnonzero(a.photo.any(axis=1))
+        bx0, bx1 = max(bx0, int(pc[0])), min(bx1, int(pc[-1]) + 1)
+        by0, by1 = max(by0, int(pr[0])), min(by1, int(pr[-1]) + 1)
+        if bx1 <= bx0 or by1 <= by0:
+            return None
+    win = (slice(by0 - y0, by1 - y0), slice(bx0 - x0, bx1 - x0))
+    breath, shrug, tilt, tilt_left = (np.ascontiguousarray(f[win]) for f in (breath, shrug, tilt, tilt_left))
+    alpha = np.round(mask[by0:h, bx0:bx1] * 255).astype(np.uint8)
+    source = np.ascontiguousarray(np.dstack([a.image[by0:h, bx0:bx1], alpha]))  # read to the frame's bottom
     reach = (float(breath.max()), float(shrug.max()), float(tilt.max()))
     full = reach[0] + reach[1] + BAND_ROLL * reach[2]
-    bands = tuple(_edge_band(source, n, r, (x0, y0), w) for r in (*(r for r in BAND_LEVELS if r < full), full))
-    cut = slice(0, n)
-    return Body(x0, y0, x1, y0 + n, np.ascontiguousarray(mask[y0 : y0 + n, x0:x1]), breath[cut], shrug[cut], tilt[cut],
-                xx[cut] - np.float32(x0), yy[cut] - np.float32(y0), np.ascontiguousarray(source[cut]),
-                np.ascontiguousarray(tilt[cut, ::-1]), reach, source, bands)
+    n = by1 - by0
+    bands = tuple(_edge_band(source, n, r, (bx0, by0), w) for r in (*(r for r in BAND_LEVELS if r < full), full))
+    return Body(bx0, by0, bx1, by1, breath, shrug, tilt,
+                xx[win] - np.float32(bx0), yy[win] - np.float32(by0), np.ascontiguousarray(source[:n]),
+                tilt_left, reach, source, bands)

@@ -38,7 +38,7 @@ def _shoulder_patch(r: Renderer, side: int) -> tuple[int, int, int, int]:
     assert body is not None, "no torso found"
     x = int(lm[152, 0] + side * 2.0 * s)
     x = int(np.clip(x, body.x0 + 0.4 * s, body.x1 - 0.4 * s))
-    col = body.mask[:, x - body.x0] > 0.5
+    col = body.rgba[:, x - body.x0, 3] > 127  # the person's mask
     top = body.y0 + int(np.argmax(col))
     return x - int(0.25 * s), top - int(0.6 * s), x + int(0.25 * s), top + int(0.4 * s)
 

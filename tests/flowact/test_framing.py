@@ -169,3 +169,30 @@ def test_what_moves_stays_inside_a_photo_that_does_not_fill_the_frame() -> None:
         unclipped += int((np.abs(r.render(m).astype(np.int16) - r.base).max(axis=2) > 8)[fill].sum())
         r._edge = edge
     assert unclipped > 500, unclipped  # 1112 here
+
+
+@pytest.mark.parametrize("which", ["closeup", "obama_speaking"])
+def test_the_photo_edge_is_restored_once_everywhere_the_warps_reach(which: str) -> None:
+    """PhotoEdge.restore puts the fill back and blends the feathered edge by the photo's alpha over
+    every pixel the head and body warps can change, each exactly once (its boxes grow down a vertical
+    edge but never overlap): the same, to rounding, as one blend of the whole frame there."""
+    from flowact.render.renderer import Renderer
+
+    a = analyze_portrait(PHOTOS[which] if which in PHOTOS else rgb(ALL_PORTRAITS[which]), cache_dir=None)
+    assert a.photo is not None
+    r = Renderer(a)
+    edge = r._edge
+    assert edge is not None
+    changes = np.zeros(a.photo.shape, bool) if r._body is None else r._body.moving(a.photo.shape)
+    rx0, ry0, rx1, ry1 = r.roi
+    changes[ry0:ry1, rx0:rx1] = True
+    # a frame the warps scrambled wherever they reach (elsewhere it is the rest frame)
+    noise = np.random.default_rng(0).integers(0, 256, r.base.shape, dtype=np.uint8)
+    frame = np.where(changes[..., None], noise, r.base)
+    alpha = (a.photo.astype(np.float32) / 255)[..., None]
+    want = np.where((changes & (a.photo < 255))[..., None], frame * alpha + r.base * (1 - alpha), frame)
+    got = frame.copy()
+    edge.restore(got, r.base)
+    assert float(np.abs(got - want).max()) <= 1.0
+    if which == "obama_speaking":  # a photo narrower than the frame: its two straight sides, a box each
+        assert len(edge.blends) == 2, [rect for rect, _i, _o in edge.blends]
