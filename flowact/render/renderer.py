@@ -3,7 +3,8 @@
 Per frame: the active parameters' precomputed grid fields are summed (a few axpys) on a coarse grid
 over the head region, plus a smooth head-pose field (zero on the region's border: no seam);
 `cv2.resize` makes it dense; the full-resolution local fields (lips' parting, eyelids) are sampled
-where the head motion takes each pixel, so they ride along; one `cv2.remap` warps the portrait.
+where the head motion takes each pixel, so they ride along; one `cv2.remap` warps the portrait (it reads
+the portrait sharpened by that resampling's mean blur where the head moves: render/resample.py).
 A portrait whose mouth is open in the photo rests with its lips closed (render/rest_mouth.py); as the
 jaw opens, that closing is undone first, so the photo's own mouth comes back up to its own aperture.
 A mouth interior (cavity shaded to the corners, tongue, and a row of upper teeth unless the portrait
@@ -27,6 +28,7 @@ from flowact.motion.params import MOTION_DIM, MotionChunk, P
 from flowact.reference import MAX_YAW, PortraitAnalysis, face_pose
 from flowact.render.body import build_body
 from flowact.render.eyelids import build_eyelids, draw_eyelid
+from flowact.render.head_field import HEAD_R1, HeadField
 from flowact.render.local_fields import (
     LIP_AND_JAW,
     MOUTH_FIELD_PARAMS,
@@ -40,6 +42,7 @@ from flowact.render.local_fields import (
 )
 from flowact.render.mouth_interior import along_mouth, cavity, colour_cast, own_interior, round_corners, upper_teeth
 from flowact.render.photo_edge import photo_edge
+from flowact.render.resample import PRECOMP_FROM, precompensate
 from flowact.render.rest_mouth import LUMA, Unwind, close_mouth, own_split, smiles, smoothstep
 from flowact.render.rig import Rig, build_rig
 from flowact.types import FloatArray, UInt8Array
@@ -53,7 +56,6 @@ FRONTAL_YAW = 5.0  # degrees: a photo turned less than this turns as far either 
 # from 5 degrees, a talking film still turned 13 read its speech opening too small to tell from its rest
 # (dlib: rest 0.043 of speech 0.080; from 15, 0.088, lip sync r 0.75 -> 0.79, identity 0.125 -> 0.136)
 JAW_FRONTAL_YAW = 15.0
-HEAD_R0, HEAD_R1 = 0.75, 1.55  # head-pose weight: 1 inside r0, smoothly 0 at r1 (ellipse radii units)
 SMILE_SHOWS = 0.6  # an open-smile photo's rest closing undone at the agent's full smile
 SEAM_FADE = 0.25  # the rest seam's shade (rest_mouth.SEAM_SHADOW) is gone once the lips have parted this share
 SMILE_FROM = 0.15  # from this smile on (a listening face's slight smile keeps the lips closed)
@@ -74,11 +76,12 @@ class Renderer:
             cv2.cvtColor(self._unwind.image, cv2.COLOR_RGB2RGBA), np.uint8)  # the open photo, to undo the closing
         self.h, self.w = self.base.shape[:2]
         self.rig: Rig = build_rig(analysis)
+        self.head = HeadField(self.rig, analysis.face_box, self.w, self.h)  # the head pose's field
         s = self.rig.scale
         x0, y0, x1, y1 = analysis.face_box
         # the head ROI holds the whole head-pose ramp (so the warp is the identity on its border: no seam)
         # and the rig's reach below the chin
-        hx, hy, hrx, hry = self._head_ellipse()
+        hx, hy, hrx, hry = self.head.ellipse()
         rx0 = max(0, min(int(x0 - 0.8 * s), int(hx - HEAD_R1 * hrx) - 1))
         ry0 = max(0, min(int(y0 - 1.1 * s), int(hy - HEAD_R1 * hry) - 1))
         rx1 = min(self.w, max(int(x1 + 0.8 * s), int(hx + HEAD_R1 * hrx) + 2))
@@ -104,12 +107,21 @@ class Renderer:
             coarse_basis[P[name]][lip_rows] = 0.0
         coarse_basis[P["blink_l"]] = 0.0
         coarse_basis[P["blink_r"]] = 0.0
-        self._grid_head = self._head_terms(grid)
+        self._grid_head = self.head.terms(grid)
         self.grid = grid
         # full-resolution identity coordinates for the ROI
         xs = np.arange(rx0, rx1, dtype=np.float32)
         ys = np.arange(ry0, ry1, dtype=np.float32)
         self.X, self.Y = np.meshgrid(xs, ys)
+        # what a moving head's warp reads (and the open photo the rest closing is undone from): sharpened by
+        # the bilinear resampling's mean blur where the head moves (render/resample.py)
+        moves = np.zeros((self.h, self.w), np.float32)
+        moves[ry0:ry1, rx0:rx1] = self.head.weights(np.dstack([self.X, self.Y]).reshape(-1, 2))[0].reshape(self.X.shape)
+        self._moving4 = precompensate(self._base4, moves)
+        fx0, fy0, fx1, fy1 = analysis.face_box
+        self._face_terms = self.head.terms(np.array([[fx0, fy0], [fx1, fy0], [fx0, fy1], [fx1, fy1],
+                                                      [(fx0 + fx1) / 2, (fy0 + fy1) / 2]], np.float32))
+        self._photo4 = self._moving4 if self._unwind is None else precompensate(self._photo4, moves)
         self.basis_flat = coarse_basis.reshape(MOTION_DIM, -1)  # (D, C*2)
         # the coarse field per parameter, precomputed on the grid: (P, G, 2) for the parameters that move
         # control points (head pose and breathing are analytic fields)
@@ -142,7 +154,7 @@ class Renderer:
         self._further = self._turned_less(FRONTAL_YAW)
         self._jaw_further = self._turned_less(JAW_FRONTAL_YAW)  # an open mouth opened beyond the photo's
         self._smile_photo = self._unwind is not None and smiles(self.reference)
-        self._body = build_body(analysis, self._head_ellipse())
+        self._body = build_body(analysis, self.head.ellipse())
         self._edge = photo_edge(analysis.photo, self.roi,
                                 None if self._body is None else self._body.moving((self.h, self.w)))
 
@@ -150,48 +162,6 @@ class Renderer:
         """The share of a motion a photo turned this far keeps: 1 within `frontal` degrees, down to 0.2
         at the largest turn accepted (MAX_YAW)."""
         return float(np.clip(1.0 - max(0.0, abs(self._photo_yaw) - frontal) / (MAX_YAW - frontal), 0.2, 1.0))
-
-    # --- fields ---------------------------------------------------------------------------------
-    def _head_ellipse(self) -> tuple[float, float, float, float]:
-        s = self.rig.scale
-        x0, y0, x1, y1 = self.analysis.face_box
-        return (x0 + x1) / 2, (y0 + y1) / 2 - 0.15 * s, (x1 - x0) / 2 + 0.35 * s, (y1 - y0) / 2 + 0.55 * s
-
-    def _head_fields(self, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        s = self.rig.scale
-        x0, y0, x1, y1 = self.analysis.face_box
-        cx, cy, rx, ry = self._head_ellipse()
-        r = np.sqrt(((grid[:, 0] - cx) / rx) ** 2 + ((grid[:, 1] - cy) / ry) ** 2)
-        weight = np.clip((HEAD_R1 - r) / (HEAD_R1 - HEAD_R0), 0.0, 1.0)
-        # and 0 at the frame's own edges (a head near the top edge moves without pulling pixels in from
-        # beyond the frame)
-        edge = np.minimum.reduce([grid[:, 0], self.w - 1 - grid[:, 0], grid[:, 1], self.h - 1 - grid[:, 1]])
-        weight = weight * np.clip(edge / (0.8 * s), 0.0, 1.0)
-        weight = weight * weight * (3 - 2 * weight)  # smoothstep
-        fx, fy = (x1 - x0) / 2, (y1 - y0) / 2
-        rf = np.sqrt(((grid[:, 0] - cx) / fx) ** 2 + ((grid[:, 1] - cy - 0.15 * s) / fy) ** 2)
-        bulge = np.clip(1.0 - rf**2, 0.0, 1.0)  # a paraboloid: finite slope at the face edge (no fold)
-        return weight.astype(np.float32), bulge.astype(np.float32)
-
-    def _head_terms(self, pts: np.ndarray) -> np.ndarray:
-        """(4, N) float32: what the head-pose field at `pts` is made of, each weighted by the head field's
-        weight there: the offset from the head centre (x, y), the face surface's depth in front of the
-        neck's pivot (about 0.2-0.8 eye distances, more at the nose) and the weight itself."""
-        weight, bulge = self._head_fields(pts)
-        rel = pts - self.rig.head_centre
-        depth = self.rig.scale * (0.2 + 0.6 * bulge)
-        return np.stack([rel[:, 0] * weight, rel[:, 1] * weight, depth * weight, weight]).astype(np.float32)
-
-    def _head_displacement(self, terms: np.ndarray, m: FloatArray) -> np.ndarray:
-        """(N, 2) the head pose's displacement from its terms (`_head_terms`): a roll about the head
-        centre, yaw and pitch moving the face surface by its depth, and a breath's slight rise."""
-        yaw, pitch, roll = (math.radians(float(m[P[k]])) for k in ("head_yaw", "head_pitch", "head_roll"))
-        c1, sr = np.float32(math.cos(roll) - 1.0), np.float32(math.sin(roll))
-        out = np.empty((terms.shape[1], 2), np.float32)
-        out[:, 0] = c1 * terms[0] - sr * terms[1] + np.float32(math.sin(yaw)) * terms[2]
-        out[:, 1] = (sr * terms[0] + c1 * terms[1] + np.float32(math.sin(pitch)) * terms[2]
-                     + np.float32(0.006 * self.rig.scale * float(m[P["breath"]])) * terms[3])
-        return out
 
     # --- rendering ------------------------------------------------------------------------------
     def render(self, motion: FloatArray) -> UInt8Array:
@@ -202,8 +172,12 @@ class Renderer:
         rx0, ry0, rx1, ry1 = self.roi
         # the torso first (a new image when it moves), then the head warped on top of it; both resample
         # RGBA (OpenCV 5 remaps four channels about twice as fast as three), the frame is RGB
-        src = self._base4 if self._body is None else self._body.apply(self._base4, m)
-        frame: UInt8Array = (self.base.copy() if src is self._base4
+        # a head moved by half a pixel or more reads the photo sharpened by the mean bilinear blur; a still
+        # one (or only the body or an eyelid moving) the photo itself
+        moved_px = float(np.abs(self.head.displacement(self._face_terms, m)).max())
+        read = self._moving4 if moved_px >= PRECOMP_FROM else self._base4
+        src = read if self._body is None else self._body.apply(read, m)
+        frame: UInt8Array = (self.base.copy() if src is read  # (the two differ only inside the head region)
                               else np.asarray(cv2.cvtColor(src, cv2.COLOR_RGBA2RGB), np.uint8))
         head = cv2.remap(src, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         cv2.cvtColor(head, cv2.COLOR_RGBA2RGB, dst=frame[ry0:ry1, rx0:rx1])
@@ -255,7 +229,7 @@ class Renderer:
         d = np.zeros((len(self.grid), 2), np.float32)  # (G, 2)
         for k in nz:  # a few active parameters: axpy, not a (G, C) GEMM per frame
             d += m[self._grid_params[k]] * self._grid_basis[k]
-        d += self._head_displacement(self._grid_head, m)
+        d += self.head.displacement(self._grid_head, m)
         gh, gw = self.grid_shape
         rx0, ry0, rx1, ry1 = self.roi
         size = (rx1 - rx0, ry1 - ry0)
@@ -310,7 +284,7 @@ class Renderer:
         """Where content displaced to `q` by the face's own motion lands once the head motion is added."""
         x: np.ndarray = q
         for _ in range(2):
-            x = q + self._head_displacement(self._head_terms(x), m)
+            x = q + self.head.displacement(self.head.terms(x), m)
         return x
 
     def _unwind_span(self) -> float:

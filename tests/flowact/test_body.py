@@ -82,7 +82,7 @@ def test_body_leaves_head_and_background_still(name: str) -> None:
     assert still.mean() > 0.3
     np.testing.assert_array_equal(frame[still], rest[still])
     # the face (inside the head ellipse) is not moved by a shrug
-    cx, cy, rx, ry = r._head_ellipse()
+    cx, cy, rx, ry = r.head.ellipse()
     yy, xx = np.mgrid[0 : r.h, 0 : r.w]
     face = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 < 0.8**2
     shrug = r.render(motion(shoulder_raise=1.0))  # (breath also nudges the head itself a little)

@@ -45,7 +45,7 @@ def _renderer(name: str) -> Renderer:
 def _ring(r: Renderer) -> np.ndarray:
     """ROI mask of the ring where the head field fades out: the head's outline, hair and nearby background."""
     rx0, ry0, rx1, ry1 = r.roi
-    cx, cy, erx, ery = r._head_ellipse()
+    cx, cy, erx, ery = r.head.ellipse()
     yy, xx = np.mgrid[ry0:ry1, rx0:rx1]
     rr = np.sqrt(((xx - cx) / erx) ** 2 + ((yy - cy) / ery) ** 2)
     out: np.ndarray = (rr > 0.85) & (rr < 1.55)
