@@ -30,10 +30,16 @@ PRECOMP_SIGMA = 0.8  # pixels
 PRECOMP_FROM = 0.5  # pixels: the head field's largest move over the face from which the sharpened image is read
 
 
-def precompensate(image: UInt8Array, weight: np.ndarray) -> UInt8Array:
-    """`image` (H, W, C) sharpened by `weight` (H, W; 0..1, where the warp moves it) times the mean
-    bilinear blur. A constant channel (an alpha of 255) stays as it is."""
-    f = image.astype(np.float32)
-    detail = f - cv2.GaussianBlur(f, (0, 0), PRECOMP_SIGMA)
-    out: UInt8Array = np.clip(f + (PRECOMP_AMOUNT * weight)[..., None] * detail + 0.5, 0, 255).astype(np.uint8)
+def precompensate(image: UInt8Array, weight: np.ndarray, box: tuple[int, int, int, int]) -> UInt8Array:
+    """`image` (H, W, C) sharpened inside `box` (x0, y0, x1, y1) by `weight` (the box's size; 0..1, where the
+    warp moves it) times the mean bilinear blur; a copy. A constant channel (an alpha of 255) stays as it is."""
+    x0, y0, x1, y1 = box
+    pad = int(np.ceil(3 * PRECOMP_SIGMA))  # the blur's reach: the box is blurred with its surroundings
+    h, w = image.shape[:2]
+    px0, py0, px1, py1 = max(0, x0 - pad), max(0, y0 - pad), min(w, x1 + pad), min(h, y1 + pad)
+    f = image[py0:py1, px0:px1].astype(np.float32)
+    detail = (f - cv2.GaussianBlur(f, (0, 0), PRECOMP_SIGMA))[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0]
+    out = image.copy()
+    inner = f[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0]
+    out[y0:y1, x0:x1] = np.clip(inner + (PRECOMP_AMOUNT * weight)[..., None] * detail + 0.5, 0, 255).astype(np.uint8)
     return out
