@@ -98,7 +98,8 @@ class PortraitGenerator:
             return
         loop = asyncio.get_running_loop()
         self.analysis = await loop.run_in_executor(self._pool, self._analyze, reference)
-        self.renderer = Renderer(self.analysis)
+        # building the renderer takes 0.1-0.5 s: off the event loop (other sessions' media share it)
+        self.renderer = await loop.run_in_executor(self._pool, Renderer, self.analysis)
         self._started_with = reference if isinstance(reference, str | Path) else None
 
     def _analyze(self, reference: ReferenceInput) -> PortraitAnalysis:

@@ -124,7 +124,14 @@ class OpenAILLM(BaseLLM):
         if failed is not None:  # one did not start: stop the other, report the first failure
             await asyncio.gather(*(s.stop() for s in self._servers()))
             raise failed
+        # the clients, off the event loop: importing openai and making a client (its TLS context) took
+        # 0.57 s there, and the avatar's media timeline slipped by as much
+        await asyncio.to_thread(self._make_clients)
+
+    def _make_clients(self) -> None:
         self._make_client()
+        if self.router_server is not None:
+            self._make_router_client()
 
     async def warmup(self, messages: Sequence[ChatMessage]) -> None:
         """Prime the server's prompt cache with the system prompt (llama.cpp reuses the prefix)."""

@@ -162,7 +162,8 @@ class LocalLlamaServer:
         )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.startup_timeout_s
-        async with httpx.AsyncClient(timeout=2.0) as client:
+        # (a client loads its TLS context when made, 0.2-0.3 s: not on the event loop)
+        async with await asyncio.to_thread(httpx.AsyncClient, timeout=2.0) as client:
             while loop.time() < deadline:
                 if self.proc.returncode is not None:
                     raise EngineError("llama.cpp", f"server exited with code {self.proc.returncode}: {self._tail()}")

@@ -87,6 +87,27 @@ async def test_stream_frames_pts_audio_and_worker_thread() -> None:
     await gen.aclose()
 
 
+async def test_the_portrait_is_analysed_and_its_renderer_built_off_the_event_loop(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building a renderer takes 0.1-0.5 s: on the event loop it held every other task (another room's
+    media on a dispatch worker) that long."""
+    from flowact.reference import PortraitAnalysis
+    from flowact.render.renderer import Renderer
+
+    loop_thread = threading.current_thread().name
+    built: list[str] = []
+
+    def spy(analysis: PortraitAnalysis) -> Renderer:
+        built.append(threading.current_thread().name)
+        return Renderer(analysis)
+
+    monkeypatch.setattr("flowact.generator.Renderer", spy)
+    gen = _gen()
+    await gen.start(GRACE)
+    assert gen.renderer is not None and built and loop_thread not in built, (loop_thread, built)
+    await gen.aclose()
+
+
 async def test_barge_in_closes_the_mouth_within_a_few_frames() -> None:
     gen = _gen()
     await gen.start(GRACE)

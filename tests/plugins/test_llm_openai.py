@@ -164,6 +164,26 @@ async def test_unreachable_server_fails_fast_after_retries() -> None:
     await llm.aclose()
 
 
+async def test_start_makes_its_clients_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Importing openai and making a client (its TLS context) took 0.57 s: on the event loop the avatar's
+    media timeline slipped by as much while the agent started."""
+    import threading
+
+    llm = OpenAILLM(OpenAILLMConfig(base_url="http://127.0.0.1:9/v1"))
+    made: list[str] = []
+    real = llm._new_client
+
+    def spy(base_url: str | None) -> object:
+        made.append(threading.current_thread().name)
+        return real(base_url)
+
+    monkeypatch.setattr(llm, "_new_client", spy)
+    await llm.start()
+    assert made and threading.current_thread().name not in made, made
+    assert llm._make_client() is llm._make_client()  # made once, at start
+    await llm.aclose()
+
+
 def test_prompt_has_the_intent_vocabulary_and_the_whole_history() -> None:
     from agent.intents import prompt_snippet
 
