@@ -72,11 +72,15 @@ class Body:
     tilt: np.ndarray  # (h, w) float32 lift per degree of roll (+: the right side of the image)
     X: np.ndarray  # (h, w) float32 identity x, region coordinates
     Y: np.ndarray  # (h, w) float32 identity y, region coordinates
-    rgba: UInt8Array  # (h, w, 4) the rest image's region and the person mask (0..255)
     tilt_left: np.ndarray  # (h, w) float32 `tilt` mirrored: the lift of a tilt towards the image's left
     reach: tuple[float, float, float]  # the largest breath, shrug and tilt lift (pixels)
     source: UInt8Array  # (H - y0, w, 4) the rest image and person mask from y0 to the frame's bottom (read)
     bands: tuple[EdgeBand, ...]  # by growing reach, the last for a full breath, shrug and BAND_ROLL
+
+    @property
+    def rgba(self) -> UInt8Array:
+        """(h, w, 4) the rest image's region and the person mask (0..255): `source`'s rows that move."""
+        return self.source[: self.y1 - self.y0]
 
     def _weights(self, m: FloatArray) -> tuple[float, float, float]:
         """The breath (inhale), shrug and roll a motion row lifts the body by."""
@@ -236,5 +240,4 @@ def build_body(a: PortraitAnalysis, head: tuple[float, float, float, float]) -> 
     n = by1 - by0
     bands = tuple(_edge_band(source, n, r, (bx0, by0), w) for r in (*(r for r in BAND_LEVELS if r < full), full))
     return Body(bx0, by0, bx1, by1, breath, shrug, tilt,
-                xx[win] - np.float32(bx0), yy[win] - np.float32(by0), np.ascontiguousarray(source[:n]),
-                tilt_left, reach, source, bands)
+                xx[win] - np.float32(bx0), yy[win] - np.float32(by0), tilt_left, reach, source, bands)

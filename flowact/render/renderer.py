@@ -117,9 +117,8 @@ class Renderer:
         # the bilinear resampling's mean blur where the head moves (render/resample.py)
         moves = self.head.weights(np.dstack([self.X, self.Y]).reshape(-1, 2))[0].reshape(self.X.shape)
         self._moving4 = precompensate(self._base4, moves, self.roi)
-        fx0, fy0, fx1, fy1 = analysis.face_box
-        self._face_terms = self.head.terms(np.array([[fx0, fy0], [fx1, fy0], [fx0, fy1], [fx1, fy1],
-                                                      [(fx0 + fx1) / 2, (fy0 + fy1) / 2]], np.float32))
+        self._face_terms = self.head.terms(np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1],
+                                                      [(x0 + x1) / 2, (y0 + y1) / 2]], np.float32))
         self._photo4 = self._moving4 if self._unwind is None else precompensate(self._photo4, moves, self.roi)
         self.basis_flat = coarse_basis.reshape(MOTION_DIM, -1)  # (D, C*2)
         # the coarse field per parameter, precomputed on the grid: (P, G, 2) for the parameters that move
