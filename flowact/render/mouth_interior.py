@@ -21,7 +21,7 @@ import numpy as np
 from flowact.render.rest_mouth import LUMA, Interior
 
 __all__ = ["CORNER_P", "TOOTH_EDGES", "along_mouth", "cavity", "colour_cast", "own_interior", "round_corners",
-           "upper_teeth"]
+           "rounded", "upper_teeth"]
 
 # boundaries between the upper teeth, in eye distances from the midline as seen from the front:
 # central incisor, lateral incisor, canine, two premolars (widths 8.5, 6.5, 7.5, 7, 6.5 mm around an
@@ -86,13 +86,13 @@ def upper_teeth(xs: np.ndarray, yy: np.ndarray, uy: np.ndarray, ly: np.ndarray, 
     fade = (1.0 - 0.6 * np.clip(d / TOOTH_EDGES[-1], 0.0, 1.0) ** 2) * np.clip(across / 0.35, 0.0, 1.0)
     cover = np.clip((edge - yy) / 1.1 + 0.5, 0.0, 1.0) * (th > 0.6) * fade
     t = np.clip(dy / np.maximum(th, 1.0), 0.0, 1.0)  # 0 under the lip .. 1 at the incisal edge
-    shade = (0.8 + 0.2 * round_)  # each tooth a cylinder
+    shade = (0.86 + 0.14 * round_)  # each tooth a cylinder
     shade = shade * (0.62 + 0.38 * np.clip(dy / np.maximum(0.35 * th, 1.0), 0.0, 1.0))  # the upper lip's shadow
     shade = shade * (1.0 - 0.14 * np.clip((t - 0.72) / 0.28, 0.0, 1.0))  # translucent incisal edge
     shade = shade * (1.0 - 0.35 * np.clip(d / TOOTH_EDGES[-1], 0.0, 1.0) ** 1.5)
     # the line between neighbours (about a pixel at 480p), opening into a dark notch at the incisal edge
     px = np.minimum(u, 1.0 - u) * (hi - lo) * s  # pixels to the nearest boundary
-    line = np.exp(-((px / 0.55) ** 2)) * (0.2 + 0.3 * t)
+    line = np.exp(-((px / 0.5) ** 2)) * (0.07 + 0.23 * t ** 2)
     shade = shade * (1.0 - line)
     col = _ENAMEL * shade[..., None]
     return col.astype(np.float32), cover.astype(np.float32)
@@ -139,6 +139,20 @@ def along_mouth(pts: np.ndarray, ca: np.float32, sa: np.float32) -> np.ndarray:
     v = pts[:, 1] * ca - pts[:, 0] * sa
     out: np.ndarray = np.stack([u, v], axis=1)[np.argsort(u, kind="stable")]
     return out
+
+
+def rounded(edge: np.ndarray, passes: int = 2) -> np.ndarray:
+    """An edge polyline (n, 2), sorted along the mouth, with its corners cut (Chaikin: each pass puts two
+    points at 1/4 and 3/4 of every segment, the ends kept). The gap's few lip points otherwise paint a
+    polygon: a wide-open mouth showed a hexagonal hole with angles the warped lips around it do not have."""
+    for _ in range(passes):
+        if len(edge) < 3:
+            break
+        a, b = edge[:-1], edge[1:]
+        cut = np.empty((2 * len(a), edge.shape[1]), edge.dtype)
+        cut[0::2], cut[1::2] = 0.75 * a + 0.25 * b, 0.25 * a + 0.75 * b
+        edge = np.concatenate([edge[:1], cut[1:-1], edge[-1:]])
+    return edge
 
 
 def colour_cast(skin: np.ndarray) -> np.ndarray:

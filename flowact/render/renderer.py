@@ -40,7 +40,15 @@ from flowact.render.local_fields import (
     mouth_field,
     seam_fraction,
 )
-from flowact.render.mouth_interior import along_mouth, cavity, colour_cast, own_interior, round_corners, upper_teeth
+from flowact.render.mouth_interior import (
+    along_mouth,
+    cavity,
+    colour_cast,
+    own_interior,
+    round_corners,
+    rounded,
+    upper_teeth,
+)
 from flowact.render.photo_edge import photo_edge
 from flowact.render.resample import PRECOMP_FROM, precompensate
 from flowact.render.rest_mouth import LUMA, Unwind, close_mouth, own_split, smiles, smoothstep
@@ -439,7 +447,7 @@ class Renderer:
         dx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(c0[0])  # (1, w)
         dy = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(c0[1])  # (h, 1)
         xs, yy = dx * ca + dy * sa, dy * ca - dx * sa  # (h, w): u and v of every pixel of the box
-        upr, lor = along_mouth(up - c0, ca, sa), along_mouth(lo - c0, ca, sa)
+        upr, lor = rounded(along_mouth(up - c0, ca, sa)), rounded(along_mouth(lo - c0, ca, sa))
         uy = np.interp(xs, upr[:, 0], upr[:, 1]).astype(np.float32)
         ly = np.interp(xs, lor[:, 0], lor[:, 1]).astype(np.float32)
         left, right = float(max(upr[0, 0], lor[0, 0])), float(min(upr[-1, 0], lor[-1, 0]))

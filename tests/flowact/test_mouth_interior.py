@@ -57,6 +57,10 @@ def test_invented_teeth_are_separate_shaded_teeth(name: str) -> None:
     dips = row[2:-2] - smooth
     at = np.flatnonzero((dips[1:-1] < dips[:-2]) & (dips[1:-1] < dips[2:]) & (dips[1:-1] < -4.0)) + 3
     assert 3 <= len(at) <= 9, (len(at), np.round(row))  # between teeth (incisors, laterals, canines), not noise
+    # fine lines, not gaps: at 480p a line darker by a third of the teeth beside it read as a picket
+    # fence (0.33-0.39 before; a real mouth at this size shows its teeth's edges faintly)
+    beside = np.array([row[max(0, i - 3) : i + 4].max() for i in range(len(row))])
+    assert float(np.median((beside[at] - row[at]) / beside[at])) < 0.28, np.round(row)
     # and they sit around an arch: the central incisors (midline to the next line) look wider than the
     # laterals beside them, not a row of equal blocks
     x_at = xs[central][at] - mid
@@ -226,3 +230,23 @@ def test_the_invented_interior_takes_the_photos_colour_grade() -> None:
     assert ratio < 0.45, (neutral, amber)
     # and about as bright as the neutral interior was (the grade keeps the luma)
     assert abs(float(amber @ LUMA) - float(neutral @ LUMA)) < 0.35 * float(neutral @ LUMA) + 4, (neutral, amber)
+
+
+def test_the_gap_edges_are_rounded_through_the_lip_points() -> None:
+    """The gap's edges (a few lip points) are painted as rounded curves: the ends stay, every angle gets
+    gentler, and the curve stays within the polygon's reach (a wide-open mouth showed a hexagonal hole)."""
+    from flowact.render.mouth_interior import rounded
+
+    edge = np.array([[0, 0], [10, 8], [20, 11], [30, 8], [40, 0]], np.float32)  # a lower lip's few points
+    out = rounded(edge)
+
+    def turn(p: np.ndarray) -> float:  # the sharpest turn between consecutive segments, degrees
+        d = np.diff(p, axis=0)
+        a = np.degrees(np.arctan2(d[:, 1], d[:, 0]))
+        return float(np.abs(np.diff(a)).max())
+
+    assert np.allclose(out[0], edge[0]) and np.allclose(out[-1], edge[-1])
+    assert len(out) > 2 * len(edge) and np.all(np.diff(out[:, 0]) > 0)  # still sorted along the mouth
+    assert turn(out) < 0.5 * turn(edge), (turn(out), turn(edge))
+    assert out[:, 1].max() <= edge[:, 1].max() and out[:, 1].max() > edge[:, 1].max() - 1.0
+    assert np.allclose(rounded(edge[:2]), edge[:2])  # too few points to round: as given
