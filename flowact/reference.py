@@ -14,7 +14,7 @@ import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from flowact.faces import (
 )
 from flowact.framing import Framing, FramingMode, frame_portrait, photo_alpha, plan_framing
 from flowact.types import UInt8Array
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = [
     "FaceChoice", "PortraitAnalysis", "analyze_portrait", "face_pose", "face_roll", "load_image",
@@ -104,6 +107,8 @@ def load_image(source: str | Path | bytes | np.ndarray) -> UInt8Array:
                                     f"{MAX_PIXELS // 1_000_000} megapixels: resize it)")
             f.seek(0)  # animated GIF/WebP: the first frame
             im: Image.Image = ImageOps.exif_transpose(f)
+            if im.mode.startswith(("I", "F")):  # 16-bit or 32-bit grey (scans, PNG exports, TIFF)
+                im = _grey_to_8bit(im)
             if im.mode in ("RGBA", "LA", "P", "PA"):
                 im = im.convert("RGBA")
                 bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
@@ -114,6 +119,20 @@ def load_image(source: str | Path | bytes | np.ndarray) -> UInt8Array:
     if rgb.shape[0] < 32 or rgb.shape[1] < 32:
         raise PortraitError(f"{name}: image is too small ({rgb.shape[1]}x{rgb.shape[0]})")
     return np.ascontiguousarray(rgb)
+
+
+def _grey_to_8bit(im: Image.Image) -> Image.Image:
+    """A high-bit-depth grey image ("I;16*", "I", "F") as 8-bit "L", scaled by its format's range. PIL's
+    own convert clips every value above 255 to white: a 16-bit scan became a blank page ("no face")."""
+    from PIL import Image
+
+    a = np.asarray(im, dtype=np.float64)
+    if im.mode.startswith("I;16"):
+        top = 65535.0
+    else:  # "I" / "F": the range the values use (a float image in 0..1, 8- or 16-bit data widened)
+        hi = float(np.nanmax(a)) if a.size else 0.0
+        top = next((t for t in (1.0, 255.0, 65535.0) if hi <= t), hi)
+    return Image.fromarray(np.clip(np.nan_to_num(a) * (255.0 / top) + 0.5, 0, 255).astype(np.uint8))
 
 
 def _downscale(img: UInt8Array) -> UInt8Array:

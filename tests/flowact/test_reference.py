@@ -330,6 +330,22 @@ def test_grayscale_and_cmyk(mode: str) -> None:
     assert a.faces_found == 1
 
 
+@pytest.mark.parametrize(("kind", "scale", "fmt"), [("uint16", 257.0, "PNG"), ("float32", 1 / 255, "TIFF"),
+                                                     ("int32", 1.0, "TIFF")])
+def test_high_bit_depth_grey(kind: str, scale: float, fmt: str) -> None:
+    """A 16-bit grey PNG (a scan, an export), a float TIFF in 0..1 and a 32-bit one: the photo, not a
+    white page (PIL's own conversion clips every value above 255: "no face found")."""
+    import cv2
+    from PIL import Image
+
+    grey = cv2.cvtColor(rgb(GRACE), cv2.COLOR_RGB2GRAY)
+    data = encode(Image.fromarray((grey.astype(np.float64) * scale).astype(kind)), fmt)
+    img = load_image(data)
+    assert img.dtype == np.uint8 and img.shape == (*grey.shape, 3)
+    assert np.abs(img[..., 0].astype(int) - grey).max() <= 1
+    assert analyze_portrait(data).faces_found == 1
+
+
 def test_rgba_transparent_becomes_white() -> None:
     data = rgba_png()
     img = load_image(data)
