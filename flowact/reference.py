@@ -9,6 +9,7 @@ a head turned or tilted too far (with the measured angle and the limit).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
 __all__ = [
-    "FaceChoice", "PortraitAnalysis", "analyze_portrait", "face_pose", "face_roll", "load_image",
+    "PORTRAIT_SUFFIXES", "FaceChoice", "PortraitAnalysis", "analyze_portrait", "face_pose", "face_roll", "load_image",
 ]
 
 log = logging.getLogger("flowact.reference")
@@ -81,7 +82,8 @@ class PortraitAnalysis:
 
 
 def load_image(source: str | Path | bytes | np.ndarray) -> UInt8Array:
-    """Decode any common image (JPEG, PNG, WebP, GIF first frame; RGB, RGBA, L, CMYK; EXIF)."""
+    """Decode any common image (JPEG, PNG, WebP, GIF first frame, TIFF, AVIF, HEIC; RGB, RGBA, L, CMYK,
+    16-bit and float grey; EXIF orientation)."""
     if isinstance(source, np.ndarray):
         arr = source
         if arr.ndim == 2:
@@ -100,6 +102,7 @@ def load_image(source: str | Path | bytes | np.ndarray) -> UInt8Array:
         data, name = p.read_bytes(), str(p)
     if not data:
         raise PortraitError(f"{name}: the portrait file is empty")
+    _known_format(data, name)
     try:
         with Image.open(io.BytesIO(data)) as f:
             if f.width * f.height > MAX_PIXELS:  # the header alone: refuse before decoding a bomb
@@ -114,11 +117,44 @@ def load_image(source: str | Path | bytes | np.ndarray) -> UInt8Array:
                 bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
                 im = Image.alpha_composite(bg, im)
             rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except UnidentifiedImageError as e:
+        raise PortraitError(f"{name}: not a readable image (not a format this reads: JPEG, PNG, WebP, GIF, "
+                            "TIFF, BMP, AVIF, HEIC)") from e
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise PortraitError(f"{name}: not a readable image ({e.__class__.__name__}: {e})") from e
     if rgb.shape[0] < 32 or rgb.shape[1] < 32:
         raise PortraitError(f"{name}: image is too small ({rgb.shape[1]}x{rgb.shape[0]})")
     return np.ascontiguousarray(rgb)
+
+
+# the file names a portrait folder offers (what `load_image` reads)
+PORTRAIT_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".avif", ".gif", ".tif", ".tiff", ".bmp")
+# ISO base media brands of HEIF still images (an iPhone's photos: HEIC)
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1")
+
+
+def _known_format(data: bytes, name: str) -> None:
+    """Recognise what Pillow alone cannot open: a HEIC photo opens through pillow-heif (registered on
+    first use; a clear error when it is not installed), a PDF or SVG is named as such."""
+    head = data[:256].lstrip()
+    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+        try:
+            _register_heif()
+        except ImportError as e:
+            raise PortraitError(f"{name}: a HEIC/HEIF photo needs pillow-heif (pip install "
+                                "'flowact-agent[heic]'), or save it as JPEG or PNG") from e
+    elif head.startswith(b"%PDF"):
+        raise PortraitError(f"{name}: this is a PDF, not a photo: export the portrait as JPEG or PNG")
+    elif head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in data[:2048]):
+        raise PortraitError(f"{name}: this is an SVG drawing, not a photo: export the portrait as JPEG or PNG")
+
+
+@functools.cache
+def _register_heif() -> None:
+    """Pillow opens HEIF once pillow-heif's opener is registered (once per process)."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
 
 
 def _grey_to_8bit(im: Image.Image) -> Image.Image:

@@ -20,10 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from agent.config import read_yaml
 from agent.errors import ConfigError
+from flowact.reference import PORTRAIT_SUFFIXES
 
 __all__ = ["WorkerConfig", "load_worker_config"]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+IMAGE_SUFFIXES = PORTRAIT_SUFFIXES  # what the portrait loader reads
 
 
 class WorkerConfig(BaseModel):

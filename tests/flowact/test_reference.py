@@ -346,6 +346,45 @@ def test_high_bit_depth_grey(kind: str, scale: float, fmt: str) -> None:
     assert analyze_portrait(data).faces_found == 1
 
 
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
+def test_heic_and_avif(fmt: str) -> None:
+    """A phone's HEIC photo (pillow-heif, registered on first use) and an AVIF (Pillow's own) load as
+    the photo and animate."""
+    import pillow_heif
+
+    from flowact.reference import _HEIF_BRANDS
+
+    pillow_heif.register_heif_opener()  # to write one here; the reader registers it by itself
+    data = encode(rgb(GRACE), fmt, quality=90)
+    if fmt == "HEIF":
+        assert data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS
+    img = load_image(data)
+    assert img.shape == rgb(GRACE).shape
+    assert np.abs(img.astype(int) - rgb(GRACE).astype(int)).mean() < 4  # the photo, lossy-coded
+    assert analyze_portrait(data).faces_found == 1
+
+
+def test_heic_without_its_plugin_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    ref._register_heif.cache_clear()
+    monkeypatch.setitem(sys.modules, "pillow_heif", None)  # import fails as when it is not installed
+    data = b"\x00\x00\x00\x1cftypheic" + bytes(64)
+    with pytest.raises(PortraitError, match=r"HEIC/HEIF photo needs pillow-heif \(pip install"):
+        load_image(data)
+    ref._register_heif.cache_clear()
+
+
+@pytest.mark.parametrize(("data", "what"), [(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n" + bytes(200), "PDF"),
+                                            (b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"/>',
+                                             "SVG"),
+                                            (b"GIF87a-ish but not really" + bytes(100), "not a format this reads")])
+def test_documents_and_unknown_formats_are_named(data: bytes, what: str) -> None:
+    with pytest.raises(PortraitError, match=what) as e:
+        load_image(data)
+    assert "0x" not in str(e.value)  # no Python object address in what the user reads
+
+
 def test_rgba_transparent_becomes_white() -> None:
     data = rgba_png()
     img = load_image(data)

@@ -187,6 +187,7 @@ def _worker_cfg(tmp_path: Path) -> Any:
     (tmp_path / "p.yaml").write_text("tts: {type: espeak}\ngenerator: {type: portrait}\nsink: {type: 'null'}\n")
     (tmp_path / "faces").mkdir()
     (tmp_path / "faces" / "a.jpg").write_bytes((ROOT / "examples/assets/grace_hopper.jpg").read_bytes())
+    (tmp_path / "faces" / "b.HEIC").write_bytes(b"")  # a phone's photo is offered too (the loader reads HEIC)
     (tmp_path / "w.yaml").write_text("personas: {support: p.yaml, tutor: p.yaml}\nportraits_dir: faces\n"
                                      "languages: [en]\n")
     return load_worker_config(tmp_path / "w.yaml")
@@ -200,6 +201,8 @@ def test_metadata_allows_only_known_values(tmp_path: Path) -> None:
     s = parse_metadata('{"persona": "tutor", "portrait": "a.jpg", "language": "en", "greeting": "Hi"}', cfg)
     assert s.persona == "tutor" and s.portrait == (tmp_path / "faces/a.jpg").resolve() and s.greeting == "Hi"
     assert parse_metadata("", cfg).persona == "support" and parse_metadata("", cfg).portrait is None
+    assert parse_metadata('{"portrait": "b.HEIC"}', cfg).portrait == (tmp_path / "faces/b.HEIC").resolve()
+    assert [p.name for p in cfg.allowed_portraits()] == ["a.jpg", "b.HEIC"]
     for raw, words in [('["x"]', "JSON object"), ('{"portrait": "b.jpg"}', "not in the portraits directory"),
                        ('{"portrait": "..\\\\p.yaml"}', "not a path"), ('{"portrait": "a.txt"}', "not an image"),
                        ('{"portrait": "file:///etc/x.jpg"}', "not a URL"), ('{"greeting": "a\\u0007"}', "control"),
