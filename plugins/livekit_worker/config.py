@@ -24,8 +24,6 @@ from flowact.reference import PORTRAIT_SUFFIXES
 
 __all__ = ["WorkerConfig", "load_worker_config"]
 
-IMAGE_SUFFIXES = PORTRAIT_SUFFIXES  # what the portrait loader reads
-
 
 class WorkerConfig(BaseModel):
     """One worker process: which rooms it serves and how it shares the machine between them."""
@@ -76,7 +74,7 @@ class WorkerConfig(BaseModel):
         """Every portrait file metadata may choose (analysed once when a process prewarms)."""
         if self.portraits_dir is None:
             return []
-        return sorted(p for p in self.portraits_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        return sorted(p for p in self.portraits_dir.iterdir() if p.is_file() and p.suffix.lower() in PORTRAIT_SUFFIXES)
 
 
 def load_worker_config(path: str | Path) -> WorkerConfig:

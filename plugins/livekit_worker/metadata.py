@@ -20,7 +20,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.errors import InputError
-from plugins.livekit_worker.config import IMAGE_SUFFIXES, WorkerConfig
+from flowact.reference import PORTRAIT_SUFFIXES
+from plugins.livekit_worker.config import WorkerConfig
 
 __all__ = ["DispatchMetadata", "JobSettings", "parse_metadata"]
 
@@ -93,8 +94,8 @@ def _portrait(name: str, cfg: WorkerConfig) -> Path:
         raise InputError("metadata.portrait: a file name from the portraits directory, not a URL")
     if "/" in name or "\\" in name or name in (".", "..") or name.startswith(".") or "\x00" in name:
         raise InputError("metadata.portrait: a bare file name from the portraits directory, not a path")
-    if Path(name).suffix.lower() not in IMAGE_SUFFIXES:
-        raise InputError(f"metadata.portrait: {name!r} is not an image ({', '.join(IMAGE_SUFFIXES)})")
+    if Path(name).suffix.lower() not in PORTRAIT_SUFFIXES:
+        raise InputError(f"metadata.portrait: {name!r} is not an image ({', '.join(PORTRAIT_SUFFIXES)})")
     path = (cfg.portraits_dir / name).resolve()
     if path.parent != cfg.portraits_dir.resolve():  # a symlink out of the directory
         raise InputError(f"metadata.portrait: {name!r} is outside the portraits directory")
